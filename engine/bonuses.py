@@ -1,0 +1,68 @@
+"""Bonuses: units granted on registration, in the birth month, for a review (once per product)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from .expiry import on_acquire
+from .lots import Change
+from .timeutil import start_of
+
+
+def _grant(change: Change, bonus) -> None:
+    expires_on, rolling = on_acquire(change)
+    change.add_lot(bonus.units, "valid", bonus.rule, "bonus", expires_on=expires_on, rolling=rolling, action="grant")
+    settle_debt(change)
+
+
+def _applies(bonus, change: Change, **env) -> bool:
+    if bonus.when is None:
+        return True
+    return bool(bonus.when({"attributes": change.state.attributes, "tier": None, "product": None, **env}))
+
+
+def on_event(change: Change, trigger: str, product: Optional[str] = None) -> None:
+    for bonus in change.version.bonuses_on(trigger):
+        if bonus.once_per == "product":
+            if product in change.state.reviewed:
+                continue  # AND-9: a second review of the product overwrites the first, earns nothing
+        if not _applies(bonus, change, product=product):
+            continue
+        _grant(change, bonus)
+    if trigger == "review.posted" and product not in change.state.reviewed:
+        change.state.reviewed.append(product)
+
+
+def next_birthday(state, program) -> Optional[datetime]:
+    """00:00 on the 1st of the member's next birth month after its clock (and registration)."""
+    if state.birthday is None or not state.registered or state.clock is None:
+        return None
+    if not any(v.bonuses_on("birthday_month") for v in program.versions):
+        return None
+    after = state.clock
+    local = after.astimezone(program.tz).date()
+    year = local.year
+    for y in (year, year + 1):
+        candidate = date(y, state.birthday.month, 1)
+        at = start_of(candidate, program.tz)
+        if at > after and (state.birthday_paid_on is None or candidate > state.birthday_paid_on):
+            return at
+    return None
+
+
+def birthday(change: Change) -> None:
+    change.state.birthday_paid_on = change.at.astimezone(change.program.tz).date()
+    for bonus in change.version.bonuses_on("birthday_month"):
+        if _applies(bonus, change):
+            _grant(change, bonus)
+
+
+def settle_debt(change: Change) -> None:
+    """Units owed from an earlier clawback are taken from the balance as soon as there is one."""
+    state = change.state
+    if state.debt <= 0:
+        return
+    # The debt comes from reversing an order's earn (returns, X-5), so the returns rule books it.
+    rule = change.version.returns.rule if change.version.returns else change.version.expiry.rule
+    moved = change.move(state.debt, "valid", "void", "clawback", rule)
+    state.debt -= sum(lot.amount for lot in moved)

@@ -1,0 +1,205 @@
+"""The `loyalty` command (CONTRACT.md): validate, run, quote, test. A thin shell over the core."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Optional
+
+import click
+
+from .errors import ProgramError
+from .loader import load_program
+from .program import Program
+
+
+def _program_files(paths: Iterable[str]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files.extend(f for f in sorted(path.glob("*.yaml")) if not f.name.endswith(".tests.yaml"))
+        else:
+            files.append(path)
+    return files
+
+
+def _load_or_exit(path: str) -> Program:
+    try:
+        return load_program(path)
+    except ProgramError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+
+
+def _default_db(program: Program) -> str:
+    return f"loyalty-{program.id}.db"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Declarative loyalty programs: validate program files, apply events, quote carts."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def validate(paths: tuple[str, ...], fmt: str) -> None:
+    """Check program files (default: programs/). One FILE:LINE:COL line per problem."""
+    files = _program_files(paths or ("programs",))
+    problems = []
+    for f in files:
+        try:
+            load_program(f)
+        except ProgramError as exc:
+            problems.extend(exc.problems)
+    if fmt == "json":
+        click.echo(json.dumps([{"file": p.pos.file, "line": p.pos.line, "col": p.pos.col, "message": p.message,
+                                "hint": p.hint} for p in problems], ensure_ascii=False, indent=2))
+    else:
+        for p in problems:
+            click.echo(str(p))
+        if not problems:
+            click.echo(f"{len(files)} program file(s) valid", err=True)
+    sys.exit(1 if problems or not files else 0)
+
+
+def _read_lines(events: str):
+    if events == "-":
+        yield from sys.stdin.buffer
+        return
+    with open(events, "rb") as fh:
+        yield from fh
+
+
+@cli.command()
+@click.argument("program_path", metavar="PROGRAM")
+@click.argument("events", metavar="EVENTS")
+@click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db) or :memory:")
+@click.option("--as-of", "as_of", default=None, help="Report time (default: the last event's time)")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
+def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str], as_json: bool) -> None:
+    """Apply EVENTS (.jsonl, or - for stdin) to the ledger and report every member."""
+    from .report import member_dict
+    from .runner import Runner, parse_as_of
+    from .store import open_store
+    from .store.sqlite import StoreError
+
+    program = _load_or_exit(program_path)
+    if events != "-" and not Path(events).is_file():
+        click.echo(f"{events}: no such events file", err=True)
+        sys.exit(1)
+    try:
+        store = open_store(db or _default_db(program), program.id)
+    except (StoreError, ValueError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    try:
+        result = Runner(program, store).run(_read_lines(events))
+        try:
+            when = parse_as_of(as_of, program, store)
+        except ValueError as exc:
+            click.echo(f"--as-of: {exc}", err=True)
+            sys.exit(1)
+        when = when or datetime.now(program.tz)
+        members = {}
+        for member in store.members():
+            state = store.load(member)
+            if state is not None and state.registered:
+                members[member] = member_dict(program, state, when)
+        report = {
+            "as_of": when.astimezone(program.tz).isoformat(),
+            "program": {"id": program.id, "version": program.version_at(when).number},
+            "members": members,
+            "effects": [e for e in store.effects() if e["at"] <= when.astimezone(program.tz).isoformat()],
+            "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected],
+            "applied": len(result.applied),
+            "skipped": len(result.skipped),
+        }
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        _print_report(report)
+    sys.exit(1 if result.rejected else 0)
+
+
+def _print_report(report: dict) -> None:
+    cols = ("valid", "pending", "held", "used", "expired", "void")
+    click.echo(f"{report['program']['id']} v{report['program']['version']} as of {report['as_of']}: "
+               f"{report['applied']} applied, {report['skipped']} skipped (already applied), "
+               f"{len(report['rejected'])} rejected")
+    header = f"{'member':<14}{'tier':<12}" + "".join(f"{c:>9}" for c in cols)
+    click.echo(header)
+    click.echo("-" * len(header))
+    totals = dict.fromkeys(cols, 0)
+    for member, m in report["members"].items():
+        click.echo(f"{member:<14}{str(m['tier'] or '-'):<12}" + "".join(f"{m['points'][c]:>9,}" for c in cols))
+        for c in cols:
+            totals[c] += m["points"][c]
+    click.echo("-" * len(header))
+    click.echo(f"{'total':<26}" + "".join(f"{totals[c]:>9,}" for c in cols))
+    for e in report["effects"]:
+        click.echo(f"effect {e['type']} {e['member']} {e['at']} {e.get('detail')}")
+    for r in report["rejected"]:
+        click.echo(f"rejected: {r['reason']}", err=True)
+
+
+@cli.command()
+@click.argument("program_path", metavar="PROGRAM")
+@click.argument("cart", metavar="CART")
+@click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db) or :memory:")
+@click.option("--json", "as_json", is_flag=True)
+def quote(program_path: str, cart: str, db: Optional[str], as_json: bool) -> None:
+    """Price CART (an order.placed object as JSON, or - for stdin) without changing anything."""
+    from .api import quote as quote_cart
+    from .events import BadEvent, decode_cart
+    from .store import open_store
+    from .store.sqlite import StoreError
+
+    program = _load_or_exit(program_path)
+    try:
+        raw = sys.stdin.buffer.read() if cart == "-" else Path(cart).read_bytes()
+    except OSError as exc:
+        click.echo(f"{cart}: {exc.strerror}", err=True)
+        sys.exit(1)
+    try:
+        order = decode_cart(raw)
+    except BadEvent as bad:
+        click.echo(f"{cart}: event {bad.event_id or '?'}" + (f", field {bad.field}" if bad.field else "") + f": {bad.reason}", err=True)
+        sys.exit(1)
+    try:
+        store = open_store(db or _default_db(program), program.id)
+    except (StoreError, ValueError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    try:
+        out = quote_cart(program, store.load(order.member), order)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        t = out.get("totals", {})
+        for key in ("items_ex_tax", "fees_ex_tax", "shipping_ex_tax", "tax_total", "grand_total", "to_pay"):
+            if key in t:
+                click.echo(f"{key:<18}{t[key]:>10,}")
+        if "redeem" in out:
+            click.echo(f"redeem: max {out['redeem']['max']}, applied {out['redeem']['applied']} ({out['redeem']['why']})")
+            click.echo(f"earn: {out['earn']['points']} {out['earn']['state']} ({', '.join(out['earn']['rules'])})")
+        for e in out["errors"]:
+            click.echo(f"error: {e['field']}: {e['reason']}", err=True)
+    sys.exit(1 if out["errors"] else 0)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the last net: a message, never a traceback (CONTRACT.md)
+        click.echo(f"loyalty: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,64 @@
+"""The member's clock: happenings that fire when time passes, in time order, with or without events.
+
+A happening is anything due at a moment: a lot's expiry, a birth-month bonus, a delayed restore,
+a program version coming into force. ``advance`` fires every one due up to a moment, earliest
+first; ties fire in a fixed order so replays are deterministic (X-4).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from . import bonuses, expiry, returns
+from .lots import Change
+from .program import Program
+from .state import MemberState
+
+# Order of happenings due at the same instant: a version switch first (the new rules then apply),
+# then expiries, restores, bonuses.
+_RANK = {"version": 0, "expiry": 1, "timer": 2, "birthday": 3}
+
+
+def _next(program: Program, state: MemberState) -> Optional[tuple[datetime, int, str, object]]:
+    due: list[tuple[datetime, int, str, object]] = []
+    if state.clock is not None:
+        switch = program.version_after(state.clock)
+        if switch is not None and switch.number != state.version:
+            due.append((switch.starts_at, _RANK["version"], "version", switch))
+    exp = expiry.next_expiry(state, program.tz)
+    if exp is not None:
+        due.append((exp[0], _RANK["expiry"], "expiry", exp[1]))
+    if state.timers:
+        timer = min(state.timers, key=lambda t: (t.at, t.source, t.order or ""))
+        due.append((timer.at, _RANK["timer"], "timer", timer))
+    birthday = bonuses.next_birthday(state, program)
+    if birthday is not None:
+        due.append((birthday, _RANK["birthday"], "birthday", None))
+    return min(due, key=lambda d: (d[0], d[1])) if due else None
+
+
+def advance(program: Program, state: MemberState, to: datetime, entries: list, effects: list) -> MemberState:
+    """Fire every happening due up to ``to`` (inclusive) on ``state`` (changed in place: the caller
+    passes its own copy). Ledger entries and effects are appended to the given lists."""
+    while True:
+        nxt = _next(program, state)
+        if nxt is None or nxt[0] > to:
+            break
+        at, _, kind, what = nxt
+        when = max(at, state.clock) if state.clock else at
+        local = at.astimezone(program.tz).date().isoformat()
+        change = Change(program, state, f"{kind}@{local}", when)
+        if kind == "version":
+            state.version = what.number
+        elif kind == "expiry":
+            expiry.expire(change, what)
+        elif kind == "timer":
+            state.timers.remove(what)
+            change.source = f"restore@{local}:{what.source}"
+            returns.do_restore(change, what.order, what.amount, what.rule)
+        elif kind == "birthday":
+            bonuses.birthday(change)
+        state.clock = when
+        entries.extend(change.entries)
+        effects.extend(change.effects)
+    return state

@@ -1,0 +1,132 @@
+"""The pure core: (program, member state, event) → (new state, ledger entries, effects).
+
+No I/O and no global state: the input state is never changed (the core works on a copy), so a
+rejected event leaves the caller's state exactly as it was, and any store can apply the outcome
+in one transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Optional
+
+from . import bonuses, orders, returns
+from .clock import advance
+from .errors import EventRejected
+from .events import (MemberRegistered, MemberUpdated, OrderCancelled, OrderDelivered, OrderPlaced, OrderReturned,
+                     OrderShipped, PointsGranted, PointsHeld, PointsReleased, ReviewPosted)
+from .expiry import on_acquire
+from .lots import Change
+from .program import Program
+from .state import Entry, MemberState
+from .timeutil import parse_instant
+
+
+@dataclass
+class Outcome:
+    state: MemberState
+    entries: list[Entry] = field(default_factory=list)
+    effects: list = field(default_factory=list)
+
+
+def event_time(program: Program, event) -> datetime:
+    try:
+        return parse_instant(event.at, program.tz)
+    except ValueError as exc:
+        raise EventRejected(f"not an ISO 8601 time: {event.at!r} ({exc})", "at") from None
+
+
+def new_member(member: str) -> MemberState:
+    return MemberState(member=member)
+
+
+def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
+    """Apply one event to one member. Raises EventRejected (nothing changed) when it cannot apply."""
+    at = event_time(program, event)
+    if state is None or not state.registered:
+        if isinstance(event, MemberRegistered):
+            state = state or new_member(event.member)
+        elif isinstance(event, OrderPlaced) and event.guest:
+            state = state or new_member(event.member)  # a guest order: recorded, earns nothing (ANS-4)
+        else:
+            raise EventRejected(f"unknown member {event.member}: no member.registered event came before", "member")
+    elif isinstance(event, MemberRegistered):
+        raise EventRejected(f"member {event.member} is already registered", "type")
+    if state.clock is not None and at < state.clock:
+        raise EventRejected(f"arrives out of order: {event.at} is before this member's last event or happening "
+                            f"({state.clock.isoformat()}); events of one member must come in time order", "at")
+    state = state.copy()
+    entries: list[Entry] = []
+    effects: list = []
+    advance(program, state, at, entries, effects)
+    change = Change(program, state, event.id, at)
+    _dispatch(change, event)
+    state.clock = at
+    return Outcome(state, entries + change.entries, effects + change.effects)
+
+
+def _dispatch(change: Change, event) -> None:
+    state = change.state
+    if isinstance(event, MemberRegistered):
+        state.registered = True
+        state.registered_at = change.at
+        state.version = change.version.number
+        _member_fields(state, event)
+        bonuses.on_event(change, "member.registered")
+    elif isinstance(event, MemberUpdated):
+        _member_fields(state, event)
+    elif isinstance(event, OrderPlaced):
+        orders.place(change, event)
+    elif isinstance(event, OrderShipped):
+        orders.ship(change, event.order)
+    elif isinstance(event, OrderDelivered):
+        orders.deliver(change, event.order)
+    elif isinstance(event, OrderCancelled):
+        returns.cancel(change, event.order)
+    elif isinstance(event, OrderReturned):
+        returns.return_lines(change, event)
+    elif isinstance(event, ReviewPosted):
+        bonuses.on_event(change, "review.posted", product=event.product)
+    elif isinstance(event, PointsGranted):
+        _grant(change, event)
+    elif isinstance(event, PointsHeld):
+        _hold(change, event.amount, "valid", "held", "hold")
+    elif isinstance(event, PointsReleased):
+        _hold(change, event.amount, "held", "valid", "release")
+    # subscription.* events: recorded (the member's clock moves); programs with subscription
+    # rules (stages, first-order perks) read them.
+
+
+def _member_fields(state: MemberState, event) -> None:
+    if event.birthday is not None:
+        try:
+            state.birthday = date.fromisoformat(event.birthday)
+        except ValueError:
+            raise EventRejected(f"not a date: {event.birthday!r}", "birthday") from None
+    if event.attributes is not None:
+        state.attributes = dict(event.attributes)
+
+
+def _grant(change: Change, event: PointsGranted) -> None:
+    """An operator's grant; with ``expires_on`` it is a limited-time grant (AND-6) ending that day."""
+    fixed = None
+    expiry = change.version.expiry
+    if event.expires_on is not None:
+        try:
+            fixed = date.fromisoformat(event.expires_on)
+        except ValueError:
+            raise EventRejected(f"not a date: {event.expires_on!r}", "expires_on") from None
+        if fixed < change.at.astimezone(change.program.tz).date():
+            raise EventRejected(f"expires_on {fixed} is already past", "expires_on")
+    expires_on, rolling = on_acquire(change, fixed)
+    kind = "limited" if fixed else "grant"
+    rule = (expiry.limited_rule or expiry.rule) if fixed else f"grant:{event.reason}"
+    change.add_lot(event.amount, "valid", rule, kind, expires_on=expires_on, rolling=rolling, action="grant")
+    bonuses.settle_debt(change)
+
+
+def _hold(change: Change, amount: int, from_state: str, to_state: str, action: str) -> None:
+    have = change.total(from_state)
+    if amount > have:
+        raise EventRejected(f"asks to {action} {amount} but the member has only {have} {from_state}", "amount")
+    change.move(amount, from_state, to_state, action, f"operator:{action}")

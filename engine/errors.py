@@ -1,0 +1,52 @@
+"""Errors that point at what a person wrote: a program file position, or an event id and field."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """Where a value stands in a program file (1-based line and column, as editors count)."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    pos: Pos
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.pos}: {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class ProgramError(Exception):
+    """A program file is invalid. Carries every problem found, each with its position."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class EventRejected(Exception):
+    """An event cannot be applied. Nothing it asked for changes the ledger."""
+
+    def __init__(self, reason: str, field: str | None = None, rule: str | None = None):
+        self.reason = reason
+        self.field = field
+        self.rule = rule
+        super().__init__(reason)
+
+    def describe(self, event_id: str | None) -> str:
+        where = f"event {event_id or '?'}"
+        if self.field:
+            where += f", field {self.field}"
+        text = f"{where}: {self.reason}"
+        return f"{text} [{self.rule}]" if self.rule else text

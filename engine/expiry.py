@@ -1,0 +1,52 @@
+"""Expiry: rolling from the last acquisition, per grant, a fixed date, or none."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Optional
+
+from .lots import Change
+from .timeutil import local_date, start_of
+
+
+def on_acquire(change: Change, fixed_on: Optional[date] = None) -> tuple[Optional[date], bool]:
+    """Expiry of units becoming valid now: (expires_on, rolling). A rolling program moves the
+    whole balance's date forward (AND-5); a fixed date (limited-time points, AND-6) wins."""
+    expiry = change.version.expiry
+    if fixed_on is not None:
+        return fixed_on, False
+    today = local_date(change.at, change.program.tz)
+    if expiry.kind == "rolling":
+        change.state.rolling_expires_on = expiry.period.after(today)
+        return None, True
+    if expiry.kind == "per_grant":
+        return expiry.period.after(today), False
+    return None, False
+
+
+def next_expiry(state, tz) -> Optional[tuple[datetime, date]]:
+    """When the next valid lot expires: 00:00 of the day after its last valid day."""
+    soonest: Optional[date] = None
+    for lot in state.lots:
+        if lot.state != "valid":
+            continue
+        on = state.lot_expires_on(lot)
+        if on is not None and (soonest is None or on < soonest):
+            soonest = on
+    if soonest is None:
+        return None
+    return start_of(soonest + timedelta(days=1), tz), soonest
+
+
+def expire(change: Change, on: date) -> None:
+    """Every valid lot whose last valid day is ``on`` or earlier expires (never restored, AND-5)."""
+    state = change.state
+    expiry = change.version.expiry
+
+    def due(lot) -> bool:
+        last = state.lot_expires_on(lot)
+        return last is not None and last <= on
+
+    for lot in [lot for lot in state.lots if lot.state == "valid" and due(lot)]:
+        # a limited-time lot expires by its own rule (AND-6), every other by the expiry rule
+        rule = lot.rule if lot.kind == "limited" else (expiry.rule or lot.rule)
+        change.move(lot.amount, "valid", "expired", "expire", rule, where=lambda l, i=lot.id: l.id == i)

@@ -1,0 +1,298 @@
+"""Program files → immutable Program objects: safe YAML, JSON Schema, then semantic checks.
+
+Like beancount's loader, it reports every problem it finds in one pass, each as
+``FILE:LINE:COL: message``; a file with any problem yields no program at all.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from datetime import date
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+
+from . import yamlpos
+from .errors import Pos, Problem, ProgramError
+from .expr import compile_expr
+from .program import (Bonus, Cap, Earning, Expiry, MemberDiscount, MinToPay, Pricing, Program,
+                      RateRow, Redemption, Returns, TierLevel, Tiers, Version)
+from .timeutil import Period, start_of
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
+
+# Names an expression may use, by where it stands.
+LINE_NAMES = frozenset({"course", "tier", "tags", "sku", "product", "qty", "unit_price", "tax_rate",
+                        "payment_method", "card_brand", "guest", "order_date"})
+BONUS_NAMES = frozenset({"attributes", "tier", "product"})
+SECTIONS = ("pricing", "tiers", "earning", "redemption", "expiry", "bonuses", "returns")
+
+_validator: jsonschema.protocols.Validator | None = None
+
+
+def program_schema() -> dict:
+    return json.loads((SCHEMA_DIR / "program.schema.json").read_text(encoding="utf-8"))
+
+
+def _schema_validator():
+    global _validator  # a cache of a constant; the schema file never changes while we run
+    if _validator is None:
+        schema = program_schema()
+        cls = jsonschema.validators.validator_for(schema)
+        _validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return _validator
+
+
+def _schema_problems(data: Any, positions: yamlpos.Positions) -> list[Problem]:
+    problems = []
+    for error in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        if error.context:  # oneOf/anyOf: the most specific branch says it best
+            error = jsonschema.exceptions.best_match(error.context)
+        path = tuple(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = list((error.schema.get("properties") or {}).keys())
+            for key in error.instance:
+                if key in known:
+                    continue
+                near = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"did you mean '{near[0]}'?" if near else f"expected one of: {', '.join(known)}"
+                problems.append(Problem(positions.at(path + (key,), key=True), f"unknown key '{key}'", hint))
+            continue
+        field = ".".join(str(p) for p in path) or "(top)"
+        message = error.message
+        if error.validator == "enum":
+            near = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
+            message = f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+            if near:
+                problems.append(Problem(positions.at(path), f"{field}: {message}", f"did you mean '{near[0]}'?"))
+                continue
+        elif error.validator == "minimum" and isinstance(error.instance, (int, float)) and error.instance < 0:
+            message = f"must not be negative (got {error.instance})"
+        problems.append(Problem(positions.at(path), f"{field}: {message}"))
+    return problems
+
+
+class _Compiler:
+    """Builds model objects from schema-valid data, collecting semantic problems."""
+
+    def __init__(self, filename: str, positions: yamlpos.Positions, rules: dict):
+        self.filename = filename
+        self.positions = positions
+        self.rules = rules
+        self.problems: list[Problem] = []
+
+    def pos(self, path: tuple) -> Pos:
+        return self.positions.at(path)
+
+    def problem(self, path: tuple, message: str, hint: str | None = None, key: bool = False) -> None:
+        self.problems.append(Problem(self.positions.at(path, key=key), message, hint))
+
+    def rule(self, node: dict, path: tuple) -> str:
+        rule_id = node["rule_id"]
+        if self.rules and rule_id not in self.rules:
+            near = difflib.get_close_matches(rule_id, list(self.rules), n=1)
+            self.problem(path + ("rule_id",), f"unknown rule id '{rule_id}': declare it under 'rules'",
+                         f"did you mean '{near[0]}'?" if near else None)
+        return rule_id
+
+    def expr(self, text: str, path: tuple, names: frozenset, what: str):
+        try:
+            return compile_expr(text, self.pos(path), names, what)
+        except ProgramError as exc:
+            self.problems.extend(exc.problems)
+            return None
+
+    @staticmethod
+    def period(node: dict | None) -> Period | None:
+        if node is None:
+            return None
+        return Period(node.get("years", 0), node.get("months", 0), node.get("days", 0))
+
+    @staticmethod
+    def frac(value: float | int) -> Fraction:
+        return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
+
+    def pricing(self, node: dict | None, path: tuple) -> Pricing:
+        node = node or {}
+        md = node.get("member_discount")
+        return Pricing(
+            member_discount=MemberDiscount(self.rule(md, path + ("member_discount",)), self.pos(path + ("member_discount",)),
+                                           self.frac(md["rate"]), md.get("per", "unit")) if md else None,
+            coupon_rule=self.rule(node["coupon"], path + ("coupon",)) if "coupon" in node else None,
+            shipping_tax_rate=self.frac(node.get("shipping_tax_rate", 0)),
+        )
+
+    def tiers(self, node: dict | None, path: tuple) -> Tiers | None:
+        if node is None:
+            return None
+        levels = []
+        seen: set[str] = set()
+        for i, level in enumerate(node["levels"]):
+            lpath = path + ("levels", i)
+            if level["id"] in seen:
+                self.problem(lpath + ("id",), f"tier '{level['id']}' is declared twice")
+            seen.add(level["id"])
+            if levels and level["min"] <= levels[-1].min:
+                self.problem(lpath + ("min",), f"tier '{level['id']}' needs a higher min than '{levels[-1].id}' ({levels[-1].min})")
+            levels.append(TierLevel(level["id"], level["min"], self.pos(lpath)))
+        if levels and levels[0].min != 0:
+            self.problem(path + ("levels", 0, "min"), "the first tier must start at min 0 (every member has a tier)")
+        return Tiers(self.rule(node, path), self.pos(path), self.period(node["window"]), node["measure"],
+                     node.get("counts_from", "placed"), tuple(levels))
+
+    def earning(self, node: dict | None, path: tuple, tiers: Tiers | None) -> Earning | None:
+        if node is None:
+            return None
+        rows = []
+        tier_ids = [t.id for t in tiers.levels] if tiers else []
+        for i, row in enumerate(node["rates"]):
+            rpath = path + ("rates", i)
+            when = self.expr(row["when"], rpath + ("when",), LINE_NAMES, "when") if "when" in row else None
+            valid_from = date.fromisoformat(row["from"]) if "from" in row else None
+            valid_until = date.fromisoformat(row["until"]) if "until" in row else None
+            if valid_from and valid_until and valid_until < valid_from:
+                self.problem(rpath + ("until",), f"'until' ({valid_until}) is before 'from' ({valid_from})")
+            rate = row["rate"]
+            flat, by, values = None, None, {}
+            if isinstance(rate, dict):
+                by = rate["by"]
+                values = {k: self.frac(v) for k, v in rate["values"].items()}
+                if by == "tier":
+                    if not tiers:
+                        self.problem(rpath + ("rate", "by"), "rates by tier need a 'tiers' section")
+                    for key in values:
+                        if key not in tier_ids:
+                            near = difflib.get_close_matches(key, tier_ids, n=1)
+                            self.problem(rpath + ("rate", "values", key), f"unknown tier '{key}'",
+                                         f"did you mean '{near[0]}'?" if near else f"tiers are: {', '.join(tier_ids)}", key=True)
+                    for tier_id in tier_ids:
+                        if tier_id not in values:
+                            self.problem(rpath + ("rate", "values"), f"no rate for tier '{tier_id}'")
+            else:
+                flat = self.frac(rate)
+            rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values))
+        return Earning(self.rule(node, path), self.pos(path), node["base"], node.get("after_points", False),
+                       node.get("pending_until", "shipped"), node.get("guests_earn", False), tuple(rows))
+
+    def redemption(self, node: dict | None, path: tuple) -> Redemption | None:
+        if node is None:
+            return None
+        cap = node.get("cap_per_order")
+        mtp = node.get("min_to_pay")
+        return Redemption(
+            self.rule(node, path), self.pos(path), node["unit_value_yen"],
+            Cap(self.rule(cap, path + ("cap_per_order",)), self.pos(path + ("cap_per_order",)), cap["units"]) if cap else None,
+            MinToPay(self.rule(mtp, path + ("min_to_pay",)), self.pos(path + ("min_to_pay",)), mtp.get("default", 0),
+                     dict(mtp.get("by_method", {})), dict(mtp.get("by_card_brand", {}))) if mtp else None,
+        )
+
+    def expiry(self, node: dict | None, path: tuple) -> Expiry:
+        if node is None:
+            self.problem(path, "every version needs an 'expiry' section (kind: none if points never expire)")
+            return Expiry("", self.pos(path), "none", None, None)
+        if node["kind"] != "none" and "period" not in node:
+            self.problem(path + ("kind",), f"expiry kind '{node['kind']}' needs a 'period'")
+        limited = node.get("limited_time_rule_id")
+        if limited and self.rules and limited not in self.rules:
+            self.problem(path + ("limited_time_rule_id",), f"unknown rule id '{limited}': declare it under 'rules'")
+        return Expiry(self.rule(node, path), self.pos(path), node["kind"], self.period(node.get("period")), limited)
+
+    def bonuses(self, nodes: list | None, path: tuple) -> tuple[Bonus, ...]:
+        out = []
+        for i, node in enumerate(nodes or []):
+            bpath = path + (i,)
+            when = self.expr(node["when"], bpath + ("when",), BONUS_NAMES, "when") if "when" in node else None
+            out.append(Bonus(self.rule(node, bpath), self.pos(bpath), node["on"], node["units"], when, node.get("once_per")))
+        return tuple(out)
+
+    def returns(self, node: dict | None, path: tuple) -> Returns | None:
+        if node is None:
+            return None
+        return Returns(self.rule(node, path), self.pos(path), self.period(node.get("window")),
+                       node.get("counts_from", "delivered"), frozenset(node.get("refuse_tags", [])),
+                       self.period(node.get("restore_used_after")) or Period())
+
+    def version(self, node: dict, path: tuple, tz: ZoneInfo) -> Version:
+        effective = date.fromisoformat(node["effective_from"])
+        tiers = self.tiers(node.get("tiers"), path + ("tiers",))
+        return Version(
+            number=node["version"], effective_from=effective, starts_at=start_of(effective, tz), pos=self.pos(path),
+            pricing=self.pricing(node.get("pricing"), path + ("pricing",)),
+            tiers=tiers,
+            earning=self.earning(node.get("earning"), path + ("earning",), tiers),
+            redemption=self.redemption(node.get("redemption"), path + ("redemption",)),
+            expiry=self.expiry(node.get("expiry"), path + ("expiry",)),
+            bonuses=self.bonuses(node.get("bonuses"), path + ("bonuses",)),
+            returns=self.returns(node.get("returns"), path + ("returns",)),
+        )
+
+
+def _inherit(versions: list[dict]) -> list[tuple[dict, dict]]:
+    """Each version inherits the sections of the one before. Returns (merged, section → source path)."""
+    merged_list, prev, prev_src = [], {}, {}
+    for i, node in enumerate(versions):
+        merged, src = dict(prev), dict(prev_src)
+        for key, value in node.items():
+            merged[key] = value
+            src[key] = ("versions", i, key)
+        merged_list.append((merged, src))
+        prev = {k: v for k, v in merged.items() if k in SECTIONS}
+        prev_src = {k: v for k, v in src.items() if k in SECTIONS}
+    return merged_list
+
+
+def parse_program(text: str | bytes, filename: str) -> Program:
+    data, positions = yamlpos.load(text, filename)
+    if not isinstance(data, dict):
+        raise ProgramError([Problem(Pos(filename, 1, 1), "a program file is a mapping (program:, name:, versions: ...)")])
+    problems = _schema_problems(data, positions)
+    if problems:
+        raise ProgramError(problems)
+    try:
+        tz = ZoneInfo(data["time_zone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ProgramError([Problem(positions.at(("time_zone",)), f"unknown time zone '{data['time_zone']}'")]) from None
+    compiler = _Compiler(filename, positions, dict(data.get("rules") or {}))
+    versions = []
+    for i, (merged, src) in enumerate(_inherit(data["versions"])):
+        # Positions of inherited sections point at the version that wrote them.
+        compiler.positions = _Relocated(positions, ("versions", i), src)
+        versions.append(compiler.version(merged, ("versions", i), tz))
+    compiler.positions = positions
+    for i in range(1, len(versions)):
+        if versions[i].number <= versions[i - 1].number:
+            compiler.problem(("versions", i, "version"), f"version {versions[i].number} must be higher than {versions[i - 1].number}")
+        if versions[i].effective_from <= versions[i - 1].effective_from:
+            compiler.problem(("versions", i, "effective_from"),
+                             f"effective_from {versions[i].effective_from} overlaps version {versions[i - 1].number} "
+                             f"(from {versions[i - 1].effective_from}): each version must start later than the one before")
+    if compiler.problems:
+        raise ProgramError(compiler.problems)
+    return Program(data["program"], data["name"], data["unit"], tz, filename, dict(data.get("rules") or {}), tuple(versions))
+
+
+class _Relocated:
+    """Positions seen from one version: an inherited section's paths lead to where it was written."""
+
+    def __init__(self, base: yamlpos.Positions, vpath: tuple, src: dict):
+        self.base, self.vpath, self.src = base, vpath, src
+
+    def at(self, path: tuple, key: bool = False) -> Pos:
+        path = tuple(path)
+        n = len(self.vpath)
+        if path[:n] == self.vpath and len(path) > n and path[n] in self.src:
+            path = self.src[path[n]] + path[n + 1:]
+        return self.base.at(path, key)
+
+
+def load_program(path: str | Path) -> Program:
+    """Read and compile a program file; raises ProgramError with every problem found."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProgramError([Problem(Pos(str(path), 1, 1), f"cannot read file: {exc.strerror}")]) from None
+    return parse_program(raw, str(path))

@@ -1,0 +1,111 @@
+"""Pricing an order as a Japanese qualified invoice: member price, coupon spread over the lines,
+shipping and fees, tax once per rate per invoice (floored)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from .events import OrderPlaced
+from .program import Version
+
+
+def rate_key(rate: float | Fraction) -> str:
+    """'0.08', '0.10': the tax keys of the quote output."""
+    return f"{float(rate):.2f}"
+
+
+def frac(rate: float) -> Fraction:
+    return Fraction(repr(rate)) if isinstance(rate, float) else Fraction(rate)
+
+
+def spread(amount: int, weights: list[int]) -> list[int]:
+    """Split ``amount`` over ``weights`` in proportion, floored, the remainder to the largest
+    fractional parts (ties: the earlier line), so the shares add up to ``amount`` exactly."""
+    total = sum(weights)
+    if amount <= 0 or total <= 0:
+        return [0] * len(weights)
+    amount = min(amount, total)
+    shares = [amount * w // total for w in weights]
+    rest = amount - sum(shares)
+    order = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
+    for i in order[:rest]:
+        shares[i] += 1
+    return shares
+
+
+@dataclass(slots=True)
+class PricedLine:
+    sku: str
+    product: str
+    qty: int
+    unit_price: int
+    tax_rate: float
+    tags: tuple
+    pv: float | None
+    member_unit_price: int
+    gross_ex: int        # qty x member unit price
+    coupon_share: int
+    net_ex: int          # gross_ex - coupon_share
+
+
+@dataclass(slots=True)
+class Fee:
+    kind: str
+    ex_tax: int
+    tax_rate: float
+    rule: str
+
+
+@dataclass(slots=True)
+class Priced:
+    lines: list[PricedLine]
+    items_ex_tax: int
+    shipping_ex_tax: int
+    fees: list[Fee] = field(default_factory=list)
+    tax: dict = field(default_factory=dict)       # rate key -> yen
+    tax_total: int = 0
+    grand_total: int = 0
+    rules: list = field(default_factory=list)
+
+    @property
+    def fees_ex_tax(self) -> int:
+        return sum(f.ex_tax for f in self.fees)
+
+    def items_tax(self) -> Fraction:
+        """Tax attributable to the items, for measures "incl. tax" (exact, not floored)."""
+        return sum((line.net_ex * frac(line.tax_rate) for line in self.lines), Fraction(0))
+
+
+def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fee] | None = None) -> Priced:
+    pricing = version.pricing
+    discount = pricing.member_discount if member else None
+    lines = []
+    for line in cart.lines:
+        unit = line.unit_price
+        if discount is not None and discount.per == "unit":
+            unit = unit * (discount.rate.denominator - discount.rate.numerator) // discount.rate.denominator
+        gross = unit * line.qty
+        if discount is not None and discount.per == "line":
+            gross = gross * (discount.rate.denominator - discount.rate.numerator) // discount.rate.denominator
+        lines.append(PricedLine(line.sku, line.product_id, line.qty, line.unit_price, line.tax_rate, tuple(line.tags),
+                                line.pv, unit, gross, 0, gross))
+    rules = [discount.rule] if discount else []
+    if cart.coupon_discount:
+        for pl, share in zip(lines, spread(cart.coupon_discount, [pl.gross_ex for pl in lines])):
+            pl.coupon_share = share
+            pl.net_ex = pl.gross_ex - share
+        if pricing.coupon_rule:
+            rules.append(pricing.coupon_rule)
+    priced = Priced(lines, sum(pl.net_ex for pl in lines), cart.shipping, list(fees or []), rules=rules)
+    bases: dict[str, list] = {}
+    for pl in lines:
+        bases.setdefault(rate_key(pl.tax_rate), [frac(pl.tax_rate), 0])[1] += pl.net_ex
+    if cart.shipping:
+        bases.setdefault(rate_key(pricing.shipping_tax_rate), [pricing.shipping_tax_rate, 0])[1] += cart.shipping
+    for fee in priced.fees:
+        bases.setdefault(rate_key(fee.tax_rate), [frac(fee.tax_rate), 0])[1] += fee.ex_tax
+    # Tax once per rate per invoice, floored (qualified invoice rule).
+    priced.tax = {key: (base * rate.numerator) // rate.denominator for key, (rate, base) in sorted(bases.items())}
+    priced.tax_total = sum(priced.tax.values())
+    priced.grand_total = priced.items_ex_tax + priced.shipping_ex_tax + priced.fees_ex_tax + priced.tax_total
+    return priced

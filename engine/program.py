@@ -1,0 +1,168 @@
+"""The immutable program model. Every setting remembers its rule id and the position it was written at."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from fractions import Fraction
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+from .errors import Pos
+from .expr import Expr
+from .timeutil import Period
+
+
+@dataclass(frozen=True, slots=True)
+class Ruled:
+    """Base of every setting: which rule it implements and where it was written."""
+
+    rule: str
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDiscount(Ruled):
+    rate: Fraction
+    per: str  # "unit": each unit price is discounted and floored; "line": each line total
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    member_discount: Optional[MemberDiscount] = None
+    coupon_rule: Optional[str] = None
+    shipping_tax_rate: Fraction = Fraction(0)
+
+
+@dataclass(frozen=True, slots=True)
+class TierLevel:
+    id: str
+    min: int
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Tiers(Ruled):
+    window: Period
+    measure: str        # items_ex_tax | items_incl_tax
+    counts_from: str    # placed | shipped
+    levels: tuple[TierLevel, ...]  # ascending by min; levels[0].min == 0
+
+    def level_for(self, amount: int) -> str:
+        current = self.levels[0].id
+        for level in self.levels:
+            if amount >= level.min:
+                current = level.id
+        return current
+
+
+@dataclass(frozen=True, slots=True)
+class RateRow(Ruled):
+    when: Optional[Expr]
+    valid_from: Optional[date]
+    valid_until: Optional[date]  # inclusive
+    flat: Optional[Fraction]
+    by: Optional[str]
+    values: dict = field(default_factory=dict)
+
+    def rate_for(self, env: dict) -> Optional[Fraction]:
+        if self.flat is not None:
+            return self.flat
+        return self.values.get(env.get(self.by))
+
+
+@dataclass(frozen=True, slots=True)
+class Earning(Ruled):
+    base: str             # items_ex_tax | items_incl_tax | pv
+    after_points: bool
+    pending_until: str    # placed | shipped | delivered
+    guests_earn: bool
+    rates: tuple[RateRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Cap(Ruled):
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class MinToPay(Ruled):
+    default: int
+    by_method: dict
+    by_card_brand: dict
+
+    def for_payment(self, method: str, brand: Optional[str]) -> int:
+        if brand and brand in self.by_card_brand:
+            return self.by_card_brand[brand]
+        return self.by_method.get(method, self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class Redemption(Ruled):
+    unit_value_yen: int
+    cap: Optional[Cap]
+    min_to_pay: Optional[MinToPay]
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry(Ruled):
+    kind: str   # rolling | per_grant | none
+    period: Optional[Period]
+    limited_rule: Optional[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Bonus(Ruled):
+    on: str
+    units: int
+    when: Optional[Expr]
+    once_per: Optional[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Returns(Ruled):
+    window: Optional[Period]
+    counts_from: str
+    refuse_tags: frozenset
+    restore_used_after: Period
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    number: int
+    effective_from: date
+    starts_at: datetime
+    pos: Pos
+    pricing: Pricing
+    tiers: Optional[Tiers]
+    earning: Optional[Earning]
+    redemption: Optional[Redemption]
+    expiry: Expiry
+    bonuses: tuple[Bonus, ...]
+    returns: Optional[Returns]
+
+    def bonuses_on(self, trigger: str) -> tuple[Bonus, ...]:
+        return tuple(b for b in self.bonuses if b.on == trigger)
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    id: str
+    name: str
+    unit: str
+    tz: ZoneInfo
+    file: str
+    rules: dict          # rule id -> description, as the program file states them
+    versions: tuple[Version, ...]  # ascending by effective_from
+
+    def version_at(self, at: datetime) -> Version:
+        chosen = self.versions[0]
+        for version in self.versions:
+            if version.starts_at <= at:
+                chosen = version
+        return chosen
+
+    def version_after(self, at: datetime) -> Optional[Version]:
+        for version in self.versions:
+            if version.starts_at > at:
+                return version
+        return None

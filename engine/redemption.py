@@ -1,0 +1,40 @@
+"""Redemption limits: how many units an order may use, and which rule sets that number."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .program import Version
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    max: int
+    why: str
+    rule: Optional[str]
+
+
+def redeem_limit(version: Version, balance: int, grand_total: int, method: str, brand: Optional[str],
+                 guest: bool) -> Limit:
+    """The most units this order may use. Each bound is a candidate; the smallest one binds."""
+    red = version.redemption
+    if red is None:
+        return Limit(0, "this program has no redemption", None)
+    if guest:
+        return Limit(0, "a guest order cannot use points (no member balance)", red.rule)
+    value = red.unit_value_yen
+    candidates: list[tuple[int, str, Optional[str]]] = [
+        (balance, f"the member's valid balance is {balance}", red.rule),
+    ]
+    if red.cap is not None:
+        candidates.append((red.cap.units, f"at most {red.cap.units} a order", red.cap.rule))
+    min_pay = red.min_to_pay.for_payment(method, brand) if red.min_to_pay else 0
+    payable = max(grand_total - min_pay, 0) // value
+    if red.min_to_pay is not None and min_pay > 0:
+        who = f"{brand} card" if brand and brand in red.min_to_pay.by_card_brand else method
+        candidates.append((payable, f"{who} must leave at least ¥{min_pay} to pay of ¥{grand_total}", red.min_to_pay.rule))
+    else:
+        candidates.append((payable, f"points cannot exceed the order total of ¥{grand_total}", red.rule))
+    units, why, rule = min(candidates, key=lambda c: c[0])
+    units = max(units, 0)
+    return Limit(units, f"{why} ({rule})" if rule else why, rule)

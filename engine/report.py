@@ -1,0 +1,48 @@
+"""Views of a member as of a moment: balances by state, tier, lots (the run --json member object)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from .clock import advance
+from .program import Program
+from .state import Lot, MemberState
+from .tiers import tier_at
+from .timeutil import start_of
+
+
+def as_of(program: Program, state: MemberState, at: datetime) -> tuple[MemberState, list, list]:
+    """The member as it will be at ``at``: happenings fired on a copy, nothing stored."""
+    view = state.copy()
+    entries: list = []
+    effects: list = []
+    if view.clock is None or at > view.clock:
+        advance(program, view, at, entries, effects)
+    return view, entries, effects
+
+
+def lot_dict(program: Program, state: MemberState, lot: Lot) -> dict:
+    last = state.lot_expires_on(lot)
+    return {
+        "id": lot.id, "amount": lot.amount, "state": lot.state,
+        "granted_at": lot.granted_at.astimezone(program.tz).isoformat(),
+        "expires_at": start_of(last + timedelta(days=1), program.tz).isoformat() if last else None,
+        "expires_on": last.isoformat() if last else None,
+        "rule": lot.rule, "version": lot.version, "source": lot.source, "order": lot.order, "kind": lot.kind,
+        "ended_by": lot.ended_by,
+    }
+
+
+def member_dict(program: Program, state: MemberState, at: datetime) -> dict:
+    view, _, _ = as_of(program, state, at)
+    version = program.version_at(at)
+    tier, amount = tier_at(version.tiers, view, at, program.tz) if view.registered else (None, 0)
+    points = view.balances()
+    if view.debt:
+        points["owed"] = view.debt
+    return {
+        "points": points,
+        "tier": tier,
+        "tier_amount": amount if version.tiers else None,
+        "version": version.number,
+        "lots": [lot_dict(program, view, lot) for lot in view.lots],
+    }

@@ -1,0 +1,113 @@
+"""Cancellations and returns: void what the order no longer earns (X-5), give back what it used."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from fractions import Fraction
+
+import msgspec
+
+from .earning import compute_earn
+from .errors import EventRejected
+from .events import OrderReturned
+from .lots import Change, ids_in, of_order
+from .orders import find_order, earn_lines, order_env
+from .state import Order, Timer
+from .timeutil import local_date
+
+
+def remove_earned(change: Change, order: Order, units: int, rule: str) -> None:
+    """Take back ``units`` the order earned: its pending points first, then its valid ones; what the
+    member already spent is taken from the rest of the balance, and what is still missing is owed
+    (settled from the next points that become valid), so a balance never goes negative."""
+    left = units
+    for state in ("pending", "valid"):
+        moved = change.move(left, state, "void", "void", rule, where=of_order(order.id))
+        left -= sum(l.amount for l in moved)
+    if left > 0:
+        moved = change.move(left, "valid", "void", "clawback", rule)
+        left -= sum(l.amount for l in moved)
+    change.state.debt += left
+
+
+def restore_used(change: Change, order: Order, units: int, rule: str) -> None:
+    """Give back ``units`` used on the order, now or after the program's delay (ANS-12)."""
+    if units <= 0:
+        return
+    returns = change.version.returns
+    delay = returns.restore_used_after if returns else None
+    if delay and (delay.years or delay.months or delay.days):
+        local = change.at.astimezone(change.program.tz)
+        due = datetime.combine(delay.after(local.date()), local.timetz())
+        change.state.timers.append(Timer(at=due, kind="restore", source=change.source, order=order.id,
+                                         amount=units, rule=rule))
+    else:
+        do_restore(change, order.id, units, rule)
+
+
+def do_restore(change: Change, order_id: str, units: int, rule: str) -> None:
+    order = change.state.orders[order_id]
+    change.move(units, "used", "valid", "restore", rule, where=ids_in(order.used_lots))
+
+
+def cancel(change: Change, order_id: str) -> None:
+    order = find_order(change, order_id)
+    if order.status in ("cancelled", "returned"):
+        raise EventRejected(f"order {order_id} is already {order.status}", "order")
+    if order.status == "delivered":
+        raise EventRejected(f"order {order_id} was delivered: send order.returned for its lines", "order")
+    returns = change.version.returns
+    rule = returns.rule if returns else (order.earn_rules[0] if order.earn_rules else "")
+    remove_earned(change, order, order.earned, rule)
+    restore_used(change, order, order.points_used - order.points_restored, rule)
+    change.state.orders[order_id] = msgspec.structs.replace(
+        order, status="cancelled", earned=0, points_restored=order.points_used)
+
+
+def return_lines(change: Change, event: OrderReturned) -> None:
+    order = find_order(change, event.order)
+    returns = change.version.returns
+    if returns is None:
+        raise EventRejected("this program accepts no returns", "type")
+    if order.status in ("cancelled", "returned"):
+        raise EventRejected(f"order {order.id} is already {order.status}", "order")
+    since = order.delivered_at if returns.counts_from == "delivered" else order.shipped_at
+    if since is None:
+        raise EventRejected(f"order {order.id} has not been {returns.counts_from} yet; a return counts from then "
+                            f"(cancel it instead)", "order", returns.rule)
+    if returns.window is not None:
+        last_day = returns.window.after(local_date(since, change.program.tz))
+        if local_date(change.at, change.program.tz) > last_day:
+            raise EventRejected(f"the return window of {returns.window} from {returns.counts_from} "
+                                f"({local_date(since, change.program.tz)}) ended on {last_day}", "at", returns.rule)
+    lines = {line.sku: line for line in order.lines}
+    returned = dict(order.returned)
+    for i, ret in enumerate(event.lines):
+        line = lines.get(ret.sku)
+        if line is None:
+            raise EventRejected(f"sku {ret.sku} is not on order {order.id}", f"lines[{i}].sku")
+        refused = returns.refuse_tags.intersection(line.tags)
+        if refused:
+            raise EventRejected(f"{ret.sku} is a {'/'.join(sorted(refused))} item and cannot be returned",
+                                f"lines[{i}].sku", returns.rule)
+        if returned.get(ret.sku, 0) + ret.qty > line.qty:
+            raise EventRejected(f"returns {ret.qty} of {ret.sku} but only {line.qty - returned.get(ret.sku, 0)} "
+                                f"are kept on order {order.id}", f"lines[{i}].qty")
+        returned[ret.sku] = returned.get(ret.sku, 0) + ret.qty
+    # X-5: the kept lines earn what the same rules and rounding give them; the difference goes.
+    version = next(v for v in change.program.versions if v.number == order.version)
+    value = version.redemption.unit_value_yen if version.redemption else 1
+    env = order_env(order.course, order.tier, order.payment_method, order.card_brand, order.guest,
+                    order.placed_at, change.program.tz)
+    kept = compute_earn(version.earning, earn_lines(order.lines, returned), env,
+                        local_date(order.placed_at, change.program.tz), value) if order.earned else None
+    new_earned = kept.units if kept else 0
+    remove_earned(change, order, order.earned - new_earned, returns.rule)
+    # Points used come back in proportion to the returned lines' share of them.
+    shares = sum(line.points_share for line in order.lines)
+    back_yen = sum(Fraction(line.points_share * returned.get(line.sku, 0), line.qty) for line in order.lines)
+    due = (order.points_used * back_yen / shares) if shares else Fraction(0)
+    restore_used(change, order, int(due) - order.points_restored, returns.rule)
+    all_back = all(returned.get(line.sku, 0) >= line.qty for line in order.lines)
+    change.state.orders[order.id] = msgspec.structs.replace(
+        order, returned=returned, earned=new_earned, points_restored=int(due),
+        status="returned" if all_back else order.status)

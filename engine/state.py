@@ -1,0 +1,143 @@
+"""A member's state: lots, orders and the member's own clock. Values, not services.
+
+Lots and orders are frozen msgspec Structs, replaced (never mutated) when they change, so a copy
+of a state is a copy of its lists and dicts and the input of the pure core is never touched.
+msgspec also makes the state cheap to store: one JSON blob a member.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+import msgspec
+
+STATES = ("valid", "pending", "held", "used", "expired", "void")
+
+
+class Lot(msgspec.Struct, frozen=True, kw_only=True):
+    """An amount of points (or credits) in one state, from one rule of one program version."""
+
+    id: str
+    amount: int
+    state: str                      # pending | valid | held | used | expired | void
+    granted_at: datetime            # when the lot came into being (an order's points: its placement)
+    expires_on: Optional[date] = None   # last valid day; None with rolling: the member's rolling date
+    rolling: bool = False           # expires with the member's rolling date rather than its own
+    rule: str
+    version: int
+    source: str                     # the event (or happening) that created it
+    order: Optional[str] = None
+    kind: str = "earn"              # earn | bonus | grant | restore ... (what created it)
+    valid_at: Optional[datetime] = None
+    ended_at: Optional[datetime] = None   # when it became used / expired / void
+    ended_by: Optional[str] = None        # the event, happening or rule that ended it
+
+
+class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
+    sku: str
+    product: str
+    qty: int
+    unit_price: int
+    tax_rate: float
+    tags: tuple[str, ...] = ()
+    pv: Optional[float] = None
+    net_ex: int                     # line amount ex. tax after member price and coupon
+    points_share: int = 0           # yen of points spread onto this line
+
+
+class Order(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    placed_at: datetime
+    event: str
+    course: str
+    guest: bool
+    payment_method: str
+    card_brand: Optional[str] = None
+    tier: Optional[str] = None
+    version: int
+    lines: tuple[OrderLine, ...]
+    returned: dict[str, int] = {}   # sku -> qty returned
+    status: str = "placed"          # placed | shipped | delivered | cancelled | returned
+    shipped_at: Optional[datetime] = None
+    delivered_at: Optional[datetime] = None
+    points_used: int = 0            # units spent on the order
+    used_lots: tuple[str, ...] = () # the lots those units were spent from (restored on return)
+    points_restored: int = 0        # units given back after cancellation / returns
+    earned: int = 0                 # units the order currently earns (after returns)
+    earn_rules: tuple[str, ...] = ()
+
+    def kept_qty(self, sku: str, qty: int) -> int:
+        return qty - self.returned.get(sku, 0)
+
+
+class Timer(msgspec.Struct, frozen=True, kw_only=True):
+    """A happening due later: fires when the member's clock passes ``at``."""
+
+    at: datetime
+    kind: str                       # restore
+    source: str
+    order: Optional[str] = None
+    amount: int = 0
+    rule: str = ""
+
+
+class MemberState(msgspec.Struct, kw_only=True):
+    member: str
+    registered: bool = False
+    registered_at: Optional[datetime] = None
+    birthday: Optional[date] = None
+    attributes: dict = {}
+    clock: Optional[datetime] = None          # the member's own clock: time of its last event or happening
+    version: int = 0                          # the program version in force for this member
+    lots: list[Lot] = []
+    orders: dict[str, Order] = {}
+    reviewed: list[str] = []
+    timers: list[Timer] = []
+    rolling_expires_on: Optional[date] = None  # last valid day of every rolling lot
+    birthday_paid_on: Optional[date] = None    # the last birth-month 1st whose bonus was handled
+    debt: int = 0                             # units clawed back but not yet covered by a balance
+
+    def copy(self) -> "MemberState":
+        # Lots, orders and timers are frozen: copying the containers is enough for purity.
+        return msgspec.structs.replace(
+            self, attributes=dict(self.attributes), lots=list(self.lots), orders=dict(self.orders),
+            reviewed=list(self.reviewed), timers=list(self.timers))
+
+    def balances(self) -> dict[str, int]:
+        out = dict.fromkeys(STATES, 0)
+        for lot in self.lots:
+            out[lot.state] += lot.amount
+        return out
+
+    def valid_units(self) -> int:
+        return sum(lot.amount for lot in self.lots if lot.state == "valid")
+
+    def lot_expires_on(self, lot: Lot) -> Optional[date]:
+        if lot.rolling and lot.state in ("valid", "held"):
+            return self.rolling_expires_on
+        return lot.expires_on
+
+
+class Entry(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """One ledger line: an amount of one lot moving from one state to another, and why."""
+
+    member: str
+    at: datetime
+    source: str           # event id, or a happening such as "expiry@2026-03-11"
+    action: str           # earn | grant | validate | spend | hold | release | restore | void | expire | clawback
+    lot: str
+    amount: int
+    from_state: Optional[str]
+    to_state: str
+    rule: str
+    version: int
+
+
+class Effect(msgspec.Struct, frozen=True, kw_only=True):
+    """Something the shop must do (send a gift, a notice), produced by a rule."""
+
+    type: str
+    member: str
+    at: str
+    detail: dict = {}
+    rule: str = ""

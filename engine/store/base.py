@@ -1,0 +1,32 @@
+"""The store interface the runner talks to."""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Optional, Protocol
+
+from ..state import Effect, Entry, MemberState
+
+
+class Store(Protocol):
+    def is_applied(self, event_id: str) -> bool: ...
+
+    def load(self, member: str) -> Optional[MemberState]: ...
+
+    def save(self, event_id: str, event_type: str, at: str, state: MemberState,
+             entries: Iterable[Entry], effects: Iterable[Effect]) -> None:
+        """Record one applied event: its id, the member's new state, its entries and effects,
+        all in the same transaction."""
+
+    def reject(self, event_id: Optional[str], member: Optional[str], reason: str) -> None: ...
+
+    def members(self) -> Iterator[str]: ...
+
+    def effects(self) -> list[dict]: ...
+
+    def entries(self, member: str) -> list[Entry]: ...
+
+    def last_time(self) -> Optional[str]: ...
+
+    def commit(self) -> None:
+        """End the current batch: everything saved so far is durable."""
+
+    def close(self) -> None: ...

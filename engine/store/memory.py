@@ -1,0 +1,57 @@
+"""A store that keeps nothing: for --db :memory:, tests and embedding."""
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import msgspec
+
+from ..state import Effect, Entry, MemberState
+
+
+class MemoryStore:
+    def __init__(self, program_id: str = ""):
+        self.program_id = program_id
+        self.states: dict[str, MemberState] = {}
+        self.applied: set[str] = set()
+        self.rejected: dict[str, str] = {}
+        self.ledger: dict[str, list[Entry]] = {}
+        self.effect_rows: list[dict] = []
+        self.last: Optional[str] = None
+        self._last_dt = None
+
+    def is_applied(self, event_id: str) -> bool:
+        return event_id in self.applied
+
+    def load(self, member: str) -> Optional[MemberState]:
+        return self.states.get(member)
+
+    def save(self, event_id, event_type, at, state, entries, effects) -> None:
+        self.applied.add(event_id)
+        self.rejected.pop(event_id, None)
+        self.states[state.member] = state
+        self.ledger.setdefault(state.member, []).extend(entries)
+        self.effect_rows.extend(msgspec.to_builtins(e) for e in effects)
+        if state.clock is not None and (self._last_dt is None or state.clock > self._last_dt):
+            self._last_dt, self.last = state.clock, state.clock.isoformat()
+
+    def reject(self, event_id, member, reason) -> None:
+        if event_id is not None:
+            self.rejected[event_id] = reason
+
+    def members(self) -> Iterator[str]:
+        return iter(sorted(self.states))
+
+    def effects(self) -> list[dict]:
+        return list(self.effect_rows)
+
+    def entries(self, member: str) -> list[Entry]:
+        return list(self.ledger.get(member, []))
+
+    def last_time(self) -> Optional[str]:
+        return self.last
+
+    def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,132 @@
+"""SQLite ledger (the default): one file, WAL, one process at a time.
+
+Events are applied in batched transactions: every statement of one event runs inside the same
+transaction as its neighbours, and a batch commits whole. A crash loses at most the batch in
+flight, never part of an event, and a rerun applies exactly the events that did not commit
+(their ids are not in ``events``), so the ledger ends the same.
+"""
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Iterator, Optional
+
+import msgspec
+
+from ..state import Effect, Entry, MemberState
+
+SCHEMA_VERSION = 1
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  id TEXT PRIMARY KEY, member TEXT, type TEXT, at TEXT, status TEXT NOT NULL, reason TEXT);
+CREATE TABLE IF NOT EXISTS members (member TEXT PRIMARY KEY, state BLOB NOT NULL, clock TEXT);
+CREATE TABLE IF NOT EXISTS ledger (
+  seq INTEGER PRIMARY KEY, member TEXT NOT NULL, at TEXT NOT NULL, source TEXT NOT NULL,
+  action TEXT NOT NULL, lot TEXT NOT NULL, amount INTEGER NOT NULL CHECK (amount > 0),
+  from_state TEXT, to_state TEXT NOT NULL, rule TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ledger_member ON ledger (member, seq);
+CREATE TABLE IF NOT EXISTS effects (
+  seq INTEGER PRIMARY KEY, member TEXT NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL,
+  detail TEXT NOT NULL, rule TEXT NOT NULL);
+"""
+
+_encode = msgspec.json.Encoder().encode
+_decode_state = msgspec.json.Decoder(MemberState).decode
+
+
+class StoreError(Exception):
+    pass
+
+
+class SQLiteStore:
+    def __init__(self, path: str, program_id: str):
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.executescript(_DDL)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: not a usable SQLite ledger ({exc})") from None
+        row = self.db.execute("SELECT value FROM meta WHERE key='program'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('program', ?), ('schema_version', ?)", (program_id, str(SCHEMA_VERSION)))
+        elif row[0] != program_id:
+            raise StoreError(f"{path} holds the ledger of program '{row[0]}', not '{program_id}'")
+        self._in_tx = False
+        self._last: Optional[datetime] = None
+
+    def _begin(self) -> None:
+        if not self._in_tx:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+
+    def is_applied(self, event_id: str) -> bool:
+        row = self.db.execute("SELECT status FROM events WHERE id=?", (event_id,)).fetchone()
+        return row is not None and row[0] == "applied"
+
+    def load(self, member: str) -> Optional[MemberState]:
+        row = self.db.execute("SELECT state FROM members WHERE member=?", (member,)).fetchone()
+        return _decode_state(row[0]) if row else None
+
+    def save(self, event_id, event_type, at, state, entries, effects) -> None:
+        self._begin()
+        db = self.db
+        clock = state.clock.isoformat() if state.clock else None
+        db.execute("INSERT OR REPLACE INTO events VALUES (?,?,?,?, 'applied', NULL)", (event_id, state.member, event_type, at))
+        db.execute("INSERT OR REPLACE INTO members VALUES (?,?,?)", (state.member, _encode(state), clock))
+        db.executemany(
+            "INSERT INTO ledger (member, at, source, action, lot, amount, from_state, to_state, rule, version) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(e.member, e.at.isoformat(), e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule, e.version)
+             for e in entries])
+        if effects:
+            db.executemany("INSERT INTO effects (member, type, at, detail, rule) VALUES (?,?,?,?,?)",
+                           [(f.member, f.type, f.at, _encode(f.detail).decode(), f.rule) for f in effects])
+        if state.clock is not None and (self._last is None or state.clock > self._last):
+            self._last = state.clock
+
+    def reject(self, event_id, member, reason) -> None:
+        if event_id is None:
+            return
+        self._begin()
+        self.db.execute("INSERT INTO events VALUES (?,?,NULL,NULL,'rejected',?) "
+                        "ON CONFLICT(id) DO UPDATE SET reason=excluded.reason WHERE status='rejected'",
+                        (event_id, member, reason))
+
+    def members(self) -> Iterator[str]:
+        return (row[0] for row in self.db.execute("SELECT member FROM members ORDER BY member").fetchall())
+
+    def effects(self) -> list[dict]:
+        return [{"type": t, "member": m, "at": a, "detail": msgspec.json.decode(d), "rule": r}
+                for m, t, a, d, r in self.db.execute("SELECT member, type, at, detail, rule FROM effects ORDER BY seq")]
+
+    def entries(self, member: str) -> list[Entry]:
+        rows = self.db.execute("SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version "
+                               "FROM ledger WHERE member=? ORDER BY seq", (member,)).fetchall()
+        return [Entry(member=r[0], at=datetime.fromisoformat(r[1]), source=r[2], action=r[3], lot=r[4], amount=r[5],
+                      from_state=r[6], to_state=r[7], rule=r[8], version=r[9]) for r in rows]
+
+    def last_time(self) -> Optional[str]:
+        if self._last is not None:
+            self._store_last()
+        row = self.db.execute("SELECT value FROM meta WHERE key='last_at'").fetchone()
+        return row[0] if row else None
+
+    def _store_last(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='last_at'").fetchone()
+        if row is None or datetime.fromisoformat(row[0]) < self._last:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_at', ?)", (self._last.isoformat(),))
+
+    def commit(self) -> None:
+        if self._in_tx:
+            if self._last is not None:
+                self._store_last()
+            self.db.execute("COMMIT")
+            self._in_tx = False
+
+    def close(self) -> None:
+        self.commit()
+        self.db.close()

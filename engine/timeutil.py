@@ -1,0 +1,59 @@
+"""Calendar arithmetic in a program's time zone: periods, month ends, instants."""
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    years: int = 0
+    months: int = 0
+    days: int = 0
+
+    def after(self, d: date) -> date:
+        """``d`` plus this period; a month end that does not exist clamps (01-31 + 1 month = 02-28)."""
+        months = d.month - 1 + self.months + 12 * self.years
+        year, month = d.year + months // 12, months % 12 + 1
+        day = min(d.day, calendar.monthrange(year, month)[1])
+        return date(year, month, day) + timedelta(days=self.days)
+
+    def before(self, d: date) -> date:
+        return Period(-self.years, -self.months, -self.days).after(d)
+
+    def __str__(self) -> str:
+        parts = [f"{n} {u}" for n, u in ((self.years, "years"), (self.months, "months"), (self.days, "days")) if n]
+        return ", ".join(parts) or "0 days"
+
+
+def start_of(d: date, tz: ZoneInfo) -> datetime:
+    """00:00 of ``d`` in ``tz``."""
+    return datetime.combine(d, time(0), tz)
+
+
+def local_date(at: datetime, tz: ZoneInfo) -> date:
+    return at.astimezone(tz).date()
+
+
+def month_end(d: date) -> date:
+    return date(d.year, d.month, calendar.monthrange(d.year, d.month)[1])
+
+
+def first_of_month(year: int, month: int) -> date:
+    return date(year, month, 1)
+
+
+def parse_instant(text: str, tz: ZoneInfo) -> datetime:
+    """ISO 8601 with an offset, or a bare date meaning 00:00 in the program's time zone."""
+    if len(text) == 10:
+        return start_of(date.fromisoformat(text), tz)
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        raise ValueError("a time needs an offset (e.g. +09:00), or give a bare date")
+    return at
+
+
+def iso(at: datetime, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).isoformat()
