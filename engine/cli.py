@@ -195,6 +195,23 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool) -> Non
     sys.exit(1 if out["errors"] else 0)
 
 
+def _register_commands() -> None:
+    """Every module in engine/commands/ may list click commands in COMMANDS; they join `loyalty`.
+    Such modules import heavy libraries inside their command functions, so start-up stays fast."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        for command in getattr(module, "COMMANDS", ()):
+            cli.add_command(command)
+
+
+_register_commands()
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)
