@@ -77,6 +77,8 @@ class OrderPlaced(Base, tag="order.placed", frozen=True):
     redeem: Optional[Redeem] = None
     exchanges: tuple[Exchange, ...] = ()
     fulfilment: Literal["with_order", "ship_now"] = "with_order"
+    # Extension: the scheduled delivery date of this (subscription) delivery, for request deadlines.
+    delivery_date: Optional[DateText] = None
 
 
 class OrderShipped(Base, tag="order.shipped", frozen=True):

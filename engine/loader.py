@@ -18,17 +18,19 @@ import jsonschema
 from . import yamlpos
 from .errors import Pos, Problem, ProgramError
 from .expr import compile_expr
-from .program import (Bonus, Cap, Earning, Expiry, MemberDiscount, MinToPay, Pricing, Program,
-                      RateRow, Redemption, Returns, TierLevel, Tiers, Version)
+from .program import (Bonus, Cap, Catalog, Deadline, Earning, ExchangeRules, Expiry, FeeRule, MemberDiscount,
+                      MinToPay, PerAmount, Pricing, Program, RateRow, Redemption, Refusal, Returns, Reward,
+                      TierLevel, Tiers, Version)
 from .timeutil import Period, start_of
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 
 # Names an expression may use, by where it stands.
 LINE_NAMES = frozenset({"course", "tier", "tags", "sku", "product", "qty", "unit_price", "tax_rate",
-                        "payment_method", "card_brand", "guest", "order_date"})
+                        "payment_method", "card_brand", "guest", "order_date", "subscription_month"})
+FEE_NAMES = frozenset({"fulfilment", "course", "items_incl_tax", "items_ex_tax", "payment_method", "units"})
 BONUS_NAMES = frozenset({"attributes", "tier", "product"})
-SECTIONS = ("pricing", "tiers", "earning", "redemption", "expiry", "bonuses", "returns")
+SECTIONS = ("pricing", "tiers", "earning", "redemption", "expiry", "bonuses", "returns", "catalog", "exchange")
 
 _validator: jsonschema.protocols.Validator | None = None
 
@@ -156,8 +158,13 @@ class _Compiler:
             if valid_from and valid_until and valid_until < valid_from:
                 self.problem(rpath + ("until",), f"'until' ({valid_until}) is before 'from' ({valid_from})")
             rate = row["rate"]
-            flat, by, values = None, None, {}
-            if isinstance(rate, dict):
+            flat, by, values, bands = None, None, {}, ()
+            if isinstance(rate, dict) and "bands" in rate:
+                by = rate["by"]
+                bands = tuple((b["from"], self.frac(b["rate"])) for b in rate["bands"])
+                if [b[0] for b in bands] != sorted({b[0] for b in bands}):
+                    self.problem(rpath + ("rate", "bands"), "bands must start at increasing 'from' values")
+            elif isinstance(rate, dict):
                 by = rate["by"]
                 values = {k: self.frac(v) for k, v in rate["values"].items()}
                 if by == "tier":
@@ -173,7 +180,7 @@ class _Compiler:
                             self.problem(rpath + ("rate", "values"), f"no rate for tier '{tier_id}'")
             else:
                 flat = self.frac(rate)
-            rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values))
+            rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values, bands))
         return Earning(self.rule(node, path), self.pos(path), node["base"], node.get("after_points", False),
                        node.get("pending_until", "shipped"), node.get("guests_earn", False), tuple(rows))
 
@@ -182,12 +189,52 @@ class _Compiler:
             return None
         cap = node.get("cap_per_order")
         mtp = node.get("min_to_pay")
+        per = node.get("per_amount")
         return Redemption(
             self.rule(node, path), self.pos(path), node["unit_value_yen"],
             Cap(self.rule(cap, path + ("cap_per_order",)), self.pos(path + ("cap_per_order",)), cap["units"]) if cap else None,
             MinToPay(self.rule(mtp, path + ("min_to_pay",)), self.pos(path + ("min_to_pay",)), mtp.get("default", 0),
                      dict(mtp.get("by_method", {})), dict(mtp.get("by_card_brand", {}))) if mtp else None,
+            PerAmount(self.rule(per, path + ("per_amount",)), self.pos(path + ("per_amount",)), per["yen"], per["units"])
+            if per else None,
         )
+
+    def catalog(self, node: dict | None, path: tuple) -> Catalog | None:
+        if node is None:
+            return None
+        rewards = {}
+        for i, r in enumerate(node["rewards"]):
+            if r["id"] in rewards:
+                self.problem(path + ("rewards", i, "id"), f"reward '{r['id']}' is declared twice")
+            rewards[r["id"]] = Reward(r["id"], r.get("name", r["id"]), r["units"], self.pos(path + ("rewards", i)))
+        return Catalog(self.rule(node, path), self.pos(path), rewards, node.get("returnable", False))
+
+    def exchange(self, node: dict | None, path: tuple, catalog: Catalog | None) -> ExchangeRules | None:
+        if node is None:
+            return None
+        if catalog is None:
+            self.problem(path, "an 'exchange' section needs a 'catalog' of rewards")
+        ref = node.get("refuse_methods")
+        refuse = Refusal(self.rule(ref, path + ("refuse_methods",)), self.pos(path + ("refuse_methods",)),
+                         frozenset(ref["methods"]), ref["reason"]) if ref else None
+        fees = []
+        for i, f in enumerate(node.get("fees", [])):
+            fpath = path + ("fees", i)
+            waived = self.expr(f["waived_when"], fpath + ("waived_when",), FEE_NAMES, "waived_when") if "waived_when" in f else None
+            fees.append(FeeRule(self.rule(f, fpath), self.pos(fpath), f["kind"], f["ex_tax"], f.get("per_units"),
+                                f["tax_rate"], waived))
+        dl = node.get("deadline")
+        deadline = None
+        if dl:
+            import holidays
+
+            cal = dl.get("calendar", "JP")
+            if cal not in holidays.list_supported_countries():
+                self.problem(path + ("deadline", "calendar"), f"unknown holiday calendar '{cal}'")
+            deadline = Deadline(self.rule(dl, path + ("deadline",)), self.pos(path + ("deadline",)), dl["business_days"],
+                                cal, frozenset(dl.get("applies_to", ["exchanges"])))
+        return ExchangeRules(self.rule(node, path), self.pos(path), node.get("requires_product_order", True), refuse,
+                             tuple(fees), deadline)
 
     def expiry(self, node: dict | None, path: tuple) -> Expiry:
         if node is None:
@@ -218,6 +265,7 @@ class _Compiler:
     def version(self, node: dict, path: tuple, tz: ZoneInfo) -> Version:
         effective = date.fromisoformat(node["effective_from"])
         tiers = self.tiers(node.get("tiers"), path + ("tiers",))
+        catalog = self.catalog(node.get("catalog"), path + ("catalog",))
         return Version(
             number=node["version"], effective_from=effective, starts_at=start_of(effective, tz), pos=self.pos(path),
             pricing=self.pricing(node.get("pricing"), path + ("pricing",)),
@@ -227,6 +275,8 @@ class _Compiler:
             expiry=self.expiry(node.get("expiry"), path + ("expiry",)),
             bonuses=self.bonuses(node.get("bonuses"), path + ("bonuses",)),
             returns=self.returns(node.get("returns"), path + ("returns",)),
+            catalog=catalog,
+            exchange=self.exchange(node.get("exchange"), path + ("exchange",), catalog),
         )
 
 

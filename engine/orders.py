@@ -17,7 +17,8 @@ from .lots import Change, of_order
 from .pricing import Priced, price_order, spread
 from .program import Program, Version
 from .redemption import Limit, redeem_limit
-from .state import MemberState, Order, OrderLine
+from .rewards import DeadlineCheck, ExchangePlan, check_deadline, plan_exchange
+from .state import Deferred, MemberState, Order, OrderLine
 from .tiers import tier_at
 from .timeutil import local_date
 
@@ -34,11 +35,17 @@ class Plan:
     shares: list
     earn: EarnResult
     earn_state: str
+    exchange: ExchangePlan
+    deadline: Optional[DeadlineCheck] = None
+    defer: Optional[Deferred] = None          # what this order's late requests leave for the next delivery
+    used_deferred: bool = False               # this order takes the requests deferred earlier
+    subscription_month: int = 0
     errors: list = field(default_factory=list)   # (field, reason, rule)
 
     @property
     def to_pay(self) -> int:
-        return self.priced.grand_total - self.applied * (self.version.redemption.unit_value_yen if self.version.redemption else 0)
+        value = self.version.redemption.unit_value_yen if self.version.redemption else 0
+        return self.priced.grand_total - self.applied * value
 
 
 def earn_lines(lines, returned: dict | None = None) -> list[EarnLine]:
@@ -47,30 +54,83 @@ def earn_lines(lines, returned: dict | None = None) -> list[EarnLine]:
                      l.pv, l.net_ex, l.points_share) for l in lines]
 
 
-def order_env(course: str, tier: Optional[str], method: str, brand: Optional[str], guest: bool, at, tz) -> dict:
+def order_env(course: str, tier: Optional[str], method: str, brand: Optional[str], guest: bool, at, tz,
+              subscription_month: int = 0) -> dict:
     return {"course": course, "tier": tier, "payment_method": method, "card_brand": brand, "guest": guest,
-            "order_date": local_date(at, tz).isoformat()}
+            "order_date": local_date(at, tz).isoformat(), "subscription_month": subscription_month}
+
+
+def subscription_month(state: MemberState, course: str, at: datetime, tz) -> int:
+    """Which consecutive month of subscription orders this order is (AMA-1): the same month keeps
+    the count, the next calendar month adds one, a gap starts again at 1."""
+    if course != "subscription":
+        return 0
+    month = local_date(at, tz).strftime("%Y-%m")
+    last = state.sub_last_month
+    if last == month:
+        return state.sub_streak
+    if last is not None:
+        y, m = map(int, last.split("-"))
+        following = f"{y + m // 12:04d}-{m % 12 + 1:02d}"
+        if following == month:
+            return state.sub_streak + 1
+    return 1
+
+
+def _requests(state: MemberState, cart: OrderPlaced, deadline: Optional[DeadlineCheck]):
+    """The exchanges and redemption this delivery carries: earlier late requests, plus the cart's own
+    unless they too are late (ANS-15, they then wait for the next delivery)."""
+    exchanges = [(r, q) for d in state.deferred for r, q in d.exchanges]
+    redeem = next((d.redeem for d in state.deferred if d.redeem is not None), None)
+    late_ex = bool(deadline and deadline.late and "exchanges" in deadline.applies_to and cart.exchanges)
+    late_redeem = bool(deadline and deadline.late and cart.redeem is not None and (
+        "redeem" in deadline.applies_to or ("redeem_subscription" in deadline.applies_to and cart.course == "subscription")))
+    if not late_ex:
+        exchanges += [(e.reward, e.qty) for e in cart.exchanges]
+    if not late_redeem and cart.redeem is not None:
+        redeem = cart.redeem
+    defer = None
+    if late_ex or late_redeem:
+        defer = Deferred(source=cart.id, exchanges=tuple((e.reward, e.qty) for e in cart.exchanges) if late_ex else (),
+                         redeem=cart.redeem if late_redeem else None)
+    return exchanges, redeem, defer
 
 
 def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: datetime) -> Plan:
     version = program.version_at(at)
+    tz = program.tz
     member = state.registered and not cart.guest
+    deadline = check_deadline(version, cart, local_date(at, tz))
+    exchanges, redeem, defer = _requests(state, cart, deadline) if member else ([], cart.redeem, None)
+    if not member and cart.exchanges:
+        exchanges = [(e.reward, e.qty) for e in cart.exchanges]
     priced = price_order(version, cart, member)
-    tier, _ = tier_at(version.tiers, state, at, program.tz) if member else (None, 0)
-    limit = redeem_limit(version, state.valid_units(), priced.grand_total, cart.payment.method,
-                         cart.payment.card_brand, guest=not member)
-    errors = []
+    items_incl = priced.items_ex_tax + priced.items_tax_floored()
+    exchange = plan_exchange(version, cart, [_Ex(r, q) for r, q in exchanges], priced.items_ex_tax, items_incl)
+    errors = list(exchange.errors)
+    if exchange.units and not member:
+        errors.append(("exchanges", "a guest order cannot exchange rewards (no member balance)", exchange.rules[0]))
+    if exchange.fees:
+        priced = price_order(version, cart, member, exchange.fees)
+    tier, _ = tier_at(version.tiers, state, at, tz) if member else (None, 0)
+    balance = state.valid_units()
+    if exchange.units > balance:
+        errors.append(("exchanges", f"the rewards need {exchange.units} but the member's valid balance is {balance}",
+                       exchange.rules[0] if exchange.rules else None))
+    limit = redeem_limit(version, max(balance - exchange.units, 0), priced.grand_total, cart.payment.method,
+                         cart.payment.card_brand, guest=not member, items_incl_tax=items_incl)
     applied = 0
-    if cart.redeem is not None:
-        asked = cart.redeem.points if cart.redeem.points is not None else cart.redeem.credits
-        if cart.redeem.points is not None and cart.redeem.credits is not None:
+    if redeem is not None:
+        asked = redeem.points if redeem.points is not None else redeem.credits
+        field_name = "redeem.points" if redeem.points is not None else "redeem.credits"
+        if redeem.points is not None and redeem.credits is not None:
             errors.append(("redeem", "give either points or credits, not both", None))
         elif asked == "max":
             applied = limit.max
         elif asked is not None:
             if asked > limit.max:
-                errors.append(("redeem.points" if cart.redeem.points is not None else "redeem.credits",
-                               f"asks to use {asked}, but at most {limit.max} can be used: {limit.why}", limit.rule))
+                errors.append((field_name, f"asks to use {asked}, but at most {limit.max} can be used: {limit.why}",
+                               limit.rule))
             else:
                 applied = asked
     value = version.redemption.unit_value_yen if version.redemption else 1
@@ -78,27 +138,47 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
     earning = version.earning
     lines = [OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price, tax_rate=pl.tax_rate,
                        tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex, points_share=s) for pl, s in zip(priced.lines, shares)]
+    month = subscription_month(state, cart.course, at, tz) if member else 0
     if earning is not None and (member or earning.guests_earn):
-        env = order_env(cart.course, tier, cart.payment.method, cart.payment.card_brand, cart.guest, at, program.tz)
-        earn = compute_earn(earning, earn_lines(lines), env, local_date(at, program.tz), value)
+        env = order_env(cart.course, tier, cart.payment.method, cart.payment.card_brand, cart.guest, at, tz, month)
+        earn = compute_earn(earning, earn_lines(lines), env, local_date(at, tz), value)
     else:
         earn = EarnResult(0, (), 0)
     earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
-    return Plan(version, priced, tier, limit, applied, lines, earn, earn_state, errors)
+    return Plan(version, priced, tier, limit, applied, lines, earn, earn_state, exchange, deadline, defer,
+                bool(state.deferred) and member, month, errors)
+
+
+@dataclass(frozen=True)
+class _Ex:
+    reward: str
+    qty: int
 
 
 def quote_dict(plan: Plan) -> dict:
     p = plan.priced
-    return {
+    out = {
         "totals": {"items_ex_tax": p.items_ex_tax, "fees_ex_tax": p.fees_ex_tax, "shipping_ex_tax": p.shipping_ex_tax,
-                   "tax": dict(p.tax), "tax_total": p.tax_total, "grand_total": p.grand_total, "to_pay": plan.to_pay},
+                   "subtotal_ex_tax": p.items_ex_tax + p.fees_ex_tax,
+                   "tax": dict(p.tax), "tax_total": p.tax_total, "grand_total": p.grand_total, "to_pay": plan.to_pay,
+                   "pv": p.pv_total()},
         "redeem": {"max": plan.limit.max, "applied": plan.applied, "why": plan.limit.why},
-        "exchange": {"points": 0, "fees": [{"kind": f.kind, "ex_tax": f.ex_tax, "tax_rate": f.tax_rate} for f in p.fees]},
+        "exchange": {"points": plan.exchange.units,
+                     "rewards": [{"reward": r, "qty": q, "points": u} for r, q, u in plan.exchange.rewards],
+                     "fees": [{"kind": f.kind, "ex_tax": f.ex_tax, "tax_rate": f.tax_rate, "rule": f.rule} for f in p.fees]},
         "earn": {"points": plan.earn.units, "state": plan.earn_state, "rules": list(plan.earn.rules)},
         "tier": plan.tier,
         "version": plan.version.number,
         "errors": [{"field": f, "reason": r, "rule": rule} for f, r, rule in plan.errors],
     }
+    if plan.deadline is not None:
+        out["deadline"] = plan.deadline.as_dict()
+        if plan.defer is not None:
+            out["deadline"]["deferred"] = {"exchanges": [{"reward": r, "qty": q} for r, q in plan.defer.exchanges],
+                                           "redeem": plan.defer.redeem is not None}
+            out["deadline"]["note"] = (f"the request arrived after {plan.deadline.last_day} ({plan.deadline.rule}): "
+                                       f"it goes with the next delivery")
+    return out
 
 
 def place(change: Change, cart: OrderPlaced) -> None:
@@ -109,19 +189,34 @@ def place(change: Change, cart: OrderPlaced) -> None:
     if plan.errors:
         f, reason, rule = plan.errors[0]
         raise EventRejected(reason, f, rule)
-    rule = plan.version.redemption.rule if plan.version.redemption else ""
-    spent = change.move(plan.applied, "valid", "used", "spend", rule) if plan.applied else []
-    if sum(l.amount for l in spent) != plan.applied:  # cannot happen: the limit includes the balance
+    red = plan.version.redemption
+    spent = []
+    if plan.exchange.units:
+        spent += change.move(plan.exchange.units, "valid", "used", "exchange", plan.exchange.rules[0])
+    if plan.applied:
+        spent += change.move(plan.applied, "valid", "used", "spend", red.rule if red else "")
+    if sum(l.amount for l in spent) != plan.applied + plan.exchange.units:  # the limits include the balance
         raise EventRejected("the balance changed while the order was priced", "redeem")
     if plan.earn.units > 0:
         expires_on, rolling = (on_acquire(change) if plan.earn_state == "valid" else (None, False))
         change.add_lot(plan.earn.units, plan.earn_state, plan.earn.main_rule, "earn", order=cart.order,
                        expires_on=expires_on, rolling=rolling)
+    if plan.used_deferred:
+        state.deferred = []
+    if plan.defer is not None:
+        state.deferred.append(plan.defer)
+    if cart.course == "subscription" and not cart.guest:
+        state.sub_streak = plan.subscription_month
+        state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
+        state.subscription_orders += 1
     state.orders[cart.order] = Order(
         id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
         payment_method=cart.payment.method, card_brand=cart.payment.card_brand, tier=plan.tier,
         version=plan.version.number, lines=tuple(plan.shares), points_used=plan.applied,
-        used_lots=tuple(l.id for l in spent), earned=plan.earn.units, earn_rules=plan.earn.rules)
+        exchange_units=plan.exchange.units, rewards=tuple((r, q) for r, q, _ in plan.exchange.rewards),
+        fees=tuple((f.kind, f.ex_tax, f.tax_rate) for f in plan.priced.fees),
+        used_lots=tuple(l.id for l in spent), earned=plan.earn.units, earn_rules=plan.earn.rules,
+        subscription_month=plan.subscription_month)
 
 
 def find_order(change: Change, order_id: str) -> Order:

@@ -71,6 +71,16 @@ class Priced:
     def fees_ex_tax(self) -> int:
         return sum(f.ex_tax for f in self.fees)
 
+    def items_tax_floored(self) -> int:
+        """The items' tax as the invoice computes it: per rate, floored (shipping and fees apart)."""
+        bases: dict = {}
+        for line in self.lines:
+            bases[line.tax_rate] = bases.get(line.tax_rate, 0) + line.net_ex
+        return sum(int(base * frac(rate)) for rate, base in bases.items())
+
+    def pv_total(self) -> float:
+        return sum((line.pv or 0) * line.qty for line in self.lines)
+
     def items_tax(self) -> Fraction:
         """Tax attributable to the items, for measures "incl. tax" (exact, not floored)."""
         return sum((line.net_ex * frac(line.tax_rate) for line in self.lines), Fraction(0))

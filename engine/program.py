@@ -63,10 +63,18 @@ class RateRow(Ruled):
     flat: Optional[Fraction]
     by: Optional[str]
     values: dict = field(default_factory=dict)
+    bands: tuple = ()   # ((from, rate), ...) ascending: the last band whose 'from' ≤ the value
 
     def rate_for(self, env: dict) -> Optional[Fraction]:
         if self.flat is not None:
             return self.flat
+        if self.bands:
+            value = env.get(self.by)
+            chosen = None
+            for start, rate in self.bands:
+                if value is not None and value >= start:
+                    chosen = rate
+            return chosen
         return self.values.get(env.get(self.by))
 
 
@@ -97,10 +105,61 @@ class MinToPay(Ruled):
 
 
 @dataclass(frozen=True, slots=True)
+class PerAmount(Ruled):
+    yen: int
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
 class Redemption(Ruled):
     unit_value_yen: int
     cap: Optional[Cap]
     min_to_pay: Optional[MinToPay]
+    per_amount: Optional[PerAmount] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reward:
+    id: str
+    name: str
+    units: int
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog(Ruled):
+    rewards: dict          # id -> Reward
+    returnable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FeeRule(Ruled):
+    kind: str
+    ex_tax: int
+    per_units: Optional[int]
+    tax_rate: float
+    waived_when: Optional[Expr]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal(Ruled):
+    methods: frozenset
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline(Ruled):
+    business_days: int
+    calendar: str
+    applies_to: frozenset
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeRules(Ruled):
+    requires_product_order: bool
+    refuse: Optional[Refusal]
+    fees: tuple[FeeRule, ...]
+    deadline: Optional[Deadline]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +198,8 @@ class Version:
     expiry: Expiry
     bonuses: tuple[Bonus, ...]
     returns: Optional[Returns]
+    catalog: Optional[Catalog] = None
+    exchange: Optional[ExchangeRules] = None
 
     def bonuses_on(self, trigger: str) -> tuple[Bonus, ...]:
         return tuple(b for b in self.bonuses if b.on == trigger)

@@ -15,7 +15,7 @@ class Limit:
 
 
 def redeem_limit(version: Version, balance: int, grand_total: int, method: str, brand: Optional[str],
-                 guest: bool) -> Limit:
+                 guest: bool, items_incl_tax: int = 0) -> Limit:
     """The most units this order may use. Each bound is a candidate; the smallest one binds."""
     red = version.redemption
     if red is None:
@@ -35,6 +35,10 @@ def redeem_limit(version: Version, balance: int, grand_total: int, method: str, 
         candidates.append((payable, f"{who} must leave at least ¥{min_pay} to pay of ¥{grand_total}", red.min_to_pay.rule))
     else:
         candidates.append((payable, f"points cannot exceed the order total of ¥{grand_total}", red.rule))
+    if red.per_amount is not None:
+        per = red.per_amount
+        candidates.append((items_incl_tax // per.yen * per.units,
+                           f"{per.units} for every ¥{per.yen:,} of the order (¥{items_incl_tax:,})", per.rule))
     units, why, rule = min(candidates, key=lambda c: c[0])
     units = max(units, 0)
     return Limit(units, f"{why} ({rule})" if rule else why, rule)

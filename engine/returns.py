@@ -58,9 +58,10 @@ def cancel(change: Change, order_id: str) -> None:
     returns = change.version.returns
     rule = returns.rule if returns else (order.earn_rules[0] if order.earn_rules else "")
     remove_earned(change, order, order.earned, rule)
-    restore_used(change, order, order.points_used - order.points_restored, rule)
+    # a cancelled order ships nothing: the units of its rewards come back too
+    restore_used(change, order, order.points_used + order.exchange_units - order.points_restored, rule)
     change.state.orders[order_id] = msgspec.structs.replace(
-        order, status="cancelled", earned=0, points_restored=order.points_used)
+        order, status="cancelled", earned=0, points_restored=order.points_used + order.exchange_units)
 
 
 def return_lines(change: Change, event: OrderReturned) -> None:
@@ -83,6 +84,10 @@ def return_lines(change: Change, event: OrderReturned) -> None:
     returned = dict(order.returned)
     for i, ret in enumerate(event.lines):
         line = lines.get(ret.sku)
+        catalog = change.version.catalog
+        if line is None and catalog is not None and ret.sku in catalog.rewards and not catalog.returnable:
+            raise EventRejected(f"{ret.sku} is a reward item: reward items cannot be returned or exchanged",
+                                f"lines[{i}].sku", catalog.rule)
         if line is None:
             raise EventRejected(f"sku {ret.sku} is not on order {order.id}", f"lines[{i}].sku")
         refused = returns.refuse_tags.intersection(line.tags)

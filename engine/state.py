@@ -60,14 +60,26 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     status: str = "placed"          # placed | shipped | delivered | cancelled | returned
     shipped_at: Optional[datetime] = None
     delivered_at: Optional[datetime] = None
-    points_used: int = 0            # units spent on the order
+    points_used: int = 0            # units spent on the order as a discount
+    exchange_units: int = 0         # units spent on reward items (not returnable)
+    rewards: tuple = ()             # ((reward, qty), ...)
+    fees: tuple = ()                # ((kind, ex_tax, tax_rate), ...)
     used_lots: tuple[str, ...] = () # the lots those units were spent from (restored on return)
     points_restored: int = 0        # units given back after cancellation / returns
     earned: int = 0                 # units the order currently earns (after returns)
     earn_rules: tuple[str, ...] = ()
+    subscription_month: int = 0     # consecutive subscription month of this order (AMA-1)
 
     def kept_qty(self, sku: str, qty: int) -> int:
         return qty - self.returned.get(sku, 0)
+
+
+class Deferred(msgspec.Struct, frozen=True, kw_only=True):
+    """Requests that arrived after their deadline: they go with the member's next delivery."""
+
+    source: str
+    exchanges: tuple = ()          # ((reward, qty), ...)
+    redeem: Optional[object] = None
 
 
 class Timer(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,12 +108,17 @@ class MemberState(msgspec.Struct, kw_only=True):
     rolling_expires_on: Optional[date] = None  # last valid day of every rolling lot
     birthday_paid_on: Optional[date] = None    # the last birth-month 1st whose bonus was handled
     debt: int = 0                             # units clawed back but not yet covered by a balance
+    deferred: list[Deferred] = []             # late requests waiting for the next delivery
+    subscription: str = "none"                # none | active | paused | cancelled
+    sub_streak: int = 0                       # consecutive months with a subscription order
+    sub_last_month: Optional[str] = None      # "YYYY-MM" of the last subscription order
+    subscription_orders: int = 0              # subscription orders ever placed
 
     def copy(self) -> "MemberState":
         # Lots, orders and timers are frozen: copying the containers is enough for purity.
         return msgspec.structs.replace(
             self, attributes=dict(self.attributes), lots=list(self.lots), orders=dict(self.orders),
-            reviewed=list(self.reviewed), timers=list(self.timers))
+            reviewed=list(self.reviewed), timers=list(self.timers), deferred=list(self.deferred))
 
     def balances(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
