@@ -5,6 +5,7 @@ from datetime import date, datetime
 from typing import Optional
 
 from .expiry import on_acquire
+from .expr import Attributes
 from .lots import Change
 from .timeutil import start_of
 
@@ -18,7 +19,7 @@ def _grant(change: Change, bonus) -> None:
 def _applies(bonus, change: Change, **env) -> bool:
     if bonus.when is None:
         return True
-    return bool(bonus.when({"attributes": change.state.attributes, "tier": None, "product": None, **env}))
+    return bool(bonus.when({"attributes": Attributes(change.state.attributes), "tier": None, "product": None, **env}))
 
 
 def on_event(change: Change, trigger: str, product: Optional[str] = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from . import bonuses, expiry, returns
+from . import bonuses, expiry, migration, returns
 from .lots import Change
 from .program import Program
 from .state import MemberState
@@ -50,6 +50,8 @@ def advance(program: Program, state: MemberState, to: datetime, entries: list, e
         change = Change(program, state, f"{kind}@{local}", when)
         if kind == "version":
             state.version = what.number
+            if state.registered:
+                migration.run(change, what)
         elif kind == "expiry":
             expiry.expire(change, what)
         elif kind == "timer":

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Optional
 
-from . import bonuses, orders, returns
+from . import bonuses, orders, returns, subscriptions
 from .clock import advance
 from .errors import EventRejected
 from .events import (MemberRegistered, MemberUpdated, OrderCancelled, OrderDelivered, OrderPlaced, OrderReturned,
-                     OrderShipped, PointsGranted, PointsHeld, PointsReleased, ReviewPosted)
+                     OrderShipped, PointsGranted, PointsHeld, PointsReleased, ReviewPosted, SubscriptionCancelled,
+                     SubscriptionPaused, SubscriptionResumed, SubscriptionStarted)
 from .expiry import on_acquire
 from .lots import Change
 from .program import Program
@@ -93,8 +94,8 @@ def _dispatch(change: Change, event) -> None:
         _hold(change, event.amount, "valid", "held", "hold")
     elif isinstance(event, PointsReleased):
         _hold(change, event.amount, "held", "valid", "release")
-    # subscription.* events: recorded (the member's clock moves); programs with subscription
-    # rules (stages, first-order perks) read them.
+    elif isinstance(event, (SubscriptionStarted, SubscriptionPaused, SubscriptionResumed, SubscriptionCancelled)):
+        subscriptions.change_subscription(change, type(event).__struct_config__.tag.split(".")[1], event.subscription)
 
 
 def _member_fields(state: MemberState, event) -> None:

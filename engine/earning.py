@@ -86,3 +86,9 @@ def compute_earn(earning: Optional[Earning], lines: Sequence[EarnLine], order_en
             rules.append(row.rule)
     main = max(by_rule, key=lambda r: by_rule[r]) if by_rule else earning.rule
     return EarnResult(int(total), tuple(rules), base_total, main)
+
+
+def threshold_grant(earning: Earning, carry: int, amount: int) -> tuple[int, int]:
+    """Threshold earning (RC-2): units for every full ``per_yen`` of carry + amount; the rest carries."""
+    total = carry + amount
+    return total // earning.per_yen * earning.units, total % earning.per_yen

@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Optional
 
+import msgspec
+
 from .lots import Change
 from .timeutil import local_date, start_of
 
@@ -50,3 +52,26 @@ def expire(change: Change, on: date) -> None:
         # a limited-time lot expires by its own rule (AND-6), every other by the expiry rule
         rule = lot.rule if lot.kind == "limited" else (expiry.rule or lot.rule)
         change.move(lot.amount, "valid", "expired", "expire", rule, where=lambda l, i=lot.id: l.id == i)
+
+
+def on_subscription_cancel(change: Change) -> None:
+    """RC-9 in general terms: when the member's last subscription is cancelled, every valid lot
+    expires at the end of the month after the cancellation month, or on its own date if earlier."""
+    rule = change.version.expiry.on_cancel_rule
+    if rule is None:
+        return
+    from .subscriptions import member_status
+    from .timeutil import month_end
+
+    if member_status(change.state.subscriptions) != "cancelled":
+        return
+    today = local_date(change.at, change.program.tz)
+    limit = month_end(month_end(today) + timedelta(days=1))
+    state = change.state
+    for i, lot in enumerate(state.lots):
+        if lot.state not in ("valid", "held", "pending"):
+            continue
+        own = state.lot_expires_on(lot)
+        if own is None or own > limit:
+            state.lots[i] = msgspec.structs.replace(lot, expires_on=limit, rolling=False)
+            change.entry("shorten", state.lots[i], lot.amount, lot.state, lot.state, rule)

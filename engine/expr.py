@@ -16,7 +16,7 @@ import math
 from fractions import Fraction
 from typing import Any
 
-from .errors import Pos, Problem, ProgramError
+from .errors import EventRejected, Pos, Problem, ProgramError
 
 MAX_SOURCE = 500
 MAX_STRING = 200
@@ -49,6 +49,13 @@ _ALLOWED = (
 )
 
 
+class Attributes(dict):
+    """Member attributes as expressions see them: a missing attribute reads as None."""
+
+    def __missing__(self, key: Any) -> None:
+        return None
+
+
 class Expr:
     """A compiled expression with the position of its source text."""
 
@@ -62,7 +69,11 @@ class Expr:
         self._globals = {"__builtins__": {}, "_mul": _mul, **FUNCTIONS, **consts}
 
     def __call__(self, env: dict[str, Any]) -> Any:
-        return eval(self._code, self._globals, env)  # noqa: S307 - whitelisted, compiled at load
+        try:
+            return eval(self._code, self._globals, env)  # noqa: S307 - whitelisted, compiled at load
+        except Exception as exc:  # a program expression failing on some input: refuse the event, name the line
+            raise EventRejected(f"the expression {self.source!r} at {self.pos} failed: {type(exc).__name__}: {exc}",
+                                None) from None
 
     def __repr__(self) -> str:
         return f"Expr({self.source!r} at {self.pos})"

@@ -19,7 +19,8 @@ from . import yamlpos
 from .errors import Pos, Problem, ProgramError
 from .expr import compile_expr
 from .program import (Bonus, Cap, Catalog, Deadline, Earning, ExchangeRules, Expiry, FeeRule, MemberDiscount,
-                      MinToPay, PerAmount, Pricing, Program, RateRow, Redemption, Refusal, Returns, Reward,
+                      MigrationStep, MinToPay, PerAmount, Perk, Pricing, Program, RateRow, Redemption, Refusal,
+                      Returns, Reward,
                       TierLevel, Tiers, Version)
 from .timeutil import Period, start_of
 
@@ -30,7 +31,8 @@ LINE_NAMES = frozenset({"course", "tier", "tags", "sku", "product", "qty", "unit
                         "payment_method", "card_brand", "guest", "order_date", "subscription_month"})
 FEE_NAMES = frozenset({"fulfilment", "course", "items_incl_tax", "items_ex_tax", "payment_method", "units"})
 BONUS_NAMES = frozenset({"attributes", "tier", "product"})
-SECTIONS = ("pricing", "tiers", "earning", "redemption", "expiry", "bonuses", "returns", "catalog", "exchange")
+# Sections a version inherits from the one before (a migration belongs to its own version only).
+SECTIONS = ("pricing", "tiers", "earning", "redemption", "expiry", "bonuses", "returns", "catalog", "exchange", "perks")
 
 _validator: jsonschema.protocols.Validator | None = None
 
@@ -150,7 +152,7 @@ class _Compiler:
             return None
         rows = []
         tier_ids = [t.id for t in tiers.levels] if tiers else []
-        for i, row in enumerate(node["rates"]):
+        for i, row in enumerate(node.get("rates", [])):
             rpath = path + ("rates", i)
             when = self.expr(row["when"], rpath + ("when",), LINE_NAMES, "when") if "when" in row else None
             valid_from = date.fromisoformat(row["from"]) if "from" in row else None
@@ -175,14 +177,41 @@ class _Compiler:
                             near = difflib.get_close_matches(key, tier_ids, n=1)
                             self.problem(rpath + ("rate", "values", key), f"unknown tier '{key}'",
                                          f"did you mean '{near[0]}'?" if near else f"tiers are: {', '.join(tier_ids)}", key=True)
-                    for tier_id in tier_ids:
-                        if tier_id not in values:
-                            self.problem(rpath + ("rate", "values"), f"no rate for tier '{tier_id}'")
+                    # A row without a tier's rate lets that tier fall through to the next row;
+                    # the last row has nothing to fall to, so it must cover every tier.
+                    if i == len(node["rates"]) - 1:
+                        for tier_id in tier_ids:
+                            if tier_id not in values:
+                                self.problem(rpath + ("rate", "values"), f"no rate for tier '{tier_id}' in the last rates row")
             else:
                 flat = self.frac(rate)
             rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values, bands))
         return Earning(self.rule(node, path), self.pos(path), node["base"], node.get("after_points", False),
-                       node.get("pending_until", "shipped"), node.get("guests_earn", False), tuple(rows))
+                       node.get("pending_until", "shipped"), node.get("guests_earn", False), tuple(rows),
+                       node.get("kind", "rate"), node.get("per_yen", 0), node.get("units", 1))
+
+    def migration(self, nodes: list | None, path: tuple, index: int) -> tuple:
+        steps = []
+        if nodes and index == 0:
+            self.problem(path, "the first version has nothing to migrate from")
+        for i, node in enumerate(nodes or []):
+            spath = path + (i,)
+            op = node["op"]
+            need = {"convert_units": ["from_unit_value_yen"], "grant": ["units"]}.get(op, [])
+            for key in need:
+                if key not in node:
+                    self.problem(spath + ("op",), f"op {op} needs '{key}'")
+            rem = node.get("remainder") or {}
+            when = self.expr(node["when"], spath + ("when",), BONUS_NAMES, "when") if "when" in node else None
+            steps.append(MigrationStep(self.rule(node, spath), self.pos(spath), op, node.get("from_unit_value_yen", 0),
+                                       rem.get("pool_expiry", "earliest"), self.period(rem.get("round_up_expires_after")),
+                                       when, node.get("units", 0),
+                                       date.fromisoformat(node["expires_on"]) if "expires_on" in node else None))
+        return tuple(steps)
+
+    def perks(self, nodes: list | None, path: tuple) -> tuple:
+        return tuple(Perk(self.rule(n, path + (i,)), self.pos(path + (i,)), n["on"], n.get("free_shipping", False),
+                          n.get("effect"), dict(n.get("detail") or {})) for i, n in enumerate(nodes or []))
 
     def redemption(self, node: dict | None, path: tuple) -> Redemption | None:
         if node is None:
@@ -245,7 +274,9 @@ class _Compiler:
         limited = node.get("limited_time_rule_id")
         if limited and self.rules and limited not in self.rules:
             self.problem(path + ("limited_time_rule_id",), f"unknown rule id '{limited}': declare it under 'rules'")
-        return Expiry(self.rule(node, path), self.pos(path), node["kind"], self.period(node.get("period")), limited)
+        cancel = node.get("on_subscription_cancel")
+        return Expiry(self.rule(node, path), self.pos(path), node["kind"], self.period(node.get("period")), limited,
+                      self.rule(cancel, path + ("on_subscription_cancel",)) if cancel else None)
 
     def bonuses(self, nodes: list | None, path: tuple) -> tuple[Bonus, ...]:
         out = []
@@ -262,7 +293,7 @@ class _Compiler:
                        node.get("counts_from", "delivered"), frozenset(node.get("refuse_tags", [])),
                        self.period(node.get("restore_used_after")) or Period())
 
-    def version(self, node: dict, path: tuple, tz: ZoneInfo) -> Version:
+    def version(self, node: dict, path: tuple, tz: ZoneInfo, index: int = 0) -> Version:
         effective = date.fromisoformat(node["effective_from"])
         tiers = self.tiers(node.get("tiers"), path + ("tiers",))
         catalog = self.catalog(node.get("catalog"), path + ("catalog",))
@@ -277,6 +308,8 @@ class _Compiler:
             returns=self.returns(node.get("returns"), path + ("returns",)),
             catalog=catalog,
             exchange=self.exchange(node.get("exchange"), path + ("exchange",), catalog),
+            migration=self.migration(node.get("migration"), path + ("migration",), index),
+            perks=self.perks(node.get("perks"), path + ("perks",)),
         )
 
 
@@ -310,7 +343,7 @@ def parse_program(text: str | bytes, filename: str) -> Program:
     for i, (merged, src) in enumerate(_inherit(data["versions"])):
         # Positions of inherited sections point at the version that wrote them.
         compiler.positions = _Relocated(positions, ("versions", i), src)
-        versions.append(compiler.version(merged, ("versions", i), tz))
+        versions.append(compiler.version(merged, ("versions", i), tz, i))
     compiler.positions = positions
     for i in range(1, len(versions)):
         if versions[i].number <= versions[i - 1].number:

@@ -7,18 +7,18 @@ from typing import Optional
 
 import msgspec
 
-from .earning import EarnLine, EarnResult, compute_earn
+from .earning import EarnLine, EarnResult, compute_earn, threshold_grant
 from .errors import EventRejected
 from .events import OrderPlaced
 
 from .bonuses import settle_debt
 from .expiry import on_acquire
 from .lots import Change, of_order
-from .pricing import Priced, price_order, spread
+from .pricing import Priced, frac, price_order, spread
 from .program import Program, Version
 from .redemption import Limit, redeem_limit
 from .rewards import DeadlineCheck, ExchangePlan, check_deadline, plan_exchange
-from .state import Deferred, MemberState, Order, OrderLine
+from .state import Deferred, Effect, MemberState, Order, OrderLine
 from .tiers import tier_at
 from .timeutil import local_date
 
@@ -41,6 +41,7 @@ class Plan:
     used_deferred: bool = False               # this order takes the requests deferred earlier
     subscription_month: int = 0
     errors: list = field(default_factory=list)   # (field, reason, rule)
+    perks: list = field(default_factory=list)    # Perk rules this order earns
 
     @property
     def to_pay(self) -> int:
@@ -104,6 +105,10 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
     exchanges, redeem, defer = _requests(state, cart, deadline) if member else ([], cart.redeem, None)
     if not member and cart.exchanges:
         exchanges = [(e.reward, e.qty) for e in cart.exchanges]
+    perks = [p for p in version.perks if member and p.on == "first_subscription_order"
+             and cart.course == "subscription" and state.subscription_orders == 0]
+    if any(p.free_shipping for p in perks) and cart.shipping:
+        cart = msgspec.structs.replace(cart, shipping=0)   # RC-8: the first subscription order ships free
     priced = price_order(version, cart, member)
     items_incl = priced.items_ex_tax + priced.items_tax_floored()
     exchange = plan_exchange(version, cart, [_Ex(r, q) for r, q in exchanges], priced.items_ex_tax, items_incl)
@@ -139,14 +144,18 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
     lines = [OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price, tax_rate=pl.tax_rate,
                        tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex, points_share=s) for pl, s in zip(priced.lines, shares)]
     month = subscription_month(state, cart.course, at, tz) if member else 0
-    if earning is not None and (member or earning.guests_earn):
+    if earning is not None and earning.kind == "threshold":
+        amount = invoice_items(lines, None, earning.base == "items_incl_tax") if member else 0
+        units, _ = threshold_grant(earning, state.carry, amount)
+        earn = EarnResult(units, (earning.rule,), amount, earning.rule)
+    elif earning is not None and (member or earning.guests_earn):
         env = order_env(cart.course, tier, cart.payment.method, cart.payment.card_brand, cart.guest, at, tz, month)
         earn = compute_earn(earning, earn_lines(lines), env, local_date(at, tz), value)
     else:
         earn = EarnResult(0, (), 0)
     earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
     return Plan(version, priced, tier, limit, applied, lines, earn, earn_state, exchange, deadline, defer,
-                bool(state.deferred) and member, month, errors)
+                bool(state.deferred) and member, month, errors, perks)
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,7 @@ def quote_dict(plan: Plan) -> dict:
         "earn": {"points": plan.earn.units, "state": plan.earn_state, "rules": list(plan.earn.rules)},
         "tier": plan.tier,
         "version": plan.version.number,
+        "perks": [{"rule": p.rule, "on": p.on, "free_shipping": p.free_shipping, "effect": p.effect} for p in plan.perks],
         "errors": [{"field": f, "reason": r, "rule": rule} for f, r, rule in plan.errors],
     }
     if plan.deadline is not None:
@@ -197,7 +207,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         spent += change.move(plan.applied, "valid", "used", "spend", red.rule if red else "")
     if sum(l.amount for l in spent) != plan.applied + plan.exchange.units:  # the limits include the balance
         raise EventRejected("the balance changed while the order was priced", "redeem")
-    if plan.earn.units > 0:
+    if plan.earn.units > 0 and plan.version.earning.kind == "rate":
         expires_on, rolling = (on_acquire(change) if plan.earn_state == "valid" else (None, False))
         change.add_lot(plan.earn.units, plan.earn_state, plan.earn.main_rule, "earn", order=cart.order,
                        expires_on=expires_on, rolling=rolling)
@@ -205,6 +215,11 @@ def place(change: Change, cart: OrderPlaced) -> None:
         state.deferred = []
     if plan.defer is not None:
         state.deferred.append(plan.defer)
+    for perk in plan.perks:
+        if perk.effect:
+            change.effects.append(Effect(type=perk.effect, member=state.member,
+                                         at=local_date(change.at, change.program.tz).isoformat(),
+                                         detail=dict(perk.detail, order=cart.order), rule=perk.rule))
     if cart.course == "subscription" and not cart.guest:
         state.sub_streak = plan.subscription_month
         state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
@@ -239,11 +254,40 @@ def validate_earn(change: Change, order: Order) -> None:
     settle_debt(change)
 
 
+def invoice_items(lines, returned: dict | None = None, incl_tax: bool = True) -> int:
+    """The kept items' amount as an invoice states it: ex. tax, plus tax per rate floored."""
+    returned = returned or {}
+    bases: dict = {}
+    for line in lines:
+        kept = line.qty - returned.get(line.sku, 0)
+        bases[line.tax_rate] = bases.get(line.tax_rate, 0) + line.net_ex * kept // line.qty
+    total = sum(bases.values())
+    if incl_tax:
+        total += sum(int(base * frac(rate)) for rate, base in bases.items())
+    return total
+
+
+def count_threshold(change: Change, order: Order) -> Order:
+    """Threshold earning (RC-0, RC-2): a shipped order's amount joins the member's carry under the
+    version in force at shipment; every full threshold becomes units, valid at once."""
+    earning = change.version.earning
+    if earning is None or earning.kind != "threshold" or order.guest:
+        return order
+    amount = invoice_items(order.lines, order.returned, earning.base == "items_incl_tax")
+    units, change.state.carry = threshold_grant(earning, change.state.carry, amount)
+    if units:
+        expires_on, rolling = on_acquire(change)
+        change.add_lot(units, "valid", earning.rule, "earn", order=order.id, expires_on=expires_on, rolling=rolling)
+        settle_debt(change)
+    return msgspec.structs.replace(order, counted=amount, earned=order.earned + units, earn_rules=(earning.rule,))
+
+
 def ship(change: Change, order_id: str) -> None:
     order = find_order(change, order_id)
     if order.status != "placed":
         raise EventRejected(f"order {order_id} is {order.status}, it cannot ship", "order")
-    change.state.orders[order_id] = order = msgspec.structs.replace(order, status="shipped", shipped_at=change.at)
+    order = msgspec.structs.replace(order, status="shipped", shipped_at=change.at)
+    order = change.state.orders[order_id] = count_threshold(change, order)
     if _earning_of(change, order).pending_until == "shipped":
         validate_earn(change, order)
 
@@ -253,8 +297,12 @@ def deliver(change: Change, order_id: str) -> None:
     if order.status not in ("placed", "shipped"):
         raise EventRejected(f"order {order_id} is {order.status}, it cannot be delivered", "order")
     # A delivery without a shipment event implies the shipment.
-    change.state.orders[order_id] = order = msgspec.structs.replace(
-        order, status="delivered", delivered_at=change.at, shipped_at=order.shipped_at or change.at)
+    shipped_now = order.shipped_at is None
+    order = msgspec.structs.replace(order, status="delivered", delivered_at=change.at,
+                                    shipped_at=order.shipped_at or change.at)
+    if shipped_now:
+        order = count_threshold(change, order)
+    change.state.orders[order_id] = order
     if _earning_of(change, order).pending_until in ("shipped", "delivered"):
         validate_earn(change, order)
 

@@ -85,6 +85,28 @@ class Earning(Ruled):
     pending_until: str    # placed | shipped | delivered
     guests_earn: bool
     rates: tuple[RateRow, ...]
+    kind: str = "rate"    # rate | threshold
+    per_yen: int = 0      # threshold: yen of cumulative purchases for each grant of `units`
+    units: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStep(Ruled):
+    op: str                              # convert_units | earn_from_carry | grant
+    from_unit_value: int = 0
+    pool_expiry: str = "earliest"
+    round_up_period: Optional[Period] = None
+    when: Optional[Expr] = None
+    units: int = 0
+    expires_on: Optional[date] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Perk(Ruled):
+    on: str
+    free_shipping: bool
+    effect: Optional[str]
+    detail: dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +189,7 @@ class Expiry(Ruled):
     kind: str   # rolling | per_grant | none
     period: Optional[Period]
     limited_rule: Optional[str]
+    on_cancel_rule: Optional[str] = None   # subscription cancelled: lots end at the next month's end
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +223,8 @@ class Version:
     returns: Optional[Returns]
     catalog: Optional[Catalog] = None
     exchange: Optional[ExchangeRules] = None
+    migration: tuple = ()        # MigrationStep, run per member when this version comes into force
+    perks: tuple = ()            # Perk
 
     def bonuses_on(self, trigger: str) -> tuple[Bonus, ...]:
         return tuple(b for b in self.bonuses if b.on == trigger)

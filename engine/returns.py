@@ -10,7 +10,7 @@ from .earning import compute_earn
 from .errors import EventRejected
 from .events import OrderReturned
 from .lots import Change, ids_in, of_order
-from .orders import find_order, earn_lines, order_env
+from .orders import earn_lines, find_order, invoice_items, order_env
 from .state import Order, Timer
 from .timeutil import local_date
 
@@ -57,11 +57,31 @@ def cancel(change: Change, order_id: str) -> None:
         raise EventRejected(f"order {order_id} was delivered: send order.returned for its lines", "order")
     returns = change.version.returns
     rule = returns.rule if returns else (order.earn_rules[0] if order.earn_rules else "")
+    if order.counted:
+        uncount(change, order, order.counted, rule)
     remove_earned(change, order, order.earned, rule)
     # a cancelled order ships nothing: the units of its rewards come back too
     restore_used(change, order, order.points_used + order.exchange_units - order.points_restored, rule)
     change.state.orders[order_id] = msgspec.structs.replace(
-        order, status="cancelled", earned=0, points_restored=order.points_used + order.exchange_units)
+        order, status="cancelled", earned=0, counted=0, points_restored=order.points_used + order.exchange_units)
+
+
+def uncount(change: Change, order: Order, amount: int, rule: str) -> int:
+    """Threshold earning: take ``amount`` back out of the carry; every threshold the carry falls
+    below takes back the units it gave (from this order's lots first). Returns units removed."""
+    earning = change.version.earning
+    state = change.state
+    state.carry -= amount
+    removed = 0
+    if earning is None or earning.kind != "threshold":
+        state.carry = max(state.carry, 0)
+        return 0
+    while state.carry < 0:
+        state.carry += earning.per_yen
+        removed += earning.units
+    if removed:
+        remove_earned(change, order, removed, rule)
+    return removed
 
 
 def return_lines(change: Change, event: OrderReturned) -> None:
@@ -98,15 +118,21 @@ def return_lines(change: Change, event: OrderReturned) -> None:
             raise EventRejected(f"returns {ret.qty} of {ret.sku} but only {line.qty - returned.get(ret.sku, 0)} "
                                 f"are kept on order {order.id}", f"lines[{i}].qty")
         returned[ret.sku] = returned.get(ret.sku, 0) + ret.qty
-    # X-5: the kept lines earn what the same rules and rounding give them; the difference goes.
     version = next(v for v in change.program.versions if v.number == order.version)
     value = version.redemption.unit_value_yen if version.redemption else 1
-    env = order_env(order.course, order.tier, order.payment_method, order.card_brand, order.guest,
-                    order.placed_at, change.program.tz)
-    kept = compute_earn(version.earning, earn_lines(order.lines, returned), env,
-                        local_date(order.placed_at, change.program.tz), value) if order.earned else None
-    new_earned = kept.units if kept else 0
-    remove_earned(change, order, order.earned - new_earned, returns.rule)
+    counted = order.counted
+    if order.counted:
+        # threshold earning: the returned amount leaves the carry (and any threshold it crossed)
+        counted = invoice_items(order.lines, returned, change.version.earning.base == "items_incl_tax")
+        new_earned = order.earned - uncount(change, order, order.counted - counted, returns.rule)
+    else:
+        # X-5: the kept lines earn what the same rules and rounding give them; the difference goes.
+        env = order_env(order.course, order.tier, order.payment_method, order.card_brand, order.guest,
+                        order.placed_at, change.program.tz, order.subscription_month)
+        kept = compute_earn(version.earning, earn_lines(order.lines, returned), env,
+                            local_date(order.placed_at, change.program.tz), value) if order.earned else None
+        new_earned = kept.units if kept else 0
+        remove_earned(change, order, order.earned - new_earned, returns.rule)
     # Points used come back in proportion to the returned lines' share of them.
     shares = sum(line.points_share for line in order.lines)
     back_yen = sum(Fraction(line.points_share * returned.get(line.sku, 0), line.qty) for line in order.lines)
@@ -114,5 +140,5 @@ def return_lines(change: Change, event: OrderReturned) -> None:
     restore_used(change, order, int(due) - order.points_restored, returns.rule)
     all_back = all(returned.get(line.sku, 0) >= line.qty for line in order.lines)
     change.state.orders[order.id] = msgspec.structs.replace(
-        order, returned=returned, earned=new_earned, points_restored=int(due),
+        order, returned=returned, earned=new_earned, counted=counted, points_restored=int(due),
         status="returned" if all_back else order.status)

@@ -12,6 +12,9 @@ from typing import Optional
 import msgspec
 
 STATES = ("valid", "pending", "held", "used", "expired", "void")
+# A lot re-expressed in a new unit by a program revision (RC-6) ends as "converted"; its value
+# lives on in the lots the conversion made. Reported only where it occurs.
+CONVERTED = "converted"
 
 
 class Lot(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +71,7 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     points_restored: int = 0        # units given back after cancellation / returns
     earned: int = 0                 # units the order currently earns (after returns)
     earn_rules: tuple[str, ...] = ()
+    counted: int = 0                # yen this order added to the threshold carry (RC-0/RC-2)
     subscription_month: int = 0     # consecutive subscription month of this order (AMA-1)
 
     def kept_qty(self, sku: str, qty: int) -> int:
@@ -80,6 +84,15 @@ class Deferred(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     exchanges: tuple = ()          # ((reward, qty), ...)
     redeem: Optional[object] = None
+
+
+class SubChange(msgspec.Struct, frozen=True, kw_only=True):
+    """One change of a subscription's status, and the member's overall status after it."""
+
+    at: datetime
+    subscription: str
+    status: str                    # active | paused | cancelled
+    member_status: str             # active | paused | cancelled | none
 
 
 class Timer(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,21 +122,24 @@ class MemberState(msgspec.Struct, kw_only=True):
     birthday_paid_on: Optional[date] = None    # the last birth-month 1st whose bonus was handled
     debt: int = 0                             # units clawed back but not yet covered by a balance
     deferred: list[Deferred] = []             # late requests waiting for the next delivery
-    subscription: str = "none"                # none | active | paused | cancelled
+    subscriptions: dict[str, str] = {}        # subscription id -> active | paused | cancelled
+    sub_history: list[SubChange] = []         # every status change, in time order
     sub_streak: int = 0                       # consecutive months with a subscription order
     sub_last_month: Optional[str] = None      # "YYYY-MM" of the last subscription order
     subscription_orders: int = 0              # subscription orders ever placed
+    carry: int = 0                            # yen counted toward the next threshold grant (RC-2)
 
     def copy(self) -> "MemberState":
         # Lots, orders and timers are frozen: copying the containers is enough for purity.
         return msgspec.structs.replace(
             self, attributes=dict(self.attributes), lots=list(self.lots), orders=dict(self.orders),
-            reviewed=list(self.reviewed), timers=list(self.timers), deferred=list(self.deferred))
+            reviewed=list(self.reviewed), timers=list(self.timers), deferred=list(self.deferred),
+            subscriptions=dict(self.subscriptions), sub_history=list(self.sub_history))
 
     def balances(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
         for lot in self.lots:
-            out[lot.state] += lot.amount
+            out[lot.state] = out.get(lot.state, 0) + lot.amount
         return out
 
     def valid_units(self) -> int:

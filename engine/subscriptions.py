@@ -1,0 +1,42 @@
+"""Subscriptions (定期便): started, paused, resumed, cancelled, per subscription id, with the
+member's history of changes (stage ladders count pause months from it)."""
+from __future__ import annotations
+
+from .errors import EventRejected
+from .lots import Change
+from .state import SubChange
+
+_ALLOWED = {
+    "started": ("none", "cancelled"),
+    "paused": ("active",),
+    "resumed": ("paused",),
+    "cancelled": ("active", "paused"),
+}
+_TO = {"started": "active", "paused": "paused", "resumed": "active", "cancelled": "cancelled"}
+
+
+def member_status(subscriptions: dict) -> str:
+    """The member's overall status: active if any subscription is, else paused if any is, else
+    cancelled if any was ever held, else none."""
+    statuses = set(subscriptions.values())
+    for status in ("active", "paused", "cancelled"):
+        if status in statuses:
+            return status
+    return "none"
+
+
+def change_subscription(change: Change, what: str, sub_id: str) -> str:
+    """Apply started/paused/resumed/cancelled to one subscription; returns the member's status before."""
+    state = change.state
+    current = state.subscriptions.get(sub_id, "none")
+    if current not in _ALLOWED[what]:
+        raise EventRejected(f"subscription {sub_id} is {current}; it cannot be {what}", "subscription")
+    before = member_status(state.subscriptions)
+    state.subscriptions[sub_id] = _TO[what]
+    state.sub_history.append(SubChange(at=change.at, subscription=sub_id, status=_TO[what],
+                                       member_status=member_status(state.subscriptions)))
+    if what == "cancelled":
+        from .expiry import on_subscription_cancel
+
+        on_subscription_cancel(change)
+    return before
