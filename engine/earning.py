@@ -1,6 +1,7 @@
 """Earning: which rate each line gets, on which base, floored once per order (X-5)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -49,43 +50,61 @@ def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[Rat
     return None, None
 
 
-def line_base(earning: Earning, line: EarnLine, unit_value_yen: int) -> Fraction:
+def line_base(earning: Earning, line: EarnLine, unit_value_yen: int) -> tuple[int, int]:
+    """A line's earn base as an exact fraction (numerator, denominator) of yen (or PV)."""
     if line.kept <= 0:
-        return Fraction(0)
-    share = Fraction(line.kept, line.qty)
+        return 0, 1
     if earning.base == "pv":
-        return frac(line.pv or 0) * line.kept
-    base = line.net_ex * share
+        pv = frac(line.pv or 0)
+        return pv.numerator * line.kept, pv.denominator
     if earning.base == "items_incl_tax":
-        base *= 1 + frac(line.tax_rate)
-    if earning.after_points:
-        base -= line.points_share * unit_value_yen * share
-    return max(base, Fraction(0))
+        tax = frac(line.tax_rate)
+        num = line.net_ex * line.kept * (tax.denominator + tax.numerator)
+        den = line.qty * tax.denominator
+        if earning.after_points:
+            num -= line.points_share * unit_value_yen * line.kept * tax.denominator
+    else:
+        num, den = line.net_ex * line.kept, line.qty
+        if earning.after_points:
+            num -= line.points_share * unit_value_yen * line.kept
+    return max(num, 0), den
 
 
 def compute_earn(earning: Optional[Earning], lines: Sequence[EarnLine], order_env: dict, on: date,
                  unit_value_yen: int = 1) -> EarnResult:
-    """Units an order earns: floor(Σ line base × line rate). ``order_env`` carries course, tier, payment..."""
+    """Units an order earns: floor(Σ line base × line rate), exact in integers (X-5: floored once
+    per order, so two lines of 4,750 at 1% earn 95, not 47 + 47). ``order_env`` carries course,
+    tier, payment method... for the rows' conditions."""
     if earning is None:
         return EarnResult(0, (), Fraction(0))
-    total = Fraction(0)
-    base_total = Fraction(0)
+    parts = []
     rules = [earning.rule]
-    by_rule: dict[str, Fraction] = {}
     for line in lines:
         env = dict(order_env, sku=line.sku, product=line.product, qty=line.qty, unit_price=line.unit_price,
                    tax_rate=line.tax_rate, tags=line.tags)
         row, rate = _row_for(earning.rates, env, on)
         if row is None:
             continue
-        base = line_base(earning, line, unit_value_yen)
-        base_total += base
-        total += base * rate
-        by_rule[row.rule] = by_rule.get(row.rule, Fraction(0)) + base * rate
+        num, den = line_base(earning, line, unit_value_yen)
+        parts.append((num, den, rate, row.rule))
         if row.rule not in rules:
             rules.append(row.rule)
-    main = max(by_rule, key=lambda r: by_rule[r]) if by_rule else earning.rule
-    return EarnResult(int(total), tuple(rules), base_total, main)
+    if not parts:
+        return EarnResult(0, tuple(rules), Fraction(0), earning.rule)
+    # one common denominator for bases and one for rates: integer arithmetic, no rounding until the end
+    base_den = math.lcm(*(p[1] for p in parts))
+    rate_den = math.lcm(*(p[2].denominator for p in parts))
+    total = 0
+    base_total = 0
+    by_rule: dict[str, int] = {}
+    for num, den, rate, rule in parts:
+        base = num * (base_den // den)
+        base_total += base
+        contribution = base * rate.numerator * (rate_den // rate.denominator)
+        total += contribution
+        by_rule[rule] = by_rule.get(rule, 0) + contribution
+    main = max(by_rule, key=lambda r: by_rule[r]) if any(by_rule.values()) else parts[0][3]
+    return EarnResult(total // (base_den * rate_den), tuple(rules), Fraction(base_total, base_den), main)
 
 
 def threshold_grant(earning: Earning, carry: int, amount: int) -> tuple[int, int]:

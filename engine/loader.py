@@ -291,7 +291,8 @@ class _Compiler:
             return None
         return Returns(self.rule(node, path), self.pos(path), self.period(node.get("window")),
                        node.get("counts_from", "delivered"), frozenset(node.get("refuse_tags", [])),
-                       self.period(node.get("restore_used_after")) or Period())
+                       self.period(node.get("restore_used_after")) or Period(),
+                       self.rule({"rule_id": node["cancel_rule_id"]}, path + ("cancel_rule_id",)) if "cancel_rule_id" in node else None)
 
     def version(self, node: dict, path: tuple, tz: ZoneInfo, index: int = 0) -> Version:
         effective = date.fromisoformat(node["effective_from"])

@@ -24,13 +24,10 @@ class Change:
         self.state = state
         self.source = source
         self.at = at
+        self.version = program.version_at(at)   # the version in force at the change
         self.entries: list[Entry] = []
         self.effects: list = []
         self._n = 0
-
-    @property
-    def version(self):
-        return self.program.version_at(self.at)
 
     def new_id(self) -> str:
         self._n += 1

@@ -14,7 +14,7 @@ from .events import OrderPlaced
 from .bonuses import settle_debt
 from .expiry import on_acquire
 from .lots import Change, of_order
-from .pricing import Priced, frac, price_order, spread
+from .pricing import Priced, invoice_items, price_order, spread
 from .program import Program, Version
 from .redemption import Limit, redeem_limit
 from .rewards import DeadlineCheck, ExchangePlan, check_deadline, plan_exchange
@@ -252,19 +252,6 @@ def validate_earn(change: Change, order: Order) -> None:
     change.move(pending, "pending", "valid", "validate", rule, where=of_order(order.id),
                 changes={"expires_on": expires_on, "rolling": rolling})
     settle_debt(change)
-
-
-def invoice_items(lines, returned: dict | None = None, incl_tax: bool = True) -> int:
-    """The kept items' amount as an invoice states it: ex. tax, plus tax per rate floored."""
-    returned = returned or {}
-    bases: dict = {}
-    for line in lines:
-        kept = line.qty - returned.get(line.sku, 0)
-        bases[line.tax_rate] = bases.get(line.tax_rate, 0) + line.net_ex * kept // line.qty
-    total = sum(bases.values())
-    if incl_tax:
-        total += sum(int(base * frac(rate)) for rate, base in bases.items())
-    return total
 
 
 def count_threshold(change: Change, order: Order) -> Order:

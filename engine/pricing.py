@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 
 from .events import OrderPlaced
 from .program import Version
 
 
+@lru_cache(maxsize=256)
+def frac(rate: float) -> Fraction:
+    """A decimal as written (0.1 is 1/10, not the binary float): exact money arithmetic."""
+    return Fraction(repr(rate)) if isinstance(rate, float) else Fraction(rate)
+
+
+@lru_cache(maxsize=256)
 def rate_key(rate: float | Fraction) -> str:
     """'0.08', '0.10': the tax keys of the quote output."""
     return f"{float(rate):.2f}"
-
-
-def frac(rate: float) -> Fraction:
-    return Fraction(repr(rate)) if isinstance(rate, float) else Fraction(rate)
 
 
 def spread(amount: int, weights: list[int]) -> list[int]:
@@ -119,3 +123,22 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
     priced.tax_total = sum(priced.tax.values())
     priced.grand_total = priced.items_ex_tax + priced.shipping_ex_tax + priced.fees_ex_tax + priced.tax_total
     return priced
+
+
+def invoice_items(lines, returned: dict | None = None, incl_tax: bool = True) -> int:
+    """The kept items' amount as an invoice states it: ex. tax, plus the tax per rate floored.
+    A partly returned line counts its kept share (floored)."""
+    returned = returned or {}
+    bases: dict = {}
+    for line in lines:
+        kept = line.qty - returned.get(line.sku, 0)
+        if kept <= 0:
+            continue
+        amount = line.net_ex if kept == line.qty else line.net_ex * kept // line.qty
+        bases[line.tax_rate] = bases.get(line.tax_rate, 0) + amount
+    total = sum(bases.values())
+    if incl_tax:
+        for rate, base in bases.items():
+            r = frac(rate)
+            total += base * r.numerator // r.denominator
+    return total

@@ -10,7 +10,8 @@ from .earning import compute_earn
 from .errors import EventRejected
 from .events import OrderReturned
 from .lots import Change, ids_in, of_order
-from .orders import earn_lines, find_order, invoice_items, order_env
+from .orders import earn_lines, find_order, order_env
+from .pricing import invoice_items
 from .state import Order, Timer
 from .timeutil import local_date
 
@@ -56,7 +57,7 @@ def cancel(change: Change, order_id: str) -> None:
     if order.status == "delivered":
         raise EventRejected(f"order {order_id} was delivered: send order.returned for its lines", "order")
     returns = change.version.returns
-    rule = returns.rule if returns else (order.earn_rules[0] if order.earn_rules else "")
+    rule = (returns.cancel_rule or returns.rule) if returns else (order.earn_rules[0] if order.earn_rules else "")
     if order.counted:
         uncount(change, order, order.counted, rule)
     remove_earned(change, order, order.earned, rule)

@@ -2,35 +2,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from fractions import Fraction
 from typing import Optional
 
 from .program import Tiers
-from .pricing import frac
+from .pricing import invoice_items
 from .state import MemberState, Order
 from .timeutil import local_date, start_of
 
 
-def order_amount(order: Order, measure: str) -> Fraction:
-    """What an order counts for a tier: its kept lines, ex. or incl. tax. Cancelled orders count nothing."""
+def order_amount(order: Order, measure: str) -> int:
+    """What an order counts for a tier: its kept lines as the invoice states them, ex. or incl. tax
+    (tax per rate, floored). Cancelled orders count nothing."""
     if order.status == "cancelled":
-        return Fraction(0)
-    total = Fraction(0)
-    for line in order.lines:
-        kept = order.kept_qty(line.sku, line.qty)
-        if kept <= 0:
-            continue
-        amount = Fraction(line.net_ex * kept, line.qty)
-        if measure == "items_incl_tax":
-            amount *= 1 + frac(line.tax_rate)
-        total += amount
-    return total
+        return 0
+    return invoice_items(order.lines, order.returned, measure == "items_incl_tax")
 
 
 def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz) -> int:
     """Purchases counted in the window that ends just before ``at`` (the window's first day 00:00 on)."""
     since = start_of(tiers.window.before(local_date(at, tz)), tz)
-    total = Fraction(0)
+    total = 0
     for order in state.orders.values():
         if order.guest:
             continue
@@ -38,7 +29,7 @@ def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz) -> int:
         if counted_at is None or not (since <= counted_at < at):
             continue
         total += order_amount(order, tiers.measure)
-    return int(total)  # floor: amounts are non-negative
+    return total
 
 
 def tier_at(tiers: Optional[Tiers], state: MemberState, at: datetime, tz) -> tuple[Optional[str], int]:
