@@ -46,8 +46,13 @@ def cli() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def validate(paths: tuple[str, ...], fmt: str) -> None:
+@click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
+              help="Language of the messages (default: from the locale, LANG=ja_JP.UTF-8 gives ja; else en)")
+def validate(paths: tuple[str, ...], fmt: str, lang: Optional[str]) -> None:
     """Check program files (default: programs/). One FILE:LINE:COL line per problem."""
+    from . import i18n
+
+    lang = i18n.resolve_lang(lang)
     files = _program_files(paths or ("programs",))
     problems = []
     for f in files:
@@ -56,13 +61,14 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
         except ProgramError as exc:
             problems.extend(exc.problems)
     if fmt == "json":
-        click.echo(json.dumps([{"file": p.pos.file, "line": p.pos.line, "col": p.pos.col, "message": p.message,
-                                "hint": p.hint} for p in problems], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([{"file": p.pos.file, "line": p.pos.line, "col": p.pos.col,
+                                "message": i18n.translate(p.message, lang),
+                                "hint": i18n.translate_hint(p.hint, lang)} for p in problems], ensure_ascii=False, indent=2))
     else:
         for p in problems:
-            click.echo(str(p))
+            click.echo(i18n.format_problem(p, lang))
         if not problems:
-            click.echo(f"{len(files)} program file(s) valid", err=True)
+            click.echo(i18n.text("valid_summary", lang, n=len(files)), err=True)
     sys.exit(1 if problems or not files else 0)
 
 
@@ -82,6 +88,8 @@ def _read_lines(events: str):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
 def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str], as_json: bool) -> None:
     """Apply EVENTS (.jsonl, or - for stdin) to the ledger and report every member."""
+    import msgspec
+
     from .report import member_dict
     from .runner import Runner, parse_as_of
     from .store import open_store
@@ -105,15 +113,17 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
             sys.exit(1)
         when = when or datetime.now(program.tz)
         members = {}
+        due: list = []   # effects of happenings between each member's last event and --as-of (not stored)
         for member in store.members():
             state = store.load(member)
             if state is not None and state.registered:
-                members[member] = member_dict(program, state, when)
+                members[member] = member_dict(program, state, when, due)
         report = {
             "as_of": when.astimezone(program.tz).isoformat(),
             "program": {"id": program.id, "version": program.version_at(when).number},
             "members": members,
-            "effects": [e for e in store.effects() if e["at"] <= when.astimezone(program.tz).isoformat()],
+            "effects": [e for e in store.effects() if e["at"] <= when.astimezone(program.tz).isoformat()]
+                       + [msgspec.to_builtins(e) for e in due],
             "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected],
             "applied": len(result.applied),
             "skipped": len(result.skipped),
@@ -190,6 +200,13 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool) -> Non
         if "redeem" in out:
             click.echo(f"redeem: max {out['redeem']['max']}, applied {out['redeem']['applied']} ({out['redeem']['why']})")
             click.echo(f"earn: {out['earn']['points']} {out['earn']['state']} ({', '.join(out['earn']['rules'])})")
+        if out.get("exchange", {}).get("points"):
+            ex = out["exchange"]
+            click.echo(f"exchange: {ex['points']} for " + ", ".join(f"{r['reward']} x{r['qty']}" for r in ex["rewards"])
+                       + "".join(f"; {f['kind']} ¥{f['ex_tax']:,} ex. tax" for f in ex["fees"]))
+        if "deadline" in out:
+            d = out["deadline"]
+            click.echo(d.get("note") or f"requests on time for this delivery (deadline {d['last_day']}, {d['rule']})")
         for e in out["errors"]:
             click.echo(f"error: {e['field']}: {e['reason']}", err=True)
     sys.exit(1 if out["errors"] else 0)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Optional
 
-from . import bonuses, orders, returns, subscriptions
+from . import bonuses, ladder, orders, returns, subscriptions
 from .clock import advance
 from .errors import EventRejected
 from .events import (MemberRegistered, MemberUpdated, OrderCancelled, OrderDelivered, OrderPlaced, OrderReturned,
@@ -49,6 +49,9 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
             state = state or new_member(event.member)
         elif isinstance(event, OrderPlaced) and event.guest:
             state = state or new_member(event.member)  # a guest order: recorded, earns nothing (ANS-4)
+        elif state is not None and getattr(event, "order", None) in state.orders and isinstance(
+                event, (OrderShipped, OrderDelivered, OrderCancelled, OrderReturned)):
+            pass  # the fulfilment of a guest order already recorded
         else:
             raise EventRejected(f"unknown member {event.member}: no member.registered event came before", "member")
     elif isinstance(event, MemberRegistered):
@@ -62,6 +65,7 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
     advance(program, state, at, entries, effects)
     change = Change(program, state, event.id, at)
     _dispatch(change, event)
+    ladder.after_event(change, event, effects)   # a version's ladder follows subscriptions and orders
     state.clock = at
     return Outcome(state, entries + change.entries, effects + change.effects)
 

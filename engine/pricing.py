@@ -28,7 +28,6 @@ def spread(amount: int, weights: list[int]) -> list[int]:
     total = sum(weights)
     if amount <= 0 or total <= 0:
         return [0] * len(weights)
-    amount = min(amount, total)
     shares = [amount * w // total for w in weights]
     rest = amount - sum(shares)
     order = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
@@ -105,7 +104,9 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
                                 line.pv, unit, gross, 0, gross))
     rules = [discount.rule] if discount else []
     if cart.coupon_discount:
-        for pl, share in zip(lines, spread(cart.coupon_discount, [pl.gross_ex for pl in lines])):
+        # a coupon larger than the items takes them to zero, never below
+        coupon = min(cart.coupon_discount, sum(pl.gross_ex for pl in lines))
+        for pl, share in zip(lines, spread(coupon, [pl.gross_ex for pl in lines])):
             pl.coupon_share = share
             pl.net_ex = pl.gross_ex - share
         if pricing.coupon_rule:
