@@ -105,7 +105,11 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
         click.echo(str(exc), err=True)
         sys.exit(1)
     try:
-        result = Runner(program, store).run(_read_lines(events))
+        from .progress import count_lines, replay_progress
+
+        # a bar on a terminal for long replays; silent otherwise (CI, pipes)
+        with replay_progress(count_lines(events)) as progress:
+            result = Runner(program, store).run(_read_lines(events), progress=progress)
         try:
             when = parse_as_of(as_of, program, store)
         except ValueError as exc:
@@ -181,8 +185,11 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool) -> Non
     except BadEvent as bad:
         click.echo(f"{cart}: event {bad.event_id or '?'}" + (f", field {bad.field}" if bad.field else "") + f": {bad.reason}", err=True)
         sys.exit(1)
+    path = db or _default_db(program)
     try:
-        store = open_store(db or _default_db(program), program.id)
+        # a quote changes nothing: a ledger that does not exist yet is not created for it
+        store = open_store(path if path == ":memory:" or "://" in path or Path(path).exists() else ":memory:",
+                           program.id)
     except (StoreError, ValueError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

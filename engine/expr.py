@@ -103,8 +103,13 @@ class _Rewrite(ast.NodeTransformer):
 def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what: str = "expression") -> Expr:
     """Check and compile ``source``; raises ProgramError naming ``pos`` (shifted to the column)."""
 
+    parents: dict = {}
+
     def fail(message: str, node: ast.AST | None = None) -> ProgramError:
-        col = pos.col + (getattr(node, "col_offset", 0) or 0) if node is not None else pos.col
+        # operators (ast.Pow, ast.And ...) carry no column: point at the expression they belong to
+        while node is not None and not hasattr(node, "col_offset"):
+            node = parents.get(node)
+        col = pos.col + lead + (node.col_offset if node is not None else 0)
         return ProgramError([Problem(Pos(pos.file, pos.line, col), f"{what}: {message}")])
 
     if isinstance(source, bool) or not isinstance(source, (str, int, float)):
@@ -112,14 +117,19 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
     source = str(source)
     if len(source) > MAX_SOURCE:
         raise fail(f"longer than {MAX_SOURCE} characters")
+    lead = 0
     try:
+        lead = len(source) - len(source.lstrip())
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
-        col = pos.col + max((exc.offset or 1) - 1, 0)
+        col = pos.col + lead + max((exc.offset or 1) - 1, 0)
         raise ProgramError([Problem(Pos(pos.file, pos.line, col), f"{what}: syntax error in {source!r}: {exc.msg}")]) from None
     except (ValueError, RecursionError, MemoryError):
         raise fail(f"cannot parse {source!r}") from None
     used: set[str] = set()
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             raise fail(f"'{type(node).__name__}' is not allowed in program expressions", node)

@@ -22,6 +22,7 @@ from .program import (Bonus, Cap, Catalog, Deadline, Earning, ExchangeRules, Exp
                       MigrationStep, MinToPay, PerAmount, Perk, Pricing, Program, RateRow, Redemption, Refusal,
                       Returns, Reward,
                       TierLevel, Tiers, Version)
+from .program import Ladder, LadderGift, LadderLevel, LadderNotice, LadderStep
 from .timeutil import Period, start_of
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
@@ -32,7 +33,8 @@ LINE_NAMES = frozenset({"course", "tier", "tags", "sku", "product", "qty", "unit
 FEE_NAMES = frozenset({"fulfilment", "course", "items_incl_tax", "items_ex_tax", "payment_method", "units"})
 BONUS_NAMES = frozenset({"attributes", "tier", "product"})
 # Sections a version inherits from the one before (a migration belongs to its own version only).
-SECTIONS = ("pricing", "tiers", "earning", "redemption", "expiry", "bonuses", "returns", "catalog", "exchange", "perks")
+SECTIONS = ("pricing", "tiers", "earning", "redemption", "expiry", "bonuses", "returns", "catalog", "exchange", "perks",
+            "ladder")
 
 _validator: jsonschema.protocols.Validator | None = None
 
@@ -53,8 +55,11 @@ def _schema_validator():
 def _schema_problems(data: Any, positions: yamlpos.Positions) -> list[Problem]:
     problems = []
     for error in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        if error.context:  # oneOf/anyOf: the most specific branch says it best
-            error = jsonschema.exceptions.best_match(error.context)
+        if error.context:
+            # oneOf/anyOf: the branch whose type fits the value says it best ("must not be
+            # negative" rather than "is not of type 'object'"); among those, the deepest error.
+            fitting = [e for e in error.context if e.validator != "type"] or list(error.context)
+            error = max(fitting, key=lambda e: len(e.absolute_path))
         path = tuple(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = list((error.schema.get("properties") or {}).keys())
@@ -104,7 +109,7 @@ class _Compiler:
 
     def expr(self, text: str, path: tuple, names: frozenset, what: str):
         try:
-            return compile_expr(text, self.pos(path), names, what)
+            return compile_expr(text, self.positions.at(path, text=True), names, what)
         except ProgramError as exc:
             self.problems.extend(exc.problems)
             return None
@@ -294,6 +299,89 @@ class _Compiler:
                        self.period(node.get("restore_used_after")) or Period(),
                        self.rule({"rule_id": node["cancel_rule_id"]}, path + ("cancel_rule_id",)) if "cancel_rule_id" in node else None)
 
+    def ladder(self, node: dict | None, path: tuple) -> Ladder | None:
+        """A ladder of levels (engine/ladder.py): steps, pause and cancel policy, gifts."""
+        if node is None:
+            return None
+        levels, seen = [], set()
+        gifts_node = node.get("gifts")
+
+        def gift_list(items: list, gpath: tuple) -> tuple:
+            numbers = [g["number"] for g in items]
+            for i, n in enumerate(numbers):
+                if n in numbers[:i]:
+                    self.problem(gpath + (i, "number"), f"gift number {n} is listed twice")
+            return tuple(LadderGift(g["number"], g["after_months"], self.pos(gpath + (i,))) for i, g in enumerate(items))
+
+        default_gifts = gift_list(gifts_node["schedule"], path + ("gifts", "schedule")) if gifts_node else ()
+        count = len(node["levels"])
+        for i, lv in enumerate(node["levels"]):
+            lpath = path + ("levels", i)
+            if lv["id"] in seen:
+                self.problem(lpath + ("id",), f"level '{lv['id']}' is declared twice")
+            seen.add(lv["id"])
+            steps = {}
+            for key in ("up", "again"):
+                st = lv.get(key)
+                steps[key] = LadderStep(self.rule(st, lpath + (key,)), self.pos(lpath + (key,)), st.get("months", 0),
+                                        st.get("amount", 0), st.get("combine", "all")) if st else None
+            if steps["up"] is not None and i == count - 1:
+                self.problem(lpath + ("up",), f"'{lv['id']}' is the top level: there is no level above it",
+                             "use 'again' to give the top level's gifts again")
+            if steps["up"] is None and i < count - 1:
+                self.problem(lpath, f"level '{lv['id']}' needs an 'up' step (the levels above it are unreachable)")
+            if steps["again"] is not None and i < count - 1:
+                self.problem(lpath + ("again",), "'again' belongs to the top level only")
+            own = lv.get("gifts", True)
+            if isinstance(own, list):
+                gifts = gift_list(own, lpath + ("gifts",))
+            else:
+                gifts = default_gifts if own else ()
+            if gifts and not gifts_node:
+                self.problem(lpath + ("gifts",), "level gifts need the ladder's 'gifts' section (its rule_id)")
+            levels.append(LadderLevel(lv["id"], self.pos(lpath), steps["up"], steps["again"], gifts))
+        ids = [lv.id for lv in levels]
+        cancel = node.get("cancel") or {}
+        reset_to = cancel.get("reset_to", ids[0] if ids else "")
+        if ids and reset_to not in ids:
+            near = difflib.get_close_matches(reset_to, ids, n=1)
+            self.problem(path + ("cancel", "reset_to"), f"unknown level '{reset_to}'",
+                         f"did you mean '{near[0]}'?" if near else f"levels are: {', '.join(ids)}")
+        notice = None
+        if gifts_node and "notice" in gifts_node:
+            nn = gifts_node["notice"]
+            notice = LadderNotice(self.rule(nn, path + ("gifts", "notice")), self.pos(path + ("gifts", "notice")),
+                                  nn.get("of_number", 1), nn.get("months_before", 1))
+            if notice.of_number not in {g.number for g in default_gifts}:
+                self.problem(path + ("gifts", "notice", "of_number"), f"no gift number {notice.of_number} in the schedule")
+        enrol = node.get("enrol") or {}
+        opt_out = (self.expr(enrol["opt_out_when"], path + ("enrol", "opt_out_when"), frozenset({"attributes"}),
+                             "opt_out_when") if "opt_out_when" in enrol else None)
+        sub = {key: node.get(key) or {} for key in ("evaluation", "months", "amount", "pause")}
+        rule = self.rule(node, path)
+
+        def rule_of(part: dict, ppath: tuple) -> str:
+            return self.rule(part, ppath) if part else rule
+
+        pause = node.get("pause")
+        during = (gifts_node or {}).get("during_pause")
+        return Ladder(
+            rule, self.pos(path), tuple(levels),
+            enrol_rule=rule_of(enrol, path + ("enrol",)), opt_out=opt_out,
+            evaluation_rule=rule_of(sub["evaluation"], path + ("evaluation",)),
+            months_rule=rule_of(sub["months"], path + ("months",)),
+            amount_rule=rule_of(sub["amount"], path + ("amount",)),
+            measure=sub["amount"].get("measure", "items_incl_tax"),
+            courses=frozenset(sub["amount"].get("courses", ["subscription", "one_off"])),
+            exclude_paused=sub["amount"].get("paused_purchases", "excluded") == "excluded",
+            pause_rule=self.rule(pause, path + ("pause",)) if pause else None,
+            max_pause_months=pause["max_consecutive_months"] if pause else None,
+            cancel_rule=rule_of(cancel, path + ("cancel",)), reset_to=reset_to,
+            gift_rule=self.rule(gifts_node, path + ("gifts",)) if gifts_node else None,
+            notice=notice,
+            defer_rule=self.rule(during, path + ("gifts", "during_pause")) if during else None,
+        )
+
     def version(self, node: dict, path: tuple, tz: ZoneInfo, index: int = 0) -> Version:
         effective = date.fromisoformat(node["effective_from"])
         tiers = self.tiers(node.get("tiers"), path + ("tiers",))
@@ -311,6 +399,7 @@ class _Compiler:
             exchange=self.exchange(node.get("exchange"), path + ("exchange",), catalog),
             migration=self.migration(node.get("migration"), path + ("migration",), index),
             perks=self.perks(node.get("perks"), path + ("perks",)),
+            ladder=self.ladder(node.get("ladder"), path + ("ladder",)),
         )
 
 
@@ -364,12 +453,12 @@ class _Relocated:
     def __init__(self, base: yamlpos.Positions, vpath: tuple, src: dict):
         self.base, self.vpath, self.src = base, vpath, src
 
-    def at(self, path: tuple, key: bool = False) -> Pos:
+    def at(self, path: tuple, key: bool = False, text: bool = False) -> Pos:
         path = tuple(path)
         n = len(self.vpath)
         if path[:n] == self.vpath and len(path) > n and path[n] in self.src:
             path = self.src[path[n]] + path[n + 1:]
-        return self.base.at(path, key)
+        return self.base.at(path, key, text)
 
 
 def load_program(path: str | Path) -> Program:

@@ -37,6 +37,8 @@ class _Builder:
         if self.count > MAX_NODES:
             raise ProgramError([Problem(self.pos(node), f"document expands to more than {MAX_NODES} values (alias bomb?)")])
         self.positions.values[path] = self.pos(node)
+        if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
+            self.positions.quoted.add(path)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -76,12 +78,17 @@ class Positions:
         self.filename = filename
         self.values: dict[Path, Pos] = {}
         self.keys: dict[Path, Pos] = {}
+        self.quoted: set[Path] = set()
 
-    def at(self, path: Path, key: bool = False) -> Pos:
-        """The position of the value at ``path`` (or of its key), else of its nearest ancestor."""
+    def at(self, path: Path, key: bool = False, text: bool = False) -> Pos:
+        """The position of the value at ``path`` (or of its key), else of its nearest ancestor.
+        ``text``: where a quoted scalar's text starts (after the quote), for expression columns."""
         path = tuple(path)
         if key and path in self.keys:
             return self.keys[path]
+        if text and path in self.quoted:
+            pos = self.values[path]
+            return Pos(pos.file, pos.line, pos.col + 1)
         while path and path not in self.values:
             path = path[:-1]
         return self.values.get(path, Pos(self.filename, 1, 1))
@@ -94,9 +101,13 @@ def load(text: str | bytes, filename: str) -> tuple[Any, Positions]:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = text[: exc.start].count(b"\n") + 1
-            col = exc.start - (text.rfind(b"\n", 0, exc.start) + 1) + 1
+            line_start = text.rfind(b"\n", 0, exc.start) + 1
+            # columns count characters, as an editor does, not bytes
+            col = len(text[line_start:exc.start].decode("utf-8", errors="replace")) + 1
             raise ProgramError([Problem(Pos(filename, line, col), "the file is not UTF-8 text")]) from None
     try:
+        # The pure-Python SafeLoader on purpose: libyaml's CSafeLoader is ~6x faster but crashes the
+        # process (segfault) on deeply nested input, and a program file must never crash us.
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
