@@ -9,21 +9,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from . import bonuses, expiry, migration, returns
+from . import bonuses, expiry, ladder, migration, returns
 from .lots import Change
 from .program import Program
 from .state import MemberState
 
-# Order of happenings due at the same instant: a version switch first (the new rules then apply),
-# then expiries, restores, bonuses.
-_RANK = {"version": 0, "expiry": 1, "timer": 2, "birthday": 3}
+# Order of happenings due at the same instant: expiries first (a lot whose last day was yesterday
+# is gone before anything else looks at the balance, so a revision never converts it), then a
+# version switch (the new rules then apply), restores, bonuses, a ladder's monthly evaluation.
+_RANK = {"expiry": 0, "version": 1, "timer": 2, "birthday": 3, "month": 4}
 
 
 def _next(program: Program, state: MemberState) -> Optional[tuple[datetime, int, str, object]]:
     due: list[tuple[datetime, int, str, object]] = []
     if state.clock is not None:
-        switch = program.version_after(state.clock)
-        if switch is not None and switch.number != state.version:
+        # the first version later than the member's: due when its effective date comes
+        switch = next((v for v in program.versions if v.number > state.version), None)
+        if switch is not None:
             due.append((switch.starts_at, _RANK["version"], "version", switch))
     exp = expiry.next_expiry(state, program.tz)
     if exp is not None:
@@ -34,6 +36,9 @@ def _next(program: Program, state: MemberState) -> Optional[tuple[datetime, int,
     birthday = bonuses.next_birthday(state, program)
     if birthday is not None:
         due.append((birthday, _RANK["birthday"], "birthday", None))
+    month = ladder.next_month(state, program)   # 00:00 on the 1st, only while on a version's ladder
+    if month is not None:
+        due.append((month, _RANK["month"], "month", None))
     return min(due, key=lambda d: (d[0], d[1])) if due else None
 
 
@@ -60,6 +65,8 @@ def advance(program: Program, state: MemberState, to: datetime, entries: list, e
             returns.do_restore(change, what.order, what.amount, what.rule)
         elif kind == "birthday":
             bonuses.birthday(change)
+        elif kind == "month":
+            ladder.on_month(change)
         state.clock = when
         entries.extend(change.entries)
         effects.extend(change.effects)

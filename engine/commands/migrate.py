@@ -31,7 +31,10 @@ def migration_report(program, store, version_number: Optional[int] = None) -> di
             continue  # already under the new version
         old, _, _ = as_of(program, state, before_at)
         new, _, _ = as_of(program, state, target.starts_at)
-        old_units = sum(l.amount for l in old.lots if l.state in ("valid", "held"))
+        switch_day = target.effective_from
+        # what the member still holds at the switch: a lot whose last day is before it has expired
+        old_units = sum(l.amount for l in old.lots if l.state in ("valid", "held")
+                        and (old.lot_expires_on(l) is None or old.lot_expires_on(l) >= switch_day))
         new_units = sum(l.amount for l in new.lots if l.state in ("valid", "held"))
         old_value = previous.redemption.unit_value_yen if previous.redemption else 0
         new_value = target.redemption.unit_value_yen if target.redemption else 0
