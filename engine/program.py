@@ -248,3 +248,63 @@ class Program:
             if version.starts_at <= at:
                 chosen = version
         return chosen
+
+
+# --- Ladders (engine/ladder.py): ordered levels climbed by steps whose conditions combine counters.
+
+@dataclass(frozen=True, slots=True)
+class LadderStep(Ruled):
+    """Conditions on the counters of the current level: counted months and amount since reaching it."""
+
+    months: int = 0
+    amount: int = 0
+    combine: str = "all"    # all: every condition; any: one is enough
+
+    def met(self, months: int, amount: int) -> bool:
+        checks = (months >= self.months, amount >= self.amount)
+        return all(checks) if self.combine == "all" else any(checks)
+
+
+@dataclass(frozen=True, slots=True)
+class LadderGift:
+    number: int
+    after_months: int       # months after the month the level was reached (or its conditions met again)
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class LadderLevel:
+    id: str
+    pos: Pos
+    up: Optional[LadderStep] = None      # the step to the next level
+    again: Optional[LadderStep] = None   # the top level: its gifts again each time these are met
+    gifts: tuple = ()                    # LadderGift
+
+
+@dataclass(frozen=True, slots=True)
+class LadderNotice(Ruled):
+    of_number: int          # the gift it announces
+    months_before: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder(Ruled):
+    levels: tuple                        # LadderLevel, lowest first
+    enrol_rule: str
+    opt_out: Optional[Expr]
+    evaluation_rule: str
+    months_rule: str
+    amount_rule: str
+    measure: str                         # items_incl_tax | items_ex_tax
+    courses: frozenset
+    exclude_paused: bool                 # purchases made while paused do not count
+    pause_rule: Optional[str]
+    max_pause_months: Optional[int]      # the next consecutive pause month cancels
+    cancel_rule: str
+    reset_to: str                        # the level a cancellation resets to
+    gift_rule: Optional[str]
+    notice: Optional[LadderNotice]
+    defer_rule: Optional[str]            # gifts due during a pause: the month after resuming
+
+    def index(self, level_id: str) -> int:
+        return next(i for i, level in enumerate(self.levels) if level.id == level_id)
