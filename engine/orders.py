@@ -275,7 +275,7 @@ def ship(change: Change, order_id: str) -> None:
         raise EventRejected(f"order {order_id} is {order.status}, it cannot ship", "order")
     order = msgspec.structs.replace(order, status="shipped", shipped_at=change.at)
     order = change.state.orders[order_id] = count_threshold(change, order)
-    if _earning_of(change, order).pending_until == "shipped":
+    if getattr(_earning_of(change, order), "pending_until", None) == "shipped":   # no earning: nothing pending
         validate_earn(change, order)
 
 
@@ -290,7 +290,7 @@ def deliver(change: Change, order_id: str) -> None:
     if shipped_now:
         order = count_threshold(change, order)
     change.state.orders[order_id] = order
-    if _earning_of(change, order).pending_until in ("shipped", "delivered"):
+    if getattr(_earning_of(change, order), "pending_until", None) in ("shipped", "delivered"):
         validate_earn(change, order)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from .clock import advance
+from .ladder import ladder_dict
 from .program import Program
 from .state import Lot, MemberState
 from .tiers import tier_at
@@ -32,17 +33,25 @@ def lot_dict(program: Program, state: MemberState, lot: Lot) -> dict:
     }
 
 
-def member_dict(program: Program, state: MemberState, at: datetime) -> dict:
-    view, _, _ = as_of(program, state, at)
+def member_dict(program: Program, state: MemberState, at: datetime, effects: list | None = None) -> dict:
+    view, _, due = as_of(program, state, at)
+    if effects is not None:
+        effects.extend(due)   # effects of the happenings between the member's last event and ``at``
     version = program.version_at(at)
     tier, amount = tier_at(version.tiers, view, at, program.tz) if view.registered else (None, 0)
+    ladder = ladder_dict(program, version.ladder, view) if version.ladder is not None else None
+    if ladder is not None:
+        tier = ladder["level"]   # a ladder's level is the member's stage
     points = view.balances()
     if view.debt:
         points["owed"] = view.debt
-    return {
+    out = {
         "points": points,
         "tier": tier,
         "tier_amount": amount if version.tiers else None,
         "version": version.number,
         "lots": [lot_dict(program, view, lot) for lot in view.lots],
     }
+    if ladder is not None:
+        out["ladder"] = ladder
+    return out

@@ -106,6 +106,46 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True):
     rule: str = ""
 
 
+class PendingGift(msgspec.Struct, frozen=True, kw_only=True):
+    """A ladder gift scheduled for a month ("YYYY-MM"), not yet due or deferred by a pause."""
+
+    stage: str
+    number: int
+    round: int = 1                   # the top level's gifts again: 2, 3 ...
+    due: str                         # "YYYY-MM"
+    notice: bool = False             # a notice goes out before it
+    noticed: bool = False
+    deferred_from: Optional[str] = None   # "YYYY-MM" it first fell due in, when a pause moved it
+
+
+class LevelChange(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    level: Optional[str]
+    reason: str                      # enrol | up | again | cancel | pause_cancel | opt_out
+    rule: str
+
+
+class LadderState(msgspec.Struct, kw_only=True):
+    """Where a member stands on a ladder, and the counters of the current level."""
+
+    status: str = "none"             # active | paused | cancelled | opted_out | none
+    level: Optional[str] = None
+    since: Optional[datetime] = None # when the level was reached (counters reset)
+    month: str = ""                  # "YYYY-MM": the month the clock is in (its start was evaluated)
+    months: int = 0                  # counted months of the level, months closed so far
+    active_in_month: bool = False    # the current month had an active moment (it will count)
+    amount: int = 0                  # yen counted in the level
+    pause_streak: int = 0            # consecutive whole pause months
+    round: int = 1                   # the top level: 1, then 2, 3 ... each time its conditions are met again
+    counted: dict[str, int] = {}     # order id -> yen it counts now (returns subtract from the level)
+    gifts: list[PendingGift] = []
+    history: list[LevelChange] = []
+
+    def copy(self) -> "LadderState":
+        return msgspec.structs.replace(self, counted=dict(self.counted), gifts=list(self.gifts),
+                                       history=list(self.history))
+
+
 class MemberState(msgspec.Struct, kw_only=True):
     member: str
     registered: bool = False
@@ -128,13 +168,15 @@ class MemberState(msgspec.Struct, kw_only=True):
     sub_last_month: Optional[str] = None      # "YYYY-MM" of the last subscription order
     subscription_orders: int = 0              # subscription orders ever placed
     carry: int = 0                            # yen counted toward the next threshold grant (RC-2)
+    ladder: Optional["LadderState"] = None     # the member's place on the program's ladder (engine/ladder.py)
 
     def copy(self) -> "MemberState":
         # Lots, orders and timers are frozen: copying the containers is enough for purity.
         return msgspec.structs.replace(
             self, attributes=dict(self.attributes), lots=list(self.lots), orders=dict(self.orders),
             reviewed=list(self.reviewed), timers=list(self.timers), deferred=list(self.deferred),
-            subscriptions=dict(self.subscriptions), sub_history=list(self.sub_history))
+            subscriptions=dict(self.subscriptions), sub_history=list(self.sub_history),
+            ladder=self.ladder.copy() if self.ladder is not None else None)
 
     def balances(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
