@@ -68,6 +68,8 @@ def on_subscription_cancel(change: Change) -> None:
     today = local_date(change.at, change.program.tz)
     limit = month_end(month_end(today) + timedelta(days=1))
     state = change.state
+    # units the member receives while cancelled (a revision's conversion, a gift) end then too
+    state.expiry_cap = limit
     for i, lot in enumerate(state.lots):
         if lot.state not in ("valid", "held", "pending"):
             continue

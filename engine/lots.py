@@ -42,6 +42,9 @@ class Change:
                 expires_on: Optional[date] = None, rolling: bool = False, action: str = "earn") -> Optional[Lot]:
         if amount <= 0:
             return None
+        cap = self.state.expiry_cap
+        if cap is not None and (expires_on is None or expires_on > cap):
+            expires_on, rolling = cap, False   # RC-9: a cancelled member's units end at the cap
         lot = Lot(id=self.new_id(), amount=amount, state=state, granted_at=self.at, expires_on=expires_on,
                   rolling=rolling, rule=rule, version=self.version.number, source=self.source, order=order,
                   kind=kind, valid_at=self.at if state == "valid" else None)

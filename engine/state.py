@@ -133,16 +133,17 @@ class LadderState(msgspec.Struct, kw_only=True):
     since: Optional[datetime] = None # when the level was reached (counters reset)
     month: str = ""                  # "YYYY-MM": the month the clock is in (its start was evaluated)
     months: int = 0                  # counted months of the level, months closed so far
-    active_in_month: bool = False    # the current month had an active moment (it will count)
+    month_counts: bool = False       # the current month counts (it began active, or the member joined in it)
     amount: int = 0                  # yen counted in the level
     pause_streak: int = 0            # consecutive whole pause months
     round: int = 1                   # the top level: 1, then 2, 3 ... each time its conditions are met again
     counted: dict[str, int] = {}     # order id -> yen it counts now (returns subtract from the level)
+    ahead: dict[str, int] = {}       # orders stamped at a month's first instant, before its evaluation
     gifts: list[PendingGift] = []
     history: list[LevelChange] = []
 
     def copy(self) -> "LadderState":
-        return msgspec.structs.replace(self, counted=dict(self.counted), gifts=list(self.gifts),
+        return msgspec.structs.replace(self, counted=dict(self.counted), ahead=dict(self.ahead), gifts=list(self.gifts),
                                        history=list(self.history))
 
 
@@ -168,6 +169,7 @@ class MemberState(msgspec.Struct, kw_only=True):
     sub_last_month: Optional[str] = None      # "YYYY-MM" of the last subscription order
     subscription_orders: int = 0              # subscription orders ever placed
     carry: int = 0                            # yen counted toward the next threshold grant (RC-2)
+    expiry_cap: Optional[date] = None         # while cancelled: no unit is valid past this day (RC-9)
     ladder: Optional["LadderState"] = None     # the member's place on the program's ladder (engine/ladder.py)
 
     def copy(self) -> "MemberState":

@@ -33,6 +33,8 @@ def change_subscription(change: Change, what: str, sub_id: str) -> str:
         raise EventRejected(f"subscription {sub_id} is {current}; it cannot be {what}", "subscription")
     before = member_status(state.subscriptions)
     state.subscriptions[sub_id] = _TO[what]
+    if what == "started":
+        state.expiry_cap = None   # a restart ends the cancellation's cut for units received from now
     state.sub_history.append(SubChange(at=change.at, subscription=sub_id, status=_TO[what],
                                        member_status=member_status(state.subscriptions)))
     if what == "cancelled":

@@ -748,8 +748,10 @@ def test_RC_9_cancel_in_october_credits_end_1130_or_earlier_own_date():
 
     Subscription started 2025-06-01. Credit A shipped 2025-07-05 (own date 2026-01-01); credit B
     granted 2025-10-01 ending 2025-11-15. Cancel 2025-10-20 → A ends 2025-11-30, B keeps 11-15.
-    Conversion on 11-04 keeps those dates: 2 @11-30, 2 @11-15 (the pool 400 makes no credit).
-    11-16 00:00: the 2 @11-15 have expired; 12-01 00:00: the 2 @11-30 too.
+    Conversion on 11-04 keeps those dates: 2 @11-30, 2 @11-15 (the pool 400 makes no credit at
+    450, and its rest makes the 1 adjustment credit). The member is cancelled, so that adjustment
+    credit ends 11-30 too (RC-9: a cancelled member's credits end at the end of the next month).
+    11-16 00:00: the 2 @11-15 have expired; 12-01 00:00: the 2 @11-30 and the adjustment credit.
     """
     e = engine()
     register(e)
@@ -766,7 +768,7 @@ def test_RC_9_cancel_in_october_credits_end_1130_or_earlier_own_date():
     assert converted == {"2025-11-30": 2, "2025-11-15": 2}
     before = view(e, "2025-11-15T23:59:59+09:00")["points"]["expired"]
     assert view(e, "2025-11-16T00:00:00+09:00")["points"]["expired"] == before + 2
-    assert view(e, "2025-12-01T00:00:00+09:00")["points"]["expired"] == before + 4
+    assert view(e, "2025-12-01T00:00:00+09:00")["points"]["expired"] == before + 2 + 2 + 1
 
 
 def test_RC_9_cancel_in_december_credits_end_0131():
