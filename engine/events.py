@@ -15,8 +15,10 @@ import msgspec
 NonNeg = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 Positive = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-When = Annotated[str, msgspec.Meta(min_length=10, max_length=40,
-                                   description="ISO 8601 with offset, or a bare date (00:00 in the program's time zone)")]
+When = Annotated[str, msgspec.Meta(
+    min_length=10, max_length=40,
+    pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2}))?$",
+    description="ISO 8601 with offset, or a bare date (00:00 in the program's time zone)")]
 DateText = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 TaxRate = Annotated[float, msgspec.Meta(ge=0, le=1, description="consumption tax rate, 0.08 or 0.10")]
 
@@ -176,6 +178,11 @@ def _explain(raw: bytes | str, exc: Exception) -> BadEvent:
     elif "Object missing required field" in text:
         field = text.split("`")[1] if "`" in text else None
         where = text.rsplit(" - at `", 1)
+    if "matching regex" in text and field is not None and field.split(".")[-1] == "at":
+        text = (f"not a time: {obj.get('at')!r}; give ISO 8601 with an offset (2025-11-04T10:00:00+09:00) "
+                f"or a bare date (2025-11-04)")
+    elif "matching regex" in text:
+        text = text.split(" matching regex")[0] + " in the form YYYY-MM-DD"
     if "Invalid value" in text and field == "type":
         text = f"unknown event type {obj.get('type')!r}"
     return BadEvent(event_id, text, field)
@@ -187,6 +194,8 @@ def decode_event(raw: bytes | str):
         return _decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _explain(raw, exc) from None
+    except RecursionError:
+        raise BadEvent(None, "malformed JSON: nested too deeply") from None
 
 
 def decode_cart(raw: bytes | str) -> OrderPlaced:
@@ -194,6 +203,8 @@ def decode_cart(raw: bytes | str) -> OrderPlaced:
         return _cart_decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _explain(raw, exc) from None
+    except RecursionError:
+        raise BadEvent(None, "malformed JSON: nested too deeply") from None
 
 
 def event_schema() -> dict:

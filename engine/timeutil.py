@@ -45,13 +45,21 @@ def first_of_month(year: int, month: int) -> date:
     return date(year, month, 1)
 
 
+# Sanity bounds of a time a ledger accepts: not program numbers, but what keeps a member's clock
+# from running for centuries (or past datetime's year 9999) on a mistyped year.
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2199
+
+
 def parse_instant(text: str, tz: ZoneInfo) -> datetime:
     """ISO 8601 with an offset, or a bare date meaning 00:00 in the program's time zone."""
     if len(text) == 10:
-        return start_of(date.fromisoformat(text), tz)
-    at = datetime.fromisoformat(text)
-    if at.tzinfo is None:
-        raise ValueError("a time needs an offset (e.g. +09:00), or give a bare date")
+        at = start_of(date.fromisoformat(text), tz)
+    else:
+        at = datetime.fromisoformat(text)
+        if at.tzinfo is None:
+            raise ValueError("a time needs an offset (e.g. +09:00), or give a bare date")
+    if not EARLIEST_YEAR <= at.year <= LATEST_YEAR:
+        raise ValueError(f"year {at.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
     return at
 
 

@@ -29,4 +29,7 @@ class Store(Protocol):
     def commit(self) -> None:
         """End the current batch: everything saved so far is durable."""
 
+    def rollback(self) -> None:
+        """Drop what was saved since the last commit."""
+
     def close(self) -> None: ...

@@ -53,5 +53,9 @@ class MemoryStore:
     def commit(self) -> None:
         pass
 
+    def rollback(self) -> None:
+        # nothing to undo: the memory store only ever receives whole, applied outcomes
+        pass
+
     def close(self) -> None:
         pass

@@ -127,6 +127,12 @@ class SQLiteStore:
             self.db.execute("COMMIT")
             self._in_tx = False
 
+    def rollback(self) -> None:
+        """Drop everything saved since the last commit (the service uses it when an event fails)."""
+        if self._in_tx:
+            self.db.execute("ROLLBACK")
+            self._in_tx = False
+
     def close(self) -> None:
         self.commit()
         self.db.close()
