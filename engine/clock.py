@@ -42,12 +42,17 @@ def _next(program: Program, state: MemberState) -> Optional[tuple[datetime, int,
     return min(due, key=lambda d: (d[0], d[1])) if due else None
 
 
-def advance(program: Program, state: MemberState, to: datetime, entries: list, effects: list) -> MemberState:
+def advance(program: Program, state: MemberState, to: datetime, entries: list, effects: list,
+            before_event: bool = False) -> MemberState:
     """Fire every happening due up to ``to`` (inclusive) on ``state`` (changed in place: the caller
-    passes its own copy). Ledger entries and effects are appended to the given lists."""
+    passes its own copy). Ledger entries and effects are appended to the given lists.
+
+    ``before_event``: the core is on its way to an event at ``to``. A ladder's month evaluation due
+    exactly then waits until after the events stamped that instant (it fires on the way to the next
+    event or report): a pause or resumption at 00:00 on the 1st is the state the month begins in."""
     while True:
         nxt = _next(program, state)
-        if nxt is None or nxt[0] > to:
+        if nxt is None or nxt[0] > to or (before_event and nxt[2] == "month" and nxt[0] == to):
             break
         at, _, kind, what = nxt
         when = max(at, state.clock) if state.clock else at

@@ -62,10 +62,10 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
     state = state.copy()
     entries: list[Entry] = []
     effects: list = []
-    advance(program, state, at, entries, effects)
+    advance(program, state, at, entries, effects, before_event=True)
     change = Change(program, state, event.id, at)
     _dispatch(change, event)
-    ladder.after_event(change, event, effects)   # a version's ladder follows subscriptions and orders
+    ladder.after_event(change, event)   # a version's ladder follows subscriptions and orders
     state.clock = at
     return Outcome(state, entries + change.entries, effects + change.effects)
 

@@ -5,18 +5,21 @@ A ladder is data (``ladder:`` in a program version, engine/program.py ``Ladder``
 * **levels**, lowest first. A member joins at the first one when a subscription starts (unless an
   opt-out expression over the member's attributes holds) and leaves the ladder when it opts out.
 * **counters of the current level**: the *months* counted since the level was reached (that month
-  included; a calendar month with no moment of an active subscription is a pause month and does
-  not count) and the *amount* bought since then (each order's billed items, in or ex. tax, after
+  included; a calendar month that begins while the subscription is paused is a pause month and
+  does not count) and the *amount* bought since then (each order's billed items, in or ex. tax, after
   coupons and discounts; orders of the listed courses; purchases made while paused are left out
   when the ladder says so; a return or cancellation takes the order's share back out of the
   current level's amount, whenever it happens). Both reset when a level is reached.
 * **monthly evaluation**: at 00:00 on the 1st of each month in the program's time zone (a
-  ``month`` happening of the member's clock, engine/clock.py, fired with or without events) the
-  month just ended is closed (counted, or a pause month) and the level's step is checked on the
-  figures up to that moment. A met step moves one level up; levels never go down. On the top
+  ``month`` happening of the member's clock, engine/clock.py, fired with or without events, after
+  any event stamped exactly that instant) the month just ended is closed, the new month is a
+  counted month or a pause month by the member's status then, and the level's step is checked on
+  the figures up to the end of the month before (an order stamped exactly 00:00 belongs to the
+  new month). A met step moves one level up; levels never go down. On the top
   level, meeting its ``again`` conditions gives its gifts again and resets the counters.
-* **pauses**: more consecutive pause months than allowed cancel: the ladder resets to the
-  ``cancel.reset_to`` level and drops pending gifts, exactly as a cancelled subscription does. A
+* **pauses**: a pause month beyond the allowed consecutive number cancels as it begins: the
+  ladder resets to the ``cancel.reset_to`` level and drops pending gifts, exactly as a cancelled
+  subscription does. A
   later start (or resumption) joins again at the first level.
 * **gifts**: each level reached (and each ``again``) schedules its gifts some months after that
   month; a notice goes out the months before a chosen gift. A gift that falls due while the
@@ -80,24 +83,25 @@ def next_month(state: MemberState, program: Program) -> Optional[datetime]:
 
 
 def on_month(change: Change) -> None:
-    """The month boundary: close the month just ended, check the pause limit, then the step, then
-    the gifts and notices that fall in the new month."""
+    """The month boundary: close the month just ended, open the new one (counted, or a pause month
+    that may pass the pause limit), then check the step, then the gifts and notices of the month."""
     ladder = change.version.ladder
     st = change.state.ladder
     if ladder is None or st is None or st.status not in ("active", "paused"):
         return
     month = month_of(change.at, change.program.tz)
-    if st.active_in_month:
+    if st.month_counts:
         st.months += 1
-        st.pause_streak = 0
-    else:
-        st.pause_streak += 1
     st.month = month
-    st.active_in_month = st.status == "active"
+    st.month_counts = st.status == "active"
+    st.pause_streak = 0 if st.month_counts else st.pause_streak + 1
     if ladder.max_pause_months is not None and st.pause_streak > ladder.max_pause_months:
         _reset(change, ladder, "cancelled", "pause_cancel", ladder.pause_rule or ladder.cancel_rule)
         return
     _evaluate(change, ladder, st, month)
+    if st.ahead:   # bought at this month's first instant: the new month's figures
+        st.amount += sum(st.ahead.values())
+        st.ahead = {}
     _gifts(change, ladder, st, month)
 
 
@@ -137,7 +141,7 @@ def _gifts(change: Change, ladder: Ladder, st: LadderState, month: str) -> None:
     keep = []
     for gift in st.gifts:
         if gift.due <= month:
-            if st.status == "active":
+            if st.status == "active" or ladder.defer_rule is None:   # without 'during_pause' no gift waits
                 _emit_gift(change, ladder, gift, month)
                 continue
             if gift.deferred_from is None:
@@ -168,58 +172,18 @@ def _emit(change: Change, type_: str, month: str, gift: PendingGift, rule: str, 
 
 # --- events -----------------------------------------------------------------------------------
 
-def after_event(change: Change, event, released: Optional[list] = None) -> None:
+def after_event(change: Change, event) -> None:
     """Follow an applied event: subscription and member changes move the member on or off the
-    ladder; orders, returns and cancellations change the current level's amount.
-
-    ``released`` is the list of effects the member's clock produced on its way to this event (not
-    stored yet). A member who stops being active at the very first instant of a month (a pause or
-    cancellation stamped 00:00 on the 1st, e.g. a bare date) had no active moment in that month:
-    the month does not count, and the gifts and notices the month's evaluation released at that
-    same instant are taken back (deferred by the pause, or dropped)."""
+    ladder; orders, returns and cancellations change the current level's amount."""
     ladder = change.version.ladder
     if ladder is None:
         return
     if isinstance(event, _SUBSCRIPTION_EVENTS + (MemberRegistered, MemberUpdated)):
-        was_active = change.state.ladder is not None and change.state.ladder.status == "active"
         _sync(change, ladder)
-        st = change.state.ladder
-        if (was_active and st.status != "active" and st.month
-                and change.at == month_start(st.month, change.program.tz)):
-            st.active_in_month = False
-            if released is not None:
-                _take_back(change, ladder, st, released)
     elif isinstance(event, OrderPlaced):
         _count(change, ladder, event.order)
     elif isinstance(event, (OrderReturned, OrderCancelled)):
         _recount(change, ladder, event.order)
-
-
-def _take_back(change: Change, ladder: Ladder, st: LadderState, released: list) -> None:
-    """Gifts and notices released at this month's first instant go back: a paused member's gifts
-    wait for the resumption (and their notice goes again); a cancelled one's are dropped."""
-    day = _first_day(st.month)
-    rules = {ladder.rule, ladder.gift_rule, ladder.defer_rule, ladder.notice.rule if ladder.notice else None}
-    keep = []
-    for eff in released:
-        ours = (isinstance(eff, Effect) and eff.member == change.state.member and eff.at == day
-                and eff.type in ("gift.due", "notice.due") and eff.rule in rules)
-        if not ours:
-            keep.append(eff)
-            continue
-        if st.status != "paused":
-            continue            # cancelled or opted out: pending gifts were dropped already
-        d = eff.detail
-        key = (d["stage"], d["number"], d.get("round", 1))
-        if eff.type == "gift.due":
-            notice = ladder.notice is not None and ladder.notice.of_number == d["number"]
-            st.gifts.append(PendingGift(stage=d["stage"], number=d["number"], round=d.get("round", 1),
-                                        due=st.month, notice=notice,
-                                        deferred_from=(d.get("deferred_from") or day)[:7]))
-        else:
-            st.gifts = [msgspec.structs.replace(g, noticed=False) if (g.stage, g.number, g.round) == key else g
-                        for g in st.gifts]
-    released[:] = keep
 
 
 def _opted_out(change: Change, ladder: Ladder) -> bool:
@@ -254,18 +218,18 @@ def _sync(change: Change, ladder: Ladder) -> None:
 def _enrol(change: Change, ladder: Ladder) -> None:
     old = change.state.ladder
     first = ladder.levels[0].id
+    # MAN-4 in general terms: the month the member joins counts, whatever day it joins on
     st = LadderState(status="active", level=first, since=change.at, month=month_of(change.at, change.program.tz),
-                     active_in_month=True, history=list(old.history) if old is not None else [])
+                     month_counts=True, history=list(old.history) if old is not None else [])
     st.history.append(LevelChange(at=change.at, level=first, reason="enrol", rule=ladder.enrol_rule))
     change.state.ladder = st
 
 
 def _resume(change: Change, ladder: Ladder) -> None:
-    """Counting goes on where it stopped; gifts that fell due during the pause move to the month
-    after this one (and their notice, if they have one, is due now)."""
+    """Counting goes on where it stopped (from the next month that begins active); gifts that fell
+    due during the pause move to the month after this one (and their notice, if any, is due now)."""
     st = change.state.ladder
     st.status = "active"
-    st.active_in_month = True
     month = month_of(change.at, change.program.tz)
     st.gifts = [msgspec.structs.replace(g, due=month_add(month, 1)) if g.deferred_from is not None else g
                 for g in st.gifts]
@@ -281,8 +245,9 @@ def _reset(change: Change, ladder: Ladder, status: str, reason: str, rule: str, 
     st.since = change.at
     st.months = st.amount = st.pause_streak = 0
     st.round = 1
-    st.active_in_month = False
+    st.month_counts = False
     st.counted = {}
+    st.ahead = {}
     st.gifts = []
     st.history.append(LevelChange(at=change.at, level=st.level, reason=reason, rule=rule))
 
@@ -300,7 +265,10 @@ def _count(change: Change, ladder: Ladder, order_id: str) -> None:
         return
     if st.status == "active" or (st.status == "paused" and not ladder.exclude_paused):
         amount = order_amount(ladder, order)
-        st.amount += amount
+        if change.at >= month_start(month_add(st.month, 1), change.program.tz):
+            st.ahead[order_id] = amount   # stamped 00:00 on the 1st: after that month's evaluation
+        else:
+            st.amount += amount
         st.counted[order_id] = amount
 
 
@@ -310,14 +278,18 @@ def _recount(change: Change, ladder: Ladder, order_id: str) -> None:
     if st is None or order_id not in st.counted:
         return
     now = order_amount(ladder, change.state.orders[order_id])
-    st.amount -= st.counted[order_id] - now
+    if order_id in st.ahead:
+        st.ahead[order_id] = now
+    else:
+        st.amount -= st.counted[order_id] - now
     st.counted[order_id] = now
 
 
 # --- reports ----------------------------------------------------------------------------------
 
 def ladder_dict(program: Program, ladder: Ladder, state: MemberState) -> dict:
-    """The member's place on the ladder, for the member report (``tier`` is its level)."""
+    """The member's place on the ladder, for the member report (``tier`` is its level). ``months``
+    and ``amount`` are the level's figures so far, the current month included when it counts."""
     st = state.ladder
     if st is None:
         return {"level": None, "status": "none"}
@@ -328,8 +300,8 @@ def ladder_dict(program: Program, ladder: Ladder, state: MemberState) -> dict:
         step = level.up if i + 1 < len(ladder.levels) else level.again
         out.update({
             "since": st.since.astimezone(program.tz).isoformat() if st.since else None,
-            "months": st.months + (1 if st.active_in_month else 0),
-            "amount": st.amount,
+            "months": st.months + (1 if st.month_counts else 0),
+            "amount": st.amount + sum(st.ahead.values()),
             "pause_months_in_a_row": st.pause_streak,
             "next": ({"level": ladder.levels[i + 1].id if level.up else level.id, "months": step.months,
                       "amount": step.amount, "rule": step.rule} if step else None),

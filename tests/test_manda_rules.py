@@ -7,8 +7,9 @@ program file's stated assumptions, never copied from the engine's output:
   tax + 200 tax; shipping never counts;
 * the stage of a month is decided at 00:00 on its 1st (Asia/Tokyo) from the months and amount up
   to the end of the month before (MAN-5): months count from the month the stage was reached, that
-  month included (MAN-4); a calendar month with no moment of an active subscription is a pause
-  month and does not count (ASSUMPTION in the program file);
+  month included (MAN-4); a calendar month that begins while the subscription is paused (after
+  any event stamped exactly 00:00 on its 1st) is a pause month and does not count, and the 4th such
+  month in a row cancels as it begins (ASSUMPTIONS in the program file);
 * regular → bronze: 6 months and ¥15,000; every later step: 12 months and ¥60,000 (MAN-3);
 * gifts: the 1st in the month 2 months after the stage-up month, the 2nd 6 months after that
   (stage-up in July → September and March); a notice the month before the 1st (MAN-9, MAN-11).
@@ -265,14 +266,26 @@ def test_man4_a_whole_pause_month_does_not_count():
     assert shop.stage("2025-08-01") == "bronze"
 
 
-def test_man4_a_partly_paused_month_still_counts():
+def test_man4_a_month_paused_after_it_began_still_counts():
     shop = Shop()
     shop.register()
     shop.sub("started", "2025-01-10T10:00:00+09:00")
     shop.buy("2025-01-15T10:00:00+09:00", 16200)
-    shop.sub("paused", "2025-03-10T10:00:00+09:00")     # ASSUMPTION: March and April had active days
-    shop.sub("resumed", "2025-04-05T10:00:00+09:00")
+    shop.sub("paused", "2025-03-10T10:00:00+09:00")     # March began active: it counts
+    shop.sub("resumed", "2025-03-25T10:00:00+09:00")
     assert shop.stage("2025-07-01") == "bronze"
+
+
+def test_man4_a_month_that_begins_paused_does_not_count_even_if_resumed_in_it():
+    shop = Shop()
+    shop.register()
+    shop.sub("started", "2025-01-10T10:00:00+09:00")
+    shop.buy("2025-01-15T10:00:00+09:00", 16200)
+    shop.sub("paused", "2025-03-10T10:00:00+09:00")
+    shop.sub("resumed", "2025-04-05T10:00:00+09:00")    # ASSUMPTION: April began paused, not counted
+    # counted: Jan, Feb, Mar, May, Jun, Jul
+    assert shop.stage("2025-07-01") == "regular"
+    assert shop.stage("2025-08-01") == "bronze"
 
 
 def test_man5_a_purchase_on_the_1st_counts_for_the_next_decision():
@@ -284,6 +297,19 @@ def test_man5_a_purchase_on_the_1st_counts_for_the_next_decision():
     shop.buy("2025-07-01T10:00:00+09:00", 2700)         # bought in July: not in July's figures
     assert shop.stage("2025-07-01T10:00:00+09:00") == "regular"
     assert shop.stage("2025-08-01") == "bronze"         # 7 months, ¥16,200 by the end of July
+
+
+def test_man5_an_order_at_00_00_on_the_1st_belongs_to_that_month():
+    shop = Shop()
+    shop.register()
+    shop.sub("started", "2025-01-10T10:00:00+09:00")
+    for at in month_days((2025, 1), 5):                 # ¥13,500 by the end of May
+        shop.buy(at, 2700)
+    shop.buy("2025-07-01", 2700)                        # bare date: 00:00 on July 1st, a July purchase
+    m = shop.member("2025-07-01")
+    assert m["tier"] == "regular"
+    assert m["ladder"]["amount"] == 16200               # in the figures of July's end
+    assert shop.stage("2025-08-01") == "bronze"
 
 
 def test_man5_the_clock_decides_with_no_event_for_years():
@@ -393,13 +419,14 @@ def test_man7_a_three_month_pause_keeps_the_stage_and_counting_resumes():
 
 def test_man7_a_four_month_pause_cancels_and_resets_to_regular():
     shop = bronze_in_july()
-    shop.sub("paused", "2025-09-01")                    # September … December: 4 pause months
-    m = shop.member("2025-12-31T23:59:59+09:00")
-    assert m["tier"] == "bronze" and m["ladder"]["status"] == "paused"   # 3 whole pause months so far
-    m = shop.member("2026-01-01")
+    shop.sub("paused", "2025-09-01")                    # September, October, November, December …
+    m = shop.member("2025-11-30T23:59:59+09:00")
+    assert m["tier"] == "bronze" and m["ladder"]["status"] == "paused"   # 3 pause months so far
+    # December begins paused: the 4th consecutive pause month cancels as it begins
+    m = shop.member("2025-12-01")
     assert m["tier"] == "regular"
     assert m["ladder"]["status"] == "cancelled"
-    assert m["ladder"]["history"][-1] == {"at": "2026-01-01T00:00:00+09:00", "level": "regular",
+    assert m["ladder"]["history"][-1] == {"at": "2025-12-01T00:00:00+09:00", "level": "regular",
                                           "reason": "pause_cancel", "rule": "MAN-7"}
     # MAN-8: a restart starts at regular; months and amount from scratch
     shop.sub("resumed", "2026-01-10T10:00:00+09:00")
@@ -410,6 +437,19 @@ def test_man7_a_four_month_pause_cancels_and_resets_to_regular():
     # bronze's gifts of 2025: the 1st (due 2025-09) fell in the pause and was dropped by the
     # cancellation, the 2nd (2026-03) too; the new bronze gives 2026-09 and 2027-03
     assert shop.gifts("2027-04-01") == [("2026-09-01", "bronze", 1), ("2027-03-01", "bronze", 2)]
+
+
+def test_man7_pauses_from_mid_month_count_the_months_that_begin_paused():
+    keep = bronze_in_july()
+    keep.sub("paused", "2025-09-10T10:00:00+09:00")     # Oct, Nov, Dec begin paused: 3
+    keep.sub("resumed", "2025-12-20T10:00:00+09:00")
+    assert keep.stage("2026-01-01") == "bronze"
+    gone = bronze_in_july()
+    gone.sub("paused", "2025-09-10T10:00:00+09:00")     # Oct, Nov, Dec, Jan: the 4th cancels on 2026-01-01
+    assert gone.stage("2025-12-31T23:59:59+09:00") == "bronze"
+    assert gone.stage("2026-01-01") == "regular"
+    gone.sub("resumed", "2026-01-20T10:00:00+09:00")    # a restart at regular (MAN-8)
+    assert gone.member("2026-01-20T10:00:00+09:00")["ladder"]["history"][-1]["reason"] == "enrol"
 
 
 def test_man7_a_pause_in_regular_keeps_the_months_and_amount():

@@ -124,16 +124,16 @@ def build():
     sub(m, "resumed", datetime(2026, 1, 1, 0, 0, tzinfo=JST))
     deliveries(m, (2026, 1), 12)
 
-    # m05 four-month pause cancels (MAN-7): bronze 2025-07; paused on 2025-10-31; Nov, Dec, Jan,
-    # Feb are whole pause months -> cancelled on 2026-03-01, back to regular, bronze gift 2 (due
-    # 2026-03) dropped. The shop then records the cancellation and a new start in May 2026:
-    # regular again, months May..Oct -> bronze 2026-11.
+    # m05 four-month pause cancels (MAN-7): bronze 2025-07; paused on 2025-10-31; Nov, Dec, Jan
+    # begin paused, and so does Feb, the 4th -> cancelled on 2026-02-01, back to regular, bronze
+    # gift 2 (due 2026-03) dropped. The shop then records the cancellation (a no-op for the stage)
+    # and a new start in May 2026: regular again, months May..Oct -> bronze 2026-11.
     m = ms["m05"]
     register(m, when(2024, 12, 5))
     sub(m, "started", when(2025, 1, 7))
     deliveries(m, (2025, 1), 10, first_day=8)
     sub(m, "paused", datetime(2025, 10, 31, 20, 0, tzinfo=JST))
-    sub(m, "cancelled", when(2026, 3, 2))
+    sub(m, "cancelled", when(2026, 2, 3))
     sub(m, "started", when(2026, 5, 10))
     deliveries(m, (2026, 5), 8, first_day=11)
 
@@ -161,7 +161,8 @@ def build():
 
     # m08 a pause defers a gift (MAN-10/11): bronze 2025-10 (Apr..Sep), notice 2025-11, gift 1
     # due 2025-12 falls in a pause (2025-11-20 .. 2026-01-15): it goes out in 2026-02, the month
-    # after resuming, with a new notice in 2026-01; gift 2 in 2026-06.
+    # after resuming, with a new notice in 2026-01; gift 2 in 2026-06. Dec and Jan begin paused, so
+    # bronze's 12 months are Oct, Nov 2025 and Feb..Nov 2026 -> silver 2026-12 (¥64,800).
     m = ms["m08"]
     register(m, when(2025, 4, 1))
     sub(m, "started", when(2025, 4, 2))
