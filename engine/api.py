@@ -38,7 +38,7 @@ class Engine:
         result = RunResult()
         raw = msgspec.json.encode(event) if isinstance(event, dict) else event
         self.runner.apply_one(raw, result)
-        self.store.commit()
+        self.runner.commit()
         return result
 
     def apply_many(self, events) -> RunResult:

@@ -83,15 +83,11 @@ def _read_lines(events: str):
 @cli.command()
 @click.argument("program_path", metavar="PROGRAM")
 @click.argument("events", metavar="EVENTS")
-@click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db) or :memory:")
+@click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db), :memory:, or postgresql://user@host:port/db")
 @click.option("--as-of", "as_of", default=None, help="Report time (default: the last event's time)")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
 def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str], as_json: bool) -> None:
     """Apply EVENTS (.jsonl, or - for stdin) to the ledger and report every member."""
-    import msgspec
-
-    from .report import member_dict
-    from .runner import Runner, parse_as_of
     from .store import open_store
     from .store.sqlite import StoreError
 
@@ -105,40 +101,55 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
         click.echo(str(exc), err=True)
         sys.exit(1)
     try:
-        from .progress import count_lines, replay_progress
-
-        # a bar on a terminal for long replays; silent otherwise (CI, pipes)
-        with replay_progress(count_lines(events)) as progress:
-            result = Runner(program, store).run(_read_lines(events), progress=progress)
-        try:
-            when = parse_as_of(as_of, program, store)
-        except ValueError as exc:
-            click.echo(f"--as-of: {exc}", err=True)
-            sys.exit(1)
-        when = when or datetime.now(program.tz)
-        members = {}
-        due: list = []   # effects of happenings between each member's last event and --as-of (not stored)
-        for member in store.members():
-            state = store.load(member)
-            if state is not None and state.registered:
-                members[member] = member_dict(program, state, when, due)
-        report = {
-            "as_of": when.astimezone(program.tz).isoformat(),
-            "program": {"id": program.id, "version": program.version_at(when).number},
-            "members": members,
-            "effects": [e for e in store.effects() if e["at"] <= when.astimezone(program.tz).isoformat()]
-                       + [msgspec.to_builtins(e) for e in due],
-            "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected],
-            "applied": len(result.applied),
-            "skipped": len(result.skipped),
-        }
+        report, result = _run_and_report(program, store, events, as_of)
+    except StoreError as exc:
+        click.echo(f"loyalty run: {exc}", err=True)
+        sys.exit(1)
     finally:
-        store.close()
+        try:
+            store.close()
+        except StoreError:
+            pass  # the error that ended the run was already said
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         _print_report(report)
     sys.exit(1 if result.rejected else 0)
+
+
+def _run_and_report(program: Program, store, events: str, as_of: Optional[str]):
+    import msgspec
+
+    from .progress import count_lines, replay_progress
+    from .report import member_dict
+    from .runner import Runner, parse_as_of
+
+    # a bar on a terminal for long replays; silent otherwise (CI, pipes)
+    with replay_progress(count_lines(events)) as progress:
+        result = Runner(program, store).run(_read_lines(events), progress=progress)
+    try:
+        when = parse_as_of(as_of, program, store)
+    except ValueError as exc:
+        click.echo(f"--as-of: {exc}", err=True)
+        sys.exit(1)
+    when = when or datetime.now(program.tz)
+    members = {}
+    due: list = []   # effects of happenings between each member's last event and --as-of (not stored)
+    for member in store.members():
+        state = store.load(member)
+        if state is not None and state.registered:
+            members[member] = member_dict(program, state, when, due)
+    report = {
+        "as_of": when.astimezone(program.tz).isoformat(),
+        "program": {"id": program.id, "version": program.version_at(when).number},
+        "members": members,
+        "effects": [e for e in store.effects() if e["at"] <= when.astimezone(program.tz).isoformat()]
+                   + [msgspec.to_builtins(e) for e in due],
+        "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected],
+        "applied": len(result.applied),
+        "skipped": len(result.skipped),
+    }
+    return report, result
 
 
 def _print_report(report: dict) -> None:
@@ -165,7 +176,7 @@ def _print_report(report: dict) -> None:
 @cli.command()
 @click.argument("program_path", metavar="PROGRAM")
 @click.argument("cart", metavar="CART")
-@click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db) or :memory:")
+@click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db), :memory:, or postgresql://user@host:port/db")
 @click.option("--json", "as_json", is_flag=True)
 def quote(program_path: str, cart: str, db: Optional[str], as_json: bool) -> None:
     """Price CART (an order.placed object as JSON, or - for stdin) without changing anything."""

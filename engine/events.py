@@ -14,7 +14,8 @@ import msgspec
 
 NonNeg = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 Positive = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# Ids are printable text: control characters (NUL above all) cannot be stored by every ledger.
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 When = Annotated[str, msgspec.Meta(
     min_length=10, max_length=40,
     pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2}))?$",
@@ -181,6 +182,8 @@ def _explain(raw: bytes | str, exc: Exception) -> BadEvent:
     if "matching regex" in text and field is not None and field.split(".")[-1] == "at":
         text = (f"not a time: {obj.get('at')!r}; give ISO 8601 with an offset (2025-11-04T10:00:00+09:00) "
                 f"or a bare date (2025-11-04)")
+    elif "matching regex" in text and "x00" in text:
+        text = text.split(" matching regex")[0] + " without control characters"
     elif "matching regex" in text:
         text = text.split(" matching regex")[0] + " in the form YYYY-MM-DD"
     if "Invalid value" in text and field == "type":

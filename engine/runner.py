@@ -36,6 +36,10 @@ class Runner:
         self.batch = batch
         self.cache: dict[str, Optional[MemberState]] = {}
         self._pending = 0
+        # A shared store (PostgreSQL: other processes write the same ledger) cannot be cached across
+        # events: per event the store locks the member's row and re-loads it, and the runner commits.
+        self.shared = getattr(store, "shared", False)
+        self._begin = getattr(store, "begin", None)
 
     def state_of(self, member: str) -> Optional[MemberState]:
         if member not in self.cache:
@@ -55,6 +59,23 @@ class Runner:
         self.apply_event(event, result)
 
     def apply_event(self, event, result: RunResult) -> None:
+        if self.shared:
+            # Lock first, then check the id and apply against the state under the lock: two
+            # processes never apply one event twice nor spend the same points. One member per
+            # transaction, committed at once so the lock is held only for this event.
+            self.cache[event.member] = self.store.lock(event.member, event.id)
+            self._apply_event(event, result)
+            self.store.commit()
+            self._pending = 0
+            return
+        self._apply_event(event, result)
+
+    def _apply_event(self, event, result: RunResult) -> None:
+        if self._begin is not None and self._begin():
+            # SQLite: the write lock is taken before anything is read, so another process cannot
+            # spend the same points between our read and our write (it waits for our commit);
+            # states read before the lock (a quote, a report) may be stale and are read again.
+            self.cache.clear()
         if self.store.is_applied(event.id):
             result.skipped.append(event.id)
             return
@@ -72,8 +93,14 @@ class Runner:
         result.effects.extend(outcome.effects)
         self._pending += 1
         if self._pending >= self.batch:
-            self.store.commit()
-            self._pending = 0
+            self.commit()
+
+    def commit(self) -> None:
+        """End the batch. Cached states are dropped: once the lock is released another process
+        may write, so the next batch reads every member afresh under its own lock."""
+        self.store.commit()
+        self._pending = 0
+        self.cache.clear()
 
     def run(self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None) -> RunResult:
         result = RunResult()
@@ -85,7 +112,7 @@ class Runner:
                 if progress is not None:
                     progress(n)
         finally:
-            self.store.commit()
+            self.commit()
         return result
 
 

@@ -9,7 +9,13 @@ from .sqlite import SQLiteStore
 
 def open_store(url: str, program_id: str) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("the PostgreSQL store is not part of this build yet; use a SQLite path or :memory:")
+        try:
+            import psycopg  # noqa: F401  (only PostgreSQL users need it: the `pg` extra)
+        except ImportError:
+            raise ValueError("a PostgreSQL --db needs psycopg: pip install 'loyalty-engine[pg]'") from None
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, program_id)
     if url == ":memory:":
         return MemoryStore(program_id)
     return SQLiteStore(url, program_id)

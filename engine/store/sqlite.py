@@ -46,7 +46,7 @@ class SQLiteStore:
             self.db = sqlite3.connect(path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.execute("PRAGMA busy_timeout=60000")  # ms: wait for another process's batch
             self.db.executescript(_DDL)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a usable SQLite ledger ({exc})") from None
@@ -58,10 +58,20 @@ class SQLiteStore:
         self._in_tx = False
         self._last: Optional[datetime] = None
 
-    def _begin(self) -> None:
-        if not self._in_tx:
+    def begin(self) -> bool:
+        """Open the batch's write transaction; True when it opened one (False: already open).
+        BEGIN IMMEDIATE takes SQLite's write lock at once: a second process waits here, then
+        reads what the first committed."""
+        if self._in_tx:
+            return False
+        try:
             self.db.execute("BEGIN IMMEDIATE")
-            self._in_tx = True
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: {exc} (another process holds the ledger)") from None
+        self._in_tx = True
+        return True
+
+    _begin = begin
 
     def is_applied(self, event_id: str) -> bool:
         row = self.db.execute("SELECT status FROM events WHERE id=?", (event_id,)).fetchone()
