@@ -230,7 +230,10 @@ def place(change: Change, cart: OrderPlaced) -> None:
         version=plan.version.number, lines=tuple(plan.shares), points_used=plan.applied,
         exchange_units=plan.exchange.units, rewards=tuple((r, q) for r, q, _ in plan.exchange.rewards),
         fees=tuple((f.kind, f.ex_tax, f.tax_rate) for f in plan.priced.fees),
-        used_lots=tuple(l.id for l in spent), earned=plan.earn.units, earn_rules=plan.earn.rules,
+        # threshold earning grants nothing at placement: its units come when the order ships
+        used_lots=tuple(l.id for l in spent),
+        earned=plan.earn.units if plan.version.earning and plan.version.earning.kind == "rate" else 0,
+        earn_rules=plan.earn.rules,
         subscription_month=plan.subscription_month)
 
 

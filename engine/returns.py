@@ -58,9 +58,9 @@ def cancel(change: Change, order_id: str) -> None:
         raise EventRejected(f"order {order_id} was delivered: send order.returned for its lines", "order")
     returns = change.version.returns
     rule = (returns.cancel_rule or returns.rule) if returns else (order.earn_rules[0] if order.earn_rules else "")
-    if order.counted:
-        uncount(change, order, order.counted, rule)
-    remove_earned(change, order, order.earned, rule)
+    # threshold earning: the order's amount leaves the carry, taking back the units it crossed
+    removed = uncount(change, order, order.counted, rule) if order.counted else 0
+    remove_earned(change, order, order.earned - removed, rule)
     # a cancelled order ships nothing: the units of its rewards come back too
     restore_used(change, order, order.points_used + order.exchange_units - order.points_restored, rule)
     change.state.orders[order_id] = msgspec.structs.replace(

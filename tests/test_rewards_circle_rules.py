@@ -825,3 +825,32 @@ def test_X_2_X_3_every_lot_and_entry_carries_its_version_and_rule():
     for l in valid_lots(e, T("2025-11-20", "12:00")):
         by_rule[(l["rule"], l["version"])] += l["amount"]
     assert by_rule == {("RC-6", 2): 5, ("RC-3", 2): 1, ("RC-4", 2): 1}
+
+
+def test_RC_2_cancelled_orders_owe_nothing_and_take_back_exactly_their_credits():
+    """RC-0/RC-2: credits come when an order ships. An order of 25,000 + 10% = 27,500 yen cancelled
+    before shipping counted nothing: no credit, nothing owed. The same order shipped gives
+    27,500 // 12,000 = 2 credits (3,500 carried); cancelled after shipping, the 27,500 leave the
+    carry (3,500 - 27,500 = -24,000 → two thresholds back → 0) and exactly those 2 credits are
+    voided: nothing owed, nothing left."""
+    from engine import Engine
+
+    e = Engine("programs/rewards_circle.yaml")
+    order = {"type": "order.placed", "member": "a", "course": "one_off", "payment": {"method": "credit_card"},
+             "lines": [{"sku": "X", "qty": 1, "unit_price": 25000, "tax_rate": 0.10}]}
+    for ev in [{"id": "r1", "type": "member.registered", "at": "2025-12-01", "member": "a"},
+               dict(order, id="o1", at="2025-12-02", order="o1"),
+               {"id": "c1", "type": "order.cancelled", "at": "2025-12-03", "member": "a", "order": "o1"}]:
+        assert not e.apply(ev).rejected
+    assert e.member("a", "2025-12-04")["points"] == {"valid": 0, "pending": 0, "held": 0, "used": 0,
+                                                     "expired": 0, "void": 0}
+    for ev in [dict(order, id="o2", at="2025-12-05", order="o2"),
+               {"id": "s2", "type": "order.shipped", "at": "2025-12-06", "member": "a", "order": "o2"}]:
+        assert not e.apply(ev).rejected
+    assert e.member("a", "2025-12-07")["points"]["valid"] == 2
+    assert e.runner.state_of("a").carry == 3500
+    assert not e.apply({"id": "c2", "type": "order.cancelled", "at": "2025-12-08", "member": "a",
+                        "order": "o2"}).rejected
+    points = e.member("a", "2025-12-09")["points"]
+    assert (points["valid"], points["void"], points.get("owed", 0)) == (0, 2, 0)
+    assert e.runner.state_of("a").carry == 0

@@ -1,0 +1,257 @@
+"""The measurements. Each returns plain data (dicts of numbers) for the report and --json."""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import msgspec
+
+from engine.api import Engine
+from engine.errors import ProgramError
+from engine.events import decode_event
+from engine.loader import load_program
+from engine.runner import RunResult, Runner
+from engine.store import MemoryStore, SQLiteStore
+
+from . import handwritten, workloads
+from .history import long_history
+from .zen_peer import ZenAndest, missing as zen_missing
+
+ROOT = Path(__file__).resolve().parent.parent
+_ns = time.perf_counter_ns
+
+
+def pct(samples_ns: list[int], q: float) -> float:
+    """The q-th percentile (0..100) in µs, nearest rank."""
+    s = sorted(samples_ns)
+    k = min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))
+    return s[k] / 1000
+
+
+def latency(samples_ns: list[int]) -> dict:
+    total = sum(samples_ns)
+    return {"samples": len(samples_ns), "p50_us": pct(samples_ns, 50), "p99_us": pct(samples_ns, 99),
+            "per_s": len(samples_ns) / (total / 1e9) if total else 0.0}
+
+
+def programs() -> list[Path]:
+    """Every program file in programs/ (a *.tests.yaml beside one holds its examples, not a program)."""
+    return sorted(p for p in (ROOT / "programs").glob("*.yaml") if not p.name.endswith(".tests.yaml"))
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "engine", "programs"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = f"{commit}{' + uncommitted changes in engine/ or programs/' if dirty else ''}" if commit else "?"
+    except (OSError, subprocess.SubprocessError):
+        commit = "?"
+    try:
+        import zen  # noqa: F401
+        from importlib.metadata import version
+        zen_version = version("zen-engine")
+    except Exception:
+        zen_version = None
+    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "platform": platform.platform(),
+            "msgspec": msgspec.__version__, "zen_engine": zen_version, "commit": commit,
+            "load_avg_start": os.getloadavg()[0]}
+
+
+# --- (2) replay throughput ------------------------------------------------------------------------
+
+def replay(program, lines: list[bytes], store_kind: str) -> tuple[dict, object]:
+    tmp = None
+    if store_kind == "memory":
+        store = MemoryStore(program.id)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
+        store = SQLiteStore(str(tmp / "ledger.db"), program.id)
+    gc.collect()
+    cpu = time.process_time()
+    start = time.perf_counter()
+    result = Runner(program, store).run(lines)
+    if store_kind != "memory":
+        store.close()
+    seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ({"events": len(lines), "seconds": seconds, "eps": len(lines) / seconds, "cpu_s": cpu,
+             "eps_cpu": len(lines) / cpu if cpu else 0.0, "rejected": len(result.rejected),
+             "first_rejections": result.rejected[:3]}, store)
+
+
+# --- (1) quote latency --------------------------------------------------------------------------
+
+def members_of(store: MemoryStore) -> list[str]:
+    return sorted(m for m, s in store.states.items() if s.registered)
+
+
+def quotes(program, store: MemoryStore, n_carts: int, reps: int) -> dict:
+    engine = Engine(program, store)
+    carts = workloads.quote_carts(program.id, members_of(store), n_carts)
+    errors = sum(1 for c in carts if engine.quote(c)["errors"])   # warm-up, and a count of refused carts
+    samples = []
+    for _ in range(reps):
+        for cart in carts:
+            t = _ns()
+            engine.quote(cart)
+            samples.append(_ns() - t)
+    return {**latency(samples), "carts": n_carts, "carts_with_errors": errors}
+
+
+# --- (3) engine vs hand-written vs zen-engine ---------------------------------------------------
+
+def compare(program, store: MemoryStore, n_carts: int, reps: int) -> dict:
+    """Quote the same &est carts three ways, check the figures agree, and time the three
+    interleaved cart by cart (so a busy machine slows them alike)."""
+    engine = Engine(program, store)
+    carts = workloads.andest_carts(members_of(store), n_carts)
+    at = workloads.QUOTE_AT
+    hand_members = {c["member"]: handwritten.member_view(program, store.states[c["member"]], at) for c in carts}
+    why_no_zen = zen_missing()
+    zen = ZenAndest() if why_no_zen is None else None
+    zen_members = {m: zen.member(h) for m, h in hand_members.items()} if zen else {}
+
+    agree = 0
+    mismatches = []
+    for cart in carts:
+        ours = handwritten.engine_summary(engine.quote(cart))
+        hand = handwritten.summary(handwritten.quote(hand_members[cart["member"]], cart, at))
+        peer = handwritten.summary(zen.quote(zen_members[cart["member"]], cart, at)) if zen else hand
+        if ours == hand == peer:
+            agree += 1
+        elif len(mismatches) < 3:
+            mismatches.append({"cart": cart["id"], "engine": ours, "hand": hand, "zen": peer if zen else None})
+
+    s_engine, s_hand, s_zen = [], [], []
+    hand_quote = handwritten.quote
+    for _ in range(reps):
+        for cart in carts:
+            hm = hand_members[cart["member"]]
+            t0 = _ns()
+            engine.quote(cart)
+            t1 = _ns()
+            hand_quote(hm, cart, at)
+            t2 = _ns()
+            if zen:
+                zen.quote(zen_members[cart["member"]], cart, at)
+                t3 = _ns()
+                s_zen.append(t3 - t2)
+            s_engine.append(t1 - t0)
+            s_hand.append(t2 - t1)
+    out = {"carts": n_carts, "agree": agree, "mismatches": mismatches, "engine": latency(s_engine),
+           "hand": latency(s_hand)}
+    out["ratio_hand"] = out["engine"]["p50_us"] / out["hand"]["p50_us"]
+    if zen:
+        out["zen"] = latency(s_zen)
+        out["ratio_zen"] = out["engine"]["p50_us"] / out["zen"]["p50_us"]
+    else:
+        out["zen"] = None
+        out["zen_skipped"] = why_no_zen
+    return out
+
+
+# --- (4) how cost grows ---------------------------------------------------------------------------
+
+def scale_events(program_id: str, n_events: int, store_kind: str) -> dict:
+    """Write the workload here (streamed), replay it in a child process (its peak memory is the
+    replay's alone)."""
+    from .scale import write_workload
+
+    tmp = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
+    try:
+        path = tmp / "events.jsonl"
+        write_workload(program_id, n_events, path)
+        cmd = [sys.executable, "-m", "bench.scale", "--program", program_id, "--events", str(n_events),
+               "--store", store_kind, "--file", str(path)]
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def scale_lots(program, n_lots: int, reps: int) -> dict:
+    """Quote and apply latency for one member whose state holds ``n_lots`` lots."""
+    at = workloads.QUOTE_AT
+    state = long_history(program, n_lots, at)
+    store = MemoryStore(program.id)
+    store.states[state.member] = state
+    engine = Engine(program, store)
+    cart = workloads.andest_carts([state.member], 1)[0]
+    first = engine.quote(cart)
+    samples = []
+    for _ in range(reps):
+        t = _ns()
+        engine.quote(cart)
+        samples.append(_ns() - t)
+    apply_samples = []
+    runner = Runner(program, store)
+    for i in range(reps):
+        event = decode_event(msgspec.json.encode(dict(cart, id=f"x{i}", order=f"x{i}", redeem={"points": 0},
+                                                      at=(at + timedelta(seconds=i + 1)).isoformat())))
+        result = RunResult()
+        runner.cache[state.member] = state   # every round applies to the same N-lot state
+        t = _ns()
+        runner.apply_event(event, result)
+        apply_samples.append(_ns() - t)
+        if result.rejected:
+            raise RuntimeError(f"long-history apply rejected: {result.rejected[0]}")
+    return {"lots": n_lots, "orders": len(state.orders), "valid_balance": first["redeem"]["max"],
+            "quote": latency(samples), "apply": latency(apply_samples)}
+
+
+# --- (5) validate -------------------------------------------------------------------------------
+
+def validate(reps: int) -> dict:
+    exe = shutil.which("loyalty")
+    cmd = [exe, "validate", "programs"] if exe else [sys.executable, "-c", "from engine.cli import main; main()",
+                                                      "validate", "programs"]
+    walls = []
+    code = None
+    output = ""
+    for _ in range(reps):
+        t = time.perf_counter()
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+        walls.append(time.perf_counter() - t)
+        code, output = done.returncode, (done.stdout + done.stderr).strip()[-500:]
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import engine.cli"], cwd=ROOT, capture_output=True, check=False)
+    startup = time.perf_counter() - t
+    per_file = {}
+    for path in programs():
+        try:
+            load_program(path)   # warm: the schema validator is built once a process
+        except ProgramError:
+            continue             # the CLI's exit status and output above say why
+        runs = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            load_program(path)
+            runs.append(time.perf_counter() - t)
+        per_file[path.name] = statistics.median(runs) * 1000
+    return {"command": "loyalty validate programs", "exit": code, "output": output, "wall_s": statistics.median(walls),
+            "startup_s": startup, "load_ms": per_file}
