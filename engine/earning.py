@@ -31,7 +31,6 @@ class EarnLine:
 class EarnResult:
     units: int
     rules: tuple[str, ...]
-    base: Fraction
     main_rule: str = ""     # the rate row that produced the most (the rule a lot records, X-3)
 
 
@@ -76,7 +75,7 @@ def compute_earn(earning: Optional[Earning], lines: Sequence[EarnLine], order_en
     per order, so two lines of 4,750 at 1% earn 95, not 47 + 47). ``order_env`` carries course,
     tier, payment method... for the rows' conditions."""
     if earning is None:
-        return EarnResult(0, (), Fraction(0))
+        return EarnResult(0, ())
     parts = []
     rules = [earning.rule]
     for line in lines:
@@ -90,21 +89,19 @@ def compute_earn(earning: Optional[Earning], lines: Sequence[EarnLine], order_en
         if row.rule not in rules:
             rules.append(row.rule)
     if not parts:
-        return EarnResult(0, tuple(rules), Fraction(0), earning.rule)
+        return EarnResult(0, tuple(rules), earning.rule)
     # one common denominator for bases and one for rates: integer arithmetic, no rounding until the end
     base_den = math.lcm(*(p[1] for p in parts))
     rate_den = math.lcm(*(p[2].denominator for p in parts))
     total = 0
-    base_total = 0
     by_rule: dict[str, int] = {}
     for num, den, rate, rule in parts:
         base = num * (base_den // den)
-        base_total += base
         contribution = base * rate.numerator * (rate_den // rate.denominator)
         total += contribution
         by_rule[rule] = by_rule.get(rule, 0) + contribution
     main = max(by_rule, key=lambda r: by_rule[r]) if any(by_rule.values()) else parts[0][3]
-    return EarnResult(total // (base_den * rate_den), tuple(rules), Fraction(base_total, base_den), main)
+    return EarnResult(total // (base_den * rate_den), tuple(rules), main)
 
 
 def threshold_grant(earning: Earning, carry: int, amount: int) -> tuple[int, int]:

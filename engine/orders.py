@@ -110,7 +110,9 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
     if any(p.free_shipping for p in perks) and cart.shipping:
         cart = msgspec.structs.replace(cart, shipping=0)   # RC-8: the first subscription order ships free
     priced = price_order(version, cart, member)
-    items_incl = priced.items_ex_tax + priced.items_tax_floored()
+    # the items incl. tax (tax per rate, floored) only matter to fees and per-amount use limits
+    needs_incl = bool(exchanges) or (version.redemption is not None and version.redemption.per_amount is not None)
+    items_incl = priced.items_ex_tax + priced.items_tax_floored() if needs_incl else 0
     exchange = plan_exchange(version, cart, [_Ex(r, q) for r, q in exchanges], priced.items_ex_tax, items_incl)
     errors = list(exchange.errors)
     if exchange.units and not member:
@@ -147,12 +149,12 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
     if earning is not None and earning.kind == "threshold":
         amount = invoice_items(lines, None, earning.base == "items_incl_tax") if member else 0
         units, _ = threshold_grant(earning, state.carry, amount)
-        earn = EarnResult(units, (earning.rule,), amount, earning.rule)
+        earn = EarnResult(units, (earning.rule,), earning.rule)
     elif earning is not None and (member or earning.guests_earn):
         env = order_env(cart.course, tier, cart.payment.method, cart.payment.card_brand, cart.guest, at, tz, month)
         earn = compute_earn(earning, earn_lines(lines), env, local_date(at, tz), value)
     else:
-        earn = EarnResult(0, (), 0)
+        earn = EarnResult(0, ())
     earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
     return Plan(version, priced, tier, limit, applied, lines, earn, earn_state, exchange, deadline, defer,
                 bool(state.deferred) and member, month, errors, perks)

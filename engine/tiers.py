@@ -22,10 +22,16 @@ def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz) -> int:
     """Purchases counted in the window that ends just before ``at`` (the window's first day 00:00 on)."""
     since = start_of(tiers.window.before(local_date(at, tz)), tz)
     total = 0
-    for order in state.orders.values():
+    by_placement = tiers.counts_from == "placed"
+    # Orders are kept in placement order (a member's events come in time order), so counting from
+    # placement walks back from the newest and stops at the window's start: the cost follows the
+    # window, not the member's whole history.
+    for order in reversed(state.orders.values()):
+        if by_placement and order.placed_at < since:
+            break
         if order.guest:
             continue
-        counted_at = order.placed_at if tiers.counts_from == "placed" else order.shipped_at
+        counted_at = order.placed_at if by_placement else order.shipped_at
         if counted_at is None or not (since <= counted_at < at):
             continue
         total += order_amount(order, tiers.measure)

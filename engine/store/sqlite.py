@@ -57,6 +57,7 @@ class SQLiteStore:
             raise StoreError(f"{path} holds the ledger of program '{row[0]}', not '{program_id}'")
         self._in_tx = False
         self._last: Optional[datetime] = None
+        self._clear_buffers()
 
     def begin(self) -> bool:
         """Open the batch's write transaction; True when it opened one (False: already open).
@@ -74,46 +75,74 @@ class SQLiteStore:
     _begin = begin
 
     def is_applied(self, event_id: str) -> bool:
+        if event_id in self._applied_now:
+            return True
         row = self.db.execute("SELECT status FROM events WHERE id=?", (event_id,)).fetchone()
         return row is not None and row[0] == "applied"
 
     def load(self, member: str) -> Optional[MemberState]:
+        if member in self._dirty:
+            return self._dirty[member]
         row = self.db.execute("SELECT state FROM members WHERE member=?", (member,)).fetchone()
         return _decode_state(row[0]) if row else None
 
     def save(self, event_id, event_type, at, state, entries, effects) -> None:
+        """Buffer one applied event inside the open transaction. A member's state is encoded once
+        a batch (at commit), not once an event; the batch's rows go in with one executemany each.
+        All of it commits together or not at all, so no event is ever half-applied."""
         self._begin()
-        db = self.db
-        clock = state.clock.isoformat() if state.clock else None
-        db.execute("INSERT OR REPLACE INTO events VALUES (?,?,?,?, 'applied', NULL)", (event_id, state.member, event_type, at))
-        db.execute("INSERT OR REPLACE INTO members VALUES (?,?,?)", (state.member, _encode(state), clock))
-        db.executemany(
-            "INSERT INTO ledger (member, at, source, action, lot, amount, from_state, to_state, rule, version) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(e.member, e.at.isoformat(), e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule, e.version)
-             for e in entries])
-        if effects:
-            db.executemany("INSERT INTO effects (member, type, at, detail, rule) VALUES (?,?,?,?,?)",
-                           [(f.member, f.type, f.at, _encode(f.detail).decode(), f.rule) for f in effects])
+        self._applied_now.add(event_id)
+        self._event_rows.append((event_id, state.member, event_type, at))
+        self._dirty[state.member] = state
+        self._ledger_rows.extend(
+            (e.member, e.at.isoformat(), e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule, e.version)
+            for e in entries)
+        self._effect_rows.extend((f.member, f.type, f.at, _encode(f.detail).decode(), f.rule) for f in effects)
         if state.clock is not None and (self._last is None or state.clock > self._last):
             self._last = state.clock
+
+    def _flush(self) -> None:
+        db = self.db
+        if self._event_rows:
+            db.executemany("INSERT OR REPLACE INTO events VALUES (?,?,?,?, 'applied', NULL)", self._event_rows)
+        if self._dirty:
+            db.executemany("INSERT OR REPLACE INTO members VALUES (?,?,?)",
+                           [(m, _encode(st), st.clock.isoformat() if st.clock else None) for m, st in self._dirty.items()])
+        if self._ledger_rows:
+            db.executemany(
+                "INSERT INTO ledger (member, at, source, action, lot, amount, from_state, to_state, rule, version) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)", self._ledger_rows)
+        if self._effect_rows:
+            db.executemany("INSERT INTO effects (member, type, at, detail, rule) VALUES (?,?,?,?,?)", self._effect_rows)
+        self._clear_buffers()
+
+    def _clear_buffers(self) -> None:
+        self._applied_now = set()
+        self._event_rows = []
+        self._dirty = {}
+        self._ledger_rows = []
+        self._effect_rows = []
 
     def reject(self, event_id, member, reason) -> None:
         if event_id is None:
             return
         self._begin()
-        self.db.execute("INSERT INTO events VALUES (?,?,NULL,NULL,'rejected',?) "
-                        "ON CONFLICT(id) DO UPDATE SET reason=excluded.reason WHERE status='rejected'",
+        # A refusal already on record keeps its first reason (the one given at the event's own time;
+        # a rerun may refuse it again for a later reason, such as arriving behind the member's clock).
+        self.db.execute("INSERT INTO events VALUES (?,?,NULL,NULL,'rejected',?) ON CONFLICT(id) DO NOTHING",
                         (event_id, member, reason))
 
     def members(self) -> Iterator[str]:
+        self._flush()
         return (row[0] for row in self.db.execute("SELECT member FROM members ORDER BY member").fetchall())
 
     def effects(self) -> list[dict]:
+        self._flush()
         return [{"type": t, "member": m, "at": a, "detail": msgspec.json.decode(d), "rule": r}
                 for m, t, a, d, r in self.db.execute("SELECT member, type, at, detail, rule FROM effects ORDER BY seq")]
 
     def entries(self, member: str) -> list[Entry]:
+        self._flush()
         rows = self.db.execute("SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version "
                                "FROM ledger WHERE member=? ORDER BY seq", (member,)).fetchall()
         return [Entry(member=r[0], at=datetime.fromisoformat(r[1]), source=r[2], action=r[3], lot=r[4], amount=r[5],
@@ -132,6 +161,7 @@ class SQLiteStore:
 
     def commit(self) -> None:
         if self._in_tx:
+            self._flush()
             if self._last is not None:
                 self._store_last()
             self.db.execute("COMMIT")
@@ -139,6 +169,7 @@ class SQLiteStore:
 
     def rollback(self) -> None:
         """Drop everything saved since the last commit (the service uses it when an event fails)."""
+        self._clear_buffers()
         if self._in_tx:
             self.db.execute("ROLLBACK")
             self._in_tx = False
