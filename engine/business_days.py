@@ -7,10 +7,16 @@ from functools import lru_cache
 
 import holidays
 
+from .errors import EventRejected
+
 
 @lru_cache(maxsize=16)
 def _calendar(country: str) -> holidays.HolidayBase:
-    return holidays.country_holidays(country)
+    try:
+        return holidays.country_holidays(country)
+    except NotImplementedError:
+        raise EventRejected(f"the program's holiday calendar {country!r} is not one the holidays package "
+                            f"knows (an ISO country code such as JP)", None) from None
 
 
 def is_business_day(d: date, country: str) -> bool:

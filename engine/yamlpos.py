@@ -71,6 +71,29 @@ class _Builder:
             return None
 
 
+# libyaml's CSafeLoader is ~6x faster than the pure-Python SafeLoader but recurses in C and
+# crashes the process (segfault) on very deeply nested input. A document's nesting depth is at
+# most its flow brackets plus its indentation plus its block-sequence dashes on one line; under
+# this bound the C loader is safe, above it the pure-Python one answers with a clear error.
+SAFE_C_DEPTH = 400
+
+
+def _depth_bound(text: str) -> int:
+    indent = dashes = 0
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        indent = max(indent, len(line) - len(stripped))
+        dashes = max(dashes, stripped.count("- "))
+    return text.count("[") + text.count("{") + indent + dashes
+
+
+def _loader_for(text: str):
+    c_loader = getattr(yaml, "CSafeLoader", None)
+    if c_loader is not None and _depth_bound(text) < SAFE_C_DEPTH:
+        return c_loader
+    return yaml.SafeLoader
+
+
 class Positions:
     """Where each value (and each mapping key) of a loaded document was written."""
 
@@ -106,9 +129,12 @@ def load(text: str | bytes, filename: str) -> tuple[Any, Positions]:
             col = len(text[line_start:exc.start].decode("utf-8", errors="replace")) + 1
             raise ProgramError([Problem(Pos(filename, line, col), "the file is not UTF-8 text")]) from None
     try:
-        # The pure-Python SafeLoader on purpose: libyaml's CSafeLoader is ~6x faster but crashes the
-        # process (segfault) on deeply nested input, and a program file must never crash us.
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            node = yaml.compose(text, Loader=_loader_for(text))
+        except yaml.YAMLError:
+            # libyaml's messages say less ("found character that cannot start any token"): the
+            # pure-Python loader says which character, so a broken file is read again by it.
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
