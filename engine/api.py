@@ -69,8 +69,11 @@ def quote(program: Program, state, cart: OrderPlaced, at: Optional[str | datetim
     except (EventRejected, ValueError) as exc:
         return {"errors": [{"field": "at", "reason": str(exc), "rule": None}]}
     base = state if state is not None else new_member(cart.member)
-    view, _, _ = state_as_of(program, base, when)
-    out = quote_dict(plan_order(program, view, cart, when))
+    try:
+        view, _, _ = state_as_of(program, base, when)
+        out = quote_dict(plan_order(program, view, cart, when))
+    except EventRejected as exc:   # a field the rules cannot price (a date out of range, ...)
+        return {"errors": [{"field": exc.field, "reason": exc.reason, "rule": exc.rule}]}
     if state is None and not cart.guest:
         out["errors"].append({"field": "member", "reason": f"unknown member {cart.member}", "rule": None})
     return out

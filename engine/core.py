@@ -20,7 +20,7 @@ from .expiry import on_acquire
 from .lots import Change
 from .program import Program
 from .state import Entry, MemberState
-from .timeutil import parse_instant
+from .timeutil import parse_day, parse_instant
 
 
 @dataclass
@@ -118,9 +118,9 @@ def _grant(change: Change, event: PointsGranted) -> None:
     expiry = change.version.expiry
     if event.expires_on is not None:
         try:
-            fixed = date.fromisoformat(event.expires_on)
-        except ValueError:
-            raise EventRejected(f"not a date: {event.expires_on!r}", "expires_on") from None
+            fixed = parse_day(event.expires_on)
+        except ValueError as exc:
+            raise EventRejected(f"not a usable date: {event.expires_on!r} ({exc})", "expires_on") from None
         if fixed < change.at.astimezone(change.program.tz).date():
             raise EventRejected(f"expires_on {fixed} is already past", "expires_on")
     expires_on, rolling = on_acquire(change, fixed)

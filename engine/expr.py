@@ -20,6 +20,7 @@ from .errors import EventRejected, Pos, Problem, ProgramError
 
 MAX_SOURCE = 500
 MAX_STRING = 200
+MAX_DEPTH = 50   # levels of nesting; deeper trees would exhaust the compiler's recursion
 
 
 def _mul(a: Any, b: Any) -> Any:
@@ -27,6 +28,13 @@ def _mul(a: Any, b: Any) -> Any:
     if isinstance(a, (str, list, tuple)) or isinstance(b, (str, list, tuple)):
         raise TypeError("only numbers can be multiplied")
     return a * b
+
+
+def _mod(a: Any, b: Any) -> Any:
+    # 'x%0999999999d' % 1 would format a gigabyte of text: only numbers take a remainder.
+    if not isinstance(a, (int, float, Fraction)) or not isinstance(b, (int, float, Fraction)):
+        raise TypeError("only numbers can take a remainder (%)")
+    return a % b
 
 
 def _floor(x: Any) -> int:
@@ -66,7 +74,7 @@ class Expr:
         self.pos = pos
         self.names = names
         self._code = code
-        self._globals = {"__builtins__": {}, "_mul": _mul, **FUNCTIONS, **consts}
+        self._globals = {"__builtins__": {}, "_mul": _mul, "_mod": _mod, **FUNCTIONS, **consts}
 
     def __call__(self, env: dict[str, Any]) -> Any:
         try:
@@ -94,8 +102,9 @@ class _Rewrite(ast.NodeTransformer):
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         self.generic_visit(node)
-        if isinstance(node.op, ast.Mult):
-            call = ast.Call(func=ast.Name(id="_mul", ctx=ast.Load()), args=[node.left, node.right], keywords=[])
+        checked = {ast.Mult: "_mul", ast.Mod: "_mod"}.get(type(node.op))
+        if checked:
+            call = ast.Call(func=ast.Name(id=checked, ctx=ast.Load()), args=[node.left, node.right], keywords=[])
             return ast.copy_location(call, node)
         return node
 
@@ -127,9 +136,13 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
     except (ValueError, RecursionError, MemoryError):
         raise fail(f"cannot parse {source!r}") from None
     used: set[str] = set()
-    for node in ast.walk(tree):
+    depth = {tree: 0}
+    for node in ast.walk(tree):   # breadth first, no recursion
         for child in ast.iter_child_nodes(node):
             parents[child] = node
+            depth[child] = depth[node] + 1
+            if depth[child] > MAX_DEPTH:
+                raise fail(f"nested more than {MAX_DEPTH} levels deep")
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             raise fail(f"'{type(node).__name__}' is not allowed in program expressions", node)
@@ -151,6 +164,11 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
                 raise fail(f"text constant longer than {MAX_STRING} characters", node)
             if not isinstance(node.value, (str, int, float, bool, type(None))):
                 raise fail("only numbers, text, true/false and None are allowed as constants", node)
+            if isinstance(node.value, float) and not math.isfinite(node.value):
+                raise fail(f"the number {source!r} is too large", node)
+            if isinstance(node.value, str) and isinstance(parents.get(node), ast.BinOp) \
+                    and isinstance(parents[node].op, ast.Mod) and parents[node].left is node:
+                raise fail("text formatting with % is not allowed in program expressions", node)
     rewrite = _Rewrite()
     tree = ast.fix_missing_locations(rewrite.visit(tree))
     code = compile(tree, f"<{pos}>", "eval")

@@ -2,6 +2,11 @@
 
 Every movement writes a ledger Entry. Amounts only move (a split keeps the total), so
 granted = valid + pending + held + used + expired + void holds by construction.
+
+Open lots (pending, valid, held) and closed ones (used, expired, void, converted) live in two
+lists: everything the engine looks at per event (balance, next expiry, what to spend) scans only
+the open ones, so a member's long history does not slow a quote. The closed list is shared
+between a state and its copy and copied only when a change closes or reopens a lot.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Callable, Iterable, Optional
 import msgspec
 
 from .program import Program
-from .state import Entry, Lot, MemberState
+from .state import OPEN, Entry, Lot, MemberState
 
 FAR = date.max
 
@@ -28,6 +33,21 @@ class Change:
         self.entries: list[Entry] = []
         self.effects: list = []
         self._n = 0
+        self._closed_own = False
+
+    def closed(self) -> list[Lot]:
+        """The state's closed lots, copied first if this change has not yet (copy on write)."""
+        if not self._closed_own:
+            self.state.closed = list(self.state.closed)
+            self._closed_own = True
+        return self.state.closed
+
+    def _list_for(self, lot_state: str) -> list[Lot]:
+        return self.state.lots if lot_state in OPEN else self.closed()
+
+    def _seq(self) -> int:
+        self.state.lot_seq += 1
+        return self.state.lot_seq
 
     def new_id(self) -> str:
         self._n += 1
@@ -47,8 +67,8 @@ class Change:
             expires_on, rolling = cap, False   # RC-9: a cancelled member's units end at the cap
         lot = Lot(id=self.new_id(), amount=amount, state=state, granted_at=self.at, expires_on=expires_on,
                   rolling=rolling, rule=rule, version=self.version.number, source=self.source, order=order,
-                  kind=kind, valid_at=self.at if state == "valid" else None)
-        self.state.lots.append(lot)
+                  kind=kind, valid_at=self.at if state == "valid" else None, seq=self._seq())
+        self._list_for(state).append(lot)
         self.entry(action, lot, amount, None, state, rule)
         return lot
 
@@ -63,7 +83,9 @@ class Change:
         order) to ``to_state``, splitting the last lot if needed. Returns the moved lots."""
         if amount <= 0:
             return []
-        candidates = [(i, lot) for i, lot in enumerate(self.state.lots) if lot.state == from_state and where(lot)]
+        source = self._list_for(from_state)
+        target = self._list_for(to_state)
+        candidates = [(i, lot) for i, lot in enumerate(source) if lot.state == from_state and where(lot)]
         candidates.sort(key=lambda il: (order_key or self.spend_order)(il[1]))
         moved = []
         ended = to_state in ("used", "expired", "void")
@@ -72,6 +94,7 @@ class Change:
             extra.update(ended_at=self.at, ended_by=self.source)
         if to_state == "valid":
             extra.update(valid_at=self.at)
+        leaving: set[int] = set()
         for i, lot in candidates:
             if amount <= 0:
                 break
@@ -82,19 +105,27 @@ class Change:
                 changes_here = dict(extra, expires_on=self.state.rolling_expires_on)
             if take == lot.amount:
                 new = msgspec.structs.replace(lot, state=to_state, **changes_here)
-                self.state.lots[i] = new
+                if target is source:
+                    source[i] = new
+                else:
+                    leaving.add(i)
+                    target.append(new)
             else:
                 # split: the lot keeps its id and the rest; the moved part is a new lot
-                self.state.lots[i] = msgspec.structs.replace(lot, amount=lot.amount - take)
-                new = msgspec.structs.replace(lot, id=self.new_id(), amount=take, state=to_state, **changes_here)
-                self.state.lots.append(new)
+                source[i] = msgspec.structs.replace(lot, amount=lot.amount - take)
+                new = msgspec.structs.replace(lot, id=self.new_id(), amount=take, state=to_state, seq=self._seq(),
+                                              **changes_here)
+                target.append(new)
             self.entry(action, new, take, from_state, to_state, rule)
             moved.append(new)
             amount -= take
+        if leaving:
+            source[:] = [lot for j, lot in enumerate(source) if j not in leaving]
         return moved
 
     def total(self, state: str, where: Callable[[Lot], bool] = lambda lot: True) -> int:
-        return sum(lot.amount for lot in self.state.lots if lot.state == state and where(lot))
+        lots = self.state.lots if state in OPEN else self.state.closed
+        return sum(lot.amount for lot in lots if lot.state == state and where(lot))
 
 
 def of_order(order_id: str) -> Callable[[Lot], bool]:

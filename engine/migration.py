@@ -41,14 +41,16 @@ def convert_units(change: Change, step: MigrationStep, version: Version) -> None
     per_unit, left = divmod(old_value, new_value)
     pool = 0
     pool_expiry: Optional[date] = None
-    for lot in [lot for lot in state.lots if lot.state in ("valid", "held") and lot.version < version.number]:
+    old_lots = [lot for lot in state.lots if lot.state in ("valid", "held") and lot.version < version.number]
+    state.lots = [lot for lot in state.lots if not (lot.state in ("valid", "held") and lot.version < version.number)]
+    for lot in old_lots:
         expires_on = state.lot_expires_on(lot)
-        i = state.lots.index(lot)
-        state.lots[i] = msgspec.structs.replace(lot, state=CONVERTED, ended_at=change.at, ended_by=change.source,
-                                                expires_on=expires_on)
-        change.entry("convert", state.lots[i], lot.amount, lot.state, CONVERTED, step.rule)
+        ended = msgspec.structs.replace(lot, state=CONVERTED, ended_at=change.at, ended_by=change.source,
+                                        expires_on=expires_on)
+        change.closed().append(ended)
+        change.entry("convert", ended, lot.amount, lot.state, CONVERTED, step.rule)
         change.add_lot(lot.amount * per_unit, lot.state, step.rule, "conversion", expires_on=expires_on,
-                              rolling=False, action="convert")
+                       rolling=False, action="convert")
         pool += lot.amount * left
         if expires_on is not None:
             if pool_expiry is None or (expires_on < pool_expiry if step.pool_expiry == "earliest" else expires_on > pool_expiry):

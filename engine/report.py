@@ -50,7 +50,7 @@ def member_dict(program: Program, state: MemberState, at: datetime, effects: lis
         "tier": tier,
         "tier_amount": amount if version.tiers else None,
         "version": version.number,
-        "lots": [lot_dict(program, view, lot) for lot in view.lots],
+        "lots": [lot_dict(program, view, lot) for lot in view.all_lots()],
     }
     if ladder is not None:
         out["ladder"] = ladder

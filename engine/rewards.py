@@ -7,6 +7,8 @@ from datetime import date
 from typing import Optional
 
 from .business_days import business_days_before
+from .errors import EventRejected
+from .timeutil import parse_day
 from .events import OrderPlaced
 from .pricing import Fee
 from .program import Version
@@ -40,7 +42,11 @@ def check_deadline(version: Version, cart: OrderPlaced, today: date) -> Optional
     if rules is None or rules.deadline is None or not cart.delivery_date:
         return None
     dl = rules.deadline
-    last = business_days_before(date.fromisoformat(cart.delivery_date), dl.business_days, dl.calendar)
+    try:
+        delivery = parse_day(cart.delivery_date)
+    except ValueError as exc:
+        raise EventRejected(f"not a usable date: {cart.delivery_date!r} ({exc})", "delivery_date") from None
+    last = business_days_before(delivery, dl.business_days, dl.calendar)
     return DeadlineCheck(last, today > last, dl.rule, dl.applies_to)
 
 

@@ -5,9 +5,12 @@ reordered silently): so a file split into consecutive runs gives the same ledger
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable, Optional
+
+import msgspec
 
 from .core import apply
 from .errors import EventRejected
@@ -25,6 +28,11 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     effects: list = field(default_factory=list)
+
+
+def event_digest(event) -> str:
+    """A fingerprint of an event's content (field order and spacing of the input do not matter)."""
+    return hashlib.sha256(msgspec.json.encode(event)).hexdigest()[:32]
 
 
 class Runner:
@@ -79,12 +87,20 @@ class Runner:
         if self.store.is_applied(event.id):
             result.skipped.append(event.id)
             return
+        digest = event_digest(event)
+        refused = self.store.refusal(event.id)
+        if refused is not None and refused[0] == digest:
+            # The same event, refused before: refused again with its first reason, never applied
+            # now that the member's state has moved on (X-4). A corrected event (another body
+            # under the same id) is judged afresh.
+            result.rejected.append({"event": event.id, "field": None, "reason": refused[1], "repeat": True})
+            return
         try:
             outcome = apply(self.program, self.state_of(event.member), event)
         except EventRejected as rej:
             reason = rej.describe(event.id)
             result.rejected.append({"event": event.id, "field": rej.field, "reason": reason, "rule": rej.rule})
-            self.store.reject(event.id, event.member, reason)
+            self.store.reject(event.id, event.member, reason, digest)
             return
         self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,
                         outcome.entries, outcome.effects)

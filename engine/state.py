@@ -11,10 +11,13 @@ from typing import Optional
 
 import msgspec
 
+from .events import Redeem
+
 STATES = ("valid", "pending", "held", "used", "expired", "void")
 # A lot re-expressed in a new unit by a program revision (RC-6) ends as "converted"; its value
 # lives on in the lots the conversion made. Reported only where it occurs.
 CONVERTED = "converted"
+OPEN = frozenset(("pending", "valid", "held"))   # lots that can still change; the others are closed
 
 
 class Lot(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +37,7 @@ class Lot(msgspec.Struct, frozen=True, kw_only=True):
     valid_at: Optional[datetime] = None
     ended_at: Optional[datetime] = None   # when it became used / expired / void
     ended_by: Optional[str] = None        # the event, happening or rule that ended it
+    seq: int = 0                          # creation order within the member (a split is created when split)
 
 
 class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,7 +87,7 @@ class Deferred(msgspec.Struct, frozen=True, kw_only=True):
 
     source: str
     exchanges: tuple = ()          # ((reward, qty), ...)
-    redeem: Optional[object] = None
+    redeem: Optional[Redeem] = None
 
 
 class SubChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,7 +159,9 @@ class MemberState(msgspec.Struct, kw_only=True):
     attributes: dict = {}
     clock: Optional[datetime] = None          # the member's own clock: time of its last event or happening
     version: int = 0                          # the program version in force for this member
-    lots: list[Lot] = []
+    lots: list[Lot] = []                      # open lots: pending, valid, held
+    closed: list[Lot] = []                    # closed lots: used, expired, void, converted (history)
+    lot_seq: int = 0
     orders: dict[str, Order] = {}
     reviewed: list[str] = []
     timers: list[Timer] = []
@@ -173,7 +179,8 @@ class MemberState(msgspec.Struct, kw_only=True):
     ladder: Optional["LadderState"] = None     # the member's place on the program's ladder (engine/ladder.py)
 
     def copy(self) -> "MemberState":
-        # Lots, orders and timers are frozen: copying the containers is enough for purity.
+        # Lots, orders and timers are frozen: copying the containers is enough for purity. The
+        # closed lots are shared: a change copies them before it touches them (lots.Change.closed).
         return msgspec.structs.replace(
             self, attributes=dict(self.attributes), lots=list(self.lots), orders=dict(self.orders),
             reviewed=list(self.reviewed), timers=list(self.timers), deferred=list(self.deferred),
@@ -182,9 +189,14 @@ class MemberState(msgspec.Struct, kw_only=True):
 
     def balances(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
-        for lot in self.lots:
-            out[lot.state] = out.get(lot.state, 0) + lot.amount
+        for lots in (self.lots, self.closed):
+            for lot in lots:
+                out[lot.state] = out.get(lot.state, 0) + lot.amount
         return out
+
+    def all_lots(self) -> list[Lot]:
+        """Every lot, open and closed, in the order they came into being."""
+        return sorted(self.lots + self.closed, key=lambda lot: lot.seq)
 
     def valid_units(self) -> int:
         return sum(lot.amount for lot in self.lots if lot.state == "valid")

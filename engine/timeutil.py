@@ -65,3 +65,11 @@ def parse_instant(text: str, tz: ZoneInfo) -> datetime:
 
 def iso(at: datetime, tz: ZoneInfo) -> str:
     return at.astimezone(tz).isoformat()
+
+
+def parse_day(text: str) -> date:
+    """A YYYY-MM-DD date within the ledger's sane years (a 9999-12-31 expiry would overflow)."""
+    day = date.fromisoformat(text)
+    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+        raise ValueError(f"year {day.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+    return day

@@ -101,7 +101,7 @@ def test_long_history_member_is_quoted_and_applied():
     program = load_program(ANDEST)
     for n in (10, 301):
         state = long_history(program, n, workloads.QUOTE_AT)
-        assert len(state.lots) == n
+        assert len(state.all_lots()) == n
         out = suite.scale_lots(program, n, 2)
         assert out["lots"] == n and out["valid_balance"] > 0
 

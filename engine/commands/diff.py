@@ -77,7 +77,7 @@ def measure(path: str, program, engine, result, when: datetime) -> Side:
         f.granted = sum(p[s] for s in ("valid", "pending", "held", "used", "expired", "void"))
         f.used, f.expired, f.void = p["used"], p["expired"], p["void"]
         f.outstanding = p["valid"] + p["pending"] + p["held"]
-        for lot in view.lots:
+        for lot in view.all_lots():
             if lot.state not in ("valid", "pending", "held", "used"):   # void, expired, converted
                 continue
             yen = lot.amount * values.get(lot.version, 1)

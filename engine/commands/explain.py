@@ -360,7 +360,7 @@ def tell(program, state, stored_entries, events: dict, as_of: datetime) -> tuple
         entries += extra
     else:
         entries = [e for e in entries if e.at <= as_of]
-    story = Story(program, view, entries, events, as_of, view.lots, current)
+    story = Story(program, view, entries, events, as_of, view.all_lots(), current)
     origins = [o for o in story.origins() if o.granted_at <= as_of]
     totals = dict.fromkeys(STATES, 0)
     for o in origins:

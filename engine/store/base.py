@@ -16,7 +16,12 @@ class Store(Protocol):
         """Record one applied event: its id, the member's new state, its entries and effects,
         all in the same transaction."""
 
-    def reject(self, event_id: Optional[str], member: Optional[str], reason: str) -> None: ...
+    def reject(self, event_id: Optional[str], member: Optional[str], reason: str,
+               digest: Optional[str] = None) -> None:
+        """Record a refused event with its reason and the fingerprint of its content."""
+
+    def refusal(self, event_id: str) -> Optional[tuple[Optional[str], str]]:
+        """(fingerprint, reason) of an event refused before and never applied, else None."""
 
     def members(self) -> Iterator[str]: ...
 

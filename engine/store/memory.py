@@ -14,6 +14,7 @@ class MemoryStore:
         self.states: dict[str, MemberState] = {}
         self.applied: set[str] = set()
         self.rejected: dict[str, str] = {}
+        self.rejected_digest: dict[str, Optional[str]] = {}
         self.ledger: dict[str, list[Entry]] = {}
         self.effect_rows: list[dict] = []
         self.last: Optional[str] = None
@@ -28,15 +29,22 @@ class MemoryStore:
     def save(self, event_id, event_type, at, state, entries, effects) -> None:
         self.applied.add(event_id)
         self.rejected.pop(event_id, None)
+        self.rejected_digest.pop(event_id, None)
         self.states[state.member] = state
         self.ledger.setdefault(state.member, []).extend(entries)
         self.effect_rows.extend(msgspec.to_builtins(e) for e in effects)
         if state.clock is not None and (self._last_dt is None or state.clock > self._last_dt):
             self._last_dt, self.last = state.clock, state.clock.isoformat()
 
-    def reject(self, event_id, member, reason) -> None:
-        if event_id is not None:
+    def reject(self, event_id, member, reason, digest=None) -> None:
+        if event_id is not None and event_id not in self.rejected_digest:
             self.rejected[event_id] = reason
+            self.rejected_digest[event_id] = digest
+
+    def refusal(self, event_id):
+        if event_id in self.rejected:
+            return self.rejected_digest.get(event_id), self.rejected[event_id]
+        return None
 
     def members(self) -> Iterator[str]:
         return iter(sorted(self.states))

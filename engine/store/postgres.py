@@ -70,6 +70,9 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
         "CREATE INDEX events_by_id ON events (program, id) WHERE status = 'applied'",
         "CREATE INDEX effects_by_seq ON effects (program, seq)",
     )),
+    (3, "a refused event keeps the fingerprint of its content (a resend of the same event stays refused)", (
+        "ALTER TABLE events ADD COLUMN digest TEXT",
+    )),
 ]
 LATEST = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_xact_lock key: one migrator at a time
@@ -322,15 +325,24 @@ class PostgresStore:
         if self._checked is not None and self._checked[0] == event_id:
             self._checked = (event_id, True)
 
-    def reject(self, event_id, member, reason) -> None:
+    def reject(self, event_id, member, reason, digest=None) -> None:
         if event_id is None:
             return
         member = member or ""
         with self._guard():
             self._tx(member)
-            self._q("INSERT INTO events (program, member, id, status, reason) VALUES (%s, %s, %s, 'rejected', %s) "
-                    "ON CONFLICT (program, member, id) DO UPDATE SET reason = excluded.reason "
-                    "WHERE events.status = 'rejected'", (self.program, member, event_id, reason))
+            # the first refusal keeps its reason and fingerprint
+            self._q("INSERT INTO events (program, member, id, status, reason, digest) "
+                    "VALUES (%s, %s, %s, 'rejected', %s, %s) ON CONFLICT (program, member, id) DO NOTHING",
+                    (self.program, member, event_id, reason, digest))
+
+    def refusal(self, event_id):
+        member = self._member or ""
+        with self._guard():
+            rows = self._send(("SELECT digest, reason FROM events WHERE program = %s AND member = %s AND id = %s "
+                               "AND status = 'rejected'", (self.program, member, event_id)))
+        row = rows[0][0] if rows and rows[0] else None
+        return (row[0], row[1]) if row else None
 
     def members(self) -> Iterator[str]:
         with self._guard():

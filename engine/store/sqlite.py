@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
-  id TEXT PRIMARY KEY, member TEXT, type TEXT, at TEXT, status TEXT NOT NULL, reason TEXT);
+  id TEXT PRIMARY KEY, member TEXT, type TEXT, at TEXT, status TEXT NOT NULL, reason TEXT, digest TEXT);
 CREATE TABLE IF NOT EXISTS members (member TEXT PRIMARY KEY, state BLOB NOT NULL, clock TEXT);
 CREATE TABLE IF NOT EXISTS ledger (
   seq INTEGER PRIMARY KEY, member TEXT NOT NULL, at TEXT NOT NULL, source TEXT NOT NULL,
@@ -48,6 +48,9 @@ class SQLiteStore:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=60000")  # ms: wait for another process's batch
             self.db.executescript(_DDL)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(events)")}
+            if "digest" not in columns:   # a ledger made before refusals kept their fingerprint
+                self.db.execute("ALTER TABLE events ADD COLUMN digest TEXT")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a usable SQLite ledger ({exc})") from None
         row = self.db.execute("SELECT value FROM meta WHERE key='program'").fetchone()
@@ -104,7 +107,8 @@ class SQLiteStore:
     def _flush(self) -> None:
         db = self.db
         if self._event_rows:
-            db.executemany("INSERT OR REPLACE INTO events VALUES (?,?,?,?, 'applied', NULL)", self._event_rows)
+            db.executemany("INSERT OR REPLACE INTO events (id, member, type, at, status, reason, digest) "
+                           "VALUES (?,?,?,?, 'applied', NULL, NULL)", self._event_rows)
         if self._dirty:
             db.executemany("INSERT OR REPLACE INTO members VALUES (?,?,?)",
                            [(m, _encode(st), st.clock.isoformat() if st.clock else None) for m, st in self._dirty.items()])
@@ -123,14 +127,20 @@ class SQLiteStore:
         self._ledger_rows = []
         self._effect_rows = []
 
-    def reject(self, event_id, member, reason) -> None:
+    def reject(self, event_id, member, reason, digest=None) -> None:
         if event_id is None:
             return
         self._begin()
-        # A refusal already on record keeps its first reason (the one given at the event's own time;
-        # a rerun may refuse it again for a later reason, such as arriving behind the member's clock).
-        self.db.execute("INSERT INTO events VALUES (?,?,NULL,NULL,'rejected',?) ON CONFLICT(id) DO NOTHING",
-                        (event_id, member, reason))
+        # A refusal already on record keeps its first reason and fingerprint (a corrected event
+        # under the same id that is refused again keeps the first record too).
+        self.db.execute("INSERT INTO events (id, member, type, at, status, reason, digest) "
+                        "VALUES (?,?,NULL,NULL,'rejected',?,?) ON CONFLICT(id) DO NOTHING",
+                        (event_id, member, reason, digest))
+
+    def refusal(self, event_id):
+        row = self.db.execute("SELECT digest, reason FROM events WHERE id=? AND status='rejected'",
+                              (event_id,)).fetchone()
+        return (row[0], row[1]) if row else None
 
     def members(self) -> Iterator[str]:
         self._flush()
