@@ -191,23 +191,23 @@ def _explain(raw: bytes | str, exc: Exception) -> BadEvent:
     return BadEvent(event_id, text, field)
 
 
-def decode_event(raw: bytes | str):
-    """One JSON text → an Event struct, or BadEvent naming the event id and field."""
+def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
     try:
-        return _decoder.decode(raw)
+        return decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _explain(raw, exc) from None
     except RecursionError:
         raise BadEvent(None, "malformed JSON: nested too deeply") from None
+
+
+def decode_event(raw: bytes | str):
+    """One JSON text → an Event struct, or BadEvent naming the event id and field."""
+    return _decode(_decoder, raw)
 
 
 def decode_cart(raw: bytes | str) -> OrderPlaced:
-    try:
-        return _cart_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise _explain(raw, exc) from None
-    except RecursionError:
-        raise BadEvent(None, "malformed JSON: nested too deeply") from None
+    """A cart (an order.placed object) for a quote, or BadEvent."""
+    return _decode(_cart_decoder, raw)
 
 
 def event_schema() -> dict:
