@@ -474,11 +474,16 @@ def test_kill_9_mid_run_resumes_to_the_uninterrupted_ledger(pg_url):
             admin.execute(f"DROP SCHEMA {other} CASCADE")
 
 
-def test_postgresql_report_matches_memory_from_the_command_line(pg_url):
-    proc = _loyalty("run", str(PROGRAM_PATH), str(EVENTS_PATH), "--db", pg_url, "--json")
+@pytest.mark.parametrize("program_id", ["andest", "ansage", "amare", "manda", "rewards_circle"])
+def test_postgresql_report_matches_memory_from_the_command_line(pg_url, program_id):
+    """Issue 11: `loyalty run PROGRAM examples/<id>/events.jsonl --db postgresql://…` gives the same
+    --json report as --db :memory:, for every program (as of the last event, the default)."""
+    program = ROOT / "programs" / f"{program_id}.yaml"
+    events = ROOT / "examples" / program_id / "events.jsonl"
+    proc = _loyalty("run", str(program), str(events), "--db", pg_url, "--json")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
-    mem = _loyalty("run", str(PROGRAM_PATH), str(EVENTS_PATH), "--db", ":memory:", "--json")
+    mem = _loyalty("run", str(program), str(events), "--db", ":memory:", "--json")
     mem_out, mem_err = mem.communicate(timeout=300)
     assert mem.returncode == 0, mem_err.decode()
     assert json.loads(out) == json.loads(mem_out)
