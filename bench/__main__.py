@@ -63,12 +63,19 @@ def run(quick: bool) -> dict:
         sql = section(f"{program.id} replay sqlite", suite.replay, program, lines, "sqlite")
         if mem is None or sql is None:
             continue
+        pg = None
+        if os.environ.get("LOYALTY_PG_URL"):
+            # PostgreSQL commits each event on its own (a row lock per member): a tenth of the events
+            n_pg = max(len(lines) // 10, 50)
+            log(f"[bench] {program.id}: replay {n_pg:,} events into PostgreSQL")
+            pg = section(f"{program.id} replay postgresql", suite.replay, program, lines[:n_pg], "postgresql")
         store = mem[1]
         quote = section(f"{program.id} quotes", suite.quotes, program, store, sizes["quote_carts"], sizes["quote_reps"])
         if quote is None:
             continue
         out["programs"].append({"program": program.id, "file": path.name, "members": len(suite.members_of(store)),
-                                "memory": mem[0], "sqlite": sql[0], "quote": quote})
+                                "memory": mem[0], "sqlite": sql[0], "quote": quote,
+                                "postgresql": pg[0] if pg else None})
         if program.id == "andest":
             andest = (program, store)
     out["skipped_programs"] = [p for p in EXPECTED if p not in present]

@@ -91,6 +91,17 @@ def markdown(r: dict) -> str:
                      "SQLite events/CPU-s", "rejected", "quote p50 µs", "quote p99 µs", "quotes/s"], rows)
     lines += ["", "events/s is wall clock; events/CPU-s divides by the process's CPU time over the same replay "
               "(what the engine costs when it does not have to share the cores)."]
+    pg_rows = [[p["program"], _n(p["postgresql"]["events"]), _n(p["memory"]["eps"]), _n(p["sqlite"]["eps"]),
+                _n(p["postgresql"]["eps"]), _n(p["postgresql"]["eps_cpu"]), p["postgresql"]["rejected"]]
+               for p in r["programs"] if p.get("postgresql")]
+    if pg_rows:
+        lines += ["", "Replay into PostgreSQL in the same run (server from `LOYALTY_PG_URL`, e.g. `source .ci/pg.sh`; "
+                  "each event its own transaction under the member's row lock, durable commits; the first tenth "
+                  "of the workload):", ""]
+        lines += _table(["program", "events", "memory events/s", "SQLite events/s", "PostgreSQL events/s",
+                         "PostgreSQL events/CPU-s (client)", "rejected"], pg_rows)
+    else:
+        lines += ["", "PostgreSQL: not measured in this run (set `LOYALTY_PG_URL`, e.g. `source .ci/pg.sh`)."]
     rejected = [(p["program"], kind, p[kind]) for p in r["programs"] for kind in ("memory", "sqlite")
                 if p[kind]["rejected"]]
     if rejected:

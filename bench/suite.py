@@ -82,8 +82,20 @@ def machine() -> dict:
 
 def replay(program, lines: list[bytes], store_kind: str) -> tuple[dict, object]:
     tmp = None
+    schema = None
     if store_kind == "memory":
         store = MemoryStore(program.id)
+    elif store_kind == "postgresql":
+        # a fresh schema on the server named by LOYALTY_PG_URL (the same one CI starts), dropped after
+        import psycopg
+
+        from engine.store.postgres import PostgresStore
+
+        schema = f"bench_{program.id}_{os.getpid()}"
+        with psycopg.connect(os.environ["LOYALTY_PG_URL"], autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in os.environ["LOYALTY_PG_URL"] else "?"
+        store = PostgresStore(f"{os.environ['LOYALTY_PG_URL']}{sep}options=-csearch_path%3D{schema}", program.id)
     else:
         tmp = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
         store = SQLiteStore(str(tmp / "ledger.db"), program.id)
@@ -95,6 +107,11 @@ def replay(program, lines: list[bytes], store_kind: str) -> tuple[dict, object]:
         store.close()
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu
+    if schema is not None:
+        import psycopg
+
+        with psycopg.connect(os.environ["LOYALTY_PG_URL"], autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
     if tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)
     return ({"events": len(lines), "seconds": seconds, "eps": len(lines) / seconds, "cpu_s": cpu,
