@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import io
-import itertools
 import tokenize
 from pathlib import Path
 
@@ -25,12 +24,12 @@ import pytest
 import yaml
 
 from engine import Engine
+from tests.helpers import check_outcome, send  # noqa: F401 (check_outcome: some files)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "programs" / "andest.yaml"
 REG_AT = "2025-01-05T10:00:00+09:00"
 
-_ids = itertools.count(1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -41,16 +40,6 @@ def new_engine() -> Engine:
     return Engine(str(PROGRAM))
 
 
-def send(e: Engine, type_: str, at: str, member: str = "m1", *, expect: str = "applied", eid: str | None = None,
-         **fields):
-    """Apply one event; check it was applied (default) or rejected (expect="rejected")."""
-    eid = eid or f"{type_}-{next(_ids)}"
-    r = e.apply({"id": eid, "type": type_, "at": at, "member": member, **fields})
-    if expect == "applied":
-        assert r.applied == [eid], f"{eid} not applied: {r.rejected}"
-    elif expect == "rejected":
-        assert r.applied == [] and [x["event"] for x in r.rejected] == [eid], f"{eid} not rejected: {r}"
-    return r
 
 
 def register(e: Engine, member: str = "m1", at: str = REG_AT, birthday: str | None = None):

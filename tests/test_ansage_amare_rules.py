@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from engine import Engine
+from tests.helpers import check_outcome, send  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSAGE = ROOT / "programs" / "ansage.yaml"
@@ -43,15 +44,6 @@ def T(day: str, hm: str = "10:00") -> str:
     return f"{day}T{hm}:00+09:00"
 
 
-def send(e: Engine, type_: str, at: str, member: str = "m1", *, expect: str = "applied", eid: str | None = None,
-         **fields):
-    eid = eid or f"{type_}-{next(_ids)}"
-    r = e.apply({"id": eid, "type": type_, "at": at, "member": member, **fields})
-    if expect == "applied":
-        assert r.applied == [eid], f"{eid} not applied: {r.rejected}"
-    elif expect == "rejected":
-        assert r.applied == [] and [x["event"] for x in r.rejected] == [eid], f"{eid} not rejected: {r}"
-    return r
 
 
 def register(e: Engine, member: str = "m1", at: str = REG_AT):
@@ -86,12 +78,7 @@ def cart(order: str, at: str, lines: list[dict], *, member: str = "m1", course: 
 
 
 def place(e: Engine, c: dict, expect: str = "applied"):
-    r = e.apply(c)
-    if expect == "applied":
-        assert r.applied == [c["id"]], f"{c['id']} not applied: {r.rejected}"
-    else:
-        assert r.applied == [] and [x["event"] for x in r.rejected] == [c["id"]], f"{c['id']} not rejected: {r}"
-    return r
+    return check_outcome(e.apply(c), c["id"], expect)
 
 
 def ship(e, order, at, member="m1"):

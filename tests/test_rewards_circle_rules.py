@@ -47,6 +47,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from engine import Engine
 from engine.loader import load_program
+from tests.helpers import check_outcome, send  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "programs" / "rewards_circle.yaml"
@@ -70,15 +71,6 @@ def engine() -> Engine:
     return Engine(str(PROGRAM))
 
 
-def send(e: Engine, type_: str, at: str, member: str = "m1", *, expect: str = "applied", eid: str | None = None,
-         **fields):
-    eid = eid or f"{type_}-{next(_ids)}"
-    r = e.apply({"id": eid, "type": type_, "at": at, "member": member, **fields})
-    if expect == "applied":
-        assert r.applied == [eid], f"{eid} not applied: {r.rejected}"
-    else:
-        assert r.applied == [] and [x["event"] for x in r.rejected] == [eid], f"{eid} not rejected: {r}"
-    return r
 
 
 def register(e: Engine, member: str = "m1", at: str = T("2025-06-01", "09:00"), insider: bool | None = None):
@@ -100,12 +92,7 @@ def cart(order: str, at: str, lines: list[dict], *, member: str = "m1", course: 
 
 
 def place(e: Engine, c: dict, expect: str = "applied"):
-    r = e.apply(c)
-    if expect == "applied":
-        assert r.applied == [c["id"]], f"{c['id']} not applied: {r.rejected}"
-    else:
-        assert r.applied == [] and [x["event"] for x in r.rejected] == [c["id"]], f"{c['id']} not rejected: {r}"
-    return r
+    return check_outcome(e.apply(c), c["id"], expect)
 
 
 def ship(e: Engine, order: str, at: str, member: str = "m1"):
