@@ -686,3 +686,20 @@ def test_a_far_delivery_date_is_answered_not_raised():
         runner.apply_one(msgspec.json.encode(cart), RunResult())
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("period", ["{months: 1000000000}", "{years: 100000}", "{days: 1000000000}"])
+def test_a_huge_expiry_period_is_refused_at_load_or_runs(period):
+    """An expiry period of a billion months: the loader refuses it (FILE:LINE:COL), or the program
+    runs its example events with nothing but applied / refused (no date overflow)."""
+    base = (ROOT / "programs" / "amare.yaml").read_text(encoding="utf-8")
+    assert base.count("period: {months: 12}") == 1
+    program = load_text(base.replace("period: {months: 12}", f"period: {period}"))
+    if isinstance(program, ProgramError):
+        return
+    events = [line for line in (ROOT / "examples" / "amare" / "events.jsonl").read_bytes().splitlines() if line.strip()]
+    try:
+        with bounded(20):
+            Runner(program, MemoryStore(program.id)).run(events[:40])
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"period {period}: {type(exc).__name__}: {exc}")
