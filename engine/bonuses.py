@@ -36,18 +36,15 @@ def on_event(change: Change, trigger: str, product: Optional[str] = None) -> Non
 
 def next_birthday(state, program) -> Optional[datetime]:
     """00:00 on the 1st of the member's next birth month after its clock (and registration)."""
-    if state.birthday is None or not state.registered or state.clock is None:
+    if state.birthday is None or not state.registered or state.clock is None or not program.has_birthday_bonus:
         return None
-    if not any(v.bonuses_on("birthday_month") for v in program.versions):
-        return None
-    after = state.clock
-    local = after.astimezone(program.tz).date()
-    year = local.year
-    for y in (year, year + 1):
+    # 00:00 of a day is after the clock exactly when the day is after the clock's local date
+    local = state.clock.astimezone(program.tz).date()
+    paid = state.birthday_paid_on
+    for y in (local.year, local.year + 1):
         candidate = date(y, state.birthday.month, 1)
-        at = start_of(candidate, program.tz)
-        if at > after and (state.birthday_paid_on is None or candidate > state.birthday_paid_on):
-            return at
+        if candidate > local and (paid is None or candidate > paid):
+            return start_of(candidate, program.tz)
     return None
 
 

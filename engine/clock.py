@@ -21,25 +21,36 @@ _RANK = {"expiry": 0, "version": 1, "timer": 2, "birthday": 3, "month": 4}
 
 
 def _next(program: Program, state: MemberState) -> Optional[tuple[datetime, int, str, object]]:
-    due: list[tuple[datetime, int, str, object]] = []
+    """The earliest happening due for the member (ties: the lower rank). Each source answers from
+    running values kept in the state, so the cost does not grow with the member's history."""
+    best: Optional[tuple[datetime, int, str, object]] = None
     if state.clock is not None:
         # the first version later than the member's: due when its effective date comes
-        switch = next((v for v in program.versions if v.number > state.version), None)
+        switch = program.version_after(state.version)
         if switch is not None:
-            due.append((switch.starts_at, _RANK["version"], "version", switch))
+            best = (switch.starts_at, _RANK["version"], "version", switch)
     exp = expiry.next_expiry(state, program.tz)
-    if exp is not None:
-        due.append((exp[0], _RANK["expiry"], "expiry", exp[1]))
+    if exp is not None and (best is None or (exp[0], 0) < best[:2]):
+        best = (exp[0], _RANK["expiry"], "expiry", exp[1])
     if state.timers:
         timer = min(state.timers, key=lambda t: (t.at, t.source, t.order or ""))
-        due.append((timer.at, _RANK["timer"], "timer", timer))
-    birthday = bonuses.next_birthday(state, program)
-    if birthday is not None:
-        due.append((birthday, _RANK["birthday"], "birthday", None))
-    month = ladder.next_month(state, program)   # 00:00 on the 1st, only while on a version's ladder
-    if month is not None:
-        due.append((month, _RANK["month"], "month", None))
-    return min(due, key=lambda d: (d[0], d[1])) if due else None
+        if best is None or (timer.at, _RANK["timer"]) < best[:2]:
+            best = (timer.at, _RANK["timer"], "timer", timer)
+    if program.has_birthday_bonus:
+        birthday = bonuses.next_birthday(state, program)
+        if birthday is not None and (best is None or (birthday, _RANK["birthday"]) < best[:2]):
+            best = (birthday, _RANK["birthday"], "birthday", None)
+    if state.ladder is not None:
+        month = ladder.next_month(state, program)   # 00:00 on the 1st, only while on a version's ladder
+        if month is not None and (best is None or (month, _RANK["month"]) < best[:2]):
+            best = (month, _RANK["month"], "month", None)
+    return best
+
+
+def next_due(program: Program, state: MemberState) -> Optional[datetime]:
+    """When the member's next happening falls due (None: nothing is scheduled)."""
+    nxt = _next(program, state)
+    return nxt[0] if nxt is not None else None
 
 
 def advance(program: Program, state: MemberState, to: datetime, entries: list, effects: list,
@@ -73,6 +84,7 @@ def advance(program: Program, state: MemberState, to: datetime, entries: list, e
         elif kind == "month":
             ladder.on_month(change)
         state.clock = when
+        state.settle_open_totals()
         entries.extend(change.entries)
         effects.extend(change.effects)
     return state

@@ -19,7 +19,7 @@ from .events import (MemberRegistered, MemberUpdated, OrderCancelled, OrderDeliv
 from .expiry import on_acquire
 from .lots import Change
 from .program import Program
-from .state import Entry, MemberState
+from .state import Entry, MemberState, OpenBalance
 from .timeutil import parse_day, parse_instant
 
 
@@ -38,7 +38,7 @@ def event_time(program: Program, event) -> datetime:
 
 
 def new_member(member: str) -> MemberState:
-    return MemberState(member=member)
+    return MemberState(member=member, open_balance=OpenBalance())
 
 
 def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
@@ -60,6 +60,7 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
         raise EventRejected(f"arrives out of order: {event.at} is before this member's last event or happening "
                             f"({state.clock.isoformat()}); events of one member must come in time order", "at")
     state = state.copy()
+    state.settle_open_totals()
     entries: list[Entry] = []
     effects: list = []
     advance(program, state, at, entries, effects, before_event=True)
@@ -67,6 +68,7 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
     _dispatch(change, event)
     ladder.after_event(change, event)   # a version's ladder follows subscriptions and orders
     state.clock = at
+    state.settle_open_totals()
     return Outcome(state, entries + change.entries, effects + change.effects)
 
 

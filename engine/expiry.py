@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Optional
 
 import msgspec
@@ -26,17 +27,20 @@ def on_acquire(change: Change, fixed_on: Optional[date] = None) -> tuple[Optiona
 
 
 def next_expiry(state, tz) -> Optional[tuple[datetime, date]]:
-    """When the next valid lot expires: 00:00 of the day after its last valid day."""
-    soonest: Optional[date] = None
-    for lot in state.lots:
-        if lot.state != "valid":
-            continue
-        on = state.lot_expires_on(lot)
-        if on is not None and (soonest is None or on < soonest):
-            soonest = on
+    """When the next valid lot expires: 00:00 of the day after its last valid day. From the
+    running totals (state.OpenBalance), not a scan of the lots."""
+    bal = state.open_totals()
+    soonest = bal.soonest
+    if bal.rolling_valid and state.rolling_expires_on is not None and (soonest is None or state.rolling_expires_on < soonest):
+        soonest = state.rolling_expires_on
     if soonest is None:
         return None
-    return start_of(soonest + timedelta(days=1), tz), soonest
+    return _day_after_start(soonest, tz), soonest
+
+
+@lru_cache(maxsize=4096)
+def _day_after_start(day: date, tz) -> datetime:
+    return start_of(day + timedelta(days=1), tz)
 
 
 def expire(change: Change, on: date) -> None:
@@ -70,6 +74,7 @@ def on_subscription_cancel(change: Change) -> None:
     state = change.state
     # units the member receives while cancelled (a revision's conversion, a gift) end then too
     state.expiry_cap = limit
+    change.rewrote_lots()
     for i, lot in enumerate(state.lots):
         if lot.state not in ("valid", "held", "pending"):
             continue

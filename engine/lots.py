@@ -69,6 +69,8 @@ class Change:
                   rolling=rolling, rule=rule, version=self.version.number, source=self.source, order=order,
                   kind=kind, valid_at=self.at if state == "valid" else None, seq=self._seq())
         self._list_for(state).append(lot)
+        if self.state.open_balance is not None:
+            self.state.open_balance = self.state.open_balance.plus(lot, amount)
         self.entry(action, lot, amount, None, state, rule)
         return lot
 
@@ -116,12 +118,20 @@ class Change:
                 new = msgspec.structs.replace(lot, id=self.new_id(), amount=take, state=to_state, seq=self._seq(),
                                               **changes_here)
                 target.append(new)
+            bal = self.state.open_balance
+            if bal is not None:
+                self.state.open_balance = bal.minus(lot, take).plus(new, take)
             self.entry(action, new, take, from_state, to_state, rule)
             moved.append(new)
             amount -= take
         if leaving:
             source[:] = [lot for j, lot in enumerate(source) if j not in leaving]
         return moved
+
+    def rewrote_lots(self) -> None:
+        """Lots were rewritten outside add_lot/move (a conversion, a cut of expiry dates): the
+        running totals are found again by one scan when next needed."""
+        self.state.open_balance = None
 
     def total(self, state: str, where: Callable[[Lot], bool] = lambda lot: True) -> int:
         lots = self.state.lots if state in OPEN else self.state.closed

@@ -43,6 +43,7 @@ def convert_units(change: Change, step: MigrationStep, version: Version) -> None
     pool_expiry: Optional[date] = None
     old_lots = [lot for lot in state.lots if lot.state in ("valid", "held") and lot.version < version.number]
     state.lots = [lot for lot in state.lots if not (lot.state in ("valid", "held") and lot.version < version.number)]
+    change.rewrote_lots()
     for lot in old_lots:
         expires_on = state.lot_expires_on(lot)
         ended = msgspec.structs.replace(lot, state=CONVERTED, ended_at=change.at, ended_by=change.source,

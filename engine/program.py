@@ -241,6 +241,21 @@ class Program:
     file: str
     rules: dict          # rule id -> description, as the program file states them
     versions: tuple[Version, ...]  # ascending by effective_from
+    # derived once from the versions (the clock asks per event): whether any version pays a
+    # birth-month bonus, and the version that follows each version number
+    has_birthday_bonus: bool = field(init=False, default=False)
+    following: dict = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "has_birthday_bonus", any(v.bonuses_on("birthday_month") for v in self.versions))
+        object.__setattr__(self, "following", {
+            n: next((v for v in self.versions if v.number > n), None) for n in {0, *(v.number for v in self.versions)}})
+
+    def version_after(self, number: int) -> Optional[Version]:
+        """The first version later than ``number`` (a member's version switches to it when due)."""
+        if number in self.following:
+            return self.following[number]
+        return next((v for v in self.versions if v.number > number), None)
 
     def version_at(self, at: datetime) -> Version:
         chosen = self.versions[0]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from .clock import advance
+from .clock import advance, next_due
 from .ladder import ladder_dict
 from .program import Program
 from .state import Lot, MemberState
@@ -12,12 +12,18 @@ from .timeutil import start_of
 
 
 def as_of(program: Program, state: MemberState, at: datetime) -> tuple[MemberState, list, list]:
-    """The member as it will be at ``at``: happenings fired on a copy, nothing stored."""
+    """The member as it will be at ``at``: happenings fired on a copy, nothing stored. When nothing
+    falls due by then, the view is ``state`` itself (no copy: a quote's cost does not grow with
+    the member's history); callers read the view and never change it."""
+    if state.clock is not None and at <= state.clock:
+        return state, [], []
+    due = next_due(program, state)
+    if due is None or due > at:
+        return state, [], []
     view = state.copy()
     entries: list = []
     effects: list = []
-    if view.clock is None or at > view.clock:
-        advance(program, view, at, entries, effects)
+    advance(program, view, at, entries, effects)
     return view, entries, effects
 
 

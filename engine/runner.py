@@ -20,6 +20,7 @@ from .state import MemberState
 from .store.base import Store
 
 BATCH = 1000  # events a transaction; a crash loses at most one uncommitted batch, replayed on rerun
+CACHE_MEMBERS = 200_000   # member states kept between batches (bounds a long replay's memory)
 
 
 @dataclass
@@ -48,8 +49,13 @@ class Runner:
         # events: per event the store locks the member's row and re-loads it, and the runner commits.
         self.shared = getattr(store, "shared", False)
         self._begin = getattr(store, "begin", None)
+        self._prefetch = getattr(store, "prefetch", None)
+        self._chunked = False
 
     def state_of(self, member: str) -> Optional[MemberState]:
+        fresh = getattr(self.store, "changed_by_others", None)
+        if fresh is not None and fresh():
+            self.cache.clear()   # another process committed since our last look: read again
         if member not in self.cache:
             self.cache[member] = self.store.load(member)
         return self.cache[member]
@@ -58,13 +64,16 @@ class Runner:
         try:
             event = decode_event(raw)
         except BadEvent as bad:
-            where = f"line {line_no}: " if line_no is not None and bad.event_id is None else ""
-            field_text = f", field {bad.field}" if bad.field else ""
-            reason = f"{where}event {bad.event_id or '?'}{field_text}: {bad.reason}"
-            result.rejected.append({"event": bad.event_id, "field": bad.field, "reason": reason, "line": line_no})
-            self.store.reject(bad.event_id, None, reason)
+            self._refuse_bad(bad, result, line_no)
             return
         self.apply_event(event, result)
+
+    def _refuse_bad(self, bad: BadEvent, result: RunResult, line_no: Optional[int]) -> None:
+        where = f"line {line_no}: " if line_no is not None and bad.event_id is None else ""
+        field_text = f", field {bad.field}" if bad.field else ""
+        reason = f"{where}event {bad.event_id or '?'}{field_text}: {bad.reason}"
+        result.rejected.append({"event": bad.event_id, "field": bad.field, "reason": reason, "line": line_no})
+        self.store.reject(bad.event_id, None, reason)
 
     def apply_event(self, event, result: RunResult) -> None:
         if self.shared:
@@ -79,16 +88,17 @@ class Runner:
         self._apply_event(event, result)
 
     def _apply_event(self, event, result: RunResult) -> None:
-        if self._begin is not None and self._begin():
+        if self._begin is not None and self._begin() and self.store.changed_by_others():
             # SQLite: the write lock is taken before anything is read, so another process cannot
             # spend the same points between our read and our write (it waits for our commit);
-            # states read before the lock (a quote, a report) may be stale and are read again.
+            # states cached before the lock are read again if another process committed since.
             self.cache.clear()
         if self.store.is_applied(event.id):
             result.skipped.append(event.id)
             return
-        digest = event_digest(event)
         refused = self.store.refusal(event.id)
+        # the fingerprint is needed only to compare with a refusal on record or to record one
+        digest = event_digest(event) if refused is not None else None
         if refused is not None and refused[0] == digest:
             # The same event, refused before: refused again with its first reason, never applied
             # now that the member's state has moved on (X-4). A corrected event (another body
@@ -100,7 +110,7 @@ class Runner:
         except EventRejected as rej:
             reason = rej.describe(event.id)
             result.rejected.append({"event": event.id, "field": rej.field, "reason": reason, "rule": rej.rule})
-            self.store.reject(event.id, event.member, reason, digest)
+            self.store.reject(event.id, event.member, reason, digest or event_digest(event))
             return
         self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,
                         outcome.entries, outcome.effects)
@@ -108,28 +118,65 @@ class Runner:
         result.applied.append(event.id)
         result.effects.extend(outcome.effects)
         self._pending += 1
-        if self._pending >= self.batch:
+        if self._pending >= self.batch and not self._chunked:
             self.commit()
 
     def commit(self) -> None:
-        """End the batch. Cached states are dropped: once the lock is released another process
-        may write, so the next batch reads every member afresh under its own lock."""
+        """End the batch. Once the lock is released another process may write: a store that can
+        tell whether one did (SQLite's data_version) keeps the cached states until it has; any
+        other store's next batch reads every member afresh under its own lock."""
         self.store.commit()
         self._pending = 0
-        self.cache.clear()
+        if getattr(self.store, "changed_by_others", None) is None or len(self.cache) > CACHE_MEMBERS:
+            self.cache.clear()
 
     def run(self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None) -> RunResult:
+        """Apply a stream. A store with one writer per transaction (SQLite) gets the stream in
+        chunks of ``batch`` lines: one transaction a chunk, and the ids of the chunk looked up in one
+        query under its write lock instead of one query an event."""
         result = RunResult()
+        chunked = self._prefetch is not None and not self.shared
+        chunk: list = []
         try:
             for n, raw in enumerate(lines, 1):
                 if isinstance(raw, (bytes, str)) and not raw.strip():
                     continue
-                self.apply_one(raw, result, n)
-                if progress is not None:
-                    progress(n)
+                if not chunked:
+                    self.apply_one(raw, result, n)
+                    if progress is not None:
+                        progress(n)
+                    continue
+                chunk.append((n, raw))
+                if len(chunk) >= self.batch:
+                    self._run_chunk(chunk, result, progress)
+                    chunk = []
+            if chunk:
+                self._run_chunk(chunk, result, progress)
         finally:
+            self._chunked = False
             self.commit()
         return result
+
+    def _run_chunk(self, chunk: list, result: RunResult, progress: Callable[[int], None] | None) -> None:
+        decoded = []
+        for n, raw in chunk:
+            try:
+                decoded.append((n, decode_event(raw)))
+            except BadEvent as bad:
+                decoded.append((n, bad))
+        if self._begin() and self.store.changed_by_others():
+            self.cache.clear()
+        self._prefetch([e.id for _, e in decoded if not isinstance(e, BadEvent)])
+        self._chunked = True
+        for n, event in decoded:
+            if isinstance(event, BadEvent):
+                self._refuse_bad(event, result, n)
+            else:
+                self._apply_event(event, result)
+            if progress is not None:
+                progress(n)
+        self._chunked = False
+        self.commit()
 
 
 def parse_as_of(text: Optional[str], program: Program, store: Store) -> Optional[datetime]:

@@ -151,6 +151,67 @@ class LadderState(msgspec.Struct, kw_only=True):
                                        history=list(self.history))
 
 
+class OpenBalance(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """Running totals of the open lots, kept by every change (lots.Change) so a quote or the clock
+    never re-sums a member's lots: the cost of a balance does not grow with the history.
+
+    ``soonest`` is the earliest last day among valid lots with a date of their own; when the lot
+    that held it leaves, it is marked unknown and found again (one scan) when next needed."""
+
+    valid: int = 0
+    pending: int = 0
+    held: int = 0
+    rolling_valid: int = 0               # valid units that expire with the member's rolling date
+    soonest: Optional[date] = None
+    soonest_known: bool = True
+
+    @staticmethod
+    def of(lots: list["Lot"]) -> "OpenBalance":
+        totals = {"valid": 0, "pending": 0, "held": 0}
+        rolling = 0
+        soonest: Optional[date] = None
+        for lot in lots:
+            totals[lot.state] = totals.get(lot.state, 0) + lot.amount
+            if lot.state == "valid":
+                if lot.rolling:
+                    rolling += lot.amount
+                elif lot.expires_on is not None and (soonest is None or lot.expires_on < soonest):
+                    soonest = lot.expires_on
+        return OpenBalance(valid=totals["valid"], pending=totals["pending"], held=totals["held"],
+                           rolling_valid=rolling, soonest=soonest)
+
+    def plus(self, lot: "Lot", amount: int) -> "OpenBalance":
+        """``amount`` of ``lot`` (in the lot's state) joins the open lots."""
+        st = lot.state
+        if st == "valid":
+            if lot.rolling:
+                return msgspec.structs.replace(self, valid=self.valid + amount, rolling_valid=self.rolling_valid + amount)
+            soonest = self.soonest
+            if self.soonest_known and lot.expires_on is not None and (soonest is None or lot.expires_on < soonest):
+                soonest = lot.expires_on
+            return msgspec.structs.replace(self, valid=self.valid + amount, soonest=soonest)
+        if st == "pending":
+            return msgspec.structs.replace(self, pending=self.pending + amount)
+        if st == "held":
+            return msgspec.structs.replace(self, held=self.held + amount)
+        return self
+
+    def minus(self, lot: "Lot", amount: int) -> "OpenBalance":
+        """``amount`` of ``lot`` (in the lot's state) leaves its state; the whole lot if it is all of it."""
+        st = lot.state
+        if st == "valid":
+            if lot.rolling:
+                return msgspec.structs.replace(self, valid=self.valid - amount, rolling_valid=self.rolling_valid - amount)
+            known = self.soonest_known and not (amount == lot.amount and lot.expires_on is not None
+                                                and lot.expires_on == self.soonest)
+            return msgspec.structs.replace(self, valid=self.valid - amount, soonest_known=known)
+        if st == "pending":
+            return msgspec.structs.replace(self, pending=self.pending - amount)
+        if st == "held":
+            return msgspec.structs.replace(self, held=self.held - amount)
+        return self
+
+
 class MemberState(msgspec.Struct, kw_only=True):
     member: str
     registered: bool = False
@@ -177,6 +238,9 @@ class MemberState(msgspec.Struct, kw_only=True):
     carry: int = 0                            # yen counted toward the next threshold grant (RC-2)
     expiry_cap: Optional[date] = None         # while cancelled: no unit is valid past this day (RC-9)
     ladder: Optional["LadderState"] = None     # the member's place on the program's ladder (engine/ladder.py)
+    # running totals of the open lots; None: not known (a state built by hand or stored before
+    # they existed, or after a change that rewrote lots wholesale), found by one scan when needed
+    open_balance: Optional[OpenBalance] = None
 
     def copy(self) -> "MemberState":
         # Lots, orders and timers are frozen: copying the containers is enough for purity. The
@@ -198,8 +262,26 @@ class MemberState(msgspec.Struct, kw_only=True):
         """Every lot, open and closed, in the order they came into being."""
         return sorted(self.lots + self.closed, key=lambda lot: lot.seq)
 
+    def open_totals(self) -> OpenBalance:
+        """The running totals of the open lots. Pure: a state whose totals are not known (built by
+        hand, stored before they existed) gets them by one scan, not stored (settle_open_totals)."""
+        bal = self.open_balance
+        if bal is None:
+            return OpenBalance.of(self.lots)
+        if not bal.soonest_known:
+            return msgspec.structs.replace(bal, soonest=OpenBalance.of(self.lots).soonest, soonest_known=True)
+        return bal
+
+    def settle_open_totals(self) -> None:
+        """Make the running totals known (the core calls it on its own copy, before and after an
+        event), so a stored state always carries them and a quote reads them without a scan."""
+        bal = self.open_balance
+        if bal is None or not bal.soonest_known:
+            self.open_balance = self.open_totals()
+
     def valid_units(self) -> int:
-        return sum(lot.amount for lot in self.lots if lot.state == "valid")
+        bal = self.open_balance
+        return bal.valid if bal is not None else OpenBalance.of(self.lots).valid
 
     def lot_expires_on(self, lot: Lot) -> Optional[date]:
         if lot.rolling and lot.state in ("valid", "held"):

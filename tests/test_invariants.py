@@ -52,7 +52,7 @@ from engine.events import decode_cart
 from engine.loader import load_program
 from engine.program import Program
 from engine.runner import RunResult, Runner
-from engine.state import CONVERTED, STATES, MemberState
+from engine.state import CONVERTED, STATES, MemberState, OpenBalance
 from engine.store.memory import MemoryStore
 from engine.store.sqlite import SQLiteStore
 
@@ -385,6 +385,13 @@ def check_member(state: MemberState, entries: list, program: Program) -> None:
     for name in set(rebuilt) | {k for k, v in balances.items() if v}:
         assert rebuilt.get(name, 0) == balances.get(name, 0), \
             f"{who}: the ledger says {name} = {rebuilt.get(name, 0)}, the state says {balances.get(name, 0)}"
+    # the running totals a quote and the clock read (state.OpenBalance) equal a fresh sum of the lots
+    if state.open_balance is not None:
+        kept, scanned = state.open_totals(), OpenBalance.of(state.lots)
+        assert (kept.valid, kept.pending, kept.held, kept.rolling_valid, kept.soonest) == (
+            scanned.valid, scanned.pending, scanned.held, scanned.rolling_valid, scanned.soonest), \
+            f"{who}: running totals {kept} but the open lots sum to {scanned}"
+        assert (kept.valid, kept.pending, kept.held) == (balances["valid"], balances["pending"], balances["held"])
     for e in entries:
         assert e.amount > 0, f"{who}: ledger entry of {e.amount}"
         assert e.from_state not in FINAL or e.from_state == e.to_state, \

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS effects (
   detail TEXT NOT NULL, rule TEXT NOT NULL);
 """
 
+_MAX_VARIABLES = 999   # bound parameters a statement (SQLite's smallest default limit)
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(MemberState).decode
 
@@ -59,6 +60,8 @@ class SQLiteStore:
         elif row[0] != program_id:
             raise StoreError(f"{path} holds the ledger of program '{row[0]}', not '{program_id}'")
         self._in_tx = False
+        self._checked_in_tx = False
+        self._data_version = None
         self._last: Optional[datetime] = None
         self._clear_buffers()
 
@@ -73,14 +76,43 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreError(f"{self.path}: {exc} (another process holds the ledger)") from None
         self._in_tx = True
+        self._checked_in_tx = False
         return True
 
     _begin = begin
 
+    def changed_by_others(self) -> bool:
+        """Whether another connection committed since we last asked (SQLite's data_version). Inside
+        our own write transaction nobody else can: asked once after it began."""
+        if self._in_tx:
+            if self._checked_in_tx:
+                return False
+            self._checked_in_tx = True
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        changed = version != self._data_version
+        self._data_version = version
+        return changed
+
+    def prefetch(self, event_ids: list[str]) -> None:
+        """Look up a batch's event ids in one query, inside the write transaction (so the answer
+        holds until it commits): is_applied and refusal then answer from memory."""
+        if not self._in_tx:
+            return
+        known = self._known
+        for i in range(0, len(event_ids), _MAX_VARIABLES):
+            part = event_ids[i:i + _MAX_VARIABLES]
+            marks = ",".join("?" * len(part))
+            for row in self.db.execute(f"SELECT id, status, digest, reason FROM events WHERE id IN ({marks})", part):
+                known[row[0]] = row[1:]
+            self._looked_up.update(part)
+
     def is_applied(self, event_id: str) -> bool:
         if event_id in self._applied_now:
             return True
-        row = self.db.execute("SELECT status FROM events WHERE id=?", (event_id,)).fetchone()
+        if event_id in self._looked_up:
+            row = self._known.get(event_id)
+        else:
+            row = self.db.execute("SELECT status FROM events WHERE id=?", (event_id,)).fetchone()
         return row is not None and row[0] == "applied"
 
     def load(self, member: str) -> Optional[MemberState]:
@@ -121,6 +153,9 @@ class SQLiteStore:
         self._clear_buffers()
 
     def _clear_buffers(self) -> None:
+        self._known: dict[str, tuple] = {}     # prefetched rows of this transaction's events
+        self._looked_up: set[str] = set()
+        self._refused_now: set[str] = set()
         self._applied_now = set()
         self._event_rows = []
         self._dirty = {}
@@ -131,6 +166,7 @@ class SQLiteStore:
         if event_id is None:
             return
         self._begin()
+        self._refused_now.add(event_id)
         # A refusal already on record keeps its first reason and fingerprint (a corrected event
         # under the same id that is refused again keeps the first record too).
         self.db.execute("INSERT INTO events (id, member, type, at, status, reason, digest) "
@@ -138,6 +174,9 @@ class SQLiteStore:
                         (event_id, member, reason, digest))
 
     def refusal(self, event_id):
+        if event_id in self._looked_up and event_id not in self._refused_now:
+            row = self._known.get(event_id)
+            return (row[1], row[2]) if row is not None and row[0] == "rejected" else None
         row = self.db.execute("SELECT digest, reason FROM events WHERE id=? AND status='rejected'",
                               (event_id,)).fetchone()
         return (row[0], row[1]) if row else None
