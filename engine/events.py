@@ -4,18 +4,26 @@ One definition gives the fast decoder (a few µs an event, errors such as
 ``Expected `int`, got `str` - at `$.lines[0].qty```) and, through ``msgspec.json.schema``,
 ``schema/event.schema.json`` (``python -m engine.events > schema/event.schema.json``).
 Unknown fields are ignored so integrators can extend events; names are never renamed.
+
+Ids carry no msgspec ``pattern`` (msgspec runs Python's ``re`` per string, ~0.8 µs an id): the
+schema still states it, and ``_decode`` checks the ids only when the input could give a control
+character at all: an escape such as ``\\n`` or ``\\u0001``, or a DEL.
 """
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal, Optional, Union
+import re
+from functools import cache
+from typing import Annotated, Literal, Optional, Union, get_args, get_type_hints
 
 import msgspec
 
 NonNeg = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 Positive = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
 # Ids are printable text: control characters (NUL above all) cannot be stored by every ledger.
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# The pattern is in the schema only; _decode enforces it (faster than msgspec's per-string regex).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200, extra_json_schema={"pattern": ID_PATTERN})]
 When = Annotated[str, msgspec.Meta(
     min_length=10, max_length=40,
     pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2}))?$",
@@ -182,8 +190,6 @@ def _explain(raw: bytes | str, exc: Exception) -> BadEvent:
     if "matching regex" in text and field is not None and field.split(".")[-1] == "at":
         text = (f"not a time: {obj.get('at')!r}; give ISO 8601 with an offset (2025-11-04T10:00:00+09:00) "
                 f"or a bare date (2025-11-04)")
-    elif "matching regex" in text and "x00" in text:
-        text = text.split(" matching regex")[0] + " without control characters"
     elif "matching regex" in text:
         text = text.split(" matching regex")[0] + " in the form YYYY-MM-DD"
     if "Invalid value" in text and field == "type":
@@ -191,13 +197,106 @@ def _explain(raw: bytes | str, exc: Exception) -> BadEvent:
     return BadEvent(event_id, text, field)
 
 
+CONTROL_CHARACTERS_REASON = "Expected `str` without control characters"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The JSON escapes that give a control character or DEL: \b \f \n \r \t \u0000-\u001f \u007f.
+# (After an escaped backslash, as in \\n, a match is a false alarm: it only costs a look at the ids.)
+_CONTROL_ESCAPE_TEXT = r"\\(?:[bfnrt]|u00[01]|u007[fF])"
+_CONTROL_ESCAPE = re.compile(_CONTROL_ESCAPE_TEXT)
+_CONTROL_ESCAPE_BYTES = re.compile(_CONTROL_ESCAPE_TEXT.encode())
+
+
+@cache
+def _id_fields(cls) -> tuple[tuple[str, object], ...]:
+    """The Id-typed fields of a Struct class: (name, None) for an Id or Optional[Id],
+    (name, item class) for a tuple of Structs that have Id fields themselves."""
+    fields = []
+    for name, hint in get_type_hints(cls, include_extras=True).items():
+        if name not in cls.__struct_fields__:
+            continue
+        if hint == Id or Id in get_args(hint):
+            fields.append((name, None))
+            continue
+        while get_args(hint) and not (isinstance(hint, type) and issubclass(hint, msgspec.Struct)):
+            hint = get_args(hint)[0]          # Annotated[tuple[Line, ...], Meta] -> tuple[Line, ...] -> Line
+        if isinstance(hint, type) and issubclass(hint, msgspec.Struct) and _id_fields(hint):
+            fields.append((name, hint))
+    return tuple(fields)
+
+
+for _cls in get_args(Event):
+    _id_fields(_cls)          # resolved once, at import
+
+
+def _control_character_paths(obj, prefix: str = "") -> list[str]:
+    paths = []
+    for name, item_cls in _id_fields(type(obj)):
+        value = getattr(obj, name)
+        if item_cls is None:
+            if value is not None and _CONTROL.search(value):
+                paths.append(prefix + name)
+        else:
+            for i, item in enumerate(value):
+                paths.extend(_control_character_paths(item, f"{prefix}{name}[{i}]."))
+    return paths
+
+
+def _document_order(raw: bytes | str, paths: list[str]) -> list[str]:
+    """``paths`` in the order they come in the input, which is the order msgspec checks them in."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        return paths
+    ordered: list[str] = []
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            path = prefix + key
+            if path in paths and path not in ordered:
+                ordered.append(path)
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    if isinstance(item, dict):
+                        walk(item, f"{path}[{i}].")
+
+    if isinstance(obj, dict):
+        walk(obj, "")
+    return ordered + [p for p in paths if p not in ordered]
+
+
+def _control_character_field(raw: bytes | str, decoded) -> str | None:
+    """The first id-like field of ``decoded`` holding a control character (U+0000–U+001F) or DEL,
+    or None (msgspec's error order: the first in the input)."""
+    paths = _control_character_paths(decoded)
+    if len(paths) > 1:
+        paths = _document_order(raw, paths)
+    return paths[0] if paths else None
+
+
 def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
     try:
-        return decoder.decode(raw)
+        decoded = decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _explain(raw, exc) from None
     except RecursionError:
         raise BadEvent(None, "malformed JSON: nested too deeply") from None
+    # Ids without control characters: msgspec's JSON reader refuses raw U+0000–U+001F inside a
+    # string, so a decoded string holds one only through a backslash escape (\n, \u0001, ...), and
+    # DEL only through \u007f or the character itself; input with neither (nearly all, including
+    # escaped non-ASCII text such as \u00e9) needs no look at its ids.
+    # (`92 in raw` finds a byte far faster than `b"\\" in raw`.)
+    kind = type(raw)
+    if kind is bytes or kind is bytearray:
+        suspect = 127 in raw or (92 in raw and _CONTROL_ESCAPE_BYTES.search(raw) is not None)
+    elif kind is str:
+        suspect = "\x7f" in raw or ("\\" in raw and _CONTROL_ESCAPE.search(raw) is not None)
+    else:
+        suspect = True
+    if suspect:
+        field = _control_character_field(raw, decoded)
+        if field is not None:
+            raise BadEvent(decoded.id, CONTROL_CHARACTERS_REASON, field)
+    return decoded
 
 
 def decode_event(raw: bytes | str):
