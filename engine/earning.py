@@ -78,9 +78,11 @@ def compute_earn(earning: Optional[Earning], lines: Sequence[EarnLine], order_en
         return EarnResult(0, ())
     parts = []
     rules = [earning.rule]
+    env = dict(order_env)
     for line in lines:
-        env = dict(order_env, sku=line.sku, product=line.product, qty=line.qty, unit_price=line.unit_price,
-                   tax_rate=line.tax_rate, tags=line.tags)
+        # one environment for the order, the line's own names overwritten line by line
+        env["sku"], env["product"], env["qty"] = line.sku, line.product, line.qty
+        env["unit_price"], env["tax_rate"], env["tags"] = line.unit_price, line.tax_rate, line.tags
         row, rate = _row_for(earning.rates, env, on)
         if row is None:
             continue
@@ -91,16 +93,22 @@ def compute_earn(earning: Optional[Earning], lines: Sequence[EarnLine], order_en
     if not parts:
         return EarnResult(0, tuple(rules), earning.rule)
     # one common denominator for bases and one for rates: integer arithmetic, no rounding until the end
-    base_den = math.lcm(*(p[1] for p in parts))
-    rate_den = math.lcm(*(p[2].denominator for p in parts))
+    base_den = rate_den = 1
+    for _, den, rate, _ in parts:
+        if base_den % den:
+            base_den = math.lcm(base_den, den)
+        if rate_den % rate.denominator:
+            rate_den = math.lcm(rate_den, rate.denominator)
     total = 0
     by_rule: dict[str, int] = {}
     for num, den, rate, rule in parts:
-        base = num * (base_den // den)
-        contribution = base * rate.numerator * (rate_den // rate.denominator)
+        contribution = num * (base_den // den) * rate.numerator * (rate_den // rate.denominator)
         total += contribution
         by_rule[rule] = by_rule.get(rule, 0) + contribution
-    main = max(by_rule, key=lambda r: by_rule[r]) if any(by_rule.values()) else parts[0][3]
+    if len(by_rule) == 1:
+        main = parts[0][3]
+    else:
+        main = max(by_rule, key=by_rule.__getitem__) if any(by_rule.values()) else parts[0][3]
     return EarnResult(total // (base_den * rate_den), tuple(rules), main)
 
 

@@ -40,7 +40,7 @@ from .events import (MemberRegistered, MemberUpdated, OrderCancelled, OrderPlace
                      SubscriptionCancelled, SubscriptionPaused, SubscriptionResumed, SubscriptionStarted)
 from .expr import Attributes
 from .lots import Change
-from .orders import invoice_items
+from .tiers import order_amount as tier_order_amount
 from .program import Ladder, LadderLevel, LadderStep, Program
 from .state import Effect, LadderState, LevelChange, MemberState, PendingGift
 from .subscriptions import member_status
@@ -253,9 +253,7 @@ def _reset(change: Change, ladder: Ladder, status: str, reason: str, rule: str, 
 
 
 def order_amount(ladder: Ladder, order) -> int:
-    if order.status == "cancelled":
-        return 0
-    return invoice_items(order.lines, order.returned, ladder.measure == "items_incl_tax")
+    return tier_order_amount(order, ladder.measure)
 
 
 def _count(change: Change, ladder: Ladder, order_id: str) -> None:

@@ -14,7 +14,7 @@ from .events import OrderPlaced
 from .bonuses import settle_debt
 from .expiry import on_acquire
 from .lots import Change, of_order
-from .pricing import Priced, invoice_items, price_order, spread
+from .pricing import Priced, invoice_items, price_order, spread, with_kept_amounts
 from .program import Program, Version
 from .redemption import Limit, redeem_limit
 from .rewards import DeadlineCheck, ExchangePlan, check_deadline, plan_exchange
@@ -226,7 +226,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         state.sub_streak = plan.subscription_month
         state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
         state.subscription_orders += 1
-    state.orders[cart.order] = Order(
+    state.orders[cart.order] = with_kept_amounts(Order(
         id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
         payment_method=cart.payment.method, card_brand=cart.payment.card_brand, tier=plan.tier,
         version=plan.version.number, lines=tuple(plan.shares), points_used=plan.applied,
@@ -236,7 +236,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         used_lots=tuple(l.id for l in spent),
         earned=plan.earn.units if plan.version.earning and plan.version.earning.kind == "rate" else 0,
         earn_rules=plan.earn.rules,
-        subscription_month=plan.subscription_month)
+        subscription_month=plan.subscription_month))
 
 
 def find_order(change: Change, order_id: str) -> Order:

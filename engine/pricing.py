@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
+import msgspec
+
 from .events import OrderPlaced
 from .program import Version
 
@@ -30,6 +32,8 @@ def spread(amount: int, weights: list[int]) -> list[int]:
         return [0] * len(weights)
     shares = [amount * w // total for w in weights]
     rest = amount - sum(shares)
+    if not rest:
+        return shares
     order = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
     for i in order[:rest]:
         shares[i] += 1
@@ -143,3 +147,16 @@ def invoice_items(lines, returned: dict | None = None, incl_tax: bool = True) ->
             r = frac(rate)
             total += base * r.numerator // r.denominator
     return total
+
+
+def kept_amount(order, incl_tax: bool) -> int:
+    """An order's kept lines as the invoice states them (see state.Order.kept_ex), from the
+    amounts stored on the order when it has them."""
+    known = order.kept_incl if incl_tax else order.kept_ex
+    return known if known >= 0 else invoice_items(order.lines, order.returned, incl_tax)
+
+
+def with_kept_amounts(order):
+    """The order with its kept amounts computed from its lines and returns."""
+    return msgspec.structs.replace(order, kept_ex=invoice_items(order.lines, order.returned, False),
+                                   kept_incl=invoice_items(order.lines, order.returned, True))

@@ -23,22 +23,24 @@ def redeem_limit(version: Version, balance: int, grand_total: int, method: str, 
     if guest:
         return Limit(0, "a guest order cannot use points (no member balance)", red.rule)
     value = red.unit_value_yen
-    candidates: list[tuple[int, str, Optional[str]]] = [
-        (balance, f"the member's valid balance is {balance}", red.rule),
-    ]
-    if red.cap is not None:
-        candidates.append((red.cap.units, f"at most {red.cap.units} a order", red.cap.rule))
+    # Each bound is (units, why, rule); ``why`` is a function, formatted only for the bound that binds.
+    best = (balance, lambda: f"the member's valid balance is {balance}", red.rule)
+    if red.cap is not None and red.cap.units < best[0]:
+        best = (red.cap.units, lambda: f"at most {red.cap.units} a order", red.cap.rule)
     min_pay = red.min_to_pay.for_payment(method, brand) if red.min_to_pay else 0
     payable = max(grand_total - min_pay, 0) // value
-    if red.min_to_pay is not None and min_pay > 0:
-        who = f"{brand} card" if brand and brand in red.min_to_pay.by_card_brand else method
-        candidates.append((payable, f"{who} must leave at least ¥{min_pay} to pay of ¥{grand_total}", red.min_to_pay.rule))
-    else:
-        candidates.append((payable, f"points cannot exceed the order total of ¥{grand_total}", red.rule))
+    if payable < best[0]:
+        if red.min_to_pay is not None and min_pay > 0:
+            who = f"{brand} card" if brand and brand in red.min_to_pay.by_card_brand else method
+            best = (payable, lambda: f"{who} must leave at least ¥{min_pay} to pay of ¥{grand_total}",
+                    red.min_to_pay.rule)
+        else:
+            best = (payable, lambda: f"points cannot exceed the order total of ¥{grand_total}", red.rule)
     if red.per_amount is not None:
         per = red.per_amount
-        candidates.append((items_incl_tax // per.yen * per.units,
-                           f"{per.units} for every ¥{per.yen:,} of the order (¥{items_incl_tax:,})", per.rule))
-    units, why, rule = min(candidates, key=lambda c: c[0])
-    units = max(units, 0)
-    return Limit(units, f"{why} ({rule})" if rule else why, rule)
+        units = items_incl_tax // per.yen * per.units
+        if units < best[0]:
+            best = (units, lambda: f"{per.units} for every ¥{per.yen:,} of the order (¥{items_incl_tax:,})", per.rule)
+    units, why, rule = best
+    why = why()
+    return Limit(max(units, 0), f"{why} ({rule})" if rule else why, rule)

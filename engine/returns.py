@@ -11,7 +11,7 @@ from .errors import EventRejected
 from .events import OrderReturned
 from .lots import Change, ids_in, of_order
 from .orders import earn_lines, find_order, order_env
-from .pricing import invoice_items
+from .pricing import invoice_items, with_kept_amounts
 from .state import Order, Timer
 from .timeutil import local_date
 
@@ -140,6 +140,6 @@ def return_lines(change: Change, event: OrderReturned) -> None:
     due = (order.points_used * back_yen / shares) if shares else Fraction(0)
     restore_used(change, order, int(due) - order.points_restored, returns.rule)
     all_back = all(returned.get(line.sku, 0) >= line.qty for line in order.lines)
-    change.state.orders[order.id] = msgspec.structs.replace(
+    change.state.orders[order.id] = with_kept_amounts(msgspec.structs.replace(
         order, returned=returned, earned=new_earned, counted=counted, points_restored=int(due),
-        status="returned" if all_back else order.status)
+        status="returned" if all_back else order.status))

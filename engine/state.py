@@ -77,6 +77,11 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     earn_rules: tuple[str, ...] = ()
     counted: int = 0                # yen this order added to the threshold carry (RC-0/RC-2)
     subscription_month: int = 0     # consecutive subscription month of this order (AMA-1)
+    # the kept lines' amount as the invoice states it, ex. and incl. tax (pricing.invoice_items),
+    # set when the order is placed and when lines come back (with_returned): tiers and ladders sum
+    # them per quote without pricing every order again. -1: not known (a state stored before).
+    kept_ex: int = -1
+    kept_incl: int = -1
 
     def kept_qty(self, sku: str, qty: int) -> int:
         return qty - self.returned.get(sku, 0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Optional
 from zoneinfo import ZoneInfo
 
 
@@ -50,6 +52,14 @@ def first_of_month(year: int, month: int) -> date:
 EARLIEST_YEAR, LATEST_YEAR = 1970, 2199
 
 
+@lru_cache(maxsize=64)
+def fixed_offset(tz: ZoneInfo) -> Optional[timedelta]:
+    """The zone's offset if it has one offset across the ledger's years (Asia/Tokyo), else None
+    (a zone with summer time: its times keep their own offsets, compared exactly)."""
+    offsets = {datetime(y, m, 1, tzinfo=tz).utcoffset() for y in range(EARLIEST_YEAR, LATEST_YEAR + 1, 10) for m in (1, 7)}
+    return offsets.pop() if len(offsets) == 1 else None
+
+
 def parse_instant(text: str, tz: ZoneInfo) -> datetime:
     """ISO 8601 with an offset, or a bare date meaning 00:00 in the program's time zone."""
     if len(text) == 10:
@@ -58,6 +68,10 @@ def parse_instant(text: str, tz: ZoneInfo) -> datetime:
         at = datetime.fromisoformat(text)
         if at.tzinfo is None:
             raise ValueError("a time needs an offset (e.g. +09:00), or give a bare date")
+        if at.utcoffset() == fixed_offset(tz):
+            # the same instant and the same text, in the program's own zone object: datetimes that
+            # share a tzinfo compare without calling it (the engine compares times everywhere)
+            at = at.replace(tzinfo=tz)
     if not EARLIEST_YEAR <= at.year <= LATEST_YEAR:
         raise ValueError(f"year {at.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
     return at
