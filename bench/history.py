@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from engine.state import Lot, MemberState, Order, OrderLine
+from engine.pricing import with_kept_amounts
+from engine.tiers import settle_counted
+from engine.state import OPEN, Lot, MemberState, Order, OrderLine
 
 YEARS = 8
 
 
 def long_history(program, n_lots: int, at: datetime, member: str = "long") -> MemberState:
+    at = at.astimezone(program.tz)   # times in the program's zone, as the engine stores applied events' times
     n_orders = max(1, (n_lots + 1) // 2)
     step = timedelta(days=365 * YEARS) / n_orders
     version = program.version_at(at).number
@@ -43,6 +46,12 @@ def long_history(program, n_lots: int, at: datetime, member: str = "long") -> Me
                             kind="earn", valid_at=placed + timedelta(days=1),
                             ended_at=None if fresh else placed + timedelta(days=30),
                             ended_by=None if fresh else "spend"))
-    return MemberState(member=member, registered=True, registered_at=at - timedelta(days=365 * YEARS + 1),
-                       clock=at - timedelta(hours=1), version=version, lots=lots, orders=orders,
-                       rolling_expires_on=(at + timedelta(days=300)).date())
+    # open lots (valid) and closed ones (used, expired) in their two lists, as the engine keeps them
+    state = MemberState(member=member, registered=True, registered_at=at - timedelta(days=365 * YEARS + 1),
+                        clock=at - timedelta(hours=1), version=version,
+                        lots=[lot for lot in lots if lot.state in OPEN], closed=[lot for lot in lots if lot.state not in OPEN],
+                        lot_seq=len(lots), orders={oid: with_kept_amounts(o) for oid, o in orders.items()},
+                        rolling_expires_on=(at + timedelta(days=300)).date())
+    state.settle_open_totals()   # the running totals every applied event leaves in a state
+    settle_counted(state, program.tz)
+    return state

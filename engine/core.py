@@ -19,7 +19,8 @@ from .events import (MemberRegistered, MemberUpdated, OrderCancelled, OrderDeliv
 from .expiry import on_acquire
 from .lots import Change
 from .program import Program
-from .state import Entry, MemberState, OpenBalance
+from .state import CountedAmounts, Entry, MemberState, OpenBalance
+from .tiers import settle_counted
 from .timeutil import parse_day, parse_instant
 
 
@@ -38,7 +39,7 @@ def event_time(program: Program, event) -> datetime:
 
 
 def new_member(member: str) -> MemberState:
-    return MemberState(member=member, open_balance=OpenBalance())
+    return MemberState(member=member, open_balance=OpenBalance(), counted=CountedAmounts())
 
 
 def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
@@ -61,6 +62,7 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
                             f"({state.clock.isoformat()}); events of one member must come in time order", "at")
     state = state.copy()
     state.settle_open_totals()
+    settle_counted(state, program.tz)
     entries: list[Entry] = []
     effects: list = []
     advance(program, state, at, entries, effects, before_event=True)

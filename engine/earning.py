@@ -12,22 +12,6 @@ from .program import Earning, RateRow
 
 
 @dataclass(frozen=True, slots=True)
-class EarnLine:
-    """A line as the earn rules see it; ``kept`` is its quantity after returns."""
-
-    sku: str
-    product: str
-    qty: int
-    kept: int
-    unit_price: int
-    tax_rate: float
-    tags: tuple
-    pv: Optional[float]
-    net_ex: int
-    points_share: int
-
-
-@dataclass(frozen=True, slots=True)
 class EarnResult:
     units: int
     rules: tuple[str, ...]
@@ -49,31 +33,33 @@ def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[Rat
     return None, None
 
 
-def line_base(earning: Earning, line: EarnLine, unit_value_yen: int) -> tuple[int, int]:
-    """A line's earn base as an exact fraction (numerator, denominator) of yen (or PV)."""
-    if line.kept <= 0:
+def line_base(earning: Earning, line, kept: int, unit_value_yen: int) -> tuple[int, int]:
+    """A line's earn base as an exact fraction (numerator, denominator) of yen (or PV); ``kept``
+    is its quantity after returns."""
+    if kept <= 0:
         return 0, 1
     if earning.base == "pv":
         pv = frac(line.pv or 0)
-        return pv.numerator * line.kept, pv.denominator
+        return pv.numerator * kept, pv.denominator
     if earning.base == "items_incl_tax":
         tax = frac(line.tax_rate)
-        num = line.net_ex * line.kept * (tax.denominator + tax.numerator)
+        num = line.net_ex * kept * (tax.denominator + tax.numerator)
         den = line.qty * tax.denominator
         if earning.after_points:
-            num -= line.points_share * unit_value_yen * line.kept * tax.denominator
+            num -= line.points_share * unit_value_yen * kept * tax.denominator
     else:
-        num, den = line.net_ex * line.kept, line.qty
+        num, den = line.net_ex * kept, line.qty
         if earning.after_points:
-            num -= line.points_share * unit_value_yen * line.kept
+            num -= line.points_share * unit_value_yen * kept
     return max(num, 0), den
 
 
-def compute_earn(earning: Optional[Earning], lines: Sequence[EarnLine], order_env: dict, on: date,
-                 unit_value_yen: int = 1) -> EarnResult:
+def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date,
+                 unit_value_yen: int = 1, returned: Optional[dict] = None) -> EarnResult:
     """Units an order earns: floor(Σ line base × line rate), exact in integers (X-5: floored once
     per order, so two lines of 4,750 at 1% earn 95, not 47 + 47). ``order_env`` carries course,
-    tier, payment method... for the rows' conditions."""
+    tier, payment method... for the rows' conditions. ``lines`` are an order's lines
+    (state.OrderLine); ``returned`` (sku -> qty) leaves their kept quantities."""
     if earning is None:
         return EarnResult(0, ())
     parts = []
@@ -86,7 +72,8 @@ def compute_earn(earning: Optional[Earning], lines: Sequence[EarnLine], order_en
         row, rate = _row_for(earning.rates, env, on)
         if row is None:
             continue
-        num, den = line_base(earning, line, unit_value_yen)
+        num, den = line_base(earning, line, line.qty - returned.get(line.sku, 0) if returned else line.qty,
+                             unit_value_yen)
         parts.append((num, den, rate, row.rule))
         if row.rule not in rules:
             rules.append(row.rule)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import msgspec
 
-from .earning import EarnLine, EarnResult, compute_earn, threshold_grant
+from .earning import EarnResult, compute_earn, threshold_grant
 from .errors import EventRejected
 from .events import OrderPlaced
 
@@ -19,7 +19,7 @@ from .program import Program, Version
 from .redemption import Limit, redeem_limit
 from .rewards import DeadlineCheck, ExchangePlan, check_deadline, plan_exchange
 from .state import Deferred, Effect, MemberState, Order, OrderLine
-from .tiers import tier_at
+from .tiers import record_order, tier_at
 from .timeutil import local_date
 
 
@@ -47,12 +47,6 @@ class Plan:
     def to_pay(self) -> int:
         value = self.version.redemption.unit_value_yen if self.version.redemption else 0
         return self.priced.grand_total - self.applied * value
-
-
-def earn_lines(lines, returned: dict | None = None) -> list[EarnLine]:
-    returned = returned or {}
-    return [EarnLine(l.sku, l.product, l.qty, l.qty - returned.get(l.sku, 0), l.unit_price, l.tax_rate, l.tags,
-                     l.pv, l.net_ex, l.points_share) for l in lines]
 
 
 def order_env(course: str, tier: Optional[str], method: str, brand: Optional[str], guest: bool, at, tz,
@@ -152,7 +146,7 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
         earn = EarnResult(units, (earning.rule,), earning.rule)
     elif earning is not None and (member or earning.guests_earn):
         env = order_env(cart.course, tier, cart.payment.method, cart.payment.card_brand, cart.guest, at, tz, month)
-        earn = compute_earn(earning, earn_lines(lines), env, local_date(at, tz), value)
+        earn = compute_earn(earning, lines, env, local_date(at, tz), value)
     else:
         earn = EarnResult(0, ())
     earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
@@ -226,7 +220,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         state.sub_streak = plan.subscription_month
         state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
         state.subscription_orders += 1
-    state.orders[cart.order] = with_kept_amounts(Order(
+    record_order(state, None, with_kept_amounts(Order(
         id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
         payment_method=cart.payment.method, card_brand=cart.payment.card_brand, tier=plan.tier,
         version=plan.version.number, lines=tuple(plan.shares), points_used=plan.applied,
@@ -236,7 +230,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         used_lots=tuple(l.id for l in spent),
         earned=plan.earn.units if plan.version.earning and plan.version.earning.kind == "rate" else 0,
         earn_rules=plan.earn.rules,
-        subscription_month=plan.subscription_month))
+        subscription_month=plan.subscription_month)), change.program.tz)
 
 
 def find_order(change: Change, order_id: str) -> Order:
@@ -278,8 +272,9 @@ def ship(change: Change, order_id: str) -> None:
     order = find_order(change, order_id)
     if order.status != "placed":
         raise EventRejected(f"order {order_id} is {order.status}, it cannot ship", "order")
-    order = msgspec.structs.replace(order, status="shipped", shipped_at=change.at)
-    order = change.state.orders[order_id] = count_threshold(change, order)
+    old = order
+    order = count_threshold(change, msgspec.structs.replace(order, status="shipped", shipped_at=change.at))
+    record_order(change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) == "shipped":   # no earning: nothing pending
         validate_earn(change, order)
 
@@ -290,11 +285,12 @@ def deliver(change: Change, order_id: str) -> None:
         raise EventRejected(f"order {order_id} is {order.status}, it cannot be delivered", "order")
     # A delivery without a shipment event implies the shipment.
     shipped_now = order.shipped_at is None
+    old = order
     order = msgspec.structs.replace(order, status="delivered", delivered_at=change.at,
                                     shipped_at=order.shipped_at or change.at)
     if shipped_now:
         order = count_threshold(change, order)
-    change.state.orders[order_id] = order
+    record_order(change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) in ("shipped", "delivered"):
         validate_earn(change, order)
 

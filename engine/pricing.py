@@ -96,37 +96,48 @@ class Priced:
 def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fee] | None = None) -> Priced:
     pricing = version.pricing
     discount = pricing.member_discount if member else None
+    per_unit = discount is not None and discount.per == "unit"
+    per_line = discount is not None and discount.per == "line"
+    if discount is not None:
+        keep, den = discount.rate.denominator - discount.rate.numerator, discount.rate.denominator
     lines = []
+    items = 0
     for line in cart.lines:
-        unit = line.unit_price
-        if discount is not None and discount.per == "unit":
-            unit = unit * (discount.rate.denominator - discount.rate.numerator) // discount.rate.denominator
+        unit = line.unit_price * keep // den if per_unit else line.unit_price
         gross = unit * line.qty
-        if discount is not None and discount.per == "line":
-            gross = gross * (discount.rate.denominator - discount.rate.numerator) // discount.rate.denominator
-        lines.append(PricedLine(line.sku, line.product_id, line.qty, line.unit_price, line.tax_rate, tuple(line.tags),
-                                line.pv, unit, gross, 0, gross))
+        if per_line:
+            gross = gross * keep // den
+        items += gross
+        lines.append(PricedLine(line.sku, line.product or line.sku, line.qty, line.unit_price, line.tax_rate,
+                                line.tags, line.pv, unit, gross, 0, gross))
     rules = [discount.rule] if discount else []
     if cart.coupon_discount:
         # a coupon larger than the items takes them to zero, never below
-        coupon = min(cart.coupon_discount, sum(pl.gross_ex for pl in lines))
+        coupon = min(cart.coupon_discount, items)
         for pl, share in zip(lines, spread(coupon, [pl.gross_ex for pl in lines])):
             pl.coupon_share = share
             pl.net_ex = pl.gross_ex - share
+        items -= coupon
         if pricing.coupon_rule:
             rules.append(pricing.coupon_rule)
-    priced = Priced(lines, sum(pl.net_ex for pl in lines), cart.shipping, list(fees or []), rules=rules)
+    priced = Priced(lines, items, cart.shipping, list(fees) if fees else [], rules=rules)
+    # Tax once per rate per invoice, floored (qualified invoice rule).
     bases: dict[str, list] = {}
     for pl in lines:
-        bases.setdefault(rate_key(pl.tax_rate), [frac(pl.tax_rate), 0])[1] += pl.net_ex
+        key = rate_key(pl.tax_rate)
+        if key in bases:
+            bases[key][1] += pl.net_ex
+        else:
+            bases[key] = [frac(pl.tax_rate), pl.net_ex]
     if cart.shipping:
         bases.setdefault(rate_key(pricing.shipping_tax_rate), [pricing.shipping_tax_rate, 0])[1] += cart.shipping
     for fee in priced.fees:
         bases.setdefault(rate_key(fee.tax_rate), [frac(fee.tax_rate), 0])[1] += fee.ex_tax
-    # Tax once per rate per invoice, floored (qualified invoice rule).
-    priced.tax = {key: (base * rate.numerator) // rate.denominator for key, (rate, base) in sorted(bases.items())}
-    priced.tax_total = sum(priced.tax.values())
-    priced.grand_total = priced.items_ex_tax + priced.shipping_ex_tax + priced.fees_ex_tax + priced.tax_total
+    tax = {key: (base * rate.numerator) // rate.denominator
+           for key, (rate, base) in (sorted(bases.items()) if len(bases) > 1 else bases.items())}
+    priced.tax = tax
+    priced.tax_total = sum(tax.values())
+    priced.grand_total = items + cart.shipping + priced.fees_ex_tax + priced.tax_total
     return priced
 
 

@@ -10,9 +10,10 @@ from .earning import compute_earn
 from .errors import EventRejected
 from .events import OrderReturned
 from .lots import Change, ids_in, of_order
-from .orders import earn_lines, find_order, order_env
+from .orders import find_order, order_env
 from .pricing import invoice_items, with_kept_amounts
 from .state import Order, Timer
+from .tiers import record_order
 from .timeutil import local_date
 
 
@@ -63,8 +64,9 @@ def cancel(change: Change, order_id: str) -> None:
     remove_earned(change, order, order.earned - removed, rule)
     # a cancelled order ships nothing: the units of its rewards come back too
     restore_used(change, order, order.points_used + order.exchange_units - order.points_restored, rule)
-    change.state.orders[order_id] = msgspec.structs.replace(
-        order, status="cancelled", earned=0, counted=0, points_restored=order.points_used + order.exchange_units)
+    record_order(change.state, order, msgspec.structs.replace(
+        order, status="cancelled", earned=0, counted=0, points_restored=order.points_used + order.exchange_units),
+        change.program.tz)
 
 
 def uncount(change: Change, order: Order, amount: int, rule: str) -> int:
@@ -130,8 +132,8 @@ def return_lines(change: Change, event: OrderReturned) -> None:
         # X-5: the kept lines earn what the same rules and rounding give them; the difference goes.
         env = order_env(order.course, order.tier, order.payment_method, order.card_brand, order.guest,
                         order.placed_at, change.program.tz, order.subscription_month)
-        kept = compute_earn(version.earning, earn_lines(order.lines, returned), env,
-                            local_date(order.placed_at, change.program.tz), value) if order.earned else None
+        kept = compute_earn(version.earning, order.lines, env, local_date(order.placed_at, change.program.tz), value,
+                            returned) if order.earned else None
         new_earned = kept.units if kept else 0
         remove_earned(change, order, order.earned - new_earned, returns.rule)
     # Points used come back in proportion to the returned lines' share of them.
@@ -140,6 +142,6 @@ def return_lines(change: Change, event: OrderReturned) -> None:
     due = (order.points_used * back_yen / shares) if shares else Fraction(0)
     restore_used(change, order, int(due) - order.points_restored, returns.rule)
     all_back = all(returned.get(line.sku, 0) >= line.qty for line in order.lines)
-    change.state.orders[order.id] = with_kept_amounts(msgspec.structs.replace(
+    record_order(change.state, order, with_kept_amounts(msgspec.structs.replace(
         order, returned=returned, earned=new_earned, counted=counted, points_restored=int(due),
-        status="returned" if all_back else order.status))
+        status="returned" if all_back else order.status)), change.program.tz)

@@ -217,6 +217,20 @@ class OpenBalance(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
         return self
 
 
+class CountedAmounts(msgspec.Struct, kw_only=True):
+    """What the member's orders count for a tier, by month, by placement and by shipment
+    (engine/tiers.py keeps them): month key (year * 12 + month - 1) -> (ex, incl, days), the
+    kept lines' items ex. and incl. tax, and ``days`` the same per local day as
+    ((date ordinal, ex, incl), ...). A tier window is then the months between its ends plus the
+    days of its two end months, whatever the length of the member's history."""
+
+    placed: dict[int, tuple[int, int, tuple[tuple[int, int, int], ...]]] = {}
+    shipped: dict[int, tuple[int, int, tuple[tuple[int, int, int], ...]]] = {}
+
+    def copy(self) -> "CountedAmounts":
+        return CountedAmounts(placed=dict(self.placed), shipped=dict(self.shipped))   # values are tuples
+
+
 class MemberState(msgspec.Struct, kw_only=True):
     member: str
     registered: bool = False
@@ -246,6 +260,8 @@ class MemberState(msgspec.Struct, kw_only=True):
     # running totals of the open lots; None: not known (a state built by hand or stored before
     # they existed, or after a change that rewrote lots wholesale), found by one scan when needed
     open_balance: Optional[OpenBalance] = None
+    # the orders' tier amounts by day and month (engine/tiers.py); None: not known, rebuilt once
+    counted: Optional[CountedAmounts] = None
 
     def copy(self) -> "MemberState":
         # Lots, orders and timers are frozen: copying the containers is enough for purity. The
@@ -254,7 +270,8 @@ class MemberState(msgspec.Struct, kw_only=True):
             self, attributes=dict(self.attributes), lots=list(self.lots), orders=dict(self.orders),
             reviewed=list(self.reviewed), timers=list(self.timers), deferred=list(self.deferred),
             subscriptions=dict(self.subscriptions), sub_history=list(self.sub_history),
-            ladder=self.ladder.copy() if self.ladder is not None else None)
+            ladder=self.ladder.copy() if self.ladder is not None else None,
+            counted=self.counted.copy() if self.counted is not None else None)
 
     def balances(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)

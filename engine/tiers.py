@@ -1,13 +1,18 @@
-"""Member tiers (classes, ranks) from a rolling window of purchases."""
+"""Member tiers (classes, ranks) from a rolling window of purchases.
+
+What orders count is kept as running sums by local day and by month (state.CountedAmounts),
+updated whenever an order is written (``record_order``), so a tier window costs at most two
+months of daily sums and the months between, however long the member's history is.
+"""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Optional
 
 from .program import Tiers
 from .pricing import kept_amount
-from .state import MemberState, Order
+from .state import CountedAmounts, MemberState, Order
 from .timeutil import local_date, start_of
 
 
@@ -25,25 +30,125 @@ def window_start(window, day, tz) -> datetime:
     return start_of(window.before(day), tz)
 
 
+# --- running sums -----------------------------------------------------------------------------
+
+def _day(at: datetime, tz) -> tuple[int, int]:
+    """(date ordinal, month key) of an instant's local day."""
+    d = (at if at.tzinfo is tz else at.astimezone(tz)).date()
+    return d.toordinal(), d.year * 12 + d.month - 1
+
+
+def _contribution(order: Optional[Order], tz) -> tuple[Optional[tuple], Optional[tuple]]:
+    """What an order adds to the sums by placement and by shipment: ((day, month, ex, incl) or None) each."""
+    if order is None or order.guest or order.status == "cancelled":
+        return None, None
+    amounts = (kept_amount(order, False), kept_amount(order, True))
+    placed = _day(order.placed_at, tz) + amounts
+    shipped = _day(order.shipped_at, tz) + amounts if order.shipped_at is not None else None
+    return placed, shipped
+
+
+def _add(months: dict, c: tuple, sign: int) -> None:
+    day, month, ex, incl = c
+    total_ex, total_incl, days = months.get(month, (0, 0, ()))
+    by_day = {d: (e, i) for d, e, i in days}
+    e, i = by_day.get(day, (0, 0))
+    by_day[day] = (e + sign * ex, i + sign * incl)
+    days = tuple(sorted((d, e, i) for d, (e, i) in by_day.items() if (e, i) != (0, 0)))
+    if days:
+        months[month] = (total_ex + sign * ex, total_incl + sign * incl, days)
+    else:
+        months.pop(month, None)
+
+
+def _move(months: dict, before: Optional[tuple], after: Optional[tuple]) -> None:
+    if before == after:
+        return
+    if before is not None:
+        _add(months, before, -1)
+    if after is not None:
+        _add(months, after, +1)
+
+
+def record_order(state: MemberState, old: Optional[Order], new: Order, tz) -> None:
+    """Write ``new`` into the member's orders (replacing ``old``) and move the running sums."""
+    state.orders[new.id] = new
+    counted = state.counted
+    if counted is None:
+        return   # not known: rebuilt by settle_counted
+    placed_before, shipped_before = _contribution(old, tz)
+    placed_after, shipped_after = _contribution(new, tz)
+    _move(counted.placed, placed_before, placed_after)
+    _move(counted.shipped, shipped_before, shipped_after)
+
+
+def counted_of(state: MemberState, tz) -> CountedAmounts:
+    counted = CountedAmounts()
+    for order in state.orders.values():
+        placed, shipped = _contribution(order, tz)
+        _move(counted.placed, None, placed)
+        _move(counted.shipped, None, shipped)
+    return counted
+
+
+def settle_counted(state: MemberState, tz) -> None:
+    """Make the running sums known (one pass over the orders of a state stored before they existed)."""
+    if state.counted is None:
+        state.counted = counted_of(state, tz)
+
+
+def _range_sum(months: dict, first: int, last: int, incl: bool) -> int:
+    """Σ from day ``first`` to day ``last`` (date ordinals, inclusive): the months between from
+    their totals, the two end months day by day, months with nothing skipped."""
+    d0, d1 = date.fromordinal(first), date.fromordinal(last)
+    first_month, last_month = d0.year * 12 + d0.month - 1, d1.year * 12 + d1.month - 1
+    k = 1 if incl else 0
+    total = 0
+    for month in range(first_month, last_month + 1):
+        record = months.get(month)
+        if record is None:
+            continue
+        if first_month < month < last_month:
+            total += record[k]
+        else:
+            total += sum((i if incl else e) for d, e, i in record[2] if first <= d <= last)
+    return total
+
+
+# --- the window -------------------------------------------------------------------------------
+
 def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz) -> int:
     """Purchases counted in the window that ends just before ``at`` (the window's first day 00:00 on)."""
+    if state.counted is not None and (state.clock is None or at > state.clock):
+        return window_by_sums(tiers, state.counted, at, tz)
+    # An instant the member's clock has reached (events stamped the same moment): order by order.
+    return window_by_orders(tiers, state, at, tz)
+
+
+def window_by_sums(tiers: Tiers, counted: CountedAmounts, at: datetime, tz) -> int:
+    """The window from the running sums: right when every order was counted before ``at`` (the
+    member's clock is earlier), so the window is its first day to today, whole days."""
+    today = local_date(at, tz)
+    since = window_start(tiers.window, today, tz)
+    months = counted.placed if tiers.counts_from == "placed" else counted.shipped
+    return _range_sum(months, since.date().toordinal(), today.toordinal(), tiers.measure == "items_incl_tax")
+
+
+def window_by_orders(tiers: Tiers, state: MemberState, at: datetime, tz) -> int:
+    """The window order by order (exact at any instant; the cost follows the orders in the window)."""
     since = window_start(tiers.window, local_date(at, tz), tz)
-    total = 0
-    by_placement = tiers.counts_from == "placed"
-    # Orders are kept in placement order (a member's events come in time order), so counting from
-    # placement walks back from the newest and stops at the window's start: the cost follows the
-    # window, not the member's whole history.
     incl = tiers.measure == "items_incl_tax"
+    by_placement = tiers.counts_from == "placed"
+    total = 0
     for order in reversed(state.orders.values()):
         if by_placement and order.placed_at < since:
-            break
+            break   # orders are kept in placement order
         if order.guest or order.status == "cancelled":
             continue
         counted_at = order.placed_at if by_placement else order.shipped_at
         if counted_at is None or not (since <= counted_at < at):
             continue
-        total += order.kept_incl if incl and order.kept_incl >= 0 else (
-            order.kept_ex if not incl and order.kept_ex >= 0 else kept_amount(order, incl))
+        total += kept_amount(order, incl)
     return total
 
 

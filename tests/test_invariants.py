@@ -54,6 +54,7 @@ from engine.program import Program
 from engine.runner import RunResult, Runner
 from engine.state import CONVERTED, STATES, MemberState, OpenBalance
 from engine.store.memory import MemoryStore
+from engine.tiers import counted_of, window_by_orders, window_by_sums
 from engine.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -392,6 +393,19 @@ def check_member(state: MemberState, entries: list, program: Program) -> None:
             scanned.valid, scanned.pending, scanned.held, scanned.rolling_valid, scanned.soonest), \
             f"{who}: running totals {kept} but the open lots sum to {scanned}"
         assert (kept.valid, kept.pending, kept.held) == (balances["valid"], balances["pending"], balances["held"])
+    # the tier sums by day and month (engine/tiers.py) equal a fresh count of the orders
+    if state.counted is not None:
+        fresh = counted_of(state, program.tz)
+        assert state.counted == fresh, f"{who}: running tier sums {state.counted} but the orders give {fresh}"
+        # and a tier window read from them equals the window counted order by order, for the
+        # windows of every version with tiers, a second after the member's clock and months later
+        for version in program.versions:
+            if version.tiers is None or state.clock is None:
+                continue
+            for later in (timedelta(seconds=1), timedelta(days=40), timedelta(days=200), timedelta(days=400)):
+                at = state.clock + later
+                assert window_by_sums(version.tiers, state.counted, at, program.tz) == \
+                    window_by_orders(version.tiers, state, at, program.tz), f"{who}: tier window at {at}"
     for e in entries:
         assert e.amount > 0, f"{who}: ledger entry of {e.amount}"
         assert e.from_state not in FINAL or e.from_state == e.to_state, \
