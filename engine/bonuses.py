@@ -39,7 +39,8 @@ def next_birthday(state, program) -> Optional[datetime]:
     if state.birthday is None or not state.registered or state.clock is None or not program.has_birthday_bonus:
         return None
     # 00:00 of a day is after the clock exactly when the day is after the clock's local date
-    local = state.clock.astimezone(program.tz).date()
+    clock = state.clock
+    local = (clock if clock.tzinfo is program.tz else clock.astimezone(program.tz)).date()
     paid = state.birthday_paid_on
     for y in (local.year, local.year + 1):
         candidate = date(y, state.birthday.month, 1)

@@ -74,36 +74,41 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
     return Outcome(state, entries + change.entries, effects + change.effects)
 
 
-def _dispatch(change: Change, event) -> None:
+def _registered(change: Change, event: MemberRegistered) -> None:
     state = change.state
-    if isinstance(event, MemberRegistered):
-        state.registered = True
-        state.registered_at = change.at
-        state.version = change.version.number
-        _member_fields(state, event)
-        bonuses.on_event(change, "member.registered")
-    elif isinstance(event, MemberUpdated):
-        _member_fields(state, event)
-    elif isinstance(event, OrderPlaced):
-        orders.place(change, event)
-    elif isinstance(event, OrderShipped):
-        orders.ship(change, event.order)
-    elif isinstance(event, OrderDelivered):
-        orders.deliver(change, event.order)
-    elif isinstance(event, OrderCancelled):
-        returns.cancel(change, event.order)
-    elif isinstance(event, OrderReturned):
-        returns.return_lines(change, event)
-    elif isinstance(event, ReviewPosted):
-        bonuses.on_event(change, "review.posted", product=event.product)
-    elif isinstance(event, PointsGranted):
-        _grant(change, event)
-    elif isinstance(event, PointsHeld):
-        _hold(change, event.amount, "valid", "held", "hold")
-    elif isinstance(event, PointsReleased):
-        _hold(change, event.amount, "held", "valid", "release")
-    elif isinstance(event, (SubscriptionStarted, SubscriptionPaused, SubscriptionResumed, SubscriptionCancelled)):
-        subscriptions.change_subscription(change, type(event).__struct_config__.tag.split(".")[1], event.subscription)
+    state.registered = True
+    state.registered_at = change.at
+    state.version = change.version.number
+    _member_fields(state, event)
+    bonuses.on_event(change, "member.registered")
+
+
+def _subscription(change: Change, event) -> None:
+    subscriptions.change_subscription(change, type(event).__struct_config__.tag.split(".")[1], event.subscription)
+
+
+# What each event type does to a member (one lookup an event instead of a chain of isinstance).
+_HANDLERS = {
+    MemberRegistered: _registered,
+    MemberUpdated: lambda change, event: _member_fields(change.state, event),
+    OrderPlaced: orders.place,
+    OrderShipped: lambda change, event: orders.ship(change, event.order),
+    OrderDelivered: lambda change, event: orders.deliver(change, event.order),
+    OrderCancelled: lambda change, event: returns.cancel(change, event.order),
+    OrderReturned: returns.return_lines,
+    ReviewPosted: lambda change, event: bonuses.on_event(change, "review.posted", product=event.product),
+    PointsGranted: lambda change, event: _grant(change, event),
+    PointsHeld: lambda change, event: _hold(change, event.amount, "valid", "held", "hold"),
+    PointsReleased: lambda change, event: _hold(change, event.amount, "held", "valid", "release"),
+    SubscriptionStarted: _subscription,
+    SubscriptionPaused: _subscription,
+    SubscriptionResumed: _subscription,
+    SubscriptionCancelled: _subscription,
+}
+
+
+def _dispatch(change: Change, event) -> None:
+    _HANDLERS[type(event)](change, event)
 
 
 def _member_fields(state: MemberState, event) -> None:

@@ -31,8 +31,7 @@ class Plan:
     priced: Priced
     tier: Optional[str]
     limit: Limit
-    applied: int
-    shares: list
+    applied: int                              # units used on the order (priced.lines carry their shares)
     earn: EarnResult
     earn_state: str
     exchange: ExchangePlan
@@ -135,10 +134,11 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
             else:
                 applied = asked
     value = version.redemption.unit_value_yen if version.redemption else 1
-    shares = spread(applied * value, [pl.net_ex for pl in priced.lines])
+    lines = priced.lines
+    if applied:
+        for pl, share in zip(lines, spread(applied * value, [pl.net_ex for pl in lines])):
+            pl.points_share = share
     earning = version.earning
-    lines = [OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price, tax_rate=pl.tax_rate,
-                       tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex, points_share=s) for pl, s in zip(priced.lines, shares)]
     month = subscription_month(state, cart.course, at, tz) if member else 0
     if earning is not None and earning.kind == "threshold":
         amount = invoice_items(lines, None, earning.base == "items_incl_tax") if member else 0
@@ -150,7 +150,7 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
     else:
         earn = EarnResult(0, ())
     earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
-    return Plan(version, priced, tier, limit, applied, lines, earn, earn_state, exchange, deadline, defer,
+    return Plan(version, priced, tier, limit, applied, earn, earn_state, exchange, deadline, defer,
                 bool(state.deferred) and member, month, errors, perks)
 
 
@@ -223,7 +223,10 @@ def place(change: Change, cart: OrderPlaced) -> None:
     record_order(state, None, with_kept_amounts(Order(
         id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
         payment_method=cart.payment.method, card_brand=cart.payment.card_brand, tier=plan.tier,
-        version=plan.version.number, lines=tuple(plan.shares), points_used=plan.applied,
+        version=plan.version.number, points_used=plan.applied,
+        lines=tuple(OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price,
+                              tax_rate=pl.tax_rate, tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex,
+                              points_share=pl.points_share) for pl in plan.priced.lines),
         exchange_units=plan.exchange.units, rewards=tuple((r, q) for r, q, _ in plan.exchange.rewards),
         fees=tuple((f.kind, f.ex_tax, f.tax_rate) for f in plan.priced.fees),
         # threshold earning grants nothing at placement: its units come when the order ships

@@ -53,6 +53,7 @@ class PricedLine:
     gross_ex: int        # qty x member unit price
     coupon_share: int
     net_ex: int          # gross_ex - coupon_share
+    points_share: int = 0   # yen of points spread onto this line (orders.plan_order)
 
 
 @dataclass(slots=True)

@@ -76,8 +76,16 @@ def record_order(state: MemberState, old: Optional[Order], new: Order, tz) -> No
     counted = state.counted
     if counted is None:
         return   # not known: rebuilt by settle_counted
-    placed_before, shipped_before = _contribution(old, tz)
-    placed_after, shipped_after = _contribution(new, tz)
+    if (old is not None and 0 <= old.kept_ex == new.kept_ex and old.kept_incl == new.kept_incl
+            and old.placed_at == new.placed_at and old.guest == new.guest
+            and (old.status == "cancelled") == (new.status == "cancelled")):
+        if old.shipped_at == new.shipped_at:
+            return      # nothing it counts for changed (a delivery, an earn update)
+        placed_before = placed_after = None   # only the shipment moved: the placement sums stay
+        shipped_before, shipped_after = _contribution(old, tz)[1], _contribution(new, tz)[1]
+    else:
+        placed_before, shipped_before = _contribution(old, tz)
+        placed_after, shipped_after = _contribution(new, tz)
     _move(counted.placed, placed_before, placed_after)
     _move(counted.shipped, shipped_before, shipped_after)
 

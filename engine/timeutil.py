@@ -36,7 +36,7 @@ def start_of(d: date, tz: ZoneInfo) -> datetime:
 
 
 def local_date(at: datetime, tz: ZoneInfo) -> date:
-    return at.astimezone(tz).date()
+    return (at if at.tzinfo is tz else at.astimezone(tz)).date()
 
 
 def month_end(d: date) -> date:

@@ -597,6 +597,30 @@ def test_AND_10_rank_window_and_cancelled_orders():
     assert (q["tier"], q["earn"]["points"]) == ("regular", 95)
 
 
+def test_AND_10_window_edges_day_by_day():
+    """AND-10: the rank counts the orders of the 12 months before the order (window from 00:00 of
+    the same date a year earlier). The engine reads it from running sums by month and day
+    (engine/tiers.py); the edges fall inside months, so the day sums are what decides.
+
+    o1 2025-02-01 10:00 and o2 2025-03-15 10:00, ¥52,632 each → member price ¥50,000 counted each.
+    A ¥10,000 cart (¥9,500 after member price) earns 3 % gold = 285, 2 % silver = 190, 1 % = 95:
+    2026-02-01 12:00: window from 2025-02-01 00:00, both count, ¥100,000 → gold, 285;
+    2026-02-02 12:00: from 2025-02-02, o2 only, ¥50,000 → silver, 190;
+    2026-03-15 12:00: from 2025-03-15 00:00, o2 (10:00) still counts → silver, 190;
+    2026-03-16 00:00: from 2025-03-16, nothing → regular, 95.
+    At the very instant of o2 (the member's clock) the window ends just before it: o1 only, silver.
+    """
+    e = new_engine()
+    register(e, "m1")
+    place(e, "m1", "o1", "2025-02-01T10:00:00+09:00", [ln("A", 52632)])
+    place(e, "m1", "o2", "2025-03-15T10:00:00+09:00", [ln("A", 52632)])
+    for at, tier, earn in (("2026-02-01T12:00:00+09:00", "gold", 285), ("2026-02-02T12:00:00+09:00", "silver", 190),
+                           ("2026-03-15T12:00:00+09:00", "silver", 190), ("2026-03-16T00:00:00+09:00", "regular", 95),
+                           ("2025-03-15T10:00:00+09:00", "silver", 190)):
+        q = e.quote(cart("m1", "x", at, [ln("B", 10000)]))
+        assert (q["tier"], q["earn"]["points"]) == (tier, earn), at
+
+
 # --------------------------------------------------------------------------------------------
 # AND-11 returns
 # --------------------------------------------------------------------------------------------

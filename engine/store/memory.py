@@ -31,8 +31,10 @@ class MemoryStore:
         self.rejected.pop(event_id, None)
         self.rejected_digest.pop(event_id, None)
         self.states[state.member] = state
-        self.ledger.setdefault(state.member, []).extend(entries)
-        self.effect_rows.extend(msgspec.to_builtins(e) for e in effects)
+        if entries:
+            self.ledger.setdefault(state.member, []).extend(entries)
+        if effects:
+            self.effect_rows.extend(msgspec.to_builtins(e) for e in effects)
         if state.clock is not None and (self._last_dt is None or state.clock > self._last_dt):
             self._last_dt, self.last = state.clock, state.clock.isoformat()
 
