@@ -70,8 +70,14 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
     _dispatch(change, event)
     ladder.after_event(change, event)   # a version's ladder follows subscriptions and orders
     state.clock = at
+    # What the event itself made due by now fires now, so the stored state (which a quote at this
+    # instant reads as it is) holds nothing overdue: points given back by a cancellation whose
+    # validity ended while they were spent expire at once (AND-5, expired points stay expired).
+    after_entries: list[Entry] = []
+    after_effects: list = []
+    advance(program, state, at, after_entries, after_effects, before_event=True)
     state.settle_open_totals()
-    return Outcome(state, entries + change.entries, effects + change.effects)
+    return Outcome(state, entries + change.entries + after_entries, effects + change.effects + after_effects)
 
 
 def _registered(change: Change, event: MemberRegistered) -> None:

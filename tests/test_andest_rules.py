@@ -397,6 +397,25 @@ def test_AND_5_expired_points_never_come_back():
     assert balances(e, "m1", "2027-02-02T00:00:00+09:00") == pts(expired=800)
 
 
+def test_AND_5_points_given_back_after_their_validity_expire_at_once():
+    """AND-5 with AND-2/AND-3: points spent on an order come back when it is cancelled, with the
+    validity they had; if that ended while they were spent, they expire at once ("expired points
+    are never restored") and a checkout quoted at that very instant cannot use them.
+
+    Sign-up 500 on 2025-01-05 (valid to 2026-01-05). Order o1 on 2025-02-01 uses all 500 on a
+    ¥10,000 item (¥9,500 + tax 950 = ¥10,450; earn 1 % of 9,500 = 95 pending). Cancelled on
+    2026-02-01 (never shipped): the 500 come back and expire, the 95 are void.
+    valid 0, expired 500, void 95; a quote at the cancellation's instant: redeem max 0.
+    """
+    e = new_engine()
+    register(e)
+    place(e, "m1", "o1", "2025-02-01T10:00:00+09:00", [ln("A", 10000)], redeem=500)
+    cancel(e, "m1", "o1", "2026-02-01T10:00:00+09:00")
+    assert balances(e, "m1", "2026-02-01T10:00:00+09:00") == pts(expired=500, void=95)
+    q = e.quote(cart("m1", "o2", "2026-02-01T10:00:00+09:00", [ln("B", 10000)], redeem="max"))
+    assert q["redeem"]["max"] == 0 and q["redeem"]["applied"] == 0
+
+
 # --------------------------------------------------------------------------------------------
 # AND-6 limited-time points
 # --------------------------------------------------------------------------------------------
