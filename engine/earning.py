@@ -5,14 +5,15 @@ import math
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 from .pricing import frac
 from .program import Earning, RateRow
 
 
-@dataclass(frozen=True, slots=True)
-class EarnResult:
+class EarnResult(NamedTuple):
+    """Units an order earns and the rules that gave them (a tuple: built once per quote)."""
+
     units: int
     rules: tuple[str, ...]
     main_rule: str = ""     # the rate row that produced the most (the rule a lot records, X-3)

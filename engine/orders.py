@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import msgspec
 
@@ -154,8 +154,7 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
                 bool(state.deferred) and member, month, errors, perks)
 
 
-@dataclass(frozen=True)
-class _Ex:
+class _Ex(NamedTuple):
     reward: str
     qty: int
 

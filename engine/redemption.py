@@ -1,14 +1,14 @@
 """Redemption limits: how many units an order may use, and which rule sets that number."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .program import Version
 
 
-@dataclass(frozen=True, slots=True)
-class Limit:
+class Limit(NamedTuple):
+    """The most units an order may use, why, and the rule that binds (a tuple: built per quote)."""
+
     max: int
     why: str
     rule: Optional[str]
