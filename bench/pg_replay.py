@@ -1,13 +1,16 @@
 """Replay throughput into each store: memory, SQLite, PostgreSQL (events/s).
 
-    python bench/pg_replay.py [--copies 20] [--procs 4] [--db postgresql://…]   (default: $LOYALTY_PG_URL)
+    python bench/pg_replay.py [--copies 20] [--procs 4] [--per-event] [--db URL (default: $LOYALTY_PG_URL)]
 
 The andest example (485 events, 28 members) is repeated ``--copies`` times under renamed members,
 event and order ids, the copies interleaved line by line so members alternate as in a real feed.
 Each store starts empty; PostgreSQL gets a fresh schema, dropped afterwards. The timing covers
-Runner(program, store).run(lines) only (decode, apply, write, commit). PostgreSQL is measured with
-its default durable commits, with synchronous_commit=off (docs/SCALING.md), and with ``--procs``
-processes replaying the feed split by member (events of different members are independent).
+Runner(program, store).run(lines) only (decode, apply, write, commit). A replay into PostgreSQL
+commits a chunk of events a transaction (engine.runner.SHARED_BATCH, the chunk's members locked
+until it commits); ``--per-event`` also measures one transaction an event (lock, apply, commit:
+what a checkout does, and a replay on Citus). PostgreSQL is measured with its default durable
+commits, with synchronous_commit=off (docs/SCALING.md), and with ``--procs`` processes replaying
+the feed split by member (events of different members are independent).
 Start a throwaway server with ``source .ci/pg.sh``.
 """
 from __future__ import annotations
@@ -27,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.loader import load_program  # noqa: E402
-from engine.runner import Runner  # noqa: E402
+from engine.runner import SHARED_BATCH, Runner  # noqa: E402
 from engine.store import MemoryStore, SQLiteStore  # noqa: E402
 
 
@@ -44,7 +47,9 @@ def events(copies: int) -> list[bytes]:
     return out
 
 
-def timed(program, store, lines) -> float:
+def timed(program, store, lines, per_event: bool = False) -> float:
+    if per_event:
+        store.chunks = False  # the replay takes the checkout's path: one transaction an event
     start = time.perf_counter()
     result = Runner(program, store).run(lines)
     elapsed = time.perf_counter() - start
@@ -92,6 +97,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=20)
     ap.add_argument("--procs", type=int, default=4, help="processes for the split replay into PostgreSQL")
+    ap.add_argument("--per-event", action="store_true",
+                    help="also measure PostgreSQL with one transaction an event (slow: a few hundred events/s)")
     ap.add_argument("--db", default=os.environ.get("LOYALTY_PG_URL"), help="PostgreSQL URL (default $LOYALTY_PG_URL)")
     args = ap.parse_args()
     program = load_program(ROOT / "programs/andest.yaml")
@@ -108,8 +115,10 @@ def main() -> None:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         url = with_schema(args.db, schema)
         async_url = url + quote(" -csynchronous_commit=off")
-        runs = [
-            ("postgresql", lambda: timed(program, PostgresStore(url, program.id), lines)),
+        runs = [("postgresql, one transaction an event", lambda: timed(program, PostgresStore(url, program.id), lines,
+                                                                       per_event=True))] if args.per_event else []
+        runs += [
+            (f"postgresql (chunks of {SHARED_BATCH})", lambda: timed(program, PostgresStore(url, program.id), lines)),
             ("postgresql, synchronous_commit=off", lambda: timed(program, PostgresStore(async_url, program.id), lines)),
             (f"postgresql, {args.procs} processes", lambda: parallel(url, program.id, lines, args.procs)),
             (f"postgresql, {args.procs} processes, synchronous_commit=off",

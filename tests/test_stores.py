@@ -8,6 +8,7 @@ without it they are skipped. Each test works in a schema of its own, dropped aft
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -284,10 +286,11 @@ def _apply_in_process(url: str, lines: list[bytes], barrier, out) -> None:
     out.put((result.applied, result.skipped, [(r["event"], r["reason"]) for r in result.rejected]))
 
 
-def _in_parallel(url: str, batches: list[list[bytes]]) -> list[tuple]:
+def _in_parallel(url: str, batches: list[list[bytes]], targets=None) -> list[tuple]:
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(len(batches)), ctx.Queue()
-    procs = [ctx.Process(target=_apply_in_process, args=(url, lines, barrier, out)) for lines in batches]
+    targets = targets or [_apply_in_process] * len(batches)
+    procs = [ctx.Process(target=target, args=(url, lines, barrier, out)) for target, lines in zip(targets, batches)]
     for p in procs:
         p.start()
     results: list[tuple] = []
@@ -487,3 +490,345 @@ def test_postgresql_report_matches_memory_from_the_command_line(pg_url, program_
     mem_out, mem_err = mem.communicate(timeout=300)
     assert mem.returncode == 0, mem_err.decode()
     assert json.loads(out) == json.loads(mem_out)
+
+
+# -- PostgreSQL: a replay commits in chunks (issue 8) ---------------------------------------------
+
+@contextlib.contextmanager
+def another_schema():
+    """A second fresh PostgreSQL schema (for a reference ledger), dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with pg_admin() as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield with_schema(PG_URL, schema)
+    finally:
+        with pg_admin() as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _with_refusals() -> list[bytes]:
+    """The andest example with refused, repeated, corrected and malformed lines mixed in."""
+    extra = {
+        40: [register("x1"), grant("x1", 1000)],
+        90: [redeem("too-much", "x1", 1600)],                                     # over the balance: refused
+        91: [b'{"id": "not-json", "type": "order.placed", '],                      # malformed: no id known
+        150: [redeem("too-much", "x1", 1600)],                                    # the same again: refused again
+        151: [event(id="no-member", type="points.granted", at="2025-03-01T11:00:00+09:00", amount=5, reason="t")],
+        200: [event(id="bad-field", type="points.granted", at="2025-03-01T11:00:00+09:00", member="x1",
+                    amount="many", reason="test")],
+        260: [redeem("too-much", "x1", 1500)],                                    # corrected: applied
+        261: [event(id="late", type="review.posted", at="2025-02-01T00:00:00+09:00", member="x1", product="P")],
+        300: [EVENTS[10], EVENTS[299]],                                           # resent: skipped
+        301: [redeem("too-much", "x1", 1)],                                       # applied before: skipped
+    }
+    lines = []
+    for n, line in enumerate(EVENTS):
+        lines.extend(extra.get(n, []))
+        lines.append(line)
+    return lines
+
+
+def _outcome(result) -> tuple:
+    refused = [(r["event"], r["reason"], r.get("repeat", False)) for r in result.rejected]
+    return result.applied, result.skipped, refused
+
+
+def _per_event(store):
+    store.chunks = False  # as on Citus: a replay takes a checkout's path, lock, apply, commit an event
+    return store
+
+
+def _count_chunks(monkeypatch) -> list:
+    from engine.store.postgres import PostgresStore
+
+    calls: list = []
+    original = PostgresStore.lock_chunk
+
+    def lock_chunk(self, events):
+        calls.append(len(events))
+        return original(self, events)
+
+    monkeypatch.setattr(PostgresStore, "lock_chunk", lock_chunk)
+    return calls
+
+
+@pytest.mark.parametrize("batch", [None, 7])
+def test_chunked_replay_into_postgresql_matches_sqlite(pg_url, tmp_path, monkeypatch, batch):
+    """A replay into PostgreSQL commits a chunk of events a transaction, and ends with the ledger the
+    same file gives in SQLite: entries, balances, effects, refused events and their reasons; a
+    rerun of the file changes nothing."""
+    lines = _with_refusals()
+    sqlite_kind, pg_kind = Kind("sqlite", str(tmp_path / "ledger.db")), Kind("postgresql", pg_url)
+    store = sqlite_kind.open()
+    expected = Runner(PROGRAM, store).run(lines)
+    expected_snapshot = snapshot(store)
+    store.close()
+    chunks = _count_chunks(monkeypatch)
+    store = pg_kind.open()
+    got = Runner(PROGRAM, store, batch).run(lines)
+    assert len(chunks) == -(-len(lines) // (batch or 200))  # one transaction a chunk, not an event
+    assert _outcome(got) == _outcome(expected)
+    assert {r["event"] for r in got.rejected} == {None, "too-much", "no-member", "bad-field", "late"}
+    assert snapshot(store) == expected_snapshot
+    store.close()
+    assert pg_kind.rejections() == sqlite_kind.rejections()
+    assert set(pg_kind.rejections()) == {"no-member", "bad-field", "late"}  # too-much was corrected
+
+    before = _ledger(pg_url)
+    store = pg_kind.open()
+    again = Runner(PROGRAM, store, batch).run(lines)
+    store.close()
+    store = sqlite_kind.open()
+    sqlite_again = Runner(PROGRAM, store).run(lines)
+    store.close()
+    assert again.applied == [] and set(again.skipped) == set(got.applied)
+    assert {r["event"] for r in again.rejected} == {None, "no-member", "bad-field", "late"}
+    assert [r for r in again.rejected if r.get("repeat")] == [r for r in again.rejected if r["event"] == "late"]
+    assert _outcome(again) == _outcome(sqlite_again)
+    assert _ledger(pg_url) == before
+
+
+@pytest.mark.parametrize("batch", [1, 3, 50])
+def test_chunked_replay_equals_the_per_event_path(pg_url, monkeypatch, batch):
+    """Whatever the chunk size, a replay writes exactly what applying the events one by one (lock,
+    apply, commit: the checkout path) writes, row for row, and answers the same."""
+    lines = _with_refusals()[:320]
+    with another_schema() as reference:
+        store = _per_event(open_store(reference, PROGRAM.id))
+        calls = _count_chunks(monkeypatch)
+        expected = Runner(PROGRAM, store).run(lines)
+        assert calls == []
+        store.close()
+        store = open_store(pg_url, PROGRAM.id)
+        got = Runner(PROGRAM, store, batch).run(lines)
+        store.close()
+        assert _outcome(got) == _outcome(expected)
+        assert _ledger(pg_url) == _ledger(reference)
+
+
+def test_a_refused_event_in_a_chunk_is_recorded_and_the_rest_applied(pg_url, monkeypatch):
+    chunks = _count_chunks(monkeypatch)
+    store = open_store(pg_url, PROGRAM.id)
+    lines = [register("x1"), grant("x1", 1000), register("x2"),
+             redeem("spend-1", "x1", 1600),                     # more than the 1500: refused
+             redeem("spend-2", "x1", 1000),                     # applied
+             redeem("spend-1", "x1", 1600),                     # the same refused event again: refused again
+             grant("x2", 300),
+             redeem("spend-3", "x1", 600)]                      # 500 left: refused
+    result = Runner(PROGRAM, store).run(lines)
+    store.close()
+    assert chunks == [len(lines)]
+    assert result.applied == ["reg-x1", "grant-x1", "reg-x2", "spend-2", "grant-x2"]
+    reasons = [(r["event"], r["reason"]) for r in result.rejected]
+    assert [e for e, _ in reasons] == ["spend-1", "spend-1", "spend-3"]
+    assert "balance is 1500" in reasons[0][1] and reasons[1][1] == reasons[0][1]
+    assert "balance is 500" in reasons[2][1]
+    assert dict(pg_rows(pg_url, "SELECT id, reason FROM events WHERE status = 'rejected'")) == {
+        "spend-1": reasons[0][1], "spend-3": reasons[2][1]}
+    store = open_store(pg_url, PROGRAM.id)
+    assert store.load("x1").balances()["valid"] == 500 and store.load("x2").balances()["valid"] == 800
+    assert not store.is_applied("spend-1") and store.is_applied("spend-2")
+    assert {e.source for e in store.entries("x1") if e.action == "spend"} == {"spend-2"}
+    store.close()
+
+
+def pg_exec(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _fail_ledger_inserts(url: str, member: str) -> None:
+    """A trigger that makes the database refuse any ledger row of ``member`` (as a full disk would)."""
+    pg_exec(url, f"""CREATE FUNCTION fail_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+                     BEGIN IF NEW.member = '{member}' THEN RAISE EXCEPTION 'no space left (simulated)'; END IF;
+                     RETURN NEW; END $$""")
+    pg_exec(url, "CREATE TRIGGER fail_ledger BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION fail_ledger()")
+
+
+def _members_in(lines: list[bytes]) -> set[str]:
+    return {json.loads(line)["member"] for line in lines}
+
+
+@pytest.mark.parametrize("how", ["database", "client"])
+def test_a_failure_mid_chunk_records_nothing_of_it_and_a_rerun_completes(pg_url, monkeypatch, how):
+    """The database (or the client, half-way through sending the chunk's writes) fails in the middle
+    of a chunk: the whole chunk rolls back, none of its events, states, ledger rows or effects are
+    recorded, the members are free again; a rerun applies the chunk and ends with the ledger of an
+    uninterrupted run."""
+    import psycopg
+
+    from engine.store.sqlite import StoreError
+
+    lines = EVENTS[:300]
+    # the second chunk (events 100-199) writes the members' states and the events before the ledger
+    # rows fail, so the rollback has something to undo
+    doomed = json.loads(lines[150])["member"]
+    assert doomed in _members_in(lines[100:200]) and doomed in _members_in(lines[:100])
+    store = open_store(pg_url, PROGRAM.id)
+    armed = False
+    copy = psycopg.Cursor.copy
+
+    def failing_copy(cur, statement, *args, **kwargs):
+        if armed and statement.startswith("COPY ledger"):
+            raise MemoryError("simulated: the client fails while sending the chunk's writes")
+        return copy(cur, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", failing_copy)
+    if how == "database":
+        error = r"^PostgreSQL store postgresql://.*: database error: no space left \(simulated\)"
+    else:
+        error = "simulated: the client fails"
+    committed = None
+
+    def lines_watching():
+        nonlocal committed, armed
+        for n, line in enumerate(lines):
+            if n == 100:  # the first chunk is committed: the second one will fail
+                committed = _ledger(pg_url)
+                if how == "database":
+                    _fail_ledger_inserts(pg_url, doomed)
+                else:
+                    armed = True
+            yield line
+
+    with pytest.raises((StoreError, MemoryError), match=error):
+        Runner(PROGRAM, store, 100).run(lines_watching())
+    assert _ledger(pg_url) == committed                       # nothing of the failed chunk
+    assert len(committed["events"]) == 100
+    other = open_store(pg_url, PROGRAM.id)                    # its locks are released
+    assert other.lock(doomed) is not None
+    other.rollback()
+    other.close()
+    store.close()
+
+    monkeypatch.undo()
+    pg_exec(pg_url, "DROP TRIGGER IF EXISTS fail_ledger ON ledger")
+    store = open_store(pg_url, PROGRAM.id)
+    rerun = Runner(PROGRAM, store, 100).run(lines)
+    assert len(rerun.skipped) == 100 and len(rerun.applied) == 200 and not rerun.rejected
+    reference = MemoryStore(PROGRAM.id)
+    Runner(PROGRAM, reference).run(lines)
+    assert snapshot(store) == snapshot(reference)
+    store.close()
+
+
+def test_a_checkout_during_a_replay_of_the_same_member_never_overdraws(pg_url, monkeypatch):
+    """A replay's chunk spends a member's whole balance; a checkout for that member arrives while the
+    chunk is open: it waits for the chunk's commit, then is refused against the balance the chunk
+    left. The other way round, a checkout holding the member makes the replay's chunk wait, and the
+    chunk's redemption is refused."""
+    from engine.api import Engine
+    from engine.store.postgres import PostgresStore
+
+    _setup(pg_url, [register("x1"), grant("x1", 1000), register("x2"), grant("x2", 1000)])
+    chunk_open, release = threading.Event(), threading.Event()
+    original = PostgresStore._flush_chunk
+
+    def slow_flush(self, commit):
+        if commit and not release.is_set():
+            chunk_open.set()
+            assert release.wait(30)
+        return original(self, commit)
+
+    monkeypatch.setattr(PostgresStore, "_flush_chunk", slow_flush)
+    replay_result: dict = {}
+
+    def replay(lines):
+        store = open_store(pg_url, PROGRAM.id)
+        try:
+            replay_result["result"] = Runner(PROGRAM, store).run(lines)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
+            replay_result["error"] = exc
+        finally:
+            store.close()
+
+    # 1. the replay holds x1 (and x2) while its chunk is open; the checkout waits, then is refused
+    top_up = event(id="top-up-x2", type="points.granted", at="2025-03-01T10:02:00+09:00", member="x2", amount=10,
+                   reason="test")
+    thread = threading.Thread(target=replay, args=([top_up, redeem("replayed-1", "x1", 1500)],))
+    thread.start()
+    assert chunk_open.wait(30)
+    checkout = Engine(PROGRAM, open_store(pg_url, PROGRAM.id))
+    answer: dict = {}
+    buyer = threading.Thread(target=lambda: answer.update(result=checkout.apply(redeem("checkout-1", "x1", 1500))))
+    buyer.start()
+    buyer.join(0.5)
+    assert buyer.is_alive(), "the checkout did not wait for the replay's chunk to commit"
+    release.set()
+    thread.join(30)
+    buyer.join(30)
+    assert "error" not in replay_result and replay_result["result"].applied == ["top-up-x2", "replayed-1"]
+    refused = answer["result"].rejected
+    assert answer["result"].applied == [] and len(refused) == 1 and refused[0]["event"] == "checkout-1"
+    assert "the member's valid balance is 0" in refused[0]["reason"]
+
+    # 2. the checkout holds x2 (locked, applied, not committed yet); the replay's chunk waits for it
+    store = checkout.store
+    outcome = apply(PROGRAM, store.lock("x2", "checkout-2"), decode_event(redeem("checkout-2", "x2", 1510)))
+    store.save("checkout-2", "order.placed", "2025-03-02T12:00:00+09:00", outcome.state, outcome.entries,
+               outcome.effects)
+    replay_result.clear()
+    thread = threading.Thread(target=replay, args=([redeem("replayed-2", "x2", 1510)],))
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive(), "the replay did not wait for the checkout's lock"
+    store.commit()
+    thread.join(30)
+    assert "error" not in replay_result
+    result = replay_result["result"]
+    assert result.applied == [] and [r["event"] for r in result.rejected] == ["replayed-2"]
+    assert "the member's valid balance is 0" in result.rejected[0]["reason"]
+    for member in ("x1", "x2"):
+        points = store.load(member).balances()
+        assert points["valid"] == 0 and points["used"] == 1500 + (10 if member == "x2" else 0), member
+    store.close()
+
+
+def _checkouts_in_process(url: str, lines: list[bytes], barrier, out) -> None:
+    from engine.api import Engine
+
+    engine = Engine(PROGRAM, open_store(url, PROGRAM.id))
+    barrier.wait(timeout=60)
+    applied, refused = [], []
+    for line in lines:
+        result = engine.apply(line)
+        applied += result.applied
+        refused += [(r["event"], r["reason"]) for r in result.rejected]
+    engine.store.close()
+    out.put((applied, [], refused))
+
+
+def _replay_in_process(url: str, lines: list[bytes], barrier, out) -> None:
+    store = open_store(url, PROGRAM.id)
+    barrier.wait(timeout=60)
+    result = Runner(PROGRAM, store, 6).run(lines)
+    store.close()
+    out.put((result.applied, result.skipped, [(r["event"], r["reason"]) for r in result.rejected]))
+
+
+def test_replays_and_checkouts_at_once_never_deadlock_nor_overdraw(pg_url):
+    """Two replays walking the same members in opposite orders (chunks of 6) and two checkout
+    processes (one event a transaction) redeem from the same balances at once: nobody deadlocks,
+    no balance goes negative, and what was applied is exactly what the balances lost."""
+    members = [f"c{n:02}" for n in range(12)]
+    _setup(pg_url, [line for m in members for line in (register(m), grant(m, 1000))])
+    per_order = 300
+    orders = [members, members[::-1], members[6:] + members[:6], members[3:] + members[:3]]
+    targets = [_replay_in_process, _replay_in_process, _checkouts_in_process, _checkouts_in_process]
+    for round_ in range(2):  # four redemptions a member fit in the first round, one in the second
+        batches = [[redeem(f"spend{round_}-{k}-{m}", m, per_order) for m in order] for k, order in enumerate(orders)]
+        results = _in_parallel(pg_url, batches, targets)
+        refused = [x for r in results for x in r[2]]
+        assert all("at most" in reason and "balance" in reason for _, reason in refused), refused
+        assert len(refused) == (0 if round_ == 0 else 3 * len(members))
+    store = open_store(pg_url, PROGRAM.id)
+    spent = pg_rows(pg_url, "SELECT member, count(*) FROM events WHERE status = 'applied' AND id LIKE 'spend%%' "
+                            "GROUP BY member")
+    for member, n in spent:
+        points = store.load(member).balances()
+        assert points["valid"] == 1500 - per_order * n >= 0 and points["used"] == per_order * n, member
+    assert sorted(m for m, n in spent if n == 5) == members  # 1500 is five redemptions of 300
+    store.close()

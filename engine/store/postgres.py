@@ -3,30 +3,45 @@
 Same ledger as the SQLite store, with two differences that follow from sharing it:
 
 * Everything is keyed by program and member. Every table carries ``member`` and has it in its
-  primary key (except ``meta``, keyed by program, and ``schema_migrations``), and no transaction
-  touches two members' rows: each table can be distributed by ``member`` (Citus, docs/SCALING.md).
-  A rejected line that has an id but no member is recorded under member ``''``.
-* Per-member concurrency by a row lock. Applying an event runs in one transaction that starts with
+  primary key (except ``meta``, keyed by program, and ``schema_migrations``): each table can be
+  distributed by ``member`` (Citus, docs/SCALING.md). A rejected line that has an id but no member
+  is recorded under member ``''``.
+* Per-member concurrency by a row lock. Applying an event runs in a transaction that starts with
   ``SELECT … FOR UPDATE`` on the member's row (``lock``), re-loads the state under that lock,
   checks the event id, writes, commits. We lock rather than run SERIALIZABLE with retries because
   (1) a second checkout for the same member then simply waits a few milliseconds and is applied,
   or refused with the engine's own reason ("at most 500 can be used: the member's valid balance
   is 500"), against the state the first one left, instead of failing with a serialization error
-  that every caller must retry; (2) the lock covers exactly one row, so there is no retry loop to
-  bound, no deadlock (a transaction never holds two members) and no false conflicts between
-  members; (3) on Citus the lock stays a plain row lock on the one worker that holds the member.
-  The store says ``shared = True``: the runner then locks and re-loads per event and commits per
-  event, and never trusts its cache across events (engine/runner.py).
+  that every caller must retry; (2) there is no retry loop to bound and no false conflicts between
+  members; (3) on Citus the lock stays a plain row lock on the worker that holds the member.
+  The store says ``shared = True``: the runner never trusts its cache across transactions
+  (engine/runner.py).
 
-Each event's writes (the event row, the member's new state, one multi-row INSERT for its ledger
-rows, one for its effects) are batched with the COMMIT into one multi-statement query, one round
-trip, and the lock with the replay check into another: an event is applied whole or not at all, a
-kill -9 or a lost connection rolls back at most the event in flight, and a rerun applies exactly
-the events whose ids are not recorded as applied. (COPY does not fit: an event's rows are a handful,
-written under its member's lock, not a bulk load.)
+Two kinds of transaction:
+
+* One event (``lock``, ``save``/``reject``, ``commit``): a checkout (``Engine.apply``, the HTTP
+  service). One member, committed at once, so the redemption is durable when it is acknowledged
+  and the lock is held for one event. The event's writes (the event row, the member's new state,
+  one multi-row INSERT for its ledger rows, one for its effects) go with the COMMIT in one
+  multi-statement query, and the lock with the replay check in another: two round trips.
+* A chunk of a replay (``lock_chunk``, then per event ``lock``/``save``/``reject`` answered and
+  buffered in memory, ``commit``): ``Runner.run`` with a stream of events. One transaction locks
+  the rows of every member of the chunk in one statement, in sorted member order (``COLLATE "C"``),
+  so two replays, or a replay and a checkout, wait for each other but never deadlock; it looks the
+  chunk's event ids up in one query, and writes what the chunk's events did with one statement a
+  table, sent with the COMMIT. A checkout for a member of the chunk waits for that commit.
+
+Either way an event is applied whole or not at all: a rejected event writes nothing of its
+outcome, a database error, kill -9 or lost connection rolls back the transaction in flight (one
+event, or one chunk), and a rerun applies exactly the events whose ids are not recorded as applied.
 
 The schema is created and upgraded by the versioned migrations below (``schema_migrations``),
 applied on first use or by ``loyalty db upgrade --db URL``.
+
+A chunk's transaction touches many members, so on Citus it would span many shards, and Citus
+runs ``SELECT … FOR UPDATE`` only in a query routed to one shard: with the ``citus`` extension
+installed the store says ``chunks = False`` and a replay keeps one transaction an event, each on
+one worker, as checkouts do (docs/SCALING.md).
 """
 from __future__ import annotations
 
@@ -138,10 +153,37 @@ def migrate(conn, name: str = "PostgreSQL store") -> list[int]:
     return applied
 
 
+class _Chunk:
+    """One replay chunk's open transaction: the members it locked and their states as the chunk's
+    events leave them, what the database knew of the chunk's event ids, and the writes of the
+    events applied or refused so far (sent with the COMMIT)."""
+
+    def __init__(self, states: dict, known: dict):
+        self.states: dict[str, Optional[MemberState]] = states  # every locked member
+        self.known: dict[tuple[str, str], tuple] = known         # (member, id) -> (status, digest, reason) on record
+        self.applied: set[tuple[str, str]] = set()                # applied in this chunk
+        self.refused: dict[tuple[str, str], tuple] = {}           # refused in this chunk: (reason, digest), first kept
+        self.unrefuse: list[tuple[str, str]] = []                 # refusals on record that an applied event replaces
+        self.event_rows: list[tuple] = []                         # (member, id, type, at) of the applied events
+        self.dirty: dict[str, MemberState] = {}                   # members' new states
+        self.ledger_rows: list[tuple] = []
+        self.effect_rows: list[tuple] = []
+
+    def status(self, key: tuple[str, str]) -> Optional[str]:
+        if key in self.applied:
+            return "applied"
+        if key in self.refused:
+            return "rejected"
+        row = self.known.get(key)
+        return row[0] if row is not None else None
+
+
 class PostgresStore:
-    # Other processes write this ledger too: the runner locks and re-loads the member per event
-    # (``lock``) and commits per event, instead of trusting states cached across a batch.
+    # Other processes write this ledger too: the runner locks and re-loads the members of each
+    # transaction (``lock``, ``lock_chunk``) instead of trusting states cached across transactions.
     shared = True
+    # A replay may lock and commit a chunk of events at once (``lock_chunk``); False on Citus.
+    chunks = True
 
     def __init__(self, url: str, program_id: str):
         import psycopg
@@ -160,10 +202,15 @@ class PostgresStore:
         self._locked = False                 # ... and whose row that transaction holds locked
         self._state = _UNKNOWN               # that member's state under the lock
         self._checked: Optional[tuple[str, bool]] = None  # (event id, applied?) looked up with the lock
+        self._chunk: Optional[_Chunk] = None  # the replay chunk whose transaction is open (lock_chunk)
         with self._guard():
             migrate(self.conn, self.name)
             self.conn.execute("INSERT INTO meta (program, key, value) VALUES (%s, 'created_at', now()::text) "
                               "ON CONFLICT DO NOTHING", (program_id,))
+            # Citus runs SELECT … FOR UPDATE only in a query routed to one shard: a chunk's lock spans
+            # many, so on Citus a replay keeps one transaction (one shard) an event.
+            self.chunks = not self.conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')").fetchone()[0]
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -176,6 +223,7 @@ class PostgresStore:
         except self._psycopg.Error as exc:
             self._queue.clear()
             self._reset()
+            self._chunk = None
             try:
                 if not self.conn.closed and self.conn.info.transaction_status != self._idle:
                     self.conn.execute("ROLLBACK")
@@ -209,6 +257,13 @@ class PostgresStore:
                 break
         return results[len(results) - len(queries):] if queries else []
 
+    def _sync(self) -> None:
+        """Send what is queued (or the open chunk's buffered writes), so that a read sees it."""
+        if self._chunk is not None:
+            self._flush_chunk(commit=False)
+        else:
+            self._send()
+
     def _end(self) -> None:
         """Queue the COMMIT of the open transaction (sent with whatever comes next)."""
         if self._member is not None:
@@ -227,7 +282,19 @@ class PostgresStore:
         SELECT … FOR UPDATE: until this transaction ends no other process can apply an event for
         this member. Returns the member's state as the last holder of the lock committed it. With
         ``event_id``, also looks up (under the lock, in the same round trip) whether that event is
-        applied, for ``is_applied``."""
+        applied, for ``is_applied``.
+
+        Inside a replay chunk (``lock_chunk``) the member is already locked: this makes it the
+        member of the next ``is_applied``/``refusal``/``save`` and returns its state as the chunk's
+        events so far left it, without a round trip."""
+        chunk = self._chunk
+        if chunk is not None:
+            if member not in chunk.states:
+                raise StoreError(f"{self.name}: member {member!r} is not locked by the open chunk")
+            self._member, self._locked, self._state = member, True, chunk.states[member]
+            applied = event_id is not None and chunk.status((member, event_id)) == "applied"
+            self._checked = (event_id, applied) if event_id is not None else None
+            return self._state
         if self._locked and self._member == member and self._state is not _UNKNOWN and event_id is None:
             return self._state
         p = self.program
@@ -251,15 +318,171 @@ class PostgresStore:
                 self._checked = (event_id, results[1][0][0])
             return self._state
 
+    # -- replay chunks --------------------------------------------------------------------------
+
+    def lock_chunk(self, events) -> None:
+        """Open one transaction for a chunk of a replay (``events``: objects with ``member`` and
+        ``id``, in stream order), committing any open one first. In one round trip: create the
+        missing member rows, lock every member's row with SELECT … FOR UPDATE in sorted member order
+        (two chunks, or a chunk and a checkout, never deadlock: each takes its locks in the same
+        order, and a checkout holds one), load their states, and look up the chunk's event ids.
+        Until ``commit`` (or ``rollback``) the runner applies the chunk's events one by one through
+        ``lock``, ``is_applied``, ``refusal``, ``save`` and ``reject``, answered and buffered in
+        memory; ``commit`` writes them all with the COMMIT."""
+        if self._chunk is not None:
+            self.commit()
+        members = sorted({e.member for e in events})
+        keys = list(dict.fromkeys((e.member, e.id) for e in events))
+        p = self.program
+        with self._guard():
+            self._end()
+            _, _, rows, known = self._pipeline([
+                ("BEGIN", None),
+                # New members first, in sorted order (ON CONFLICT DO NOTHING waits for a concurrent
+                # insert of the same member to end): then every member has a committed row or one of
+                # ours, and the SELECT … FOR UPDATE below locks them all, in the order it sorts them.
+                ("INSERT INTO members (program, member) SELECT %s, m FROM unnest(%b::text[]) AS m "
+                 'ORDER BY m COLLATE "C" ON CONFLICT DO NOTHING', (p, members)),
+                ("SELECT member, state::text FROM members WHERE program = %s AND member = ANY(%b::text[]) "
+                 'ORDER BY member COLLATE "C" FOR UPDATE', (p, members)),
+                ("SELECT e.member, e.id, e.status, e.digest, e.reason "
+                 "FROM unnest(%b::text[], %b::text[]) AS k(member, id) "
+                 "JOIN events e ON e.program = %s AND e.member = k.member AND e.id = k.id",
+                 ([k[0] for k in keys], [k[1] for k in keys], p)),
+            ])
+        self._reset()
+        self._member = ""  # a transaction is open: ``_end`` would commit it, ``rollback`` ends it
+        states = {m: (_decode_state(text) if text is not None else None) for m, text in rows}
+        if len(states) != len(members):  # cannot happen: every member's row was created above
+            self.rollback()
+            raise StoreError(f"{self.name}: could not lock the members of a chunk")
+        self._chunk = _Chunk(states, {(m, i): (st, d, r) for m, i, st, d, r in known})
+
+    def _pipeline(self, statements: list[tuple[str, Optional[tuple]]]) -> list[Optional[list[tuple]]]:
+        """Run ``statements`` in one round trip (pipeline mode, parameters bound on the server; the
+        ``%b`` ones, arrays, in binary: nothing to escape). Returns each statement's rows (None for
+        a statement without). Whatever was queued is sent first. Nothing is prepared on the server
+        (a connection pooler in transaction mode may hand us another server session next time)."""
+        self._send()
+        conn = self.conn
+        cursors = []
+        with conn.pipeline():
+            for sql, params in statements:
+                cur = conn.cursor()
+                cur.execute(sql, params, prepare=False)
+                cursors.append(cur)
+        return [cur.fetchall() if cur.description is not None else None for cur in cursors]
+
+    def _flush_chunk(self, commit: bool) -> None:
+        """Send the open chunk's writes, then the COMMIT when ``commit``: the members' new states
+        and the refusals that applied events replace in one round trip, the event, ledger and effect
+        rows by COPY (in the order the events made them: the sequences number the ledger and effect
+        rows in that order), the refusals with the COMMIT. Event rows go in sorted by key, so two
+        chunks that refuse the same event id (recorded under member '' when the line names no
+        member) wait for each other rather than deadlock."""
+        chunk, p = self._chunk, self.program
+        first: list[tuple[str, Optional[tuple]]] = []
+        if chunk.unrefuse:
+            first.append((
+                "DELETE FROM events e USING unnest(%b::text[], %b::text[]) AS k(member, id) "
+                "WHERE e.program = %s AND e.member = k.member AND e.id = k.id AND e.status = 'rejected'",
+                ([k[0] for k in chunk.unrefuse], [k[1] for k in chunk.unrefuse], p)))
+        if chunk.dirty:
+            members = list(chunk.dirty)
+            states = [chunk.dirty[m] for m in members]
+            first.append((
+                "UPDATE members AS m SET state = r.state::json, clock = r.clock "
+                "FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) AS r(member, state, clock) "
+                "WHERE m.program = %s AND m.member = r.member",
+                (members, [_encode(st).decode() for st in states], [st.clock for st in states], p)))
+        if first:
+            self._pipeline(first)
+        cur = self.conn.cursor()
+        if chunk.event_rows:
+            with cur.copy("COPY events (program, member, id, type, at, status) FROM STDIN") as copy:
+                for row in sorted(chunk.event_rows):
+                    copy.write_row((p, *row, "applied"))
+        if chunk.ledger_rows:
+            with cur.copy("COPY ledger (program, member, at, source, action, lot, amount, from_state, to_state, "
+                          "rule, version) FROM STDIN") as copy:
+                for row in chunk.ledger_rows:
+                    copy.write_row((p, *row))
+        if chunk.effect_rows:
+            with cur.copy("COPY effects (program, member, type, at, detail, rule) FROM STDIN") as copy:
+                for row in chunk.effect_rows:
+                    copy.write_row((p, *row))
+        last: list[tuple[str, Optional[tuple]]] = []
+        if chunk.refused:
+            rows = sorted((m, i, reason, digest) for (m, i), (reason, digest) in chunk.refused.items())
+            last.append((
+                "INSERT INTO events (program, member, id, status, reason, digest) "
+                "SELECT %s, r.member, r.id, 'rejected', r.reason, r.digest "
+                "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS r(member, id, reason, digest) "
+                "ON CONFLICT (program, member, id) DO NOTHING", (p, *map(list, zip(*rows)))))
+        if commit:
+            last.append(("COMMIT", None))
+            self._chunk = None
+            self._reset()
+        if last:
+            self._pipeline(last)
+        if not commit:  # the rows are on the server now, inside the still open transaction
+            for key in chunk.applied:
+                chunk.known[key] = ("applied", None, None)
+            for key, (reason, digest) in chunk.refused.items():
+                chunk.known.setdefault(key, ("rejected", digest, reason))
+            chunk.applied, chunk.refused, chunk.unrefuse, chunk.event_rows = set(), {}, [], []
+            chunk.dirty, chunk.ledger_rows, chunk.effect_rows = {}, [], []
+
+    def _chunk_save(self, chunk: _Chunk, event_id, event_type, at, state, entries, effects) -> None:
+        member = state.member
+        key = (member, event_id)
+        if member not in chunk.states:
+            raise StoreError(f"{self.name}: member {member!r} is not locked by the open chunk")
+        if chunk.status(key) == "applied":  # as the primary key would: never applied twice
+            raise StoreError(f"{self.name}: event {event_id} of member {member} is already applied")
+        # every row first, then the buffers: an error here leaves nothing of the event behind
+        ledger = [(e.member, e.at, e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule, e.version)
+                  for e in entries]
+        effect_rows = [(f.member, f.type, f.at, _encode(f.detail).decode(), f.rule) for f in effects]
+        if key in chunk.refused:      # refused earlier in this chunk: the refusal gives way
+            del chunk.refused[key]
+        elif key in chunk.known:      # refused on record: the refusal gives way
+            chunk.unrefuse.append(key)
+        chunk.applied.add(key)
+        chunk.event_rows.append((member, event_id, event_type, at))
+        chunk.states[member] = chunk.dirty[member] = state
+        chunk.ledger_rows.extend(ledger)
+        chunk.effect_rows.extend(effect_rows)
+        if self._member == member:
+            self._state = state
+            if self._checked is not None and self._checked[0] == event_id:
+                self._checked = (event_id, True)
+
     def commit(self) -> None:
+        if self._chunk is not None:
+            try:
+                with self._guard():
+                    self._flush_chunk(commit=True)
+            except BaseException:
+                self._abort()   # not a database error (a bug, an interrupt): still nothing half-written
+                raise
+            return
         with self._guard():
             self._end()
             self._send()
 
+    def _abort(self) -> None:
+        try:
+            self.rollback()
+        except Exception:  # the connection is gone: the server rolls the transaction back
+            pass
+
     def rollback(self) -> None:
-        """Drop what the open transaction wrote (queued or sent) and release the member's lock."""
+        """Drop what the open transaction wrote (queued or sent) and release the member's lock
+        (or the chunk's locks)."""
         self._queue.clear()
         self._reset()
+        self._chunk = None
         with self._guard():
             if self.conn.info.transaction_status != self._idle:
                 self.conn.execute("ROLLBACK")
@@ -278,6 +501,8 @@ class PostgresStore:
         are unique per member. Without a lock it looks the id up program-wide."""
         if self._locked and self._checked is not None and self._checked[0] == event_id:
             return self._checked[1]
+        if self._chunk is not None and self._member is not None:
+            return self._chunk.status((self._member, event_id)) == "applied"
         with self._guard():
             if self._locked:
                 rows = self._send(("SELECT 1 FROM events WHERE program = %s AND member = %s AND id = %s "
@@ -290,6 +515,8 @@ class PostgresStore:
     def load(self, member: str) -> Optional[MemberState]:
         if self._locked and self._member == member and self._state is not _UNKNOWN:
             return self._state
+        if self._chunk is not None and member in self._chunk.states:
+            return self._chunk.states[member]
         with self._guard():
             rows = self._send(("SELECT state::text FROM members WHERE program = %s AND member = %s",
                                (self.program, member)))[0]
@@ -298,7 +525,11 @@ class PostgresStore:
     def save(self, event_id, event_type, at, state, entries, effects) -> None:
         """Queue the event's writes in the member's transaction; ``commit`` sends them with the
         COMMIT, in one round trip. If the event is already applied (a caller that did not lock
-        raced another process), the INSERT fails on the primary key and the whole event rolls back."""
+        raced another process), the INSERT fails on the primary key and the whole event rolls back.
+        Inside a replay chunk the writes are buffered until ``commit``."""
+        if self._chunk is not None:
+            self._chunk_save(self._chunk, event_id, event_type, at, state, entries, effects)
+            return
         p, member = self.program, state.member
         with self._guard():
             self._tx(member)
@@ -329,6 +560,12 @@ class PostgresStore:
         if event_id is None:
             return
         member = member or ""
+        chunk = self._chunk
+        if chunk is not None:
+            key = (member, event_id)
+            if chunk.status(key) is None:  # an applied event stays applied; the first refusal is kept
+                chunk.refused[key] = (reason, digest)
+            return
         with self._guard():
             self._tx(member)
             # the first refusal keeps its reason and fingerprint
@@ -338,6 +575,15 @@ class PostgresStore:
 
     def refusal(self, event_id):
         member = self._member or ""
+        chunk = self._chunk
+        if chunk is not None and member in chunk.states:
+            key = (member, event_id)
+            if key in chunk.refused:
+                reason, digest = chunk.refused[key]
+                return digest, reason
+            row = chunk.known.get(key)
+            refused = row is not None and row[0] == "rejected" and key not in chunk.applied
+            return (row[1], row[2]) if refused else None
         with self._guard():
             rows = self._send(("SELECT digest, reason FROM events WHERE program = %s AND member = %s AND id = %s "
                                "AND status = 'rejected'", (self.program, member, event_id)))
@@ -346,7 +592,7 @@ class PostgresStore:
 
     def members(self) -> Iterator[str]:
         with self._guard():
-            self._send()
+            self._sync()
             rows = self.conn.execute(
                 'SELECT member FROM members WHERE program = %s AND state IS NOT NULL ORDER BY member COLLATE "C"',
                 (self.program,)).fetchall()
@@ -354,7 +600,7 @@ class PostgresStore:
 
     def effects(self) -> list[dict]:
         with self._guard():
-            self._send()
+            self._sync()
             rows = self.conn.execute(
                 "SELECT member, type, at, detail::text, rule FROM effects WHERE program = %s ORDER BY seq",
                 (self.program,)).fetchall()
@@ -362,7 +608,7 @@ class PostgresStore:
 
     def entries(self, member: str) -> list[Entry]:
         with self._guard():
-            self._send()
+            self._sync()
             rows = self.conn.execute(
                 "SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version "
                 "FROM ledger WHERE program = %s AND member = %s ORDER BY seq", (self.program, member)).fetchall()
@@ -374,7 +620,7 @@ class PostgresStore:
         # or happening applied, as SQLite's meta 'last_at' (kept here without a program-wide row
         # that every transaction would have to update).
         with self._guard():
-            self._send()
+            self._sync()
             row = self.conn.execute("SELECT max(clock) FROM members WHERE program = %s", (self.program,)).fetchone()
         last: Optional[datetime] = row[0] if row else None
         return last.isoformat() if last is not None else None
