@@ -2,8 +2,9 @@
 
 Measures, side by side in one run, for every program in programs/: quote latency per cart,
 replay throughput into memory and SQLite; for &est also the hand-written floor and zen-engine, how
-cost grows with events and with one member's lots; and `loyalty validate programs`. Prints the
-Markdown table (or JSON with --json); a full run rewrites BENCHMARKS.md.
+cost grows with events and with one member's lots, and replay with jobs=1 against jobs=2
+(engine/parallel.py); and `loyalty validate programs`. Prints the Markdown table (or JSON with
+--json); a full run rewrites BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ SIZES = {
     "full": {"replay_events": 20_000, "quote_carts": 400, "quote_reps": 5, "compare_carts": 1000, "compare_reps": 5,
              "scale": [(10_000, "memory"), (100_000, "memory"), (1_000_000, "memory"), (10_000, "sqlite"),
                        (100_000, "sqlite")],
-             "lots": [(10, 300), (1_000, 100), (100_000, 7)], "validate_reps": 3},
+             "lots": [(10, 300), (1_000, 100), (100_000, 7)], "validate_reps": 3,
+             "parallel_events": 20_000, "parallel_reps": 3},
     "quick": {"replay_events": 300, "quote_carts": 50, "quote_reps": 2, "compare_carts": 100, "compare_reps": 2,
-              "scale": [(10_000, "memory")], "lots": [(10, 30), (1_000, 10), (10_000, 2)], "validate_reps": 1},
+              "scale": [(10_000, "memory")], "lots": [(10, 30), (1_000, 10), (10_000, 2)], "validate_reps": 1,
+              "parallel_events": 1_000, "parallel_reps": 1},
 }
 EXPECTED = ("andest", "ansage", "amare", "rewards_circle", "manda")
 
@@ -65,10 +68,9 @@ def run(quick: bool) -> dict:
             continue
         pg = None
         if os.environ.get("LOYALTY_PG_URL"):
-            # PostgreSQL commits each event on its own (a row lock per member): a tenth of the events
-            n_pg = max(len(lines) // 10, 50)
-            log(f"[bench] {program.id}: replay {n_pg:,} events into PostgreSQL")
-            pg = section(f"{program.id} replay postgresql", suite.replay, program, lines[:n_pg], "postgresql")
+            # the whole workload: a replay commits chunks of events under their members' row locks
+            log(f"[bench] {program.id}: replay {len(lines):,} events into PostgreSQL")
+            pg = section(f"{program.id} replay postgresql", suite.replay, program, lines, "postgresql")
         store = mem[1]
         quote = section(f"{program.id} quotes", suite.quotes, program, store, sizes["quote_carts"], sizes["quote_reps"])
         if quote is None:
@@ -94,6 +96,7 @@ def run(quick: bool) -> dict:
             one = section(f"lots {n}", suite.scale_lots, andest[0], n, reps)
             if one is not None:
                 out["lots"].append(one)
+        out["parallel"] = section("parallel", suite.parallel_replay, sizes["parallel_events"], sizes["parallel_reps"])
     log("[bench] loyalty validate programs")
     out["validate"] = section("validate", suite.validate, sizes["validate_reps"])
     out["machine"]["load_avg_end"] = os.getloadavg()[0]
@@ -113,6 +116,10 @@ def check(results: dict) -> list[str]:
     for s in results.get("scale") or []:
         if s["rejected"]:
             problems.append(f"scale {s['events']} {s['store']}: {s['rejected']} events rejected")
+    for row in (results.get("parallel") or {}).get("rows", []):
+        if row["rejected"]:
+            problems.append(f"parallel replay {row['store']} jobs={row['jobs']}: {row['rejected']} events rejected: "
+                            f"{row['first_rejections']}")
     c = results.get("compare")
     if c and c["agree"] != c["carts"]:
         problems.append(f"engine, hand-written and zen-engine disagree on {c['carts'] - c['agree']} carts: "

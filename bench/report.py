@@ -51,6 +51,16 @@ def targets(r: dict) -> list[dict]:
     return out
 
 
+def parallel_table(p: dict) -> list[str]:
+    """Section 6: replay of one workload with jobs=1 and jobs=N, side by side (bench/parallel.py)."""
+    rows = [[{"memory": "memory", "sqlite": "SQLite", "postgresql": "PostgreSQL"}[x["store"]], x["jobs"],
+             {None: "–", "fork": "fork", "pipe": "pipe"}[x["transport"]], _n(x["events"]), f"{x['seconds']:.2f}",
+             _n(x["eps"]), _n(x["eps_cpu"]), f"{x['speedup']:.2f}×", f"{x['cpu_ratio']:.2f}×", x["rejected"]]
+            for x in p["rows"]]
+    return _table(["store", "jobs", "lines reach workers by", "events", "seconds", "events/s", "events/CPU-s",
+                   "speed-up (events/s vs jobs=1)", "CPU-s vs jobs=1", "rejected"], rows)
+
+
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = ["# Benchmarks", "",
@@ -96,8 +106,8 @@ def markdown(r: dict) -> str:
                for p in r["programs"] if p.get("postgresql")]
     if pg_rows:
         lines += ["", "Replay into PostgreSQL in the same run (server from `LOYALTY_PG_URL`, e.g. `source .ci/pg.sh`; "
-                  "each event its own transaction under the member's row lock, durable commits; the first tenth "
-                  "of the workload):", ""]
+                  "`Runner.run` commits a chunk of events a transaction, its members' rows locked together in member "
+                  "order, durable commits; a checkout's `Engine.apply` stays one event a transaction):", ""]
         lines += _table(["program", "events", "memory events/s", "SQLite events/s", "PostgreSQL events/s",
                          "PostgreSQL events/CPU-s (client)", "rejected"], pg_rows)
     else:
@@ -164,6 +174,23 @@ def markdown(r: dict) -> str:
                         [[f"`{v['command']}`", v["exit"], f"{v['wall_s']:.2f}", f"{v['startup_s']:.2f}"]])
         lines += ["", "In-process `load_program` (schema check, semantic checks, compile), warm, per file:", ""]
         lines += _table(["file", "ms"], [[k, f"{ms:.1f}"] for k, ms in v["load_ms"].items()])
+
+    p = r.get("parallel")
+    if p:
+        lines += ["", "## 6. Parallel replay by member shard", "",
+                  f"The &est workload ({_n(p['events'])} events, {p['members']} members) "
+                  f"replayed into a fresh store with jobs=1 (`Runner.run`, this process) and jobs={p['jobs']} "
+                  "(`engine.parallel.replay_parallel`, `loyalty run --jobs`): lines partitioned by member, one "
+                  "worker process a shard, results merged in line order; into SQLite the workers compute and the "
+                  "parent writes; into memory the states stay in the workers (a measurement only: `loyalty run "
+                  "--jobs` refuses `:memory:`). Wall time from the lines in memory to the last commit; CPU-s add "
+                  "the parent and its workers (not the PostgreSQL server, which shares the cores). "
+                  f"Median of {p['reps']} interleaved round(s); {p['cores']} cores, load average "
+                  f"{p['load_avg'][0]:.1f} → {p['load_avg'][1]:.1f} (a load near the core count leaves no core "
+                  "for a second worker: the speed-up then reads low).", ""]
+        lines += parallel_table(p)
+        if not p["postgresql"]:
+            lines += ["", "PostgreSQL: not measured in this run (set `LOYALTY_PG_URL`, e.g. `source .ci/pg.sh`)."]
 
     lines += ["", "## Workloads", "",
               "`bench/workloads.py`, fixed seed, stdlib only: every member gets its own `random.Random`, so the "

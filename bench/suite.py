@@ -241,6 +241,15 @@ def scale_lots(program, n_lots: int, reps: int) -> dict:
             "quote": latency(samples), "apply": latency(apply_samples)}
 
 
+# --- (6) parallel replay by member shard ----------------------------------------------------------
+
+def parallel_replay(n_events: int, reps: int = 1) -> dict:
+    """&est replayed with jobs=1 and jobs=2 into memory, SQLite and (LOYALTY_PG_URL) PostgreSQL."""
+    from .parallel import run
+
+    return run(n_events, jobs=2, reps=reps, log=lambda m: print(m, file=sys.stderr, flush=True))
+
+
 # --- (5) validate -------------------------------------------------------------------------------
 
 def validate(reps: int) -> dict:

@@ -86,7 +86,10 @@ def _read_lines(events: str):
 @click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db), :memory:, or postgresql://user@host:port/db")
 @click.option("--as-of", "as_of", default=None, help="Report time (default: the last event's time)")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
-def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str], as_json: bool) -> None:
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes: above 1, the events are replayed sharded by member (engine/parallel.py); "
+                   "needs a SQLite or PostgreSQL --db")
+def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str], as_json: bool, jobs: int) -> None:
     """Apply EVENTS (.jsonl, or - for stdin) to the ledger and report every member."""
     from .store import open_store
     from .store.sqlite import StoreError
@@ -95,13 +98,18 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
     if events != "-" and not Path(events).is_file():
         click.echo(f"{events}: no such events file", err=True)
         sys.exit(1)
+    spec = db or _default_db(program)
+    if jobs > 1 and spec == ":memory:":
+        click.echo("loyalty run: --jobs above 1 needs a ledger the worker processes share (a SQLite file or a "
+                   "PostgreSQL URL): with --db :memory: the members would stay in the workers", err=True)
+        sys.exit(1)
     try:
-        store = open_store(db or _default_db(program), program.id)
+        store = open_store(spec, program.id)
     except (StoreError, ValueError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
     try:
-        report, result = _run_and_report(program, store, events, as_of)
+        report, result = _run_and_report(program, store, events, as_of, jobs, program_path, spec)
     except StoreError as exc:
         click.echo(f"loyalty run: {exc}", err=True)
         sys.exit(1)
@@ -117,16 +125,27 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
     sys.exit(1 if result.rejected else 0)
 
 
-def _run_and_report(program: Program, store, events: str, as_of: Optional[str]):
+def _run_and_report(program: Program, store, events: str, as_of: Optional[str], jobs: int = 1,
+                    program_path: Optional[str] = None, spec: Optional[str] = None):
     import msgspec
 
     from .progress import count_lines, replay_progress
     from .report import member_dict
     from .runner import Runner, parse_as_of
 
-    # a bar on a terminal for long replays; silent otherwise (CI, pipes)
-    with replay_progress(count_lines(events)) as progress:
-        result = Runner(program, store).run(_read_lines(events), progress=progress)
+    if jobs > 1:
+        from .parallel import ParallelError, effects_in_line_order, replay_parallel
+
+        try:
+            result = replay_parallel(program_path, _read_lines(events), jobs, spec,
+                                     progress=lambda: replay_progress(count_lines(events)))
+        except ParallelError as exc:
+            click.echo(f"loyalty run: {exc}", err=True)
+            sys.exit(exc.exit_code)
+    else:
+        # a bar on a terminal for long replays; silent otherwise (CI, pipes)
+        with replay_progress(count_lines(events)) as progress:
+            result = Runner(program, store).run(_read_lines(events), progress=progress)
     try:
         when = parse_as_of(as_of, program, store)
     except ValueError as exc:
@@ -139,11 +158,14 @@ def _run_and_report(program: Program, store, events: str, as_of: Optional[str]):
         state = store.load(member)
         if state is not None and state.registered:
             members[member] = member_dict(program, state, when, due)
+    effects = store.effects()
+    if jobs > 1:   # workers wrote their members' effects as they went: back in the order of the lines
+        effects = effects_in_line_order(effects, result.effects)
     report = {
         "as_of": when.astimezone(program.tz).isoformat(),
         "program": {"id": program.id, "version": program.version_at(when).number},
         "members": members,
-        "effects": [e for e in store.effects() if e["at"] <= when.astimezone(program.tz).isoformat()]
+        "effects": [e for e in effects if e["at"] <= when.astimezone(program.tz).isoformat()]
                    + [msgspec.to_builtins(e) for e in due],
         "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected],
         "applied": len(result.applied),

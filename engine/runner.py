@@ -136,13 +136,15 @@ class Runner:
         if getattr(self.store, "changed_by_others", None) is None or len(self.cache) > CACHE_MEMBERS:
             self.cache.clear()
 
-    def run(self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None) -> RunResult:
+    def run(self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None,
+            result: Optional[RunResult] = None) -> RunResult:
         """Apply a stream. A store with one writer per transaction (SQLite) gets the stream in
         chunks of ``batch`` lines: one transaction a chunk, and the ids of the chunk looked up in one
         query under its write lock instead of one query an event. A shared store that can lock a
         chunk's members at once (PostgreSQL) gets it in chunks too: one transaction a chunk, its
-        members locked together (``_run_shared_chunk``)."""
-        result = RunResult()
+        members locked together (``_run_shared_chunk``). ``result``: the RunResult to fill (a caller
+        that watches it line by line through ``progress``, engine/parallel.py); a new one by default."""
+        result = result if result is not None else RunResult()
         chunked = (self._prefetch is not None and not self.shared) or self._lock_chunk is not None
         chunk: list = []
         try:

@@ -1,0 +1,159 @@
+"""Parallel replay by member shard (engine/parallel.py): jobs=1 against jobs=N, side by side.
+
+    python -m bench.parallel [--events 20000] [--jobs 2] [--reps 3] [--json]
+
+The &est workload (bench/workloads.py) replayed into a fresh store, into memory, SQLite and (with
+LOYALTY_PG_URL, e.g. ``source .ci/pg.sh``) PostgreSQL:
+
+* jobs=1 is today's ``Runner(program, store).run(lines)`` in this process;
+* jobs=N is ``replay_parallel(program_path, lines, N, store)``: the lines partitioned by member,
+  N worker processes (the lines inherited by fork, or for comparison sent by pipe), the results
+  merged in line order; for SQLite the workers compute and this process writes the ledger.
+
+The timing covers everything from the lines in memory to the last commit (partition, fork, replay,
+merge). CPU seconds add this process and its workers (RUSAGE_CHILDREN; a PostgreSQL server's own
+CPU is not counted). Each configuration runs ``reps`` times, interleaved with the others so a
+busy machine slows them alike; the median run is reported.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = ROOT / "programs" / "andest.yaml"
+
+
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class _Target:
+    """A fresh, empty store of one kind for each run (and its clean-up)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.tmp = None
+        self.schema = None
+
+    def __enter__(self) -> str:
+        if self.kind == "memory":
+            return ":memory:"
+        if self.kind == "sqlite":
+            self.tmp = tempfile.mkdtemp(prefix="loyalty-bench-")
+            return str(Path(self.tmp) / "ledger.db")
+        import psycopg
+
+        from engine.store.postgres import PostgresStore
+
+        url = os.environ["LOYALTY_PG_URL"]
+        self.schema = f"bench_par_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {self.schema}")
+        spec = f"{url}{'&' if '?' in url else '?'}options={quote(f'-csearch_path={self.schema}')}"
+        PostgresStore(spec, "andest").close()   # the schema's tables, made before the clock starts
+        return spec
+
+    def __exit__(self, *exc) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.schema is not None:
+            import psycopg
+
+            with psycopg.connect(os.environ["LOYALTY_PG_URL"], autocommit=True) as admin:
+                admin.execute(f"DROP SCHEMA {self.schema} CASCADE")
+
+
+def once(lines: list[bytes], kind: str, jobs: int, transport: str | None = None) -> dict:
+    """One replay of ``lines`` into a fresh store of ``kind``: jobs=1 sequential, else parallel."""
+    from engine.loader import load_program
+    from engine.parallel import replay_parallel
+    from engine.runner import Runner
+    from engine.store import open_store
+
+    with _Target(kind) as spec:
+        program = load_program(PROGRAM)
+        gc.collect()
+        cpu, start = _cpu(), time.perf_counter()
+        if jobs == 1:
+            store = open_store(spec, program.id)
+            result = Runner(program, store).run(lines)
+            store.close()
+        else:
+            result = replay_parallel(str(PROGRAM), lines, jobs, spec, transport=transport)
+        seconds, cpu = time.perf_counter() - start, _cpu() - cpu
+    return {"store": kind, "jobs": jobs, "transport": transport if jobs > 1 else None, "events": len(lines),
+            "seconds": seconds, "eps": len(lines) / seconds, "cpu_s": cpu, "eps_cpu": len(lines) / cpu if cpu else 0.0,
+            "applied": len(result.applied), "rejected": len(result.rejected),
+            "first_rejections": result.rejected[:3]}
+
+
+def configurations(jobs: int, pg: bool) -> list[tuple[str, int, str | None]]:
+    out = [("memory", 1, None), ("memory", jobs, "fork"), ("memory", jobs, "pipe"),
+           ("sqlite", 1, None), ("sqlite", jobs, "fork")]
+    if pg:
+        out += [("postgresql", 1, None), ("postgresql", jobs, "fork")]
+    return out
+
+
+def run(n_events: int, jobs: int = 2, reps: int = 1, log=None) -> dict:
+    """Every configuration, ``reps`` rounds interleaved; the median round of each."""
+    from . import workloads
+
+    pg = bool(os.environ.get("LOYALTY_PG_URL"))
+    lines = workloads.encoded("andest", n_events)
+    pg_lines = lines   # a replay commits chunks under row locks: the whole workload
+    configs = configurations(jobs, pg)
+    runs: dict[tuple, list[dict]] = {c: [] for c in configs}
+    load_start = os.getloadavg()[0]
+    for rep in range(reps):
+        for kind, j, transport in configs:
+            if log is not None:
+                log(f"[bench] parallel replay: {kind}, jobs={j}{f' ({transport})' if transport else ''}, "
+                    f"round {rep + 1} of {reps}")
+            runs[(kind, j, transport)].append(once(pg_lines if kind == "postgresql" else lines, kind, j, transport))
+    rows = []
+    for config in configs:
+        done = sorted(runs[config], key=lambda r: r["seconds"])
+        row = dict(done[len(done) // 2])
+        row["runs_s"] = [r["seconds"] for r in runs[config]]
+        rows.append(row)
+    for row in rows:
+        base = next(r for r in rows if r["store"] == row["store"] and r["jobs"] == 1)
+        row["speedup"] = row["eps"] / base["eps"]
+        row["cpu_ratio"] = row["cpu_s"] / base["cpu_s"] if base["cpu_s"] else 0.0
+    return {"program": "andest", "events": n_events, "jobs": jobs, "reps": reps, "cores": os.cpu_count(),
+            "members": len({json.loads(line)["member"] for line in lines}),
+            "postgresql": pg, "load_avg": [load_start, os.getloadavg()[0]], "rows": rows}
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    out = run(args.events, args.jobs, args.reps, log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    from .report import parallel_table
+
+    print("\n".join(parallel_table(out)))
+
+
+if __name__ == "__main__":
+    main()
