@@ -1,5 +1,10 @@
 """A member's state: lots, orders and the member's own clock. Values, not services.
 
+Lots, order lines, orders, ledger entries and the running totals hold only scalars, dates,
+strings and tuples or dicts of them: they can never be part of a reference cycle, so they are
+declared ``gc=False`` and the garbage collector does not walk the millions of them a long
+replay keeps.
+
 Lots and orders are frozen msgspec Structs, replaced (never mutated) when they change, so a copy
 of a state is a copy of its lists and dicts and the input of the pure core is never touched.
 msgspec also makes the state cheap to store: one JSON blob a member.
@@ -20,7 +25,7 @@ CONVERTED = "converted"
 OPEN = frozenset(("pending", "valid", "held"))   # lots that can still change; the others are closed
 
 
-class Lot(msgspec.Struct, frozen=True, kw_only=True):
+class Lot(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """An amount of points (or credits) in one state, from one rule of one program version."""
 
     id: str
@@ -40,7 +45,7 @@ class Lot(msgspec.Struct, frozen=True, kw_only=True):
     seq: int = 0                          # creation order within the member (a split is created when split)
 
 
-class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
+class OrderLine(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     sku: str
     product: str
     qty: int
@@ -52,7 +57,7 @@ class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
     points_share: int = 0           # yen of points spread onto this line
 
 
-class Order(msgspec.Struct, frozen=True, kw_only=True):
+class Order(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     id: str
     placed_at: datetime
     event: str
@@ -156,7 +161,7 @@ class LadderState(msgspec.Struct, kw_only=True):
                                        history=list(self.history))
 
 
-class OpenBalance(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class OpenBalance(msgspec.Struct, frozen=True, gc=False, kw_only=True, array_like=True):
     """Running totals of the open lots, kept by every change (lots.Change) so a quote or the clock
     never re-sums a member's lots: the cost of a balance does not grow with the history.
 
@@ -311,7 +316,7 @@ class MemberState(msgspec.Struct, kw_only=True):
         return lot.expires_on
 
 
-class Entry(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Entry(msgspec.Struct, frozen=True, gc=False, kw_only=True, array_like=True):
     """One ledger line: an amount of one lot moving from one state to another, and why."""
 
     member: str
