@@ -392,32 +392,25 @@ def _work(k: int, program_path: str, spec: str, kind: str, shard: Optional[Shard
             store = MemoryStore(program.id)
         runner = Runner(program, store, batch=SQLITE_BATCH) if kind == "sqlite" else Runner(program, store)
         running = RunResult()   # filled by runner.run line by line: each tick reads what the line added
-        a_at, s_at, r_at, e_at = at = [array("L"), array("L"), array("L"), array("L")]   # each item's line
-        na = ns = nr = ne = ticks = 0
-        applied, skipped, rejected, effects = running.applied, running.skipped, running.rejected, running.effects
+        at = [array("L"), array("L"), array("L"), array("L")]   # each item's line, per list below
+        lists = (running.applied, running.skipped, running.rejected, running.effects)
+        seen = [0, 0, 0, 0]
+        ticks = 0
 
         def tick(n: int) -> None:
             """Called by Runner.run after each line (engine/progress.py): what the line added to
             the result is the line's."""
-            nonlocal na, ns, nr, ne, ticks
-            if len(applied) != na:
-                a_at.extend(itertools.repeat(n, len(applied) - na))
-                na = len(applied)
-            if len(skipped) != ns:
-                s_at.extend(itertools.repeat(n, len(skipped) - ns))
-                ns = len(skipped)
-            if len(rejected) != nr:
-                r_at.extend(itertools.repeat(n, len(rejected) - nr))
-                nr = len(rejected)
-            if len(effects) != ne:
-                e_at.extend(itertools.repeat(n, len(effects) - ne))
-                ne = len(effects)
+            nonlocal ticks
+            for i, items in enumerate(lists):
+                if len(items) != seen[i]:
+                    at[i].extend(itertools.repeat(n, len(items) - seen[i]))
+                    seen[i] = len(items)
             ticks += 1
             if not ticks & 255:
                 done[k] = ticks
 
         result = runner.run(_numbered(shard), progress=tick, result=running)
-        if (len(result.applied), len(result.skipped), len(result.rejected), len(result.effects)) != (na, ns, nr, ne):
+        if [len(items) for items in lists] != seen:
             raise RuntimeError("the runner's results could not be matched to their lines (Runner.run no "
                                "longer reports each line to its progress callback?)")
         store.close()

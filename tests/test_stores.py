@@ -56,14 +56,8 @@ def pg_url():
     """A PostgreSQL URL whose search_path is a fresh schema (dropped afterwards)."""
     if not PG_URL:
         pytest.skip(NO_PG)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with pg_admin() as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield with_schema(PG_URL, schema)
-    finally:
-        with pg_admin() as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    with another_schema() as url:
+        yield url
 
 
 def pg_rows(url: str, sql: str, params=()) -> list[tuple]:
