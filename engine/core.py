@@ -67,6 +67,7 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
     effects: list = []
     advance(program, state, at, entries, effects, before_event=True)
     change = Change(program, state, event.id, at)
+    state.due_for = ""      # the event changes the state: its next happening is looked for again below
     _dispatch(change, event)
     ladder.after_event(change, event)   # a version's ladder follows subscriptions and orders
     state.clock = at

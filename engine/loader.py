@@ -5,6 +5,8 @@ Like beancount's loader, it reports every problem it finds in one pass, each as
 """
 from __future__ import annotations
 
+import hashlib
+
 import difflib
 import json
 from datetime import date
@@ -442,7 +444,9 @@ def parse_program(text: str | bytes, filename: str) -> Program:
                              f"(from {versions[i - 1].effective_from}): each version must start later than the one before")
     if compiler.problems:
         raise ProgramError(compiler.problems)
-    return Program(data["program"], data["name"], data["unit"], tz, filename, dict(data.get("rules") or {}), tuple(versions))
+    digest = hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()[:24]
+    return Program(data["program"], data["name"], data["unit"], tz, filename, dict(data.get("rules") or {}),
+                   tuple(versions), digest=digest)
 
 
 class _Relocated:

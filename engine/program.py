@@ -241,6 +241,7 @@ class Program:
     file: str
     rules: dict          # rule id -> description, as the program file states them
     versions: tuple[Version, ...]  # ascending by effective_from
+    digest: str = ""     # of the program file's text: what a member state's cached next happening was computed for
     # derived once from the versions (the clock asks per event): whether any version pays a
     # birth-month bonus, and the version that follows each version number
     has_birthday_bonus: bool = field(init=False, default=False)

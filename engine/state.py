@@ -267,6 +267,11 @@ class MemberState(msgspec.Struct, kw_only=True):
     open_balance: Optional[OpenBalance] = None
     # the orders' tier amounts by day and month (engine/tiers.py); None: not known, rebuilt once
     counted: Optional[CountedAmounts] = None
+    # When the member's next happening falls due (None: nothing scheduled), as the clock found it
+    # after the last event, for the program file whose digest is ``due_for`` ("": not known). A
+    # quote or the next event earlier than that skips looking (engine/clock.py).
+    due_at: Optional[datetime] = None
+    due_for: str = ""
 
     def copy(self) -> "MemberState":
         # Lots, orders and timers are frozen: copying the containers is enough for purity. The

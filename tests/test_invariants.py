@@ -54,6 +54,7 @@ from engine.program import Program
 from engine.runner import RunResult, Runner
 from engine.state import CONVERTED, STATES, MemberState, OpenBalance
 from engine.store.memory import MemoryStore
+from engine.clock import _next as clock_next
 from engine.tiers import counted_of, window_by_orders, window_by_sums
 from engine.store.sqlite import SQLiteStore
 
@@ -393,6 +394,11 @@ def check_member(state: MemberState, entries: list, program: Program) -> None:
             scanned.valid, scanned.pending, scanned.held, scanned.rolling_valid, scanned.soonest), \
             f"{who}: running totals {kept} but the open lots sum to {scanned}"
         assert (kept.valid, kept.pending, kept.held) == (balances["valid"], balances["pending"], balances["held"])
+    # the next happening the state remembers (engine/clock.py) is the one the clock finds afresh
+    if state.due_for == program.digest:
+        found = clock_next(program, state)
+        assert state.due_at == (found[0] if found is not None else None), \
+            f"{who}: remembers its next happening at {state.due_at}, the clock finds {found}"
     # the tier sums by day and month (engine/tiers.py) equal a fresh count of the orders
     if state.counted is not None:
         fresh = counted_of(state, program.tz)
