@@ -47,9 +47,14 @@ def _next(program: Program, state: MemberState) -> Optional[tuple[datetime, int,
     return best
 
 
+def _remembered(program: Program, state: MemberState) -> bool:
+    """Whether the state's remembered next happening (due_at) was found under this program file."""
+    return bool(state.due_for) and state.due_for == program.digest
+
+
 def next_due(program: Program, state: MemberState) -> Optional[datetime]:
     """When the member's next happening falls due (None: nothing is scheduled)."""
-    if state.due_for and state.due_for == program.digest:
+    if _remembered(program, state):
         return state.due_at
     nxt = _next(program, state)
     return nxt[0] if nxt is not None else None
@@ -64,7 +69,7 @@ def advance(program: Program, state: MemberState, to: datetime, entries: list, e
     exactly then waits until after the events stamped that instant (it fires on the way to the next
     event or report): a pause or resumption at 00:00 on the 1st is the state the month begins in."""
     while True:
-        if state.due_for and state.due_for == program.digest and (state.due_at is None or state.due_at > to):
+        if _remembered(program, state) and (state.due_at is None or state.due_at > to):
             break       # known: nothing falls due by then
         nxt = _next(program, state)
         if nxt is None or nxt[0] > to or (before_event and nxt[2] == "month" and nxt[0] == to):

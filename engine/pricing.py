@@ -109,7 +109,7 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
         if per_line:
             gross = gross * keep // den
         items += gross
-        lines.append(PricedLine(line.sku, line.product or line.sku, line.qty, line.unit_price, line.tax_rate,
+        lines.append(PricedLine(line.sku, line.product_id, line.qty, line.unit_price, line.tax_rate,
                                 line.tags, line.pv, unit, gross, 0, gross))
     rules = [discount.rule] if discount else []
     if cart.coupon_discount:

@@ -55,12 +55,13 @@ class Runner:
         self.batch = batch if batch is not None else (SHARED_BATCH if self.shared else BATCH)
         self._begin = getattr(store, "begin", None)
         self._prefetch = getattr(store, "prefetch", None)
+        # a store that can tell whether another process wrote since we last looked (SQLite)
+        self._changed_by_others = getattr(store, "changed_by_others", None)
         self._lock_chunk = store.lock_chunk if self.shared and getattr(store, "chunks", False) else None
         self._chunked = False
 
     def state_of(self, member: str) -> Optional[MemberState]:
-        fresh = getattr(self.store, "changed_by_others", None)
-        if fresh is not None and fresh():
+        if self._changed_by_others is not None and self._changed_by_others():
             self.cache.clear()   # another process committed since our last look: read again
         if member not in self.cache:
             self.cache[member] = self.store.load(member)
@@ -133,7 +134,7 @@ class Runner:
         other store's next batch reads every member afresh under its own lock."""
         self.store.commit()
         self._pending = 0
-        if getattr(self.store, "changed_by_others", None) is None or len(self.cache) > CACHE_MEMBERS:
+        if self._changed_by_others is None or len(self.cache) > CACHE_MEMBERS:
             self.cache.clear()
 
     def run(self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None,
@@ -180,11 +181,19 @@ class Runner:
         if self._begin() and self.store.changed_by_others():
             self.cache.clear()
         self._prefetch([e.id for _, e in decoded if not isinstance(e, BadEvent)])
+        self._apply_chunk(decoded, result, progress)
+
+    def _apply_chunk(self, decoded: list, result: RunResult, progress: Callable[[int], None] | None,
+                     locked: bool = False) -> None:
+        """The chunk's lines in order, in the transaction already open, then one commit. ``locked``:
+        the store holds every member of the chunk (``lock`` answers from memory)."""
         self._chunked = True
         for n, event in decoded:
             if isinstance(event, BadEvent):
                 self._refuse_bad(event, result, n)
             else:
+                if locked:
+                    self.cache[event.member] = self.store.lock(event.member, event.id)
                 self._apply_event(event, result)
             if progress is not None:
                 progress(n)
@@ -203,17 +212,7 @@ class Runner:
         self.cache.clear()
         try:
             self._lock_chunk([e for _, e in decoded if not isinstance(e, BadEvent)])
-            self._chunked = True
-            for n, event in decoded:
-                if isinstance(event, BadEvent):
-                    self._refuse_bad(event, result, n)
-                else:
-                    self.cache[event.member] = store.lock(event.member, event.id)  # locked: from memory
-                    self._apply_event(event, result)
-                if progress is not None:
-                    progress(n)
-            self._chunked = False
-            self.commit()
+            self._apply_chunk(decoded, result, progress, locked=True)
         except BaseException:
             self._chunked = False
             self.cache.clear()

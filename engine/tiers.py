@@ -76,16 +76,8 @@ def record_order(state: MemberState, old: Optional[Order], new: Order, tz) -> No
     counted = state.counted
     if counted is None:
         return   # not known: rebuilt by settle_counted
-    if (old is not None and 0 <= old.kept_ex == new.kept_ex and old.kept_incl == new.kept_incl
-            and old.placed_at == new.placed_at and old.guest == new.guest
-            and (old.status == "cancelled") == (new.status == "cancelled")):
-        if old.shipped_at == new.shipped_at:
-            return      # nothing it counts for changed (a delivery, an earn update)
-        placed_before = placed_after = None   # only the shipment moved: the placement sums stay
-        shipped_before, shipped_after = _contribution(old, tz)[1], _contribution(new, tz)[1]
-    else:
-        placed_before, shipped_before = _contribution(old, tz)
-        placed_after, shipped_after = _contribution(new, tz)
+    placed_before, shipped_before = _contribution(old, tz)
+    placed_after, shipped_after = _contribution(new, tz)
     _move(counted.placed, placed_before, placed_after)
     _move(counted.shipped, shipped_before, shipped_after)
 
@@ -110,7 +102,7 @@ def _range_sum(months: dict, first: int, last: int, incl: bool) -> int:
     their totals, the two end months day by day, months with nothing skipped."""
     d0, d1 = date.fromordinal(first), date.fromordinal(last)
     first_month, last_month = d0.year * 12 + d0.month - 1, d1.year * 12 + d1.month - 1
-    k = 1 if incl else 0
+    k = 1 if incl else 0      # (ex, incl, days) in a month; (day, ex, incl) in its days
     total = 0
     for month in range(first_month, last_month + 1):
         record = months.get(month)
@@ -119,7 +111,7 @@ def _range_sum(months: dict, first: int, last: int, incl: bool) -> int:
         if first_month < month < last_month:
             total += record[k]
         else:
-            total += sum((i if incl else e) for d, e, i in record[2] if first <= d <= last)
+            total += sum(day[k + 1] for day in record[2] if first <= day[0] <= last)
     return total
 
 
