@@ -11,6 +11,11 @@ from .pricing import frac
 from .program import Earning, RateRow
 
 
+# Row choices an Earning remembers (Earning.chosen) before it starts afresh: a bound on memory when
+# rows read per-line values such as unit_price; not a program number.
+_CHOSEN_MAX = 4096
+
+
 class EarnResult(NamedTuple):
     """Units an order earns and the rules that gave them (a tuple: built once per quote)."""
 
@@ -32,6 +37,14 @@ def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[Rat
             continue
         return row, rate
     return None, None
+
+
+def _choose(earning: Earning, order_env: dict, line, on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
+    """The first row that matches ``line`` in this order (rows may read the order's names and the line's)."""
+    env = dict(order_env)
+    env["sku"], env["product"], env["qty"] = line.sku, line.product, line.qty
+    env["unit_price"], env["tax_rate"], env["tags"] = line.unit_price, line.tax_rate, line.tags
+    return _row_for(earning.rates, env, on)
 
 
 def line_base(earning: Earning, line, kept: int, unit_value_yen: int) -> tuple[int, int]:
@@ -65,12 +78,21 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
         return EarnResult(0, ())
     parts = []
     rules = [earning.rule]
-    env = dict(order_env)
+    chosen = earning.chosen
+    order_key = (on if earning.dated else None, *[order_env.get(n) for n in earning.order_names])
     for line in lines:
-        # one environment for the order, the line's own names overwritten line by line
-        env["sku"], env["product"], env["qty"] = line.sku, line.product, line.qty
-        env["unit_price"], env["tax_rate"], env["tags"] = line.unit_price, line.tax_rate, line.tags
-        row, rate = _row_for(earning.rates, env, on)
+        key = (order_key, *[getattr(line, n) for n in earning.line_names])
+        try:
+            hit = chosen.get(key)
+        except TypeError:   # a value that cannot be a key (never from decoded events): choose afresh
+            hit, key = None, None
+        if hit is None:
+            hit = _choose(earning, order_env, line, on)
+            if key is not None:
+                if len(chosen) >= _CHOSEN_MAX:
+                    chosen.clear()
+                chosen[key] = hit
+        row, rate = hit
         if row is None:
             continue
         num, den = line_base(earning, line, line.qty - returned.get(line.sku, 0) if returned else line.qty,

@@ -1,7 +1,6 @@
 """Orders: the quote of a cart, and placing it (spend, earn, record)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Optional
 
@@ -23,8 +22,7 @@ from .tiers import record_order, tier_at
 from .timeutil import local_date
 
 
-@dataclass
-class Plan:
+class Plan(msgspec.Struct):
     """Everything a checkout needs to know about a cart, before anything is booked."""
 
     version: Version
@@ -39,8 +37,8 @@ class Plan:
     defer: Optional[Deferred] = None          # what this order's late requests leave for the next delivery
     used_deferred: bool = False               # this order takes the requests deferred earlier
     subscription_month: int = 0
-    errors: list = field(default_factory=list)   # (field, reason, rule)
-    perks: list = field(default_factory=list)    # Perk rules this order earns
+    errors: list = []   # (field, reason, rule)
+    perks: list = []    # Perk rules this order earns
 
     @property
     def to_pay(self) -> int:

@@ -2,7 +2,6 @@
 shipping and fees, tax once per rate per invoice (floored)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
@@ -40,8 +39,9 @@ def spread(amount: int, weights: list[int]) -> list[int]:
     return shares
 
 
-@dataclass(slots=True)
-class PricedLine:
+class PricedLine(msgspec.Struct, gc=False):
+    """A cart line as priced (a Struct: several are built per quote, and Structs build fastest)."""
+
     sku: str
     product: str
     qty: int
@@ -56,24 +56,22 @@ class PricedLine:
     points_share: int = 0   # yen of points spread onto this line (orders.plan_order)
 
 
-@dataclass(slots=True)
-class Fee:
+class Fee(msgspec.Struct, gc=False):
     kind: str
     ex_tax: int
     tax_rate: float
     rule: str
 
 
-@dataclass(slots=True)
-class Priced:
+class Priced(msgspec.Struct):
     lines: list[PricedLine]
     items_ex_tax: int
     shipping_ex_tax: int
-    fees: list[Fee] = field(default_factory=list)
-    tax: dict = field(default_factory=dict)       # rate key -> yen
+    fees: list[Fee] = []
+    tax: dict = {}       # rate key -> yen
     tax_total: int = 0
     grand_total: int = 0
-    rules: list = field(default_factory=list)
+    rules: list = []
 
     @property
     def fees_ex_tax(self) -> int:

@@ -88,6 +88,30 @@ class Earning(Ruled):
     kind: str = "rate"    # rate | threshold
     per_yen: int = 0      # threshold: yen of cumulative purchases for each grant of `units`
     units: int = 1
+    # What the rows read, worked out once (earning.rate_of): the order's names, the line's names,
+    # and whether any row has dates. A row choice depends on nothing else, so it is remembered
+    # by those values (a cache: the same answer as choosing again, bounded in size).
+    order_names: tuple = field(init=False, compare=False, repr=False)
+    line_names: tuple = field(init=False, compare=False, repr=False)
+    dated: bool = field(init=False, compare=False, repr=False)
+    chosen: dict = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names: set[str] = set()
+        for row in self.rates:
+            if row.when is not None:
+                names |= row.when.names
+            if row.by is not None:
+                names.add(row.by)
+        on_line = names & LINE_FIELDS
+        object.__setattr__(self, "order_names", tuple(sorted(names - on_line)))
+        object.__setattr__(self, "line_names", tuple(sorted(on_line)))
+        object.__setattr__(self, "dated", any(r.valid_from or r.valid_until for r in self.rates))
+        object.__setattr__(self, "chosen", {})
+
+
+# The names an earn row reads from the line itself (the rest come from the order).
+LINE_FIELDS = frozenset({"sku", "product", "qty", "unit_price", "tax_rate", "tags"})
 
 
 @dataclass(frozen=True, slots=True)

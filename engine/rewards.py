@@ -2,7 +2,7 @@
 deadline before a scheduled delivery."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 from datetime import date
 from typing import Optional
 
@@ -14,17 +14,15 @@ from .pricing import Fee
 from .program import Version
 
 
-@dataclass
-class ExchangePlan:
+class ExchangePlan(msgspec.Struct):
     units: int = 0
-    rewards: list = field(default_factory=list)     # (reward id, qty, units)
-    fees: list = field(default_factory=list)        # Fee
-    errors: list = field(default_factory=list)      # (field, reason, rule)
-    rules: list = field(default_factory=list)
+    rewards: list = []     # (reward id, qty, units)
+    fees: list = []        # Fee
+    errors: list = []      # (field, reason, rule)
+    rules: list = []
 
 
-@dataclass(frozen=True)
-class DeadlineCheck:
+class DeadlineCheck(msgspec.Struct, frozen=True):
     last_day: date
     late: bool
     rule: str

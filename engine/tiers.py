@@ -97,21 +97,32 @@ def settle_counted(state: MemberState, tz) -> None:
         state.counted = counted_of(state, tz)
 
 
-def _range_sum(months: dict, first: int, last: int, incl: bool) -> int:
+@lru_cache(maxsize=1024)
+def _window_days(window, today: date) -> tuple[int, int, int, int]:
+    """(first day, last day, first month, last month) of the window ending on ``today``: date
+    ordinals and month keys (one per day, so cached)."""
+    first = window.before(today)
+    return (first.toordinal(), today.toordinal(), first.year * 12 + first.month - 1,
+            today.year * 12 + today.month - 1)
+
+
+def _range_sum(months: dict, days: tuple[int, int, int, int], incl: bool) -> int:
     """Σ from day ``first`` to day ``last`` (date ordinals, inclusive): the months between from
     their totals, the two end months day by day, months with nothing skipped."""
-    d0, d1 = date.fromordinal(first), date.fromordinal(last)
-    first_month, last_month = d0.year * 12 + d0.month - 1, d1.year * 12 + d1.month - 1
+    first, last, first_month, last_month = days
     k = 1 if incl else 0      # (ex, incl, days) in a month; (day, ex, incl) in its days
     total = 0
-    for month in range(first_month, last_month + 1):
-        record = months.get(month)
-        if record is None:
-            continue
+    if len(months) <= last_month - first_month + 1:
+        in_window = [(m, r) for m, r in months.items() if first_month <= m <= last_month]
+    else:   # a long history: look up only the window's months
+        in_window = [(m, months[m]) for m in range(first_month, last_month + 1) if m in months]
+    for month, record in in_window:
         if first_month < month < last_month:
             total += record[k]
         else:
-            total += sum(day[k + 1] for day in record[2] if first <= day[0] <= last)
+            for day in record[2]:
+                if first <= day[0] <= last:
+                    total += day[k + 1]
     return total
 
 
@@ -128,10 +139,8 @@ def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz) -> int:
 def window_by_sums(tiers: Tiers, counted: CountedAmounts, at: datetime, tz) -> int:
     """The window from the running sums: right when every order was counted before ``at`` (the
     member's clock is earlier), so the window is its first day to today, whole days."""
-    today = local_date(at, tz)
-    since = window_start(tiers.window, today, tz)
     months = counted.placed if tiers.counts_from == "placed" else counted.shipped
-    return _range_sum(months, since.date().toordinal(), today.toordinal(), tiers.measure == "items_incl_tax")
+    return _range_sum(months, _window_days(tiers.window, local_date(at, tz)), tiers.measure == "items_incl_tax")
 
 
 def window_by_orders(tiers: Tiers, state: MemberState, at: datetime, tz) -> int:
