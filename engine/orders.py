@@ -91,20 +91,24 @@ def _requests(state: MemberState, cart: OrderPlaced, deadline: Optional[Deadline
 def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: datetime) -> Plan:
     version = program.version_at(at)
     tz = program.tz
+    today = local_date(at, tz)
     member = state.registered and not cart.guest
-    deadline = check_deadline(version, cart, local_date(at, tz))
-    exchanges, redeem, defer = _requests(state, cart, deadline) if member else ([], cart.redeem, None)
-    if not member and cart.exchanges:
-        exchanges = [(e.reward, e.qty) for e in cart.exchanges]
+    deadline = check_deadline(version, cart, today)
+    if member and (state.deferred or deadline is not None):
+        exchanges, redeem, defer = _requests(state, cart, deadline)
+    else:   # nothing deferred and no deadline: the cart's own requests, as they are
+        exchanges = [(e.reward, e.qty) for e in cart.exchanges] if cart.exchanges else []
+        redeem, defer = cart.redeem, None
     perks = [p for p in version.perks if member and p.on == "first_subscription_order"
-             and cart.course == "subscription" and state.subscription_orders == 0]
-    if any(p.free_shipping for p in perks) and cart.shipping:
+             and cart.course == "subscription" and state.subscription_orders == 0] if version.perks else []
+    if perks and any(p.free_shipping for p in perks) and cart.shipping:
         cart = msgspec.structs.replace(cart, shipping=0)   # RC-8: the first subscription order ships free
     priced = price_order(version, cart, member)
     # the items incl. tax (tax per rate, floored) only matter to fees and per-amount use limits
     needs_incl = bool(exchanges) or (version.redemption is not None and version.redemption.per_amount is not None)
     items_incl = priced.items_ex_tax + priced.items_tax_floored() if needs_incl else 0
-    exchange = plan_exchange(version, cart, [_Ex(r, q) for r, q in exchanges], priced.items_ex_tax, items_incl)
+    exchange = plan_exchange(version, cart, [_Ex(r, q) for r, q in exchanges], priced.items_ex_tax,
+                             items_incl) if exchanges else ExchangePlan()
     errors = list(exchange.errors)
     if exchange.units and not member:
         errors.append(("exchanges", "a guest order cannot exchange rewards (no member balance)", exchange.rules[0]))
@@ -144,7 +148,7 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
         earn = EarnResult(units, (earning.rule,), earning.rule)
     elif earning is not None and (member or earning.guests_earn):
         env = order_env(cart.course, tier, cart.payment.method, cart.payment.card_brand, cart.guest, at, tz, month)
-        earn = compute_earn(earning, lines, env, local_date(at, tz), value)
+        earn = compute_earn(earning, lines, env, today, value)
     else:
         earn = EarnResult(0, ())
     earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
@@ -159,20 +163,24 @@ class _Ex(NamedTuple):
 
 def quote_dict(plan: Plan) -> dict:
     p = plan.priced
+    ex = plan.exchange
+    # (lists built only when there is something in them: a checkout quotes most carts without)
     out = {
         "totals": {"items_ex_tax": p.items_ex_tax, "fees_ex_tax": p.fees_ex_tax, "shipping_ex_tax": p.shipping_ex_tax,
                    "subtotal_ex_tax": p.items_ex_tax + p.fees_ex_tax,
                    "tax": dict(p.tax), "tax_total": p.tax_total, "grand_total": p.grand_total, "to_pay": plan.to_pay,
                    "pv": p.pv_total()},
         "redeem": {"max": plan.limit.max, "applied": plan.applied, "why": plan.limit.why},
-        "exchange": {"points": plan.exchange.units,
-                     "rewards": [{"reward": r, "qty": q, "points": u} for r, q, u in plan.exchange.rewards],
-                     "fees": [{"kind": f.kind, "ex_tax": f.ex_tax, "tax_rate": f.tax_rate, "rule": f.rule} for f in p.fees]},
+        "exchange": {"points": ex.units,
+                     "rewards": [{"reward": r, "qty": q, "points": u} for r, q, u in ex.rewards] if ex.rewards else [],
+                     "fees": [{"kind": f.kind, "ex_tax": f.ex_tax, "tax_rate": f.tax_rate, "rule": f.rule}
+                              for f in p.fees] if p.fees else []},
         "earn": {"points": plan.earn.units, "state": plan.earn_state, "rules": list(plan.earn.rules)},
         "tier": plan.tier,
         "version": plan.version.number,
-        "perks": [{"rule": p.rule, "on": p.on, "free_shipping": p.free_shipping, "effect": p.effect} for p in plan.perks],
-        "errors": [{"field": f, "reason": r, "rule": rule} for f, r, rule in plan.errors],
+        "perks": [{"rule": p.rule, "on": p.on, "free_shipping": p.free_shipping, "effect": p.effect}
+                  for p in plan.perks] if plan.perks else [],
+        "errors": [{"field": f, "reason": r, "rule": rule} for f, r, rule in plan.errors] if plan.errors else [],
     }
     if plan.deadline is not None:
         out["deadline"] = plan.deadline.as_dict()

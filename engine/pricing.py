@@ -26,6 +26,8 @@ def rate_key(rate: float | Fraction) -> str:
 def spread(amount: int, weights: list[int]) -> list[int]:
     """Split ``amount`` over ``weights`` in proportion, floored, the remainder to the largest
     fractional parts (ties: the earlier line), so the shares add up to ``amount`` exactly."""
+    if len(weights) == 1:
+        return [amount] if amount > 0 and weights[0] > 0 else [0]
     total = sum(weights)
     if amount <= 0 or total <= 0:
         return [0] * len(weights)
@@ -75,7 +77,7 @@ class Priced(msgspec.Struct):
 
     @property
     def fees_ex_tax(self) -> int:
-        return sum(f.ex_tax for f in self.fees)
+        return sum(f.ex_tax for f in self.fees) if self.fees else 0
 
     def items_tax_floored(self) -> int:
         """The items' tax as the invoice computes it: per rate, floored (shipping and fees apart)."""
@@ -85,7 +87,11 @@ class Priced(msgspec.Struct):
         return sum(int(base * frac(rate)) for rate, base in bases.items())
 
     def pv_total(self) -> float:
-        return sum((line.pv or 0) * line.qty for line in self.lines)
+        total = 0
+        for line in self.lines:
+            if line.pv:
+                total += line.pv * line.qty
+        return total
 
     def items_tax(self) -> Fraction:
         """Tax attributable to the items, for measures "incl. tax" (exact, not floored)."""
