@@ -79,6 +79,7 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
     parts = []
     rules = [earning.rule]
     chosen = earning.chosen
+    plain = earning.base == "items_ex_tax" and not earning.after_points   # the base is the line's net amount
     order_key = (on if earning.dated else None, *[order_env.get(n) for n in earning.order_names])
     for line in lines:
         key = (order_key, *[getattr(line, n) for n in earning.line_names])
@@ -87,39 +88,44 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
         except TypeError:   # a value that cannot be a key (never from decoded events): choose afresh
             hit, key = None, None
         if hit is None:
-            hit = _choose(earning, order_env, line, on)
+            row, rate = _choose(earning, order_env, line, on)
+            # the rate as integers: Fraction's numerator and denominator are Python properties
+            hit = (row, rate.numerator, rate.denominator) if row is not None else (None, 0, 1)
             if key is not None:
                 if len(chosen) >= _CHOSEN_MAX:
                     chosen.clear()
                 chosen[key] = hit
-        row, rate = hit
+        row, rate_num, rate_den = hit
         if row is None:
             continue
-        num, den = line_base(earning, line, line.qty - returned.get(line.sku, 0) if returned else line.qty,
-                             unit_value_yen)
-        parts.append((num, den, rate, row.rule))
+        kept = line.qty - returned.get(line.sku, 0) if returned else line.qty
+        if plain and kept > 0:
+            num, den = line.net_ex * kept, line.qty
+        else:
+            num, den = line_base(earning, line, kept, unit_value_yen)
+        parts.append((num, den, rate_num, rate_den, row.rule))
         if row.rule not in rules:
             rules.append(row.rule)
     if not parts:
         return EarnResult(0, tuple(rules), earning.rule)
     # one common denominator for bases and one for rates: integer arithmetic, no rounding until the end
-    base_den = rate_den = 1
-    for _, den, rate, _ in parts:
-        if base_den % den:
-            base_den = math.lcm(base_den, den)
-        if rate_den % rate.denominator:
-            rate_den = math.lcm(rate_den, rate.denominator)
+    base_lcm = rate_lcm = 1
+    for _, den, _, rate_den, _ in parts:
+        if base_lcm % den:
+            base_lcm = math.lcm(base_lcm, den)
+        if rate_lcm % rate_den:
+            rate_lcm = math.lcm(rate_lcm, rate_den)
     total = 0
     by_rule: dict[str, int] = {}
-    for num, den, rate, rule in parts:
-        contribution = num * (base_den // den) * rate.numerator * (rate_den // rate.denominator)
+    for num, den, rate_num, rate_den, rule in parts:
+        contribution = num * (base_lcm // den) * rate_num * (rate_lcm // rate_den)
         total += contribution
         by_rule[rule] = by_rule.get(rule, 0) + contribution
     if len(by_rule) == 1:
-        main = parts[0][3]
+        main = parts[0][4]
     else:
-        main = max(by_rule, key=by_rule.__getitem__) if any(by_rule.values()) else parts[0][3]
-    return EarnResult(total // (base_den * rate_den), tuple(rules), main)
+        main = max(by_rule, key=by_rule.__getitem__) if any(by_rule.values()) else parts[0][4]
+    return EarnResult(total // (base_lcm * rate_lcm), tuple(rules), main)
 
 
 def threshold_grant(earning: Earning, carry: int, amount: int) -> tuple[int, int]:

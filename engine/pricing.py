@@ -23,6 +23,13 @@ def rate_key(rate: float | Fraction) -> str:
     return f"{float(rate):.2f}"
 
 
+@lru_cache(maxsize=256)
+def tax_parts(rate: float | Fraction) -> tuple[str, int, int]:
+    """(output key, numerator, denominator) of a tax rate, worked out once per rate."""
+    exact = frac(rate)
+    return rate_key(rate), exact.numerator, exact.denominator
+
+
 def spread(amount: int, weights: list[int]) -> list[int]:
     """Split ``amount`` over ``weights`` in proportion, floored, the remainder to the largest
     fractional parts (ties: the earlier line), so the shares add up to ``amount`` exactly."""
@@ -104,7 +111,7 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
     per_unit = discount is not None and discount.per == "unit"
     per_line = discount is not None and discount.per == "line"
     if discount is not None:
-        keep, den = discount.rate.denominator - discount.rate.numerator, discount.rate.denominator
+        keep, den = discount.keep, discount.den
     lines = []
     items = 0
     for line in cart.lines:
@@ -127,19 +134,22 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
             rules.append(pricing.coupon_rule)
     priced = Priced(lines, items, cart.shipping, list(fees) if fees else [], rules=rules)
     # Tax once per rate per invoice, floored (qualified invoice rule).
-    bases: dict[str, list] = {}
+    bases: dict[str, list] = {}    # key -> [numerator, denominator, base]
     for pl in lines:
-        key = rate_key(pl.tax_rate)
-        if key in bases:
-            bases[key][1] += pl.net_ex
+        key, num, den = tax_parts(pl.tax_rate)
+        entry = bases.get(key)
+        if entry is None:
+            bases[key] = [num, den, pl.net_ex]
         else:
-            bases[key] = [frac(pl.tax_rate), pl.net_ex]
-    if cart.shipping:
-        bases.setdefault(rate_key(pricing.shipping_tax_rate), [pricing.shipping_tax_rate, 0])[1] += cart.shipping
-    for fee in priced.fees:
-        bases.setdefault(rate_key(fee.tax_rate), [frac(fee.tax_rate), 0])[1] += fee.ex_tax
-    tax = {key: (base * rate.numerator) // rate.denominator
-           for key, (rate, base) in (sorted(bases.items()) if len(bases) > 1 else bases.items())}
+            entry[2] += pl.net_ex
+    extras = [(pricing.shipping_tax_rate, cart.shipping)] if cart.shipping else []
+    if priced.fees:
+        extras += [(fee.tax_rate, fee.ex_tax) for fee in priced.fees]
+    for rate, amount in extras:
+        key, num, den = tax_parts(rate)
+        bases.setdefault(key, [num, den, 0])[2] += amount
+    tax = {key: base * num // den
+           for key, (num, den, base) in (sorted(bases.items()) if len(bases) > 1 else bases.items())}
     priced.tax = tax
     priced.tax_total = sum(tax.values())
     priced.grand_total = items + cart.shipping + priced.fees_ex_tax + priced.tax_total

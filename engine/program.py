@@ -24,6 +24,13 @@ class Ruled:
 class MemberDiscount(Ruled):
     rate: Fraction
     per: str  # "unit": each unit price is discounted and floored; "line": each line total
+    # the price kept, as integers (keep / den = 1 - rate), worked out once
+    keep: int = field(init=False, compare=False, repr=False)
+    den: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keep", self.rate.denominator - self.rate.numerator)
+        object.__setattr__(self, "den", self.rate.denominator)
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,13 +113,13 @@ def _range_sum(months: dict, days: tuple[int, int, int, int], incl: bool) -> int
     k = 1 if incl else 0      # (ex, incl, days) in a month; (day, ex, incl) in its days
     total = 0
     if len(months) <= last_month - first_month + 1:
-        in_window = [(m, r) for m, r in months.items() if first_month <= m <= last_month]
+        in_window = months.items()
     else:   # a long history: look up only the window's months
-        in_window = [(m, months[m]) for m in range(first_month, last_month + 1) if m in months]
+        in_window = ((m, months[m]) for m in range(first_month, last_month + 1) if m in months)
     for month, record in in_window:
         if first_month < month < last_month:
             total += record[k]
-        else:
+        elif first_month <= month <= last_month:
             for day in record[2]:
                 if first <= day[0] <= last:
                     total += day[k + 1]

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Optional
+from typing import NamedTuple, Optional
 from zoneinfo import ZoneInfo
 
 
-@dataclass(frozen=True, slots=True)
-class Period:
+class Period(NamedTuple):
+    """A span of years, months and days (a tuple: it keys per-day caches, and tuples hash in C)."""
+
     years: int = 0
     months: int = 0
     days: int = 0
