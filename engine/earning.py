@@ -81,8 +81,9 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
     chosen = earning.chosen
     plain = earning.base == "items_ex_tax" and not earning.after_points   # the base is the line's net amount
     order_key = (on if earning.dated else None, *[order_env.get(n) for n in earning.order_names])
+    line_key = earning.line_key
     for line in lines:
-        key = (order_key, *[getattr(line, n) for n in earning.line_names])
+        key = (order_key, line_key(line)) if line_key is not None else order_key
         try:
             hit = chosen.get(key)
         except TypeError:   # a value that cannot be a key (never from decoded events): choose afresh

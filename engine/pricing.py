@@ -42,7 +42,11 @@ def spread(amount: int, weights: list[int]) -> list[int]:
     rest = amount - sum(shares)
     if not rest:
         return shares
-    order = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
+    parts = [amount * w % total for w in weights]
+    if rest == 1:   # the commonest case: one unit to the largest part (max keeps the first of equals)
+        shares[parts.index(max(parts))] += 1
+        return shares
+    order = sorted(range(len(weights)), key=lambda i: (-parts[i], i))
     for i in order[:rest]:
         shares[i] += 1
     return shares

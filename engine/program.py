@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
-from typing import Optional
+from operator import attrgetter
+from typing import Callable, Optional
 from zoneinfo import ZoneInfo
 
 from .errors import Pos
@@ -95,11 +96,11 @@ class Earning(Ruled):
     kind: str = "rate"    # rate | threshold
     per_yen: int = 0      # threshold: yen of cumulative purchases for each grant of `units`
     units: int = 1
-    # What the rows read, worked out once (earning.rate_of): the order's names, the line's names,
-    # and whether any row has dates. A row choice depends on nothing else, so it is remembered
+    # What the rows read, worked out once (earning.compute_earn): the order's names, a key of the
+    # line's names, and whether any row has dates. A row choice depends on nothing else, so it is remembered
     # by those values (a cache: the same answer as choosing again, bounded in size).
     order_names: tuple = field(init=False, compare=False, repr=False)
-    line_names: tuple = field(init=False, compare=False, repr=False)
+    line_key: Optional[Callable] = field(init=False, compare=False, repr=False)
     dated: bool = field(init=False, compare=False, repr=False)
     chosen: dict = field(init=False, compare=False, repr=False)
 
@@ -112,7 +113,8 @@ class Earning(Ruled):
                 names.add(row.by)
         on_line = names & LINE_FIELDS
         object.__setattr__(self, "order_names", tuple(sorted(names - on_line)))
-        object.__setattr__(self, "line_names", tuple(sorted(on_line)))
+        # the line's part of the key, read in C (one name: the value itself; several: a tuple)
+        object.__setattr__(self, "line_key", attrgetter(*sorted(on_line)) if on_line else None)
         object.__setattr__(self, "dated", any(r.valid_from or r.valid_until for r in self.rates))
         object.__setattr__(self, "chosen", {})
 
