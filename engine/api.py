@@ -14,7 +14,7 @@ from .events import OrderPlaced, decode_cart
 from .loader import load_program
 from .orders import plan_order, quote_dict
 from .program import Program
-from .report import as_of as state_as_of, member_dict
+from .report import Views, as_of as state_as_of, member_dict
 from .runner import RunResult, Runner
 from .store import open_store
 from .store.base import Store
@@ -32,6 +32,7 @@ class Engine:
         self.program = program if isinstance(program, Program) else load_program(program)
         self.store = open_store(store, self.program.id) if isinstance(store, str) else store
         self.runner = Runner(self.program, self.store)
+        self.views = Views(self.program)   # members as of a quote's moment, kept between quotes
 
     def apply(self, event: dict | bytes | str) -> RunResult:
         """Apply one event (or a JSON text of one). The result lists it as applied, skipped or rejected."""
@@ -48,7 +49,7 @@ class Engine:
         """Price a cart (an order.placed object) for checkout; changes nothing."""
         if not isinstance(cart, OrderPlaced):
             cart = decode_cart(msgspec.json.encode(cart) if isinstance(cart, dict) else cart)
-        return quote(self.program, self.runner.state_of(cart.member), cart, at)
+        return quote(self.program, self.runner.state_of(cart.member), cart, at, self.views)
 
     def member(self, member: str, at: Optional[str | datetime] = None) -> Optional[dict]:
         state = self.runner.state_of(member)
@@ -62,15 +63,17 @@ def _when(program: Program, at: str | datetime) -> datetime:
     return at if isinstance(at, datetime) else parse_instant(at, program.tz)
 
 
-def quote(program: Program, state, cart: OrderPlaced, at: Optional[str | datetime] = None) -> dict:
-    """The pure quote: (program, state, cart) → quote dict. ``at`` defaults to the cart's time."""
+def quote(program: Program, state, cart: OrderPlaced, at: Optional[str | datetime] = None,
+          views: Optional[Views] = None) -> dict:
+    """The pure quote: (program, state, cart) → quote dict. ``at`` defaults to the cart's time.
+    ``views`` (the shell's) keeps the member's view between quotes; the result is the same."""
     try:
         when = _when(program, at) if at else event_time(program, cart)
     except (EventRejected, ValueError) as exc:
         return {"errors": [{"field": "at", "reason": str(exc), "rule": None}]}
     base = state if state is not None else new_member(cart.member)
     try:
-        view, _, _ = state_as_of(program, base, when)
+        view = views.as_of(base, when) if views is not None and state is not None else state_as_of(program, base, when)[0]
         out = quote_dict(plan_order(program, view, cart, when))
     except EventRejected as exc:   # a field the rules cannot price (a date out of range, ...)
         return {"errors": [{"field": exc.field, "reason": exc.reason, "rule": exc.rule}]}

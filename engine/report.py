@@ -27,6 +27,33 @@ def as_of(program: Program, state: MemberState, at: datetime) -> tuple[MemberSta
     return view, entries, effects
 
 
+class Views:
+    """Members' views as of a moment, kept between quotes by the shell (``Engine``), never stored.
+
+    A view made at ``made_at`` (happenings fired up to then) holds for every later moment before
+    its own next happening: a checkout that quotes the same member again and again between two
+    events then pays for copying and advancing the member once. A view is used only for the very
+    state object it was made from, so an applied event (a new state) or a reload retires it."""
+
+    __slots__ = ("program", "_views")
+    LIMIT = 10_000   # members whose views are kept before starting afresh: a bound on memory
+
+    def __init__(self, program: Program):
+        self.program = program
+        self._views: dict[str, tuple] = {}   # member -> (state, made_at, next happening, view)
+
+    def as_of(self, state: MemberState, at: datetime) -> MemberState:
+        hit = self._views.get(state.member)
+        if hit is not None and hit[0] is state and hit[1] <= at and (hit[2] is None or at < hit[2]):
+            return hit[3]
+        view, _, _ = as_of(self.program, state, at)
+        if view is not state:   # only a copy is worth keeping: the state itself costs nothing
+            if len(self._views) >= self.LIMIT:
+                self._views.clear()
+            self._views[state.member] = (state, at, next_due(self.program, view), view)
+        return view
+
+
 def lot_dict(program: Program, state: MemberState, lot: Lot) -> dict:
     last = state.lot_expires_on(lot)
     return {

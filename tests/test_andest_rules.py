@@ -416,6 +416,34 @@ def test_AND_5_points_given_back_after_their_validity_expire_at_once():
     assert q["redeem"]["max"] == 0 and q["redeem"]["applied"] == 0
 
 
+def test_AND_5_AND_6_repeated_quotes_between_events_follow_the_expiry():
+    """AND-5, AND-6 with AND-3, for a checkout quoting one member again and again between two
+    events (the engine keeps the member's view between quotes, engine/report.Views): the answers
+    are the ones a fresh engine gives at each moment, as each expiry passes.
+
+    Sign-up 500 on 2025-01-05 (rolling: valid through 2026-01-05, expired from 2026-01-06 00:00
+    JST); limited-time 200 granted 2025-03-01 with expires_on 2025-12-31 (AND-6: expired from
+    2026-01-01 00:00). Cart ¥10,000 → ¥9,500 member price + tax 950 = ¥10,450; the balance binds
+    (under the cap of 5,000): 2025-12-31 23:59:59 → 700; 2026-01-01 00:00 and 2026-01-05 → 500;
+    2026-01-06 00:00 and 2026-03-01 → 0; back at 2025-12-31 10:00 → 700.
+    """
+    e = new_engine()
+    register(e)
+    grant(e, "m1", 200, "2025-03-01T10:00:00+09:00", expires_on="2025-12-31")
+    expected = [("2025-12-31T23:59:59+09:00", 700), ("2026-01-01T00:00:00+09:00", 500),
+                ("2026-01-05T12:00:00+09:00", 500), ("2026-01-06T00:00:00+09:00", 0),
+                ("2026-03-01T10:00:00+09:00", 0), ("2025-12-31T10:00:00+09:00", 700)]
+    for at, most in expected:
+        for engine in (e, Engine(e.program, e.store)):   # kept views, and a fresh engine
+            q = engine.quote(cart("m1", "o1", at, [ln("A", 10000)], redeem="max"))
+            assert (q["redeem"]["max"], q["totals"]["grand_total"]) == (most, 10450), (at, q["redeem"])
+    # an event retires the kept view: a review on 2026-01-02 (300, an acquisition) extends the
+    # rolling 500 with it to 2027-01-02, so at 2026-03-01 all 800 may be used
+    review(e, "m1", "bag", "2026-01-02T10:00:00+09:00")
+    q = e.quote(cart("m1", "o1", "2026-03-01T10:00:00+09:00", [ln("A", 10000)], redeem="max"))
+    assert q["redeem"]["max"] == 800
+
+
 # --------------------------------------------------------------------------------------------
 # AND-6 limited-time points
 # --------------------------------------------------------------------------------------------
