@@ -49,14 +49,30 @@ def _contribution(order: Optional[Order], tz) -> tuple[Optional[tuple], Optional
 
 
 def _add(months: dict, c: tuple, sign: int) -> None:
+    """Add (sign +1) or take away (-1) one order's amounts on its day. A month's days stay a
+    sorted tuple without empty days (shared, never changed, between a state and its copy)."""
     day, month, ex, incl = c
-    total_ex, total_incl, days = months.get(month, (0, 0, ()))
-    by_day = {d: (e, i) for d, e, i in days}
-    e, i = by_day.get(day, (0, 0))
-    by_day[day] = (e + sign * ex, i + sign * incl)
-    days = tuple(sorted((d, e, i) for d, (e, i) in by_day.items() if (e, i) != (0, 0)))
+    ex, incl = sign * ex, sign * incl
+    record = months.get(month)
+    if record is None:
+        if ex or incl:
+            months[month] = (ex, incl, ((day, ex, incl),))
+        return
+    total_ex, total_incl, days = record
+    for k, (d, e, i) in enumerate(days):
+        if d == day:
+            e, i = e + ex, i + incl
+            days = days[:k] + ((d, e, i),) + days[k + 1:] if (e or i) else days[:k] + days[k + 1:]
+            break
+        if d > day:
+            if ex or incl:
+                days = days[:k] + ((day, ex, incl),) + days[k:]
+            break
+    else:
+        if ex or incl:
+            days = days + ((day, ex, incl),)
     if days:
-        months[month] = (total_ex + sign * ex, total_incl + sign * incl, days)
+        months[month] = (total_ex + ex, total_incl + incl, days)
     else:
         months.pop(month, None)
 

@@ -30,8 +30,9 @@ class Period(NamedTuple):
         return ", ".join(parts) or "0 days"
 
 
+@lru_cache(maxsize=4096)
 def start_of(d: date, tz: ZoneInfo) -> datetime:
-    """00:00 of ``d`` in ``tz``."""
+    """00:00 of ``d`` in ``tz`` (cached: the clock asks for the same few days again and again)."""
     return datetime.combine(d, time(0), tz)
 
 
