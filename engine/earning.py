@@ -7,7 +7,7 @@ from datetime import date
 from fractions import Fraction
 from typing import NamedTuple, Optional, Sequence
 
-from .pricing import frac
+from .pricing import frac, tax_parts
 from .program import Earning, RateRow
 
 
@@ -56,11 +56,11 @@ def line_base(earning: Earning, line, kept: int, unit_value_yen: int) -> tuple[i
         pv = frac(line.pv or 0)
         return pv.numerator * kept, pv.denominator
     if earning.base == "items_incl_tax":
-        tax = frac(line.tax_rate)
-        num = line.net_ex * kept * (tax.denominator + tax.numerator)
-        den = line.qty * tax.denominator
+        _, tax_num, tax_den = tax_parts(line.tax_rate)
+        num = line.net_ex * kept * (tax_den + tax_num)
+        den = line.qty * tax_den
         if earning.after_points:
-            num -= line.points_share * unit_value_yen * kept * tax.denominator
+            num -= line.points_share * unit_value_yen * kept * tax_den
     else:
         num, den = line.net_ex * kept, line.qty
         if earning.after_points:
