@@ -80,6 +80,8 @@ def run(quick: bool) -> dict:
                                 "postgresql": pg[0] if pg else None})
         if program.id == "andest":
             andest = (program, store)
+            log("[bench] andest: replay cost by event type")
+            out["event_costs"] = section("event costs", suite.event_costs, program, lines)
     out["skipped_programs"] = [p for p in EXPECTED if p not in present]
     if andest is not None:
         log("[bench] andest: engine vs hand-written vs zen-engine")
@@ -113,6 +115,8 @@ def check(results: dict) -> list[str]:
             if p[kind]["rejected"]:
                 problems.append(f"{p['program']}: {p[kind]['rejected']} generated events rejected ({kind}): "
                                 f"{p[kind]['first_rejections']}")
+    if (results.get("event_costs") or {}).get("rejected"):
+        problems.append(f"event costs: {results['event_costs']['rejected']} generated events rejected")
     for s in results.get("scale") or []:
         if s["rejected"]:
             problems.append(f"scale {s['events']} {s['store']}: {s['rejected']} events rejected")

@@ -124,6 +124,15 @@ def markdown(r: dict) -> str:
     if skipped:
         lines += ["", "Not present, skipped: " + ", ".join(skipped) + "."]
 
+    ec = r.get("event_costs")
+    if ec:
+        lines += ["", "Where &est's replay time goes: the same workload applied event by event into memory "
+                  "(`Runner.apply_one`, decoding included), each event timed on its own "
+                  f"(mean {ec['mean_us']:.0f} µs an event, {ec['rejected']} rejected):", ""]
+        lines += _table(["event type", "events", "mean µs", "p50 µs", "share of the time"],
+                        [[row["type"], _n(row["events"]), _us(row["mean_us"]), _us(row["p50_us"]),
+                          f"{row['share'] * 100:.0f}%"] for row in ec["rows"]])
+
     c = r.get("compare")
     if c:
         lines += ["", "## 3. &est quote: engine vs hand-written floor vs zen-engine", "",

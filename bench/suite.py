@@ -119,6 +119,26 @@ def replay(program, lines: list[bytes], store_kind: str) -> tuple[dict, object]:
              "first_rejections": result.rejected[:3]}, store)
 
 
+def event_costs(program, lines: list[bytes]) -> dict:
+    """Where a replay's time goes: each event applied on its own (`Runner.apply_one`, the memory
+    store, decoding included) and timed, grouped by event type."""
+    runner = Runner(program, MemoryStore(program.id))
+    result = RunResult()
+    by_type: dict[str, list[int]] = {}
+    gc.collect()
+    for raw in lines:
+        kind = msgspec.json.decode(raw)["type"]
+        t = _ns()
+        runner.apply_one(raw, result)
+        by_type.setdefault(kind, []).append(_ns() - t)
+    total = sum(sum(v) for v in by_type.values())
+    rows = [{"type": kind, "events": len(v), "mean_us": sum(v) / len(v) / 1000, "p50_us": pct(v, 50),
+             "share": sum(v) / total if total else 0.0} for kind, v in by_type.items()]
+    rows.sort(key=lambda row: -row["share"])
+    return {"events": len(lines), "mean_us": total / len(lines) / 1000 if lines else 0.0,
+            "rejected": len(result.rejected), "rows": rows}
+
+
 # --- (1) quote latency --------------------------------------------------------------------------
 
 def members_of(store: MemoryStore) -> list[str]:
