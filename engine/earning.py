@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
-from typing import NamedTuple, Optional, Sequence
+from typing import Optional, Sequence
+
+import msgspec
 
 from .pricing import frac, tax_parts
 from .program import Earning, RateRow
@@ -16,8 +17,8 @@ from .program import Earning, RateRow
 _CHOSEN_MAX = 4096
 
 
-class EarnResult(NamedTuple):
-    """Units an order earns and the rules that gave them (a tuple: built once per quote)."""
+class EarnResult(msgspec.Struct, frozen=True, gc=False):
+    """Units an order earns and the rules that gave them (a Struct: built once per quote)."""
 
     units: int
     rules: tuple[str, ...]

@@ -169,7 +169,7 @@ def quote_dict(plan: Plan) -> dict:
     out = {
         "totals": {"items_ex_tax": p.items_ex_tax, "fees_ex_tax": p.fees_ex_tax, "shipping_ex_tax": p.shipping_ex_tax,
                    "subtotal_ex_tax": p.items_ex_tax + p.fees_ex_tax,
-                   "tax": dict(p.tax), "tax_total": p.tax_total, "grand_total": p.grand_total, "to_pay": plan.to_pay,
+                   "tax": p.tax, "tax_total": p.tax_total, "grand_total": p.grand_total, "to_pay": plan.to_pay,
                    "pv": p.pv_total()},
         "redeem": {"max": plan.limit.max, "applied": plan.applied, "why": plan.limit.why},
         "exchange": {"points": ex.units,

@@ -104,9 +104,29 @@ def over_the_balance(registration: dict) -> dict:
             "lines": [{"sku": "A", "qty": 1, "unit_price": 10000, "tax_rate": 0.10}]}
 
 
+_STARTED: list[subprocess.Popen] = []     # `loyalty run` processes of the running test
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_running():
+    """A test that fails (or times out) midway must not leave its `loyalty run` processes running:
+    they would keep loading the machine (and their ledgers) for the tests after it."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
 def run_command(events: Path, db: Path) -> subprocess.Popen:
-    return subprocess.Popen([loyalty(), "run", PROGRAM, str(events), "--db", str(db)],
+    proc = subprocess.Popen([loyalty(), "run", PROGRAM, str(events), "--db", str(db)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _STARTED.append(proc)
+    return proc
 
 
 def dump(db: Path) -> dict:
@@ -153,13 +173,29 @@ def applied_count(db: Path) -> int:
         con.close()
 
 
+LEDGER_TABLES = {"events", "members", "ledger", "effects"}   # engine/store/sqlite.py's _DDL (and meta)
+
+
 def check_intact(db: Path) -> int:
     """After a kill: the file is a sound SQLite database, each member's state blob agrees with its
     ledger rows (what was granted, and the balance of every state), and every member with a state
-    has its registration applied. Returns the number of applied events."""
+    has its registration applied. Returns the number of applied events.
+
+    A kill in the first milliseconds of a run on a new file (after SQLite created the file, before
+    the store's CREATE TABLE statements, each its own transaction, have all committed) leaves a
+    sound database with none or only some of the ledger's tables. Nothing can have been recorded
+    yet (the tables come before any event): that is checked, and 0 applied events returned (a kill
+    that loses committed events is still caught by the caller's count)."""
     con = sqlite3.connect(db)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not LEDGER_TABLES <= tables:
+            for table in sorted(tables & LEDGER_TABLES):
+                rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                assert rows == 0, f"the ledger lacks table(s) {sorted(LEDGER_TABLES - tables)} but has {rows} row(s) in {table}"
+            STATS["kill"]["killed_while_the_ledger_was_created"] += 1
+            return 0
         moved: dict = defaultdict(Counter)
         for member, from_state, to_state, amount in con.execute(
                 "SELECT member, from_state, to_state, SUM(amount) FROM ledger GROUP BY member, from_state, to_state"):
@@ -292,6 +328,9 @@ def fresh_ledger(db: Path) -> None:
     engine.store.close()
 
 
+WAIT = 120   # seconds a checkout process waits for the other one (at the barrier, for its payment)
+
+
 def _checkout(db: str, i: int, start, paid, quote_first: bool, out) -> None:
     """One checkout process embedding the engine (README: Engine(program, "ledger.db"))."""
     try:
@@ -300,9 +339,10 @@ def _checkout(db: str, i: int, start, paid, quote_first: bool, out) -> None:
         engine = Engine(PROGRAM, db)
         if quote_first:
             engine.quote(cart(i))        # the checkout page shows the points it may use
-        start.wait(timeout=30)
+        # generous waits: on a loaded machine the other process may take seconds to start
+        start.wait(timeout=WAIT)
         if quote_first and i == 2:
-            paid.wait(timeout=30)        # the second customer pays after the first one has paid
+            paid.wait(timeout=WAIT)      # the second customer pays after the first one has paid
         try:
             result = engine.apply(cart(i))
             out.put((i, "applied" if result.applied else "rejected", [r["reason"] for r in result.rejected]))
@@ -341,7 +381,12 @@ def two_checkouts(tmp_path: Path, quote_first: bool, n: int) -> list:
     for p in procs:
         p.start()
     for p in procs:
-        p.join(timeout=60)
+        p.join(timeout=2 * WAIT)         # longer than the ledger's busy timeout (60 s) and the waits above
+    hung = [p for p in procs if p.is_alive()]
+    for p in hung:
+        p.kill()
+        p.join()
+    assert not hung, f"{len(hung)} checkout process(es) still running after {2 * WAIT} s"
     results = sorted(out.get(timeout=5) for _ in procs)
     spent, balances, statuses = spent_and_state(db)
     return [results, spent, balances, statuses]
@@ -390,6 +435,7 @@ def test_two_loyalty_run_processes_redeeming_at_once_never_overdraw(tmp_path):
             files.append(path)
         procs = [subprocess.Popen([loyalty(), "run", PROGRAM, str(f), "--db", str(db), "--json"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for f in files]
+        _STARTED.extend(procs)
         results = []
         for i, proc in enumerate(procs, 1):
             out, err = proc.communicate(timeout=120)
