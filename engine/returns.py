@@ -1,7 +1,7 @@
 """Cancellations and returns: void what the order no longer earns (X-5), give back what it used."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from fractions import Fraction
 
 import msgspec

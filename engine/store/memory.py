@@ -5,7 +5,7 @@ from typing import Iterator, Optional
 
 import msgspec
 
-from ..state import Effect, Entry, MemberState
+from ..state import Entry, MemberState
 
 
 class MemoryStore:
