@@ -32,18 +32,20 @@ DateText = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 TaxRate = Annotated[float, msgspec.Meta(ge=0, le=1, description="consumption tax rate, 0.08 or 0.10")]
 
 
-class Base(msgspec.Struct, tag_field="type", kw_only=True, frozen=True):
+# Events hold only JSON values and are never changed, so they form no reference cycles: gc=False
+# keeps the garbage collector from tracking (and scanning) every decoded event and cart.
+class Base(msgspec.Struct, tag_field="type", kw_only=True, frozen=True, gc=False):
     id: Id
     at: When
     member: Id
 
 
-class Payment(msgspec.Struct, frozen=True):
+class Payment(msgspec.Struct, frozen=True, gc=False):
     method: Literal["credit_card", "cash_on_delivery", "np_deferred", "bank_transfer", "direct_debit"]
     card_brand: Optional[Annotated[str, msgspec.Meta(max_length=40)]] = None
 
 
-class Line(msgspec.Struct, frozen=True):
+class Line(msgspec.Struct, frozen=True, gc=False):
     sku: Id
     qty: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
     unit_price: NonNeg
@@ -57,12 +59,12 @@ class Line(msgspec.Struct, frozen=True):
         return self.product or self.sku
 
 
-class Redeem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Redeem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     points: Optional[Union[NonNeg, Literal["max"]]] = None
     credits: Optional[NonNeg] = None
 
 
-class Exchange(msgspec.Struct, frozen=True):
+class Exchange(msgspec.Struct, frozen=True, gc=False):
     reward: Id
     qty: Annotated[int, msgspec.Meta(ge=1, le=1000)]
 
@@ -104,7 +106,7 @@ class OrderCancelled(Base, tag="order.cancelled", frozen=True):
     order: Id
 
 
-class ReturnLine(msgspec.Struct, frozen=True):
+class ReturnLine(msgspec.Struct, frozen=True, gc=False):
     sku: Id
     qty: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 

@@ -22,7 +22,7 @@ from .tiers import record_order, tier_at
 from .timeutil import local_date
 
 
-class Plan(msgspec.Struct):
+class Plan(msgspec.Struct, gc=False):
     """Everything a checkout needs to know about a cart, before anything is booked."""
 
     version: Version

@@ -76,7 +76,7 @@ class Fee(msgspec.Struct, gc=False):
     rule: str
 
 
-class Priced(msgspec.Struct):
+class Priced(msgspec.Struct, gc=False):
     lines: list[PricedLine]
     items_ex_tax: int
     shipping_ex_tax: int

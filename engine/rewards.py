@@ -14,7 +14,7 @@ from .pricing import Fee
 from .program import Version
 
 
-class ExchangePlan(msgspec.Struct):
+class ExchangePlan(msgspec.Struct, gc=False):
     units: int = 0
     rewards: list = []     # (reward id, qty, units)
     fees: list = []        # Fee
@@ -22,7 +22,7 @@ class ExchangePlan(msgspec.Struct):
     rules: list = []
 
 
-class DeadlineCheck(msgspec.Struct, frozen=True):
+class DeadlineCheck(msgspec.Struct, frozen=True, gc=False):
     last_day: date
     late: bool
     rule: str
