@@ -17,17 +17,23 @@ class Period(NamedTuple):
 
     def after(self, d: date) -> date:
         """``d`` plus this period; a month end that does not exist clamps (01-31 + 1 month = 02-28)."""
-        months = d.month - 1 + self.months + 12 * self.years
-        year, month = d.year + months // 12, months % 12 + 1
-        day = min(d.day, calendar.monthrange(year, month)[1])
-        return date(year, month, day) + timedelta(days=self.days)
+        return _shifted(self.years, self.months, self.days, d)
 
     def before(self, d: date) -> date:
-        return Period(-self.years, -self.months, -self.days).after(d)
+        return _shifted(-self.years, -self.months, -self.days, d)
 
     def __str__(self) -> str:
         parts = [f"{n} {u}" for n, u in ((self.years, "years"), (self.months, "months"), (self.days, "days")) if n]
         return ", ".join(parts) or "0 days"
+
+
+@lru_cache(maxsize=4096)
+def _shifted(years: int, months: int, days: int, d: date) -> date:
+    """Period.after (cached: expiry and tier windows shift the same few days again and again)."""
+    months = d.month - 1 + months + 12 * years
+    year, month = d.year + months // 12, months % 12 + 1
+    day = min(d.day, calendar.monthrange(year, month)[1])
+    return date(year, month, day) + timedelta(days=days)
 
 
 @lru_cache(maxsize=4096)
