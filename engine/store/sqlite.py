@@ -48,7 +48,10 @@ class SQLiteStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=60000")  # ms: wait for another process's batch
-            self.db.executescript(_DDL)
+            made = self.db.execute("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='effects'").fetchone()[0]
+            # A new ledger's tables are made in one transaction: a process killed meanwhile leaves
+            # all of them or none, never some (an existing ledger is opened without the write lock)
+            self.db.executescript(_DDL if made else f"BEGIN IMMEDIATE;\n{_DDL}COMMIT;\n")
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(events)")}
             if "digest" not in columns:   # a ledger made before refusals kept their fingerprint
                 self.db.execute("ALTER TABLE events ADD COLUMN digest TEXT")
