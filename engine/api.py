@@ -73,7 +73,10 @@ def quote(program: Program, state, cart: OrderPlaced, at: Optional[str | datetim
         return {"errors": [{"field": "at", "reason": str(exc), "rule": None}]}
     base = state if state is not None else new_member(cart.member)
     try:
-        view = views.as_of(base, when) if views is not None and state is not None else state_as_of(program, base, when)[0]
+        if views is not None and state is not None:
+            view = views.as_of(base, when)
+        else:
+            view, _, _ = state_as_of(program, base, when)
         out = quote_dict(plan_order(program, view, cart, when))
     except EventRejected as exc:   # a field the rules cannot price (a date out of range, ...)
         return {"errors": [{"field": exc.field, "reason": exc.reason, "rule": exc.rule}]}

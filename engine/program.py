@@ -97,8 +97,8 @@ class Earning(Ruled):
     per_yen: int = 0      # threshold: yen of cumulative purchases for each grant of `units`
     units: int = 1
     # What the rows read, worked out once (earning.compute_earn): the order's names, a key of the
-    # line's names, and whether any row has dates. A row choice depends on nothing else, so it is remembered
-    # by those values (a cache: the same answer as choosing again, bounded in size).
+    # line's names, and whether any row has dates. A row choice depends on nothing else, so it is
+    # remembered by those values (a cache: the same answer as choosing again, bounded in size).
     order_names: tuple = field(init=False, compare=False, repr=False)
     line_key: Optional[Callable] = field(init=False, compare=False, repr=False)
     dated: bool = field(init=False, compare=False, repr=False)

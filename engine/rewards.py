@@ -2,9 +2,10 @@
 deadline before a scheduled delivery."""
 from __future__ import annotations
 
-import msgspec
 from datetime import date
 from typing import Optional
+
+import msgspec
 
 from .business_days import business_days_before
 from .errors import EventRejected
