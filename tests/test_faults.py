@@ -178,8 +178,9 @@ LEDGER_TABLES = {"events", "members", "ledger", "effects"}   # engine/store/sqli
 
 def check_intact(db: Path) -> int:
     """After a kill: the file is a sound SQLite database, each member's state blob agrees with its
-    ledger rows (what was granted, and the balance of every state), and every member with a state
-    has its registration applied. Returns the number of applied events.
+    ledger rows (what was granted, and the balance of every state), and every member whose state
+    says registered has its member.registered event applied (a guest's state does not). Returns the
+    number of applied events.
 
     A kill in the first milliseconds of a run on a new file (after SQLite created the file, before
     the store's one transaction of CREATE TABLE statements committed) leaves a sound database
@@ -203,7 +204,11 @@ def check_intact(db: Path) -> int:
                 moved[member]["granted"] += amount
             else:
                 moved[member][from_state] -= amount
+        registered = {m for (m,) in con.execute(
+            "SELECT member FROM events WHERE type='member.registered' AND status='applied'")}
         for member, blob in con.execute("SELECT member, state FROM members"):
+            assert not msgspec.json.decode(blob).get("registered") or member in registered, \
+                f"{member}: the state says registered, but no member.registered event of it is applied"
             total, balances = blob_balances(blob)
             assert total == moved[member]["granted"], \
                 f"{member}: the state's lots hold {total}, the ledger granted {moved[member]['granted']}"
