@@ -7,7 +7,7 @@ from typing import Optional
 from .expiry import on_acquire
 from .expr import Attributes
 from .lots import Change
-from .timeutil import start_of
+from .timeutil import local_date, start_of
 
 
 def _grant(change: Change, bonus) -> None:
@@ -39,8 +39,7 @@ def next_birthday(state, program) -> Optional[datetime]:
     if state.birthday is None or not state.registered or state.clock is None or not program.has_birthday_bonus:
         return None
     # 00:00 of a day is after the clock exactly when the day is after the clock's local date
-    clock = state.clock
-    local = (clock if clock.tzinfo is program.tz else clock.astimezone(program.tz)).date()
+    local = local_date(state.clock, program.tz)
     paid = state.birthday_paid_on
     for y in (local.year, local.year + 1):
         candidate = date(y, state.birthday.month, 1)

@@ -5,9 +5,8 @@ Like beancount's loader, it reports every problem it finds in one pass, each as
 """
 from __future__ import annotations
 
-import hashlib
-
 import difflib
+import hashlib
 import json
 from datetime import date
 from fractions import Fraction

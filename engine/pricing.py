@@ -92,10 +92,8 @@ class Priced(msgspec.Struct, gc=False):
 
     def items_tax_floored(self) -> int:
         """The items' tax as the invoice computes it: per rate, floored (shipping and fees apart)."""
-        bases: dict = {}
-        for line in self.lines:
-            bases[line.tax_rate] = bases.get(line.tax_rate, 0) + line.net_ex
-        return sum(int(base * frac(rate)) for rate, base in bases.items())
+        ex, incl = kept_amounts(self.lines, {})
+        return incl - ex
 
     def pv_total(self) -> float:
         total = 0
@@ -160,10 +158,9 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
     return priced
 
 
-def invoice_items(lines, returned: dict | None = None, incl_tax: bool = True) -> int:
-    """The kept items' amount as an invoice states it: ex. tax, plus the tax per rate floored.
-    A partly returned line counts its kept share (floored)."""
-    returned = returned or {}
+def kept_amounts(lines, returned: dict) -> tuple[int, int]:
+    """The kept items' amount as an invoice states it, (ex. tax, incl. tax): the tax per rate,
+    floored. A partly returned line counts its kept share (floored)."""
     bases: dict = {}
     for line in lines:
         kept = line.qty - returned.get(line.sku, 0)
@@ -171,12 +168,17 @@ def invoice_items(lines, returned: dict | None = None, incl_tax: bool = True) ->
             continue
         amount = line.net_ex if kept == line.qty else line.net_ex * kept // line.qty
         bases[line.tax_rate] = bases.get(line.tax_rate, 0) + amount
-    total = sum(bases.values())
-    if incl_tax:
-        for rate, base in bases.items():
-            r = frac(rate)
-            total += base * r.numerator // r.denominator
-    return total
+    ex = incl = sum(bases.values())
+    for rate, base in bases.items():
+        _, num, den = tax_parts(rate)
+        incl += base * num // den
+    return ex, incl
+
+
+def invoice_items(lines, returned: dict | None = None, incl_tax: bool = True) -> int:
+    """The kept items' amount ex. or incl. tax (kept_amounts)."""
+    ex, incl = kept_amounts(lines, returned or {})
+    return incl if incl_tax else ex
 
 
 def kept_amount(order, incl_tax: bool) -> int:
@@ -188,5 +190,5 @@ def kept_amount(order, incl_tax: bool) -> int:
 
 def with_kept_amounts(order):
     """The order with its kept amounts computed from its lines and returns."""
-    return msgspec.structs.replace(order, kept_ex=invoice_items(order.lines, order.returned, False),
-                                   kept_incl=invoice_items(order.lines, order.returned, True))
+    kept_ex, kept_incl = kept_amounts(order.lines, order.returned)   # one pass over the lines for both
+    return msgspec.structs.replace(order, kept_ex=kept_ex, kept_incl=kept_incl)

@@ -34,7 +34,7 @@ def window_start(window, day, tz) -> datetime:
 
 def _day(at: datetime, tz) -> tuple[int, int]:
     """(date ordinal, month key) of an instant's local day."""
-    d = (at if at.tzinfo is tz else at.astimezone(tz)).date()
+    d = local_date(at, tz)
     return d.toordinal(), d.year * 12 + d.month - 1
 
 
