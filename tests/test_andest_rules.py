@@ -1,6 +1,6 @@
 """Rule tests for the &est program (programs/andest.yaml): AND-1 … AND-12 and X-1 … X-6.
 
-Every expected number below is worked out by hand from shared/spec/RULES.md and the program
+Every expected number below is worked out by hand from docs/RULES.md and the program
 file's stated assumptions, never copied from the engine's output:
 
 * member price = floor(unit_price × 0.95) per unit (AND-8, ASSUMPTION "per: unit", floored);

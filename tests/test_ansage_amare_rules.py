@@ -1,7 +1,7 @@
 """Rule tests for アンサージュ (programs/ansage.yaml, ANS-1..ANS-17) and Amare SSR
 (programs/amare.yaml, AMA-1..AMA-6).
 
-Every expected number is worked out by hand from shared/spec/RULES.md and the ASSUMPTION
+Every expected number is worked out by hand from docs/RULES.md and the ASSUMPTION
 comments of the two program files, never copied from the engine's output. Conventions used in the
 hand calculations:
 

@@ -1,6 +1,6 @@
 """Rule tests for the 万田発酵 stage program (programs/manda.yaml): MAN-1 … MAN-12.
 
-Every expected month and amount below is worked out by hand from shared/spec/RULES.md and the
+Every expected month and amount below is worked out by hand from docs/RULES.md and the
 program file's stated assumptions, never copied from the engine's output:
 
 * amounts are billed items incl. 8% tax after coupons: ``buy(at, 2700)`` is one line of 2,500 ex.

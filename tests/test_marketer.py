@@ -1,7 +1,7 @@
 """The marketer's workflow (issue 7): validate in English and Japanese, `loyalty test`, `explain`,
 `diff` (terminal, JSON, HTML), the progress display and the pre-commit hooks.
 
-Figures asserted here are worked out by hand in the comments, from shared/spec/RULES.md (AND) and
+Figures asserted here are worked out by hand in the comments, from docs/RULES.md (AND) and
 the ASSUMPTIONs of programs/andest.yaml (member price floor(unit x 0.95); earn floored once per
 order; rolling expiry: last valid day = last acquisition + 1 year).
 """

@@ -1,8 +1,8 @@
 """Rule tests for リワードサークル (programs/rewards_circle.yaml, RC-0..RC-9, and X-2/X-3 on it).
 
-The FAQ page (shared/seeds/004_a8acd6db77ee397f.txt) answers its customers with exact numbers;
+The shop's FAQ page answers its customers with exact numbers;
 those answers are tests here. Every expected number is worked out by hand from
-shared/spec/RULES.md and the ASSUMPTION comments of the program file, never copied from the
+docs/RULES.md and the ASSUMPTION comments of the program file, never copied from the
 engine's output. Conventions of the hand calculations:
 
 * money is integer yen; lines are ex. tax; tax once per rate per order, floored, so an order's

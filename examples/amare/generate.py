@@ -3,7 +3,7 @@
 
     python examples/amare/generate.py      # rewrites events.jsonl next to this file
 
-Stdlib only, fixed seed: the same file on every run. Events follow shared/spec/CONTRACT.md.
+Stdlib only, fixed seed: the same file on every run. Events follow docs/CONTRACT.md.
 
 Every member follows a scripted story (so each rule is surely exercised) with seeded products,
 quantities and dates. The generator never writes an event the engine should reject:

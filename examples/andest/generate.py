@@ -3,7 +3,7 @@
 
     python examples/andest/generate.py      # rewrites events.jsonl next to this file
 
-Stdlib only, fixed seed: the same file on every run. Events follow shared/spec/CONTRACT.md.
+Stdlib only, fixed seed: the same file on every run. Events follow docs/CONTRACT.md.
 
 Redemptions and holds are written only when the member surely has the points. safe_balance()
 is a lower bound of the member's valid points: it counts only the 500 sign-up bonus (AND-4), the

@@ -4,7 +4,7 @@
     python examples/manda/generate.py      # rewrites events.jsonl next to this file
     loyalty run programs/manda.yaml examples/manda/events.jsonl --db :memory: --as-of 2027-01-01
 
-Stdlib only, fixed seed: the same file on every run. Events follow shared/spec/CONTRACT.md.
+Stdlib only, fixed seed: the same file on every run. Events follow docs/CONTRACT.md.
 
 Fourteen members, each with a history chosen to exercise some rules (README.md lists the stage
 and gifts each should have on 2027-01-01). The seed only picks days, hours and the extra

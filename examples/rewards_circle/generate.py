@@ -3,7 +3,7 @@
 
     python examples/rewards_circle/generate.py      # rewrites events.jsonl next to this file
 
-Stdlib only, fixed seed: the same file on every run. Events follow shared/spec/CONTRACT.md and
+Stdlib only, fixed seed: the same file on every run. Events follow docs/CONTRACT.md and
 span 2025-06 to 2026-03, so every member crosses the revision of 2025-11-04 (version 1 → 2).
 
 Each member follows a scripted story (so each rule is surely exercised) with seeded products,
