@@ -26,7 +26,9 @@ from .program import (Bonus, Cap, Catalog, Deadline, Earning, ExchangeRules, Exp
 from .program import Ladder, LadderGift, LadderLevel, LadderNotice, LadderStep
 from .timeutil import Period, start_of
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
+# The schemas ship inside the package (a wheel has no top-level schema/); schema/ at the top of the
+# repository holds the same files for editors, and tests/test_packaging.py proves them identical.
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 # Names an expression may use, by where it stands.
 LINE_NAMES = frozenset({"course", "tier", "tags", "sku", "product", "qty", "unit_price", "tax_rate",

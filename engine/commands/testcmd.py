@@ -18,7 +18,7 @@ from typing import Any, Optional
 import click
 
 SUFFIX = ".tests.yaml"
-_SCHEMA = Path(__file__).resolve().parent.parent.parent / "schema" / "tests.schema.json"
+_SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "tests.schema.json"   # package data
 
 
 @dataclass
