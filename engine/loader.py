@@ -153,7 +153,7 @@ class _Compiler:
         if levels and levels[0].min != 0:
             self.problem(path + ("levels", 0, "min"), "the first tier must start at min 0 (every member has a tier)")
         return Tiers(self.rule(node, path), self.pos(path), self.period(node["window"]), node["measure"],
-                     node.get("counts_from", "placed"), tuple(levels))
+                     node.get("counts_from", "placed"), tuple(levels), node.get("compare") == "more_than")
 
     def earning(self, node: dict | None, path: tuple, tiers: Tiers | None) -> Earning | None:
         if node is None:

@@ -54,11 +54,14 @@ class Tiers(Ruled):
     measure: str        # items_ex_tax | items_incl_tax
     counts_from: str    # placed | shipped
     levels: tuple[TierLevel, ...]  # ascending by min; levels[0].min == 0
+    # compare: more_than: a level is reached when the amount exceeds its min (AND-10 「超える」);
+    # at_least (the default): when the amount reaches it
+    more_than: bool = False
 
     def level_for(self, amount: int) -> str:
         current = self.levels[0].id
-        for level in self.levels:
-            if amount >= level.min:
+        for level in self.levels[1:]:
+            if amount > level.min or (amount == level.min and not self.more_than):
                 current = level.id
         return current
 

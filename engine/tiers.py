@@ -6,7 +6,7 @@ months of daily sums and the months between, however long the member's history i
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Optional
 
@@ -24,10 +24,17 @@ def order_amount(order: Order, measure: str) -> int:
     return kept_amount(order, measure == "items_incl_tax")
 
 
+def first_day(window, day: date) -> date:
+    """The first day of a window of ``window`` that ends on ``day``: the day after ``day`` shifted
+    back by the window, the way a period of time is counted (12 months ending 2026-03-01 run from
+    2025-03-02), so a year's window holds 365 or 366 days, never a day more (AND-10, ANS-2)."""
+    return window.before(day) + timedelta(days=1)
+
+
 @lru_cache(maxsize=1024)
 def window_start(window, day, tz) -> datetime:
     """00:00 of the window's first day for a window ending on ``day`` (one per day, so cached)."""
-    return start_of(window.before(day), tz)
+    return start_of(first_day(window, day), tz)
 
 
 # --- running sums -----------------------------------------------------------------------------
@@ -117,7 +124,7 @@ def settle_counted(state: MemberState, tz) -> None:
 def _window_days(window, today: date) -> tuple[int, int, int, int]:
     """(first day, last day, first month, last month) of the window ending on ``today``: date
     ordinals and month keys (one per day, so cached)."""
-    first = window.before(today)
+    first = first_day(window, today)
     return (first.toordinal(), today.toordinal(), first.year * 12 + first.month - 1,
             today.year * 12 + today.month - 1)
 

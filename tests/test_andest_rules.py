@@ -593,19 +593,21 @@ def test_AND_9_second_review_of_same_product_earns_nothing():
 # --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("list_price, counted, first_earn, tier, rate_earn", [
-    # floor(52,631 × 0.95) = floor(49,999.45) = 49,999 → regular, next ¥10,000 order: 9,500 × 1 % = 95
-    (52631, 49999, 499, "regular", 95),
-    # floor(52,632 × 0.95) = floor(50,000.4) = 50,000 → silver, 9,500 × 2 % = 190
-    (52632, 50000, 500, "silver", 190),
-    # floor(105,263 × 0.95) = floor(99,999.85) = 99,999 → silver, 190
-    (105263, 99999, 999, "silver", 190),
-    # floor(105,264 × 0.95) = floor(100,000.8) = 100,000 → gold, 9,500 × 3 % = 285
-    (105264, 100000, 1000, "gold", 285),
+    # floor(52,632 × 0.95) = floor(50,000.4) = 50,000: not more than 50,000 → regular,
+    # next ¥10,000 order: 9,500 × 1 % = 95
+    (52632, 50000, 500, "regular", 95),
+    # floor(52,633 × 0.95) = floor(50,001.35) = 50,001 > 50,000 → silver, 9,500 × 2 % = 190
+    (52633, 50001, 500, "silver", 190),
+    # floor(105,264 × 0.95) = floor(100,000.8) = 100,000: not more than 100,000 → silver, 190
+    (105264, 100000, 1000, "silver", 190),
+    # floor(105,265 × 0.95) = floor(100,001.75) = 100,001 → gold, 9,500 × 3 % = 285
+    (105265, 100001, 1000, "gold", 285),
 ])
 def test_AND_10_tier_boundaries_after_member_price(list_price, counted, first_earn, tier, rate_earn):
-    """AND-10: "Member rank by the order amount of the last 12 months raises the earn rate."
-    ASSUMPTION: regular 1 % (< ¥50,000), silver 2 % (≥ ¥50,000), gold 3 % (≥ ¥100,000), ex-tax
-    item amounts after member price and coupons, counted from placement.
+    """AND-10: the rank goes up when the amount of the last 12 months *exceeds* a threshold
+    (「一定金額を超える」, strictly more). ASSUMPTION: regular 1 % (≤ ¥50,000), silver 2 %
+    (> ¥50,000), gold 3 % (> ¥100,000), ex-tax item amounts after member price and coupons,
+    counted from placement.
 
     A first order at list price P counts floor(P × 0.95) (the list price itself is above the
     boundary in the 49,999 case). It earns at regular 1 %: floor(counted / 100). A later
@@ -626,7 +628,7 @@ def test_AND_10_tier_boundaries_after_member_price(list_price, counted, first_ea
 def test_AND_10_rank_window_and_cancelled_orders():
     """AND-10 window of 12 months; ASSUMPTION "less cancelled and returned lines".
 
-    m1: ¥105,264 (→ 100,000) placed 2025-02-01 → gold on 2025-02-10 (¥10,000 → 9,500 × 3 % = 285);
+    m1: ¥105,265 (→ 100,001) placed 2025-02-01 → gold on 2025-02-10 (¥10,000 → 9,500 × 3 % = 285);
     on 2026-03-01 that order is more than 12 months old → regular, 95.
     m2: same order then cancelled → counts 0 → regular, 95.
     """
@@ -634,7 +636,7 @@ def test_AND_10_rank_window_and_cancelled_orders():
     register(e, "m1")
     register(e, "m2")
     for m in ("m1", "m2"):
-        place(e, m, f"{m}-o1", "2025-02-01T10:00:00+09:00", [ln("A", 105264)])
+        place(e, m, f"{m}-o1", "2025-02-01T10:00:00+09:00", [ln("A", 105265)])
     cancel(e, "m2", "m2-o1", "2025-02-02T10:00:00+09:00")
     q = e.quote(cart("m1", "x", "2025-02-10T10:00:00+09:00", [ln("B", 10000)]))
     assert (q["tier"], q["earn"]["points"]) == ("gold", 285)
@@ -645,27 +647,41 @@ def test_AND_10_rank_window_and_cancelled_orders():
 
 
 def test_AND_10_window_edges_day_by_day():
-    """AND-10: the rank counts the orders of the 12 months before the order (window from 00:00 of
-    the same date a year earlier). The engine reads it from running sums by month and day
-    (engine/tiers.py); the edges fall inside months, so the day sums are what decides.
+    """AND-10: the 12 months ending on day D run from the day after D's date a year earlier
+    through D. The engine reads them from running sums by month and day (engine/tiers.py); the
+    edges fall inside months, so the day sums are what decides.
 
-    o1 2025-02-01 10:00 and o2 2025-03-15 10:00, ¥52,632 each → member price ¥50,000 counted each.
+    o1 2025-02-01 10:00 and o2 2025-03-15 10:00, ¥52,633 each → member price ¥50,001 counted each.
     A ¥10,000 cart (¥9,500 after member price) earns 3 % gold = 285, 2 % silver = 190, 1 % = 95:
-    2026-02-01 12:00: window from 2025-02-01 00:00, both count, ¥100,000 → gold, 285;
-    2026-02-02 12:00: from 2025-02-02, o2 only, ¥50,000 → silver, 190;
-    2026-03-15 12:00: from 2025-03-15 00:00, o2 (10:00) still counts → silver, 190;
-    2026-03-16 00:00: from 2025-03-16, nothing → regular, 95.
+    2026-01-31 12:00: window 2025-02-01..2026-01-31, both count, ¥100,002 → gold, 285;
+    2026-02-01 12:00: window from 2025-02-02: o1 is out, o2 only, ¥50,001 → silver, 190;
+    2026-03-14 12:00: window from 2025-03-15: o2 still counts → silver, 190;
+    2026-03-15 00:00: window from 2025-03-16: nothing → regular, 95.
     At the very instant of o2 (the member's clock) the window ends just before it: o1 only, silver.
     """
     e = new_engine()
     register(e, "m1")
-    place(e, "m1", "o1", "2025-02-01T10:00:00+09:00", [ln("A", 52632)])
-    place(e, "m1", "o2", "2025-03-15T10:00:00+09:00", [ln("A", 52632)])
-    for at, tier, earn in (("2026-02-01T12:00:00+09:00", "gold", 285), ("2026-02-02T12:00:00+09:00", "silver", 190),
-                           ("2026-03-15T12:00:00+09:00", "silver", 190), ("2026-03-16T00:00:00+09:00", "regular", 95),
+    place(e, "m1", "o1", "2025-02-01T10:00:00+09:00", [ln("A", 52633)])
+    place(e, "m1", "o2", "2025-03-15T10:00:00+09:00", [ln("A", 52633)])
+    for at, tier, earn in (("2026-01-31T12:00:00+09:00", "gold", 285), ("2026-02-01T12:00:00+09:00", "silver", 190),
+                           ("2026-03-14T12:00:00+09:00", "silver", 190), ("2026-03-15T00:00:00+09:00", "regular", 95),
                            ("2025-03-15T10:00:00+09:00", "silver", 190)):
         q = e.quote(cart("m1", "x", at, [ln("B", 10000)]))
         assert (q["tier"], q["earn"]["points"]) == (tier, earn), at
+
+
+def test_AND_10_an_order_of_2025_03_01_is_out_of_the_window_on_2026_03_01():
+    """AND-10 as corrected: on 2026-03-01 the window is 2025-03-02..2026-03-01, so an order of
+    2025-03-01 no longer counts (a window of 366 days counted it). ¥105,265 → 100,001 → gold on
+    2026-02-28 (3 % of 9,500 = 285); regular on 2026-03-01 at 00:00 (95)."""
+    e = new_engine()
+    register(e, "m1")
+    place(e, "m1", "o1", "2025-03-01T10:00:00+09:00", [ln("A", 105265)])
+    q = e.quote(cart("m1", "x", "2026-02-28T23:59:00+09:00", [ln("B", 10000)]))
+    assert (q["tier"], q["earn"]["points"]) == ("gold", 285)
+    q = e.quote(cart("m1", "x", "2026-03-01T00:00:00+09:00", [ln("B", 10000)]))
+    assert (q["tier"], q["earn"]["points"]) == ("regular", 95)
+    assert e.member("m1", "2026-03-01T00:00:00+09:00")["tier"] == "regular"
 
 
 # --------------------------------------------------------------------------------------------

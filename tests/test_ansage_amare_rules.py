@@ -305,6 +305,21 @@ def test_ANS_2_class_counts_shipped_non_returned_orders_in_12_months():
     assert (q["tier"], q["earn"]["points"]) == ("regular", 110)
 
 
+def test_ANS_2_window_ends_a_year_after_the_day_after_shipment():
+    """ANS-2 as corrected: the 12 months ending on day D start the day after D's date a year
+    earlier. o1 ¥30,000 incl. (27,778 at 8 %) shipped 2025-02-03: on 2026-02-02 the window is
+    2025-02-03..2026-02-02, o1 counts → silver, 11,000 × 3 % = 330; on 2026-02-03 it is
+    2025-02-04..2026-02-03, o1 is out → regular, 110 (a 366-day window kept it one day more)."""
+    e = ansage()
+    register(e)
+    place(e, cart("o1", T("2025-02-01"), [ln("BIG", 27778, 0.08)]))
+    ship(e, "o1", T("2025-02-03"))
+    q = e.quote(_class_probe(T("2026-02-02", "23:59")))
+    assert (q["tier"], q["earn"]["points"]) == ("silver", 330)
+    q = e.quote(_class_probe(T("2026-02-03", "00:00")))
+    assert (q["tier"], q["earn"]["points"]) == ("regular", 110)
+
+
 def test_ANS_2_class_decided_at_order_time():
     """ANS-2: "evaluated at order time". A subscription order placed while the member is regular
     keeps 1 % even if an earlier order ships before it and lifts the class to silver.
