@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from typing import Optional
+
 from .clock import advance, next_due
+from .core import apply, event_time
+from .errors import EventRejected
+from .events import BadEvent, decode_event
 from .ladder import ladder_dict
 from .program import Program
 from .state import Lot, MemberState
@@ -87,4 +92,79 @@ def member_dict(program: Program, state: MemberState, at: datetime, effects: lis
     }
     if ladder is not None:
         out["ladder"] = ladder
+    return out
+
+
+class PastViewUnavailable(Exception):
+    """A view of a member before its clock that the ledger cannot rebuild (the message says why)."""
+
+
+def state_at(program: Program, store, state: Optional[MemberState], at: datetime
+             ) -> tuple[Optional[MemberState], Optional[int]]:
+    """The member as the ledger had it at ``at``, and how many of its stored effects its events
+    had made by then (None: all of them).
+
+    At or after the member's clock nothing has happened to it since: the stored state. Before, the
+    store keeps only the latest state, so the member's applied events with ``at`` <= ``at`` (their
+    bodies, in the order they were applied) are replayed from a fresh state through the pure core:
+    only this member is read, and the view is what the events up to then gave, by construction.
+    None: the member had no event applied by then. The happenings due between its last event and
+    ``at`` are left to ``as_of`` (member_dict), as for a stored state."""
+    if state is None or state.clock is None or at >= state.clock:
+        return state, None
+    member = state.member
+    bodies = store.event_bodies(member)
+    if any(body is None for body in bodies):
+        raise PastViewUnavailable(
+            f"member {member}: this ledger was written by an engine that did not keep the events' bodies, "
+            f"so it cannot show the member as of {at.astimezone(program.tz).isoformat()}, before its last "
+            f"event ({state.clock.astimezone(program.tz).isoformat()}); replay the events into a new ledger "
+            f"for past views, or ask for a time at or after the member's last event")
+    past: Optional[MemberState] = None
+    made = 0
+    for body in bodies:
+        try:
+            event = decode_event(body)
+        except BadEvent as bad:
+            raise PastViewUnavailable(f"member {member}: an applied event's body in the ledger cannot be read "
+                                      f"(event {bad.event_id or '?'}: {bad.reason})") from None
+        try:
+            if event_time(program, event) > at:
+                break   # a member's applied events come in time order: the rest are later still
+            outcome = apply(program, past, event)
+        except EventRejected as rej:
+            raise PastViewUnavailable(
+                f"member {member}: event {event.id}, applied to this ledger, is refused when replayed under "
+                f"this program file ({rej.reason}): the program has changed since the ledger was written, "
+                "so the past cannot be rebuilt with it") from None
+        past = outcome.state
+        made += len(outcome.effects)
+    return past, made
+
+
+def member_at(program: Program, store, member: str, at: datetime, effects: list | None = None) -> Optional[dict]:
+    """The member object at ``at`` (None: not registered by then): ``member_dict`` of the member as
+    the ledger had it (``state_at``). ``effects`` gets those of the happenings between its last
+    event up to ``at`` and ``at``."""
+    state, _ = state_at(program, store, store.load(member), at)
+    if state is None or not state.registered:
+        return None
+    return member_dict(program, state, at, effects)
+
+
+def effects_at(rows: list[dict], made: dict[str, int]) -> list[dict]:
+    """The stored effect rows the ledger had at a past moment: for each member ``made`` names (one
+    seen before its clock, ``state_at``), the first ``made[member]`` of its rows (a member's rows are
+    in the order its events made them); every row of the others."""
+    if not made:
+        return rows
+    taken = dict.fromkeys(made, 0)
+    out = []
+    for row in rows:
+        member = row["member"]
+        if member in made:
+            if taken[member] >= made[member]:
+                continue
+            taken[member] += 1
+        out.append(row)
     return out
