@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from .clock import advance, next_due
-from .core import apply, event_time
+from .core import Outcome, apply, event_time
 from .errors import EventRejected
 from .events import BadEvent, decode_event
 from .ladder import ladder_dict
@@ -102,16 +102,25 @@ class PastViewUnavailable(Exception):
 def state_at(program: Program, store, state: Optional[MemberState], at: datetime
              ) -> tuple[Optional[MemberState], Optional[int]]:
     """The member as the ledger had it at ``at``, and how many of its stored effects its events
-    had made by then (None: all of them).
+    had made by then (None: all of them). None for the state: no event of the member by then.
 
     At or after the member's clock nothing has happened to it since: the stored state. Before, the
-    store keeps only the latest state, so the member's applied events with ``at`` <= ``at`` (their
-    bodies, in the order they were applied) are replayed from a fresh state through the pure core:
-    only this member is read, and the view is what the events up to then gave, by construction.
-    None: the member had no event applied by then. The happenings due between its last event and
-    ``at`` are left to ``as_of`` (member_dict), as for a stored state."""
-    if state is None or state.clock is None or at >= state.clock:
+    store keeps only the latest state: the member is rebuilt (``rebuilt_at``). Either way the
+    happenings due between its last event and ``at`` are left to ``as_of`` (member_dict)."""
+    past = rebuilt_at(program, store, state, at)
+    if past is None:
         return state, None
+    return past.state, len(past.effects)
+
+
+def rebuilt_at(program: Program, store, state: Optional[MemberState], at: datetime) -> Optional[Outcome]:
+    """The member before its clock: its applied events with ``at`` <= ``at`` (their bodies, in the
+    order they were applied) replayed from a fresh state through the pure core, with the ledger
+    entries and effects they made (``state`` None: none by then). Only this member is read, and the
+    view is what the events up to then gave, by construction. None when ``at`` is not before the
+    member's clock (the stored state is the view)."""
+    if state is None or state.clock is None or at >= state.clock:
+        return None
     member = state.member
     bodies = store.event_bodies(member)
     if any(body is None for body in bodies):
@@ -120,8 +129,7 @@ def state_at(program: Program, store, state: Optional[MemberState], at: datetime
             f"so it cannot show the member as of {at.astimezone(program.tz).isoformat()}, before its last "
             f"event ({state.clock.astimezone(program.tz).isoformat()}); replay the events into a new ledger "
             f"for past views, or ask for a time at or after the member's last event")
-    past: Optional[MemberState] = None
-    made = 0
+    past = Outcome(None)
     for body in bodies:
         try:
             event = decode_event(body)
@@ -131,15 +139,16 @@ def state_at(program: Program, store, state: Optional[MemberState], at: datetime
         try:
             if event_time(program, event) > at:
                 break   # a member's applied events come in time order: the rest are later still
-            outcome = apply(program, past, event)
+            outcome = apply(program, past.state, event)
         except EventRejected as rej:
             raise PastViewUnavailable(
                 f"member {member}: event {event.id}, applied to this ledger, is refused when replayed under "
                 f"this program file ({rej.reason}): the program has changed since the ledger was written, "
                 "so the past cannot be rebuilt with it") from None
-        past = outcome.state
-        made += len(outcome.effects)
-    return past, made
+        past.state = outcome.state
+        past.entries += outcome.entries
+        past.effects += outcome.effects
+    return past
 
 
 def member_at(program: Program, store, member: str, at: datetime, effects: list | None = None) -> Optional[dict]:
