@@ -127,10 +127,8 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
 
 def _run_and_report(program: Program, store, events: str, as_of: Optional[str], jobs: int = 1,
                     program_path: Optional[str] = None, spec: Optional[str] = None):
-    import msgspec
-
     from .progress import count_lines, replay_progress
-    from .report import PastViewUnavailable, effects_at, member_dict, state_at
+    from .report import PastViewUnavailable, ledger_report
     from .runner import Runner, parse_as_of
 
     if jobs > 1:
@@ -152,49 +150,19 @@ def _run_and_report(program: Program, store, events: str, as_of: Optional[str], 
         click.echo(f"--as-of: {exc}", err=True)
         sys.exit(1)
     when = when or datetime.now(program.tz)
-    members = {}
-    due: list = []   # effects of happenings between each member's last event and --as-of (not stored)
-    made: dict[str, int] = {}   # members seen before their clock: how many of their stored effects count
-    try:
-        for member in store.members():
-            # a member whose clock is past --as-of is rebuilt from its events up to then (state_at)
-            state, count = state_at(program, store, store.load(member), when)
-            if count is not None:
-                made[member] = count
-            if state is not None and state.registered:
-                members[member] = member_dict(program, state, when, due)
-    except PastViewUnavailable as exc:
-        click.echo(f"loyalty run: --as-of: {exc}", err=True)
-        sys.exit(1)
     effects = store.effects()
     if jobs > 1:   # workers wrote their members' effects as they went: back in the order of the lines
         effects = effects_in_line_order(effects, result.effects)
-    rejected = [r for r in result.rejected if not _after(r.get("at"), when, program)]
-    if len(rejected) < len(result.rejected):
-        click.echo(f"loyalty run: {len(result.rejected) - len(rejected):,} events refused in this run are after "
-                   f"--as-of and not listed in the report (the exit status counts them)", err=True)
-    report = {
-        "as_of": when.astimezone(program.tz).isoformat(),
-        "program": {"id": program.id, "version": program.version_at(when).number},
-        "members": members,
-        "effects": effects_at(effects, made) + [msgspec.to_builtins(e) for e in due],
-        "rejected": [{k: v for k, v in r.items() if v is not None} for r in rejected],
-        "applied": len(result.applied),
-        "skipped": len(result.skipped),
-    }
-    return report, result
-
-
-def _after(at: Optional[str], when: datetime, program: Program) -> bool:
-    """Whether a refused event's time is after the report's (one without a readable time is not)."""
-    from .timeutil import parse_instant
-
-    if not at:
-        return False
     try:
-        return parse_instant(at, program.tz) > when
-    except ValueError:
-        return False
+        report = ledger_report(program, store, when, result, effects)
+    except PastViewUnavailable as exc:
+        click.echo(f"loyalty run: --as-of: {exc}", err=True)
+        sys.exit(1)
+    later = len(result.rejected) - len(report["rejected"])
+    if later:
+        click.echo(f"loyalty run: {later:,} events refused in this run are after --as-of and not listed in the "
+                   "report (the exit status counts them)", err=True)
+    return report, result
 
 
 def _print_report(report: dict) -> None:

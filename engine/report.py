@@ -5,6 +5,8 @@ from datetime import datetime, timedelta
 
 from typing import Optional
 
+import msgspec
+
 from .clock import advance, next_due
 from .core import Outcome, apply, event_time
 from .errors import EventRejected
@@ -13,7 +15,7 @@ from .ladder import ladder_dict
 from .program import Program
 from .state import Lot, MemberState
 from .tiers import tier_at
-from .timeutil import start_of
+from .timeutil import parse_instant, start_of
 
 
 def as_of(program: Program, state: MemberState, at: datetime) -> tuple[MemberState, list, list]:
@@ -177,3 +179,42 @@ def effects_at(rows: list[dict], made: dict[str, int]) -> list[dict]:
             taken[member] += 1
         out.append(row)
     return out
+
+
+def ledger_report(program: Program, store, at: datetime, result, effects: Optional[list[dict]] = None) -> dict:
+    """The ``run --json`` report of the ledger as of ``at`` after a run (``result``, a RunResult):
+    every member registered by then as it stood then (a member whose clock is past ``at`` rebuilt
+    from its events up to then, ``state_at``; one with no event by then absent), the effects the
+    events up to then made and the happenings due by then, the run's refusals of events up to then
+    (and of lines without a readable time). ``effects``: the store's effect rows in the order of the
+    lines (default: as the store lists them). Raises PastViewUnavailable."""
+    members = {}
+    due: list = []   # effects of happenings between each member's last event and ``at`` (not stored)
+    made: dict[str, int] = {}   # members seen before their clock: how many of their stored effects count
+    for member in store.members():
+        state, count = state_at(program, store, store.load(member), at)
+        if count is not None:
+            made[member] = count
+        if state is not None and state.registered:
+            members[member] = member_dict(program, state, at, due)
+    rows = store.effects() if effects is None else effects
+    return {
+        "as_of": at.astimezone(program.tz).isoformat(),
+        "program": {"id": program.id, "version": program.version_at(at).number},
+        "members": members,
+        "effects": effects_at(rows, made) + [msgspec.to_builtins(e) for e in due],
+        "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected
+                     if not _after(program, r.get("at"), at)],
+        "applied": len(result.applied),
+        "skipped": len(result.skipped),
+    }
+
+
+def _after(program: Program, text: Optional[str], at: datetime) -> bool:
+    """Whether a refused event's time is after ``at`` (one without a readable time is not)."""
+    if not text:
+        return False
+    try:
+        return parse_instant(text, program.tz) > at
+    except ValueError:
+        return False
