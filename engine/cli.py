@@ -154,14 +154,14 @@ def _run_and_report(program: Program, store, events: str, as_of: Optional[str], 
     if jobs > 1:   # workers wrote their members' effects as they went: back in the order of the lines
         effects = effects_in_line_order(effects, result.effects)
     try:
-        report = ledger_report(program, store, when, result, effects)
+        report = ledger_report(program, store, when, result, effects, asked=bool(as_of))
     except PastViewUnavailable as exc:
         click.echo(f"loyalty run: --as-of: {exc}", err=True)
         sys.exit(1)
     later = len(result.rejected) - len(report["rejected"])
     if later:
-        click.echo(f"loyalty run: {later:,} events refused in this run are after --as-of and not listed in the "
-                   "report (the exit status counts them)", err=True)
+        click.echo(f"loyalty run: {later:,} of the events refused in this run are after --as-of: not listed in "
+                   "the report (the exit status counts them)", err=True)
     return report, result
 
 

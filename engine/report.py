@@ -181,13 +181,16 @@ def effects_at(rows: list[dict], made: dict[str, int]) -> list[dict]:
     return out
 
 
-def ledger_report(program: Program, store, at: datetime, result, effects: Optional[list[dict]] = None) -> dict:
+def ledger_report(program: Program, store, at: datetime, result, effects: Optional[list[dict]] = None,
+                  asked: bool = True) -> dict:
     """The ``run --json`` report of the ledger as of ``at`` after a run (``result``, a RunResult):
     every member registered by then as it stood then (a member whose clock is past ``at`` rebuilt
     from its events up to then, ``state_at``; one with no event by then absent), the effects the
     events up to then made and the happenings due by then, the run's refusals of events up to then
-    (and of lines without a readable time). ``effects``: the store's effect rows in the order of the
-    lines (default: as the store lists them). Raises PastViewUnavailable."""
+    (and of lines without a readable time; ``asked`` False: ``at`` is the default, the last applied
+    event's time, and every refusal of the run is listed, a refused event dated later too).
+    ``effects``: the store's effect rows in the order of the lines (default: as the store lists
+    them). Raises PastViewUnavailable."""
     members = {}
     due: list = []   # effects of happenings between each member's last event and ``at`` (not stored)
     made: dict[str, int] = {}   # members seen before their clock: how many of their stored effects count
@@ -204,7 +207,7 @@ def ledger_report(program: Program, store, at: datetime, result, effects: Option
         "members": members,
         "effects": effects_at(rows, made) + [msgspec.to_builtins(e) for e in due],
         "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected
-                     if not _after(program, r.get("at"), at)],
+                     if not (asked and _after(program, r.get("at"), at))],
         "applied": len(result.applied),
         "skipped": len(result.skipped),
     }
