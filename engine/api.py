@@ -14,7 +14,7 @@ from .events import OrderPlaced, decode_cart
 from .loader import load_program
 from .orders import plan_order, quote_dict
 from .program import Program
-from .report import Views, as_of as state_as_of, member_dict
+from .report import Views, as_of as state_as_of, member_dict, state_at
 from .runner import RunResult, Runner
 from .store import open_store
 from .store.base import Store
@@ -52,10 +52,16 @@ class Engine:
         return quote(self.program, self.runner.state_of(cart.member), cart, at, self.views)
 
     def member(self, member: str, at: Optional[str | datetime] = None) -> Optional[dict]:
+        """The member object as of ``at`` (default: now); None when the member had no event by then.
+        A time before the member's last event rebuilds it from its events up to then (raises
+        report.PastViewUnavailable when the ledger cannot)."""
         state = self.runner.state_of(member)
         if state is None:
             return None
         when = _when(self.program, at) if at else datetime.now(timezone.utc)
+        state, _ = state_at(self.program, self.store, state, when)
+        if state is None:
+            return None
         return member_dict(self.program, state, when)
 
 

@@ -127,10 +127,8 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
 
 def _run_and_report(program: Program, store, events: str, as_of: Optional[str], jobs: int = 1,
                     program_path: Optional[str] = None, spec: Optional[str] = None):
-    import msgspec
-
     from .progress import count_lines, replay_progress
-    from .report import member_dict
+    from .report import PastViewUnavailable, ledger_report
     from .runner import Runner, parse_as_of
 
     if jobs > 1:
@@ -152,25 +150,18 @@ def _run_and_report(program: Program, store, events: str, as_of: Optional[str], 
         click.echo(f"--as-of: {exc}", err=True)
         sys.exit(1)
     when = when or datetime.now(program.tz)
-    members = {}
-    due: list = []   # effects of happenings between each member's last event and --as-of (not stored)
-    for member in store.members():
-        state = store.load(member)
-        if state is not None and state.registered:
-            members[member] = member_dict(program, state, when, due)
     effects = store.effects()
     if jobs > 1:   # workers wrote their members' effects as they went: back in the order of the lines
         effects = effects_in_line_order(effects, result.effects)
-    report = {
-        "as_of": when.astimezone(program.tz).isoformat(),
-        "program": {"id": program.id, "version": program.version_at(when).number},
-        "members": members,
-        "effects": [e for e in effects if e["at"] <= when.astimezone(program.tz).isoformat()]
-                   + [msgspec.to_builtins(e) for e in due],
-        "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected],
-        "applied": len(result.applied),
-        "skipped": len(result.skipped),
-    }
+    try:
+        report = ledger_report(program, store, when, result, effects, asked=bool(as_of))
+    except PastViewUnavailable as exc:
+        click.echo(f"loyalty run: --as-of: {exc}", err=True)
+        sys.exit(1)
+    later = len(result.rejected) - len(report["rejected"])
+    if later:
+        click.echo(f"loyalty run: {later:,} of the events refused in this run are after --as-of: not listed in "
+                   "the report (the exit status counts them)", err=True)
     return report, result
 
 

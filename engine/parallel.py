@@ -222,6 +222,7 @@ class _Applied(msgspec.Struct, array_like=True):
     member: str
     entries: list[Entry]
     effects: list[Effect]
+    body: Optional[bytes] = None   # the event, msgspec-encoded (past views replay it)
 
 
 class _Batch(msgspec.Struct, array_like=True):
@@ -262,11 +263,12 @@ class _Outcomes:
     def refusal(self, event_id: str):
         return self.refused.get(event_id)
 
-    def save(self, event_id, event_type, at, state, entries, effects) -> None:
+    def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
         self.applied.add(event_id)
         self.refused.pop(event_id, None)
         self.states[state.member] = self._dirty[state.member] = state
-        self._applied_now.append(_Applied(event_id, event_type, at, state.member, list(entries), list(effects)))
+        self._applied_now.append(_Applied(event_id, event_type, at, state.member, list(entries), list(effects),
+                                          body))
 
     def reject(self, event_id, member, reason, digest=None) -> None:
         if event_id is None:
@@ -328,7 +330,7 @@ class _SQLiteWriter:
                 store.reject(eid, member, reason, digest)
             states = batch.states
             for a in batch.applied:
-                store.save(a.id, a.type, a.at, states[a.member], a.entries, a.effects)
+                store.save(a.id, a.type, a.at, states[a.member], a.entries, a.effects, a.body)
             store.commit()
         except BaseException:
             store.rollback()

@@ -3,12 +3,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from typing import Optional
+
+import msgspec
+
 from .clock import advance, next_due
+from .core import Outcome, apply, event_time
+from .errors import EventRejected
+from .events import BadEvent, decode_event
 from .ladder import ladder_dict
 from .program import Program
 from .state import Lot, MemberState
 from .tiers import tier_at
-from .timeutil import start_of
+from .timeutil import parse_instant, start_of
 
 
 def as_of(program: Program, state: MemberState, at: datetime) -> tuple[MemberState, list, list]:
@@ -88,3 +95,129 @@ def member_dict(program: Program, state: MemberState, at: datetime, effects: lis
     if ladder is not None:
         out["ladder"] = ladder
     return out
+
+
+class PastViewUnavailable(Exception):
+    """A view of a member before its clock that the ledger cannot rebuild (the message says why)."""
+
+
+def state_at(program: Program, store, state: Optional[MemberState], at: datetime
+             ) -> tuple[Optional[MemberState], Optional[int]]:
+    """The member as the ledger had it at ``at``, and how many of its stored effects its events
+    had made by then (None: all of them). None for the state: no event of the member by then.
+
+    At or after the member's clock nothing has happened to it since: the stored state. Before, the
+    store keeps only the latest state: the member is rebuilt (``rebuilt_at``). Either way the
+    happenings due between its last event and ``at`` are left to ``as_of`` (member_dict)."""
+    past = rebuilt_at(program, store, state, at)
+    if past is None:
+        return state, None
+    return past.state, len(past.effects)
+
+
+def rebuilt_at(program: Program, store, state: Optional[MemberState], at: datetime) -> Optional[Outcome]:
+    """The member before its clock: its applied events with ``at`` <= ``at`` (their bodies, in the
+    order they were applied) replayed from a fresh state through the pure core, with the ledger
+    entries and effects they made (``state`` None: none by then). Only this member is read, and the
+    view is what the events up to then gave, by construction. None when ``at`` is not before the
+    member's clock (the stored state is the view)."""
+    if state is None or state.clock is None or at >= state.clock:
+        return None
+    member = state.member
+    bodies = store.event_bodies(member)
+    if any(body is None for body in bodies):
+        raise PastViewUnavailable(
+            f"member {member}: this ledger was written by an engine that did not keep the events' bodies, "
+            f"so it cannot show the member as of {at.astimezone(program.tz).isoformat()}, before its last "
+            f"event ({state.clock.astimezone(program.tz).isoformat()}); replay the events into a new ledger "
+            f"for past views, or ask for a time at or after the member's last event")
+    past = Outcome(None)
+    for body in bodies:
+        try:
+            event = decode_event(body)
+        except BadEvent as bad:
+            raise PastViewUnavailable(f"member {member}: an applied event's body in the ledger cannot be read "
+                                      f"(event {bad.event_id or '?'}: {bad.reason})") from None
+        try:
+            if event_time(program, event) > at:
+                break   # a member's applied events come in time order: the rest are later still
+            outcome = apply(program, past.state, event)
+        except EventRejected as rej:
+            raise PastViewUnavailable(
+                f"member {member}: event {event.id}, applied to this ledger, is refused when replayed under "
+                f"this program file ({rej.reason}): the program has changed since the ledger was written, "
+                "so the past cannot be rebuilt with it") from None
+        past.state = outcome.state
+        past.entries += outcome.entries
+        past.effects += outcome.effects
+    return past
+
+
+def member_at(program: Program, store, member: str, at: datetime, effects: list | None = None) -> Optional[dict]:
+    """The member object at ``at`` (None: not registered by then): ``member_dict`` of the member as
+    the ledger had it (``state_at``). ``effects`` gets those of the happenings between its last
+    event up to ``at`` and ``at``."""
+    state, _ = state_at(program, store, store.load(member), at)
+    if state is None or not state.registered:
+        return None
+    return member_dict(program, state, at, effects)
+
+
+def effects_at(rows: list[dict], made: dict[str, int]) -> list[dict]:
+    """The stored effect rows the ledger had at a past moment: for each member ``made`` names (one
+    seen before its clock, ``state_at``), the first ``made[member]`` of its rows (a member's rows are
+    in the order its events made them); every row of the others."""
+    if not made:
+        return rows
+    taken = dict.fromkeys(made, 0)
+    out = []
+    for row in rows:
+        member = row["member"]
+        if member in made:
+            if taken[member] >= made[member]:
+                continue
+            taken[member] += 1
+        out.append(row)
+    return out
+
+
+def ledger_report(program: Program, store, at: datetime, result, effects: Optional[list[dict]] = None,
+                  asked: bool = True) -> dict:
+    """The ``run --json`` report of the ledger as of ``at`` after a run (``result``, a RunResult):
+    every member registered by then as it stood then (a member whose clock is past ``at`` rebuilt
+    from its events up to then, ``state_at``; one with no event by then absent), the effects the
+    events up to then made and the happenings due by then, the run's refusals of events up to then
+    (and of lines without a readable time; ``asked`` False: ``at`` is the default, the last applied
+    event's time, and every refusal of the run is listed, a refused event dated later too).
+    ``effects``: the store's effect rows in the order of the lines (default: as the store lists
+    them). Raises PastViewUnavailable."""
+    members = {}
+    due: list = []   # effects of happenings between each member's last event and ``at`` (not stored)
+    made: dict[str, int] = {}   # members seen before their clock: how many of their stored effects count
+    for member in store.members():
+        state, count = state_at(program, store, store.load(member), at)
+        if count is not None:
+            made[member] = count
+        if state is not None and state.registered:
+            members[member] = member_dict(program, state, at, due)
+    rows = store.effects() if effects is None else effects
+    return {
+        "as_of": at.astimezone(program.tz).isoformat(),
+        "program": {"id": program.id, "version": program.version_at(at).number},
+        "members": members,
+        "effects": effects_at(rows, made) + [msgspec.to_builtins(e) for e in due],
+        "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected
+                     if not (asked and _after(program, r.get("at"), at))],
+        "applied": len(result.applied),
+        "skipped": len(result.skipped),
+    }
+
+
+def _after(program: Program, text: Optional[str], at: datetime) -> bool:
+    """Whether a refused event's time is after ``at`` (one without a readable time is not)."""
+    if not text:
+        return False
+    try:
+        return parse_instant(text, program.tz) > at
+    except ValueError:
+        return False

@@ -35,6 +35,10 @@ class RunResult:
     effects: list = field(default_factory=list)
 
 
+# An applied event's body as the ledger keeps it (a past view decodes and replays it, engine/report.py)
+_encode_body = msgspec.json.Encoder().encode
+
+
 def event_digest(event) -> str:
     """A fingerprint of an event's content (field order and spacing of the input do not matter)."""
     return hashlib.sha256(msgspec.json.encode(event)).hexdigest()[:32]
@@ -110,17 +114,19 @@ class Runner:
             # The same event, refused before: refused again with its first reason, never applied
             # now that the member's state has moved on (X-4). A corrected event (another body
             # under the same id) is judged afresh.
-            result.rejected.append({"event": event.id, "field": None, "reason": refused[1], "repeat": True})
+            result.rejected.append({"event": event.id, "field": None, "reason": refused[1], "repeat": True,
+                                    "at": event.at})
             return
         try:
             outcome = apply(self.program, self.state_of(event.member), event)
         except EventRejected as rej:
             reason = rej.describe(event.id)
-            result.rejected.append({"event": event.id, "field": rej.field, "reason": reason, "rule": rej.rule})
+            result.rejected.append({"event": event.id, "field": rej.field, "reason": reason, "rule": rej.rule,
+                                    "at": event.at})
             self.store.reject(event.id, event.member, reason, digest or event_digest(event))
             return
         self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,
-                        outcome.entries, outcome.effects)
+                        outcome.entries, outcome.effects, _encode_body(event))
         self.cache[event.member] = outcome.state
         result.applied.append(event.id)
         result.effects.extend(outcome.effects)

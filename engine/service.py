@@ -47,7 +47,7 @@ from .api import Engine
 from .events import BadEvent, Event, OrderPlaced, decode_cart
 from .loader import load_program
 from .program import Program
-from .report import member_dict
+from .report import PastViewUnavailable, member_dict, state_at
 from .runner import RunResult
 from .timeutil import parse_instant
 
@@ -362,6 +362,17 @@ def member_answer(engine: Engine, member: str, as_of: Optional[str]) -> tuple[in
             return 422, {"error": f"as_of: not an ISO 8601 time with offset, nor a date: {as_of!r} ({exc})", "status": 422}
         if not (YEARS[0] <= when.year <= YEARS[1]):
             return 422, {"error": _years_reason("as_of", as_of), "status": 422}
+    try:
+        state, _ = state_at(program, engine.store, state, when)   # before its last event: rebuilt
+    except PastViewUnavailable as exc:
+        return 422, {"error": f"as_of: {exc}", "status": 422}
+    except Exception as exc:
+        if _is_store_error(exc):
+            raise StoreUnavailable(str(exc)) from None
+        raise
+    if state is None or not state.registered:
+        return 404, {"error": f"unknown member {member} as of {when.astimezone(program.tz).isoformat()}: "
+                              "not registered by then", "status": 404}
     try:
         view = member_dict(program, state, when)
     except Exception as exc:

@@ -348,8 +348,10 @@ class Story:
         return None
 
 
-def tell(program, state, stored_entries, events: dict, as_of: datetime) -> tuple[str, dict]:
-    """The story text and the balance by state it adds up to."""
+def tell(program, state, stored_entries, events: dict, as_of: datetime, rebuilt: bool = False) -> tuple[str, dict]:
+    """The story text and the balance by state it adds up to. ``rebuilt``: ``state`` and its
+    entries are the member as it stood at ``as_of``, rebuilt from its events up to then
+    (report.rebuilt_at) because the ledger has moved on since."""
     from ..report import as_of as view_as_of
 
     entries = list(stored_entries)
@@ -358,7 +360,7 @@ def tell(program, state, stored_entries, events: dict, as_of: datetime) -> tuple
     if current:
         view, extra, _ = view_as_of(program, state, as_of)
         entries += extra
-    else:
+    else:   # a state ahead of as_of (a caller that did not rebuild it): the entries up to then
         entries = [e for e in entries if e.at <= as_of]
     story = Story(program, view, entries, events, as_of, view.all_lots(), current)
     origins = [o for o in story.origins() if o.granted_at <= as_of]
@@ -370,7 +372,10 @@ def tell(program, state, stored_entries, events: dict, as_of: datetime) -> tuple
     local = as_of.astimezone(program.tz)
     lines = [f"Member {state.member}: {program.name} ({program.id}), as of {local:%Y-%m-%d %H:%M} ({program.tz.key}).",
              f"Program file: {program.file}."]
-    if not current:
+    if rebuilt:
+        lines.append(f"Note: the ledger has moved on since then; this is the balance as it was on "
+                     f"{local:%Y-%m-%d}, rebuilt from the member's events up to that moment.")
+    elif not current:
         lines.append(f"Note: the ledger has moved on since then; this is the balance as it was on "
                      f"{local:%Y-%m-%d}, rebuilt from the ledger entries up to that moment.")
     usable = f"Balance: {_units(totals['valid'], unit)} can be used now"
@@ -431,6 +436,7 @@ def _rule_key(rule: str) -> tuple:
 def explain(program_path: str, db: str, member: str, as_of: Optional[str]) -> None:
     """Tell a member's balance lot by lot: event, rule id and version, program line, what happened since."""
     from ..cli import _load_or_exit
+    from ..report import PastViewUnavailable, rebuilt_at
     from ..store import open_store
     from ..store.sqlite import StoreError
     from ..timeutil import parse_instant
@@ -461,7 +467,19 @@ def explain(program_path: str, db: str, member: str, as_of: Optional[str]) -> No
             when = max(now, datetime.fromisoformat(last)) if last else now
             if state.clock is not None and state.clock > when:
                 when = state.clock
-        text, _ = tell(program, state, store.entries(member), _event_types(store), when)
+        try:
+            past = rebuilt_at(program, store, state, when)   # before the member's last event: rebuilt
+        except PastViewUnavailable as exc:
+            click.echo(f"--as-of: {exc}", err=True)
+            sys.exit(1)
+        if past is None:
+            text, _ = tell(program, state, store.entries(member), _event_types(store), when)
+        elif past.state is None or not past.state.registered:
+            click.echo(f"member {member}: not registered as of {when.astimezone(program.tz).isoformat()} "
+                       f"in the ledger {db}", err=True)
+            sys.exit(1)
+        else:
+            text, _ = tell(program, past.state, past.entries, _event_types(store), when, rebuilt=True)
     finally:
         store.close()
     click.echo(text)

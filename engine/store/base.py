@@ -12,9 +12,9 @@ class Store(Protocol):
     def load(self, member: str) -> Optional[MemberState]: ...
 
     def save(self, event_id: str, event_type: str, at: str, state: MemberState,
-             entries: Iterable[Entry], effects: Iterable[Effect]) -> None:
-        """Record one applied event: its id, the member's new state, its entries and effects,
-        all in the same transaction."""
+             entries: Iterable[Entry], effects: Iterable[Effect], body: Optional[bytes] = None) -> None:
+        """Record one applied event: its id, its body (the event msgspec-encoded, for past views),
+        the member's new state, its entries and effects, all in the same transaction."""
 
     def reject(self, event_id: Optional[str], member: Optional[str], reason: str,
                digest: Optional[str] = None) -> None:
@@ -28,6 +28,10 @@ class Store(Protocol):
     def effects(self) -> list[dict]: ...
 
     def entries(self, member: str) -> list[Entry]: ...
+
+    def event_bodies(self, member: str) -> list[Optional[bytes]]:
+        """The bodies of the member's applied events in the order they were applied (None for an
+        event recorded before the ledger kept bodies): a past view replays them (engine/report.py)."""
 
     def last_time(self) -> Optional[str]: ...
 

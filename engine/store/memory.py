@@ -17,6 +17,7 @@ class MemoryStore:
         self.rejected_digest: dict[str, Optional[str]] = {}
         self.ledger: dict[str, list[Entry]] = {}
         self.effect_rows: list[dict] = []
+        self.bodies: dict[str, list[bytes]] = {}   # member -> its applied events' bodies, in order (past views)
         self._last_dt = None   # the latest clock saved (its text only when asked: isoformat costs 3 µs)
 
     def is_applied(self, event_id: str) -> bool:
@@ -25,8 +26,9 @@ class MemoryStore:
     def load(self, member: str) -> Optional[MemberState]:
         return self.states.get(member)
 
-    def save(self, event_id, event_type, at, state, entries, effects) -> None:
+    def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
         self.applied.add(event_id)
+        self.bodies.setdefault(state.member, []).append(body)
         self.rejected.pop(event_id, None)
         self.rejected_digest.pop(event_id, None)
         self.states[state.member] = state
@@ -55,6 +57,9 @@ class MemoryStore:
 
     def entries(self, member: str) -> list[Entry]:
         return list(self.ledger.get(member, []))
+
+    def event_bodies(self, member: str) -> list[Optional[bytes]]:
+        return list(self.bodies.get(member, []))
 
     def last_time(self) -> Optional[str]:
         return self._last_dt.isoformat() if self._last_dt is not None else None

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
+from operator import itemgetter
 from datetime import datetime
 from typing import Iterator, Optional
 
@@ -88,6 +89,14 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
     (3, "a refused event keeps the fingerprint of its content (a resend of the same event stays refused)", (
         "ALTER TABLE events ADD COLUMN digest TEXT",
     )),
+    # A past view (engine/report.py) replays a member's applied events in the order they were
+    # applied: the body of each (msgspec JSON) and its place, from one sequence. Rows recorded
+    # before stay NULL (no table rewrite): no past view reaches back to them.
+    (4, "an applied event keeps its body and its place in the order of application (past views)", (
+        "CREATE SEQUENCE events_seq",
+        "ALTER TABLE events ADD COLUMN body TEXT, ADD COLUMN seq BIGINT",
+        "ALTER TABLE events ALTER COLUMN seq SET DEFAULT nextval('events_seq')",
+    )),
 ]
 LATEST = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_xact_lock key: one migrator at a time
@@ -95,6 +104,11 @@ _MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_xact_lock key: one migrator at
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(MemberState).decode
 _UNKNOWN = object()
+
+
+def _text(body: Optional[bytes]) -> Optional[str]:
+    """An event's body (msgspec JSON) as the TEXT column keeps it."""
+    return body.decode() if isinstance(body, bytes) else body
 
 
 def redact(url: str) -> str:
@@ -164,7 +178,7 @@ class _Chunk:
         self.applied: set[tuple[str, str]] = set()                # applied in this chunk
         self.refused: dict[tuple[str, str], tuple] = {}           # refused in this chunk: (reason, digest), first kept
         self.unrefuse: list[tuple[str, str]] = []                 # refusals on record that an applied event replaces
-        self.event_rows: list[tuple] = []                         # (member, id, type, at) of the applied events
+        self.event_rows: list[tuple] = []                         # (member, id, type, at, body) of the applied events
         self.dirty: dict[str, MemberState] = {}                   # members' new states
         self.ledger_rows: list[tuple] = []
         self.effect_rows: list[tuple] = []
@@ -387,6 +401,11 @@ class PostgresStore:
                 "DELETE FROM events e USING unnest(%b::text[], %b::text[]) AS k(member, id) "
                 "WHERE e.program = %s AND e.member = k.member AND e.id = k.id AND e.status = 'rejected'",
                 ([k[0] for k in chunk.unrefuse], [k[1] for k in chunk.unrefuse], p)))
+        if chunk.event_rows:
+            # the applied events' places in the ledger's order, taken under the members' locks: each
+            # later than any event of these members committed before (rows go in sorted by key)
+            places_at = len(first)
+            first.append(("SELECT nextval('events_seq') FROM generate_series(1, %s)", (len(chunk.event_rows),)))
         if chunk.dirty:
             members = list(chunk.dirty)
             states = [chunk.dirty[m] for m in members]
@@ -395,12 +414,12 @@ class PostgresStore:
                 "FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) AS r(member, state, clock) "
                 "WHERE m.program = %s AND m.member = r.member",
                 (members, [_encode(st).decode() for st in states], [st.clock for st in states], p)))
-        if first:
-            self._pipeline(first)
+        answers = self._pipeline(first) if first else []
         cur = self.conn.cursor()
         if chunk.event_rows:
-            with cur.copy("COPY events (program, member, id, type, at, status) FROM STDIN") as copy:
-                for row in sorted(chunk.event_rows):
+            places = sorted(row[0] for row in answers[places_at])
+            with cur.copy("COPY events (program, member, id, type, at, body, seq, status) FROM STDIN") as copy:
+                for row in sorted((row + (seq,) for row, seq in zip(chunk.event_rows, places)), key=itemgetter(0, 1)):
                     copy.write_row((p, *row, "applied"))
         if chunk.ledger_rows:
             with cur.copy("COPY ledger (program, member, at, source, action, lot, amount, from_state, to_state, "
@@ -433,7 +452,7 @@ class PostgresStore:
             chunk.applied, chunk.refused, chunk.unrefuse, chunk.event_rows = set(), {}, [], []
             chunk.dirty, chunk.ledger_rows, chunk.effect_rows = {}, [], []
 
-    def _chunk_save(self, chunk: _Chunk, event_id, event_type, at, state, entries, effects) -> None:
+    def _chunk_save(self, chunk: _Chunk, event_id, event_type, at, state, entries, effects, body=None) -> None:
         member = state.member
         key = (member, event_id)
         if member not in chunk.states:
@@ -449,7 +468,7 @@ class PostgresStore:
         elif key in chunk.known:      # refused on record: the refusal gives way
             chunk.unrefuse.append(key)
         chunk.applied.add(key)
-        chunk.event_rows.append((member, event_id, event_type, at))
+        chunk.event_rows.append((member, event_id, event_type, at, _text(body)))
         chunk.states[member] = chunk.dirty[member] = state
         chunk.ledger_rows.extend(ledger)
         chunk.effect_rows.extend(effect_rows)
@@ -522,13 +541,13 @@ class PostgresStore:
                                (self.program, member)))[0]
         return _decode_state(rows[0][0]) if rows and rows[0][0] is not None else None
 
-    def save(self, event_id, event_type, at, state, entries, effects) -> None:
+    def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
         """Queue the event's writes in the member's transaction; ``commit`` sends them with the
         COMMIT, in one round trip. If the event is already applied (a caller that did not lock
         raced another process), the INSERT fails on the primary key and the whole event rolls back.
         Inside a replay chunk the writes are buffered until ``commit``."""
         if self._chunk is not None:
-            self._chunk_save(self._chunk, event_id, event_type, at, state, entries, effects)
+            self._chunk_save(self._chunk, event_id, event_type, at, state, entries, effects, body)
             return
         p, member = self.program, state.member
         with self._guard():
@@ -537,8 +556,8 @@ class PostgresStore:
             # so the INSERT below fails (and with it the transaction) rather than apply it twice.
             self._q("DELETE FROM events WHERE program = %s AND member = %s AND id = %s AND status = 'rejected'",
                     (p, member, event_id))
-            self._q("INSERT INTO events (program, member, id, type, at, status) VALUES (%s, %s, %s, %s, %s, 'applied')",
-                    (p, member, event_id, event_type, at))
+            self._q("INSERT INTO events (program, member, id, type, at, status, body) "
+                    "VALUES (%s, %s, %s, %s, %s, 'applied', %s)", (p, member, event_id, event_type, at, _text(body)))
             self._q("INSERT INTO members (program, member, state, clock) VALUES (%s, %s, %s::json, %s) "
                     "ON CONFLICT (program, member) DO UPDATE SET state = excluded.state, clock = excluded.clock",
                     (p, member, _encode(state).decode(), state.clock))
@@ -614,6 +633,14 @@ class PostgresStore:
                 "FROM ledger WHERE program = %s AND member = %s ORDER BY seq", (self.program, member)).fetchall()
         return [Entry(member=r[0], at=r[1], source=r[2], action=r[3], lot=r[4], amount=r[5], from_state=r[6],
                       to_state=r[7], rule=r[8], version=r[9]) for r in rows]
+
+    def event_bodies(self, member: str) -> list[Optional[bytes]]:
+        with self._guard():
+            self._sync()
+            rows = self.conn.execute(
+                "SELECT body FROM events WHERE program = %s AND member = %s AND status = 'applied' ORDER BY seq",
+                (self.program, member)).fetchall()
+        return [row[0].encode() if row[0] is not None else None for row in rows]
 
     def last_time(self) -> Optional[str]:
         # The latest member clock: clocks only move forward, so this is the time of the last event

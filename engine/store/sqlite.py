@@ -19,7 +19,8 @@ SCHEMA_VERSION = 1
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
-  id TEXT PRIMARY KEY, member TEXT, type TEXT, at TEXT, status TEXT NOT NULL, reason TEXT, digest TEXT);
+  id TEXT PRIMARY KEY, member TEXT, type TEXT, at TEXT, status TEXT NOT NULL, reason TEXT, digest TEXT,
+  body BLOB, seq INTEGER);
 CREATE TABLE IF NOT EXISTS members (member TEXT PRIMARY KEY, state BLOB NOT NULL, clock TEXT);
 CREATE TABLE IF NOT EXISTS ledger (
   seq INTEGER PRIMARY KEY, member TEXT NOT NULL, at TEXT NOT NULL, source TEXT NOT NULL,
@@ -55,6 +56,9 @@ class SQLiteStore:
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(events)")}
             if "digest" not in columns:   # a ledger made before refusals kept their fingerprint
                 self.db.execute("ALTER TABLE events ADD COLUMN digest TEXT")
+            if "body" not in columns or not self.db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='index' AND name='events_member'").fetchone():
+                self._keep_bodies()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a usable SQLite ledger ({exc})") from None
         row = self.db.execute("SELECT value FROM meta WHERE key='program'").fetchone()
@@ -66,7 +70,24 @@ class SQLiteStore:
         self._checked_in_tx = False
         self._data_version = None
         self._last: Optional[datetime] = None
+        self._seq: Optional[int] = None   # the last applied event's place in the ledger (None: read it)
         self._clear_buffers()
+
+    def _keep_bodies(self) -> None:
+        """Give the events table the body of each applied event and its place in the ledger's order
+        (a member's events are replayed in that order for a past view), with an index to find one
+        member's events. Events recorded before stay without a body: no past view reaches them."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(events)")}  # again, under the lock
+            if "body" not in columns:
+                self.db.execute("ALTER TABLE events ADD COLUMN body BLOB")
+                self.db.execute("ALTER TABLE events ADD COLUMN seq INTEGER")
+            self.db.execute("CREATE INDEX IF NOT EXISTS events_member ON events (member, seq)")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def begin(self) -> bool:
         """Open the batch's write transaction; True when it opened one (False: already open).
@@ -124,13 +145,17 @@ class SQLiteStore:
         row = self.db.execute("SELECT state FROM members WHERE member=?", (member,)).fetchone()
         return _decode_state(row[0]) if row else None
 
-    def save(self, event_id, event_type, at, state, entries, effects) -> None:
+    def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
         """Buffer one applied event inside the open transaction. A member's state is encoded once
         a batch (at commit), not once an event; the batch's rows go in with one executemany each.
         All of it commits together or not at all, so no event is ever half-applied."""
         self._begin()
         self._applied_now.add(event_id)
-        self._event_rows.append((event_id, state.member, event_type, at))
+        if self._seq is None:   # the ledger's count of applied events, read once a transaction
+            row = self.db.execute("SELECT value FROM meta WHERE key='event_seq'").fetchone()
+            self._seq = int(row[0]) if row else 0
+        self._seq += 1
+        self._event_rows.append((event_id, state.member, event_type, at, body, self._seq))
         self._dirty[state.member] = state
         at_obj = at_text = None
         for e in entries:
@@ -145,8 +170,9 @@ class SQLiteStore:
     def _flush(self) -> None:
         db = self.db
         if self._event_rows:
-            db.executemany("INSERT OR REPLACE INTO events (id, member, type, at, status, reason, digest) "
-                           "VALUES (?,?,?,?, 'applied', NULL, NULL)", self._event_rows)
+            db.executemany("INSERT OR REPLACE INTO events (id, member, type, at, status, reason, digest, body, seq) "
+                           "VALUES (?,?,?,?, 'applied', NULL, NULL, ?, ?)", self._event_rows)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('event_seq', ?)", (str(self._seq),))
         if self._dirty:
             db.executemany("INSERT OR REPLACE INTO members VALUES (?,?,?)",
                            [(m, _encode(st), st.clock.isoformat() if st.clock else None) for m, st in self._dirty.items()])
@@ -203,6 +229,11 @@ class SQLiteStore:
         return [Entry(member=r[0], at=datetime.fromisoformat(r[1]), source=r[2], action=r[3], lot=r[4], amount=r[5],
                       from_state=r[6], to_state=r[7], rule=r[8], version=r[9]) for r in rows]
 
+    def event_bodies(self, member: str) -> list[Optional[bytes]]:
+        self._flush()
+        return [row[0] for row in self.db.execute(
+            "SELECT body FROM events WHERE member=? AND status='applied' ORDER BY seq", (member,))]
+
     def last_time(self) -> Optional[str]:
         if self._last is not None:
             self._store_last()
@@ -221,10 +252,12 @@ class SQLiteStore:
                 self._store_last()
             self.db.execute("COMMIT")
             self._in_tx = False
+            self._seq = None   # another process may write before our next transaction
 
     def rollback(self) -> None:
         """Drop everything saved since the last commit (the service uses it when an event fails)."""
         self._clear_buffers()
+        self._seq = None
         if self._in_tx:
             self.db.execute("ROLLBACK")
             self._in_tx = False
