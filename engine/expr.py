@@ -76,6 +76,13 @@ def _mod(a: Any, b: Any) -> Any:
     return a % b
 
 
+def _div(a: Any, b: Any) -> Any:
+    # 8 / 100 is 8/100 exactly, as the decimal 0.08 is (Python's int division would give a float)
+    if type(a) is int and type(b) is int:
+        return Fraction(a, b)
+    return a / b
+
+
 def _floor(x: Any) -> int:
     return math.floor(x)
 
@@ -128,7 +135,8 @@ class Expr:
         self.names = names
         self.rule = rule     # the rule the expression belongs to: a refusal it causes names it
         self._code = code
-        self._globals = {"__builtins__": {}, "_mul": _mul, "_mod": _mod, "_add": _add, "_dec": _dec, **FUNCTIONS,
+        self._globals = {"__builtins__": {}, "_mul": _mul, "_mod": _mod, "_add": _add, "_div": _div,
+                         "_dec": _dec, **FUNCTIONS,
                          **consts}
 
     def __call__(self, env: dict[str, Any]) -> Any:
@@ -153,7 +161,8 @@ class Expr:
 
 class _Rewrite(ast.NodeTransformer):
     """Decimal literals to exact fractions; values read from the event (names, subscripts) to
-    decimals; ``a * b``, ``a % b`` and ``a + b`` to checked operations."""
+    decimals; ``a / b`` of whole numbers to an exact fraction; ``a * b``, ``a % b`` and ``a + b`` to
+    checked operations."""
 
     def __init__(self) -> None:
         self.consts: dict[str, Any] = {}
@@ -183,7 +192,7 @@ class _Rewrite(ast.NodeTransformer):
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         self.generic_visit(node)
-        checked = {ast.Mult: "_mul", ast.Mod: "_mod", ast.Add: "_add"}.get(type(node.op))
+        checked = {ast.Mult: "_mul", ast.Mod: "_mod", ast.Add: "_add", ast.Div: "_div"}.get(type(node.op))
         if checked:
             call = ast.Call(func=ast.Name(id=checked, ctx=ast.Load()), args=[node.left, node.right], keywords=[])
             return ast.copy_location(call, node)

@@ -88,10 +88,10 @@ def _schema_problems(data: Any, positions: yamlpos.Positions) -> list[Problem]:
         if tuple(error.absolute_path) in skip:
             continue   # already said: not a finite number
         if error.context:
-            # oneOf/anyOf: the branch whose type fits the value says it best ("must not be
-            # negative" rather than "is not of type 'object'"); among those, the deepest error.
-            fitting = [e for e in error.context if e.validator != "type"] or list(error.context)
-            error = max(fitting, key=lambda e: len(e.absolute_path))
+            # oneOf/anyOf: the branch that got furthest into the value says it best (bands.0.from
+            # "must be a whole number" rather than "by: not one of tier, ..."); at the same depth,
+            # the one whose type fits ("must not be negative" rather than "is not of type 'object'").
+            error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
         path = tuple(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = list((error.schema.get("properties") or {}).keys())
