@@ -79,6 +79,8 @@ def _mod(a: Any, b: Any) -> Any:
 def _div(a: Any, b: Any) -> Any:
     # 8 / 100 is 8/100 exactly, as the decimal 0.08 is (Python's int division would give a float)
     if type(a) is int and type(b) is int:
+        if b == 0:
+            raise ZeroDivisionError("division by zero")
         return Fraction(a, b)
     return a / b
 
@@ -270,7 +272,9 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
         raise fail(f"{ast.unparse(node)!r} always fails: {type(exc).__name__}: {exc}", node)
     rewrite = _Rewrite()
     tree = ast.fix_missing_locations(rewrite.visit(tree))
-    code = compile(tree, f"<{pos}>", "eval")
+    with warnings.catch_warnings():   # Python's "perhaps you missed a comma?" is no message for a marketer
+        warnings.simplefilter("ignore", SyntaxWarning)
+        code = compile(tree, f"<{pos}>", "eval")
     return Expr(source, pos, frozenset(used), code, rewrite.consts, rule)
 
 
@@ -285,8 +289,12 @@ def _constant_failure(tree: ast.Expression, parents: dict) -> tuple[ast.AST, Exc
         while node is not None and node not in tainted:
             tainted.add(node)
             node = parents.get(node)
-    for node in ast.walk(tree.body):
-        if node in tainted or not isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Subscript)):
+    todo = [tree.body]
+    while todo:   # largest parts first; a part that answers is not looked into (0 and 1/0 is fine)
+        node = todo.pop(0)
+        if node in tainted or not isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Subscript,
+                                                    ast.BoolOp, ast.IfExp)):
+            todo.extend(ast.iter_child_nodes(node))
             continue
         part = ast.Expression(body=copy.deepcopy(node))
         rewrite = _Rewrite()
