@@ -16,10 +16,12 @@ def _grant(change: Change, bonus) -> None:
     settle_debt(change)
 
 
-def _applies(bonus, change: Change, **env) -> bool:
+def _applies(bonus, change: Change, happening: bool = False, **env) -> bool:
     if bonus.when is None:
         return True
-    return bool(bonus.when({"attributes": Attributes(change.state.attributes), "tier": None, "product": None, **env}))
+    env = {"attributes": Attributes(change.state.attributes), "tier": None, "product": None, **env}
+    # an event whose condition fails is refused (naming the rule); a happening has no event to refuse
+    return bonus.when.holds_in_happening(env) if happening else bool(bonus.when(env))
 
 
 def on_event(change: Change, trigger: str, product: Optional[str] = None) -> None:
@@ -51,7 +53,7 @@ def next_birthday(state, program) -> Optional[datetime]:
 def birthday(change: Change) -> None:
     change.state.birthday_paid_on = change.at.astimezone(change.program.tz).date()
     for bonus in change.version.bonuses_on("birthday_month"):
-        if _applies(bonus, change):
+        if _applies(bonus, change, happening=True):
             _grant(change, bonus)
 
 

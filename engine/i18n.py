@@ -39,6 +39,8 @@ _MESSAGES: list[tuple[str, str]] = [
     (rf"duplicate key (?P<key>{_Q}) \(an earlier one is at line (?P<line>\d+)\)",
      "キー {key} が重複しています（先に {line} 行目で書かれています）"),
     (r"cannot read value: (?P<detail>.*)", "値を読めません: {detail}"),
+    (r"the file holds a character YAML does not allow \((?P<c>#x[0-9A-F]+)\)",
+     "YAML で使えない文字（{c}）がファイルに含まれています"),
     (r"cannot read file: (?P<detail>.*)", "ファイルを読めません: {detail}"),
     # loader: the whole file
     (r"a program file is a mapping \(program:, name:, versions: \.\.\.\)",
@@ -79,6 +81,12 @@ _MESSAGES: list[tuple[str, str]] = [
     (r"text constant longer than (?P<n>\d+) characters", "文字列の定数が {n} 文字を超えています"),
     (r"only numbers, text, true/false and None are allowed as constants",
      "定数に使えるのは数値、テキスト、true/false、None だけです"),
+    (r"(?P<f>\w+)\(\) takes (?P<n>\d+(?: to \d+)?) argument\(s\), got (?P<m>\d+)",
+     "{f}() の引数は {n} 個です（{m} 個書かれています）"),
+    (r"(?P<part>.+) always fails: (?P<detail>.*)", "{part} はどの入力でも失敗します: {detail}"),
+    # numbers (the loader, before the schema)
+    (r"must be a finite number \(got (?P<v>[^)]*)\)", "有限の数で書いてください（{v} が書かれています）"),
+    (r"must be a whole number \(got (?P<v>[^)]*)\)", "整数で書いてください（{v} が書かれています）"),
     # JSON Schema (jsonschema's wording, and the loader's rewording of some of it)
     (r"must not be negative \(got (?P<v>[^)]*)\)", "負の数は使えません（{v} が書かれています）"),
     (r"(?P<v>.+?) is not one of (?P<choices>.*)", "{v} は使えません。使える値: {choices}"),
@@ -105,6 +113,8 @@ _HINTS: list[tuple[str, str]] = [
     (rf"did you mean (?P<x>{_Q})\?", "{x} のことですか？"),
     (r"expected one of: (?P<names>.*)", "使えるキー: {names}"),
     (r"tiers are: (?P<names>.*)", "ティアは {names} です"),
+    (r"write (?P<n>-?\d+)", "{n} と書いてください"),
+    (r"an IANA zone name such as Asia/Tokyo", "Asia/Tokyo のような IANA のタイムゾーン名を書いてください"),
 ]
 
 _TEXT: dict[str, dict[str, str]] = {

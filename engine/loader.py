@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 from datetime import date
 from fractions import Fraction
 from pathlib import Path
@@ -46,23 +47,53 @@ def program_schema() -> dict:
     return json.loads((SCHEMA_DIR / "program.schema.json").read_text(encoding="utf-8"))
 
 
+def _is_whole(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 500.0 as an integer; the engine's counts and amounts are ints (a float
+    # would be committed into state that cannot be read back), so only a written whole number is one
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 def _schema_validator():
     global _validator  # a cache of a constant; the schema file never changes while we run
     if _validator is None:
         schema = program_schema()
-        cls = jsonschema.validators.validator_for(schema)
-        _validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        base = jsonschema.validators.validator_for(schema)
+        cls = jsonschema.validators.extend(base, type_checker=base.TYPE_CHECKER.redefine("integer", _is_whole))
+        _validator = cls(schema, format_checker=base.FORMAT_CHECKER)
     return _validator
 
 
+def _field(path: tuple) -> str:
+    return ".".join(str(p) for p in path) or "(top)"
+
+
+def _non_finite(data: Any, positions: yamlpos.Positions) -> tuple[list[Problem], set[tuple]]:
+    """Every number in a program must be finite: .nan passes every bound (each comparison with it
+    is false) and .inf has no decimal value. Returns the problems and their paths."""
+    problems, paths, todo = [], set(), [((), data)]
+    while todo:   # no recursion: the YAML's depth is bounded by the loader, not by Python's stack
+        path, value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend((path + (k,), v) for k, v in value.items())
+        elif isinstance(value, list):
+            todo.extend((path + (i,), v) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            paths.add(path)
+            written = {"nan": ".nan", "inf": ".inf", "-inf": "-.inf"}[repr(value)]
+            problems.append(Problem(positions.at(path), f"{_field(path)}: must be a finite number (got {written})"))
+    return problems, paths
+
+
 def _schema_problems(data: Any, positions: yamlpos.Positions) -> list[Problem]:
-    problems = []
+    problems, skip = _non_finite(data, positions)
     for error in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        if tuple(error.absolute_path) in skip:
+            continue   # already said: not a finite number
         if error.context:
-            # oneOf/anyOf: the branch whose type fits the value says it best ("must not be
-            # negative" rather than "is not of type 'object'"); among those, the deepest error.
-            fitting = [e for e in error.context if e.validator != "type"] or list(error.context)
-            error = max(fitting, key=lambda e: len(e.absolute_path))
+            # oneOf/anyOf: the branch that got furthest into the value says it best (bands.0.from
+            # "must be a whole number" rather than "by: not one of tier, ..."); at the same depth,
+            # the one whose type fits ("must not be negative" rather than "is not of type 'object'").
+            error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
         path = tuple(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = list((error.schema.get("properties") or {}).keys())
@@ -73,7 +104,7 @@ def _schema_problems(data: Any, positions: yamlpos.Positions) -> list[Problem]:
                 hint = f"did you mean '{near[0]}'?" if near else f"expected one of: {', '.join(known)}"
                 problems.append(Problem(positions.at(path + (key,), key=True), f"unknown key '{key}'", hint))
             continue
-        field = ".".join(str(p) for p in path) or "(top)"
+        field = _field(path)
         message = error.message
         if error.validator == "enum":
             near = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
@@ -83,6 +114,11 @@ def _schema_problems(data: Any, positions: yamlpos.Positions) -> list[Problem]:
                 continue
         elif error.validator == "minimum" and isinstance(error.instance, (int, float)) and error.instance < 0:
             message = f"must not be negative (got {error.instance})"
+        elif error.validator == "type" and error.validator_value == "integer" and isinstance(error.instance, float):
+            message = f"must be a whole number (got {error.instance!r})"
+            if error.instance.is_integer() and abs(error.instance) < 1e16:
+                problems.append(Problem(positions.at(path), f"{field}: {message}", f"write {int(error.instance)}"))
+                continue
         problems.append(Problem(positions.at(path), f"{field}: {message}"))
     return problems
 
@@ -110,9 +146,9 @@ class _Compiler:
                          f"did you mean '{near[0]}'?" if near else None)
         return rule_id
 
-    def expr(self, text: str, path: tuple, names: frozenset, what: str):
+    def expr(self, text: str, path: tuple, names: frozenset, what: str, rule: str | None = None):
         try:
-            return compile_expr(text, self.positions.at(path, text=True), names, what)
+            return compile_expr(text, self.positions.at(path, text=True), names, what, rule)
         except ProgramError as exc:
             self.problems.extend(exc.problems)
             return None
@@ -162,7 +198,7 @@ class _Compiler:
         tier_ids = [t.id for t in tiers.levels] if tiers else []
         for i, row in enumerate(node.get("rates", [])):
             rpath = path + ("rates", i)
-            when = self.expr(row["when"], rpath + ("when",), LINE_NAMES, "when") if "when" in row else None
+            when = self.expr(row["when"], rpath + ("when",), LINE_NAMES, "when", row["rule_id"]) if "when" in row else None
             valid_from = date.fromisoformat(row["from"]) if "from" in row else None
             valid_until = date.fromisoformat(row["until"]) if "until" in row else None
             if valid_from and valid_until and valid_until < valid_from:
@@ -210,7 +246,7 @@ class _Compiler:
                 if key not in node:
                     self.problem(spath + ("op",), f"op {op} needs '{key}'")
             rem = node.get("remainder") or {}
-            when = self.expr(node["when"], spath + ("when",), BONUS_NAMES, "when") if "when" in node else None
+            when = self.expr(node["when"], spath + ("when",), BONUS_NAMES, "when", node["rule_id"]) if "when" in node else None
             steps.append(MigrationStep(self.rule(node, spath), self.pos(spath), op, node.get("from_unit_value_yen", 0),
                                        rem.get("pool_expiry", "earliest"), self.period(rem.get("round_up_expires_after")),
                                        when, node.get("units", 0),
@@ -257,7 +293,8 @@ class _Compiler:
         fees = []
         for i, f in enumerate(node.get("fees", [])):
             fpath = path + ("fees", i)
-            waived = self.expr(f["waived_when"], fpath + ("waived_when",), FEE_NAMES, "waived_when") if "waived_when" in f else None
+            waived = self.expr(f["waived_when"], fpath + ("waived_when",), FEE_NAMES, "waived_when",
+                               f["rule_id"]) if "waived_when" in f else None
             fees.append(FeeRule(self.rule(f, fpath), self.pos(fpath), f["kind"], f["ex_tax"], f.get("per_units"),
                                 f["tax_rate"], waived))
         dl = node.get("deadline")
@@ -288,7 +325,7 @@ class _Compiler:
         out = []
         for i, node in enumerate(nodes or []):
             bpath = path + (i,)
-            when = self.expr(node["when"], bpath + ("when",), BONUS_NAMES, "when") if "when" in node else None
+            when = self.expr(node["when"], bpath + ("when",), BONUS_NAMES, "when", node["rule_id"]) if "when" in node else None
             out.append(Bonus(self.rule(node, bpath), self.pos(bpath), node["on"], node["units"], when, node.get("once_per")))
         return tuple(out)
 
@@ -357,7 +394,7 @@ class _Compiler:
                 self.problem(path + ("gifts", "notice", "of_number"), f"no gift number {notice.of_number} in the schedule")
         enrol = node.get("enrol") or {}
         opt_out = (self.expr(enrol["opt_out_when"], path + ("enrol", "opt_out_when"), frozenset({"attributes"}),
-                             "opt_out_when") if "opt_out_when" in enrol else None)
+                             "opt_out_when", enrol["rule_id"]) if "opt_out_when" in enrol else None)
         sub = {key: node.get(key) or {} for key in ("evaluation", "months", "amount", "pause")}
         rule = self.rule(node, path)
 
@@ -418,6 +455,17 @@ def _inherit(versions: list[dict]) -> list[tuple[dict, dict]]:
     return merged_list
 
 
+def _time_zone(name: str, positions: yamlpos.Positions) -> ZoneInfo:
+    """The zone named, else a problem at the name: never the zone database's path or error (a
+    folder of it, "America", is a directory; a long name is too long for the file system)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
+        shown = name if len(name) <= 60 else name[:60] + "..."
+        raise ProgramError([Problem(positions.at(("time_zone",)), f"unknown time zone '{shown}'",
+                                    "an IANA zone name such as Asia/Tokyo")]) from None
+
+
 def parse_program(text: str | bytes, filename: str) -> Program:
     data, positions = yamlpos.load(text, filename)
     if not isinstance(data, dict):
@@ -425,10 +473,7 @@ def parse_program(text: str | bytes, filename: str) -> Program:
     problems = _schema_problems(data, positions)
     if problems:
         raise ProgramError(problems)
-    try:
-        tz = ZoneInfo(data["time_zone"])
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ProgramError([Problem(positions.at(("time_zone",)), f"unknown time zone '{data['time_zone']}'")]) from None
+    tz = _time_zone(data["time_zone"], positions)
     compiler = _Compiler(filename, positions, dict(data.get("rules") or {}))
     versions = []
     for i, (merged, src) in enumerate(_inherit(data["versions"])):

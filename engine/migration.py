@@ -79,7 +79,9 @@ def grant(change: Change, step: MigrationStep) -> None:
     state = change.state
     if not state.registered:
         return
-    if step.when is not None and not step.when({"attributes": Attributes(state.attributes), "tier": None, "product": None}):
+    # a version switch is a happening: a condition that cannot be evaluated counts as not met
+    if step.when is not None and not step.when.holds_in_happening(
+            {"attributes": Attributes(state.attributes), "tier": None, "product": None}):
         return
     if step.expires_on is not None:
         expires_on, rolling = step.expires_on, False

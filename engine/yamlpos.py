@@ -135,6 +135,15 @@ def load(text: str | bytes, filename: str) -> tuple[Any, Positions]:
             # libyaml's messages say less ("found character that cannot start any token"): the
             # pure-Python loader says which character, so a broken file is read again by it.
             node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:
+        # a character YAML refuses (NUL, other control characters): at its own line and column,
+        # which the reader gives only as an offset into the text
+        at = max(0, min(exc.position, len(text)))
+        line = text.count("\n", 0, at) + 1
+        col = at - (text.rfind("\n", 0, at) + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        raise ProgramError([Problem(Pos(filename, line, col),
+                                    f"the file holds a character YAML does not allow (#x{code:04X})")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
