@@ -386,9 +386,24 @@ def _paths(value, path=()):
             yield from _paths(v, path + (i,))
 
 
+class WordKeys(yaml.SafeLoader):
+    """PyYAML's safe loader with keys taken as written, as the engine reads them (engine/yamlpos.py):
+    YAML 1.1 would read the key ``on`` (bonuses) as true, and a program written back from that
+    would be refused for its key 'true' before any mutation is looked at."""
+
+    def construct_mapping(self, node, deep=False):
+        self.flatten_mapping(node)
+        return {(key.value if isinstance(key, yaml.ScalarNode) else self.construct_object(key, deep=deep)):
+                self.construct_object(value, deep=deep) for key, value in node.value}
+
+
+def read_program(name: str):
+    return yaml.load((ROOT / "programs" / f"{name}.yaml").read_text(encoding="utf-8"), Loader=WordKeys)  # noqa: S506
+
+
 @lru_cache(maxsize=None)
 def program_data(name: str):
-    data = yaml.safe_load((ROOT / "programs" / f"{name}.yaml").read_text(encoding="utf-8"))
+    data = read_program(name)
     return data, tuple(p for p in _paths(data) if p)
 
 

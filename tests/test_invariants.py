@@ -173,7 +173,7 @@ class StreamModel:
     time. Every ``make_*`` draws one plausible event; many are still refused by the engine (that
     is part of the test)."""
 
-    def __init__(self, program: Program, start: datetime, hostile: bool = True):
+    def __init__(self, program: Program, start: datetime, hostile: bool | str = True):
         self.program = program
         self.now = start
         self.n = 0
@@ -183,7 +183,8 @@ class StreamModel:
         self.last_at: dict[str, datetime] = {}
         self.rewards = tuple(sorted({r for v in program.versions if v.catalog for r in v.catalog.rewards}))
         self.ids: list[tuple[str, str]] = []   # (event id, member) of every event drawn
-        self.hostile = hostile                 # now and then odd or control characters in a string field
+        # now and then odd text (and, unless hostile is "odd", control characters) in a string field
+        self.hostile = hostile
 
     # helpers
     def _event(self, draw, type_: str, member: str, **fields) -> dict:
@@ -200,7 +201,7 @@ class StreamModel:
         self.ids.append((event_id, member))
         event = {"id": event_id, "type": type_, "at": at, "member": member, **fields}
         if self.hostile and chance(draw, 12):
-            hostile_text(draw, event)
+            hostile_text(draw, event, control=self.hostile != "odd")
         return event
 
     def _member(self, draw) -> str:
@@ -395,9 +396,11 @@ IN_ORDER = tuple(k for k in StreamModel.KINDS if k != "late")
 
 
 @st.composite
-def streams(draw, name: str, max_size: int = 40, late: bool = True, hostile: bool = True) -> list[dict]:
+def streams(draw, name: str, max_size: int = 40, late: bool = True, hostile: bool | str = True) -> list[dict]:
     """A random stream for program ``name``; ``late=False``: no event dated before its member's last
-    one (each member's events in time order, the stream as a whole too)."""
+    one (each member's events in time order, the stream as a whole too); ``hostile``: odd text and
+    control characters in string fields now and then (``"odd"``: odd text only, no control
+    characters; False: neither)."""
     model = StreamModel(program_of(name), pick(draw, STARTS), hostile=hostile)
     # a stream starts with its members registering, so most of what follows applies
     events = [model.register(draw) for _ in range(integer(draw, 1, 3))]
@@ -406,7 +409,7 @@ def streams(draw, name: str, max_size: int = 40, late: bool = True, hostile: boo
     return events
 
 
-def hostile_text(draw, event: dict) -> None:
+def hostile_text(draw, event: dict, control: bool = True) -> None:
     """Put odd text (or, one time in three, a control character) into one string field of ``event``:
     its id, member, order, a line's sku, product or tags, the reason, the card brand, an attribute's
     key or value, the subscription, the product reviewed, a reward."""
@@ -427,7 +430,7 @@ def hostile_text(draw, event: dict) -> None:
         spots.append((attributes, pick(draw, sorted(attributes))))
         spots.append((attributes, None))   # a new key
     where, key = pick(draw, spots)
-    text = pick(draw, CONTROL_TEXT) if chance(draw, 3) else pick(draw, ODD_TEXT)
+    text = pick(draw, CONTROL_TEXT) if control and chance(draw, 3) else pick(draw, ODD_TEXT)
     if key is None:
         where[text] = pick(draw, (True, "gold", text))
         return
