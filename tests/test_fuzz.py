@@ -415,7 +415,11 @@ ODD = st.one_of(yaml_scalars, st.sampled_from([0, -1, 10**12, 0.0, 1.5, 100, "20
 NAN, INF = float("nan"), float("inf")
 # Time zones a marketer might write: far offsets, half hours, fixed-offset names, wrong case, none.
 ODD_TIME_ZONES = ("Etc/GMT+12", "Etc/GMT-14", "Pacific/Kiritimati", "America/St_Johns", "Asia/Kathmandu", "+09:00",
-                  "JST", "asia/tokyo", "Mars/Olympus", "", "Local", "../../etc/passwd", "Asia/Tokyo\x00", "EST5EDT")
+                  "JST", "asia/tokyo", "Mars/Olympus", "", "Local", "../../etc/passwd", "Asia/Tokyo\x00", "EST5EDT",
+                  # daylight saving that starts or ends at midnight (a bare date's 00:00 is missing
+                  # or twice), 45-minute offsets, a skipped day (Apia, 2011-12-30)
+                  "America/Havana", "America/Santiago", "Asia/Beirut", "America/Asuncion", "Pacific/Chatham",
+                  "Pacific/Apia", "Australia/Lord_Howe", "Antarctica/Troll")
 
 
 def like(value):

@@ -632,12 +632,12 @@ class Ledger:
         refused_field = contract_refusal(event)
         already = refused_field is None and self.store.is_applied(event["id"])
         state_before = self.runner.state_of(member) if refused_field is None else None
-        if refused_field is None and not already:
-            refused_field = ambiguous_return(event, state_before)
+        # a return that cannot tell the order's lines apart is refused, for that or another reason
+        ambiguous = ambiguous_return(event, state_before) if refused_field is None and not already else None
         self.debt_before = state_before.debt if state_before is not None else None
         quote = None
         if (event["type"] == "order.placed" and state_before is not None and state_before.registered
-                and refused_field is None and not already):
+                and refused_field is None and not already):   # (a refused cart need not decode)
             quote = quote_cart(self.program, state_before, decode_cart(encode(event)))
         n_rejected, n_skipped = len(self.result.rejected), len(self.result.skipped)
         self.runner.apply_one(encode(event), self.result)
@@ -651,9 +651,9 @@ class Ledger:
             return False
         assert not already, (f"{event['id']}: an event with this id was already applied, yet this one (member "
                              f"{member}) was {'applied' if applied else 'rejected'}: ids are unique across the ledger")
-        if refused_field is not None:
+        if refused_field is not None or ambiguous is not None:
             STATS[self.program.id]["refused_by_contract"] += 1
-            assert not applied, f"{event['id']} applied, but the contract refuses it ({refused_field}): {event}"
+            assert not applied, f"{event['id']} applied, but the contract refuses it ({refused_field or ambiguous}): {event}"
         if not applied:
             STATS[self.program.id]["rejected"] += 1
             rejection = self.result.rejected[-1]
