@@ -386,9 +386,24 @@ def _paths(value, path=()):
             yield from _paths(v, path + (i,))
 
 
+class WordKeys(yaml.SafeLoader):
+    """PyYAML's safe loader with keys taken as written, as the engine reads them (engine/yamlpos.py):
+    YAML 1.1 would read the key ``on`` (bonuses) as true, and a program written back from that
+    would be refused for its key 'true' before any mutation is looked at."""
+
+    def construct_mapping(self, node, deep=False):
+        self.flatten_mapping(node)
+        return {(key.value if isinstance(key, yaml.ScalarNode) else self.construct_object(key, deep=deep)):
+                self.construct_object(value, deep=deep) for key, value in node.value}
+
+
+def read_program(name: str):
+    return yaml.load((ROOT / "programs" / f"{name}.yaml").read_text(encoding="utf-8"), Loader=WordKeys)  # noqa: S506
+
+
 @lru_cache(maxsize=None)
 def program_data(name: str):
-    data = yaml.safe_load((ROOT / "programs" / f"{name}.yaml").read_text(encoding="utf-8"))
+    data = read_program(name)
     return data, tuple(p for p in _paths(data) if p)
 
 
@@ -397,21 +412,34 @@ ODD = st.one_of(yaml_scalars, st.sampled_from([0, -1, 10**12, 0.0, 1.5, 100, "20
                                                "'%0999999999d' % 1", "-" * 400 + "1", "attributes['x'] == True"]))
 
 
+NAN, INF = float("nan"), float("inf")
+# Time zones a marketer might write: far offsets, half hours, fixed-offset names, wrong case, none.
+ODD_TIME_ZONES = ("Etc/GMT+12", "Etc/GMT-14", "Pacific/Kiritimati", "America/St_Johns", "Asia/Kathmandu", "+09:00",
+                  "JST", "asia/tokyo", "Mars/Olympus", "", "Local", "../../etc/passwd", "Asia/Tokyo\x00", "EST5EDT",
+                  # daylight saving that starts or ends at midnight (a bare date's 00:00 is missing
+                  # or twice), 45-minute offsets, a skipped day (Apia, 2011-12-30)
+                  "America/Havana", "America/Santiago", "Asia/Beirut", "America/Asuncion", "Pacific/Chatham",
+                  "Pacific/Apia", "Australia/Lord_Howe", "Antarctica/Troll")
+
+
 def like(value):
     """A value of the same kind as ``value``, chosen to be odd: 0, negative, huge; far dates; other
     rule ids, other expressions; a list emptied or doubled."""
     if isinstance(value, bool):
         return st.booleans()
     if isinstance(value, int):
-        return st.sampled_from([0, 1, -1, 2, 10**9, 10**12, value + 1, value - 1, value * 1000])
+        # float-valued integers (500.0) and NaN / infinity too: refused at load (issue 17)
+        return st.sampled_from([0, 1, -1, 2, 10**9, 10**12, value + 1, value - 1, value * 1000, float(value),
+                                value + 0.5, NAN, INF])
     if isinstance(value, float):
-        return st.sampled_from([0.0, 1.0, 0.5, 1e-9, 0.999, 2.0, 100.0, -0.01])
+        return st.sampled_from([0.0, 1.0, 0.5, 1e-9, 0.999, 2.0, 100.0, -0.01, NAN, INF, -INF])
     if isinstance(value, str):
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             return st.sampled_from(["1970-01-01", "2025-11-04", "2199-12-31", "9999-12-31", "2024-02-29", "2025-01-31"])
         return st.sampled_from([value, "", "AND-1", "RC-2", "tags", "course == 'subscription'", "attributes['insider']",
                                 "qty > 1000000", "unit_price * 0.5 > 1", "floor(qty / 0)", "max", "none", "per_grant",
-                                "rolling", "shipped", "placed", "delivered", "items_incl_tax", "pv", "UTC", "Asia/Tokyo"])
+                                "rolling", "shipped", "placed", "delivered", "items_incl_tax", "pv", "UTC", "Asia/Tokyo",
+                                *ODD_TIME_ZONES])
     if isinstance(value, list):
         return st.sampled_from([[], value + value, value[:1], list(reversed(value))])
     if isinstance(value, dict):
@@ -703,3 +731,274 @@ def test_a_huge_expiry_period_is_refused_at_load_or_runs(period):
             Runner(program, MemoryStore(program.id)).run(events[:40])
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"period {period}: {type(exc).__name__}: {exc}")
+
+
+# --- issue 17: settings that are not what they look like, expressions over every name ----------
+
+def _numbers(data, path=()):
+    """Paths of the number settings of a program (not booleans)."""
+    if isinstance(data, bool):
+        return
+    if isinstance(data, (int, float)):
+        yield path
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            yield from _numbers(v, path + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _numbers(v, path + (i,))
+
+
+def _is_rate(path) -> bool:
+    # rates are fractions (0, 0.05): an integer there (rate: 0) may well become a float
+    return "rate" in path or "rates" in path or "values" in path or path[-1] in ("pv", "tax_rate", "shipping_tax_rate")
+
+
+def validate_file(path: Path) -> tuple[int, str]:
+    with bounded(20):
+        result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    out = result.output
+    assert "Traceback" not in out and "internal error" not in out, out[-800:]
+    return result.exit_code, out
+
+
+def run_file(program: Path, events: Path, db: Path) -> dict:
+    with bounded(30):
+        result = CliRunner().invoke(cli, ["run", str(program), str(events), "--db", str(db), "--json"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)[:800]
+    assert result.exit_code in (0, 1), result.output[-800:]
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output[-800:]
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_hole17_08_09_12_float_nan_and_odd_time_zone_settings(name, tmp_path_factory):
+    """A real program with one or two number settings written as floats (500.0, 500.5), NaN or
+    infinity, or an odd time_zone: `loyalty validate` refuses a float where the format wants an
+    integer, and NaN / infinity anywhere, with FILE:LINE:COL (exit 1, no traceback). Whatever it
+    accepts runs the example events twice into one SQLite ledger and reports it (exit 0 or 1, a
+    JSON report): never a ledger that cannot be read back."""
+    data, _ = program_data(name)
+    numbers = [p for p in _numbers(data) if p and p[0] == "versions"]
+    events = ROOT / "examples" / name / "events.jsonl"
+    short = tmp_path_factory.mktemp("ev") / "events.jsonl"
+    short.write_bytes(b"\n".join([line for line in events.read_bytes().splitlines() if line.strip()][:40]) + b"\n")
+    counter = [0]
+
+    @settings(max_examples=N(10, 600), **{"deadline": None, "suppress_health_check": list(HealthCheck),
+                                          "phases": PHASES})
+    @given(data_=st.data())
+    def check(data_):
+        counter[0] += 1
+        doc = json.loads(json.dumps(data, default=str))
+        must_refuse = []
+        for _ in range(data_.draw(st.integers(1, 2))):
+            if data_.draw(st.integers(0, 4)) == 0:
+                doc["time_zone"] = data_.draw(st.sampled_from(ODD_TIME_ZONES))
+                continue
+            path = data_.draw(st.sampled_from(numbers))
+            current = _get(doc, path)
+            value = data_.draw(st.sampled_from([float(current), current + 0.5, NAN, INF, -INF, 1e308]))
+            if value != value or value in (INF, -INF) or (isinstance(current, int) and not _is_rate(path)):
+                must_refuse.append(f"{'.'.join(map(str, path))} = {value!r}")
+            _set(doc, path, "set", value)
+        text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+        note(text)
+        where = tmp_path_factory.mktemp("p")
+        program = where / "f.yaml"
+        program.write_text(text, encoding="utf-8")
+        STATS["settings"]["mutated"] += 1
+        code, out = validate_file(program)
+        if must_refuse:
+            assert code == 1, f"loyalty validate accepted {must_refuse}"
+        if code == 1:
+            STATS["settings"]["refused"] += 1
+            lines = [line for line in out.splitlines() if line.strip()]
+            assert lines and all(re.match(rf"^{re.escape(str(program))}:\d+:\d+: \S", line) for line in lines), out
+            return
+        assert code == 0, out
+        STATS["settings"]["accepted_and_run"] += 1
+        db = where / "l.db"
+        run_file(program, short, db)
+        again = run_file(program, short, db)
+        assert again["applied"] == 0, f"the same events applied again: {again['applied']}"
+        empty = where / "none.jsonl"
+        empty.write_bytes(b"")
+        report = run_file(program, empty, db)
+        assert set(report["members"]) == set(again["members"])
+
+    check()
+
+
+# Every name a line's `when:` may read (engine/loader.py LINE_NAMES), a value an order can carry,
+# and a condition on it whose truth the contract settles.
+WHEN_CASES = {
+    "course": [("course == 'subscription'", lambda o: o["course"] == "subscription")],
+    "tags": [("'sale' in tags", lambda o: "sale" in o["line"].get("tags", [])),
+             ("'Ｓａｌｅ' not in tags", lambda o: "Ｓａｌｅ" not in o["line"].get("tags", []))],
+    "sku": [("sku == 'A'", lambda o: o["line"]["sku"] == "A"), ("sku == 'Ｔｅｅ'", lambda o: o["line"]["sku"] == "Ｔｅｅ")],
+    "product": [("product == 'TEE'", lambda o: o["line"].get("product", o["line"]["sku"]) == "TEE")],
+    "qty": [("qty >= 2", lambda o: o["line"]["qty"] >= 2), ("qty == 3", lambda o: o["line"]["qty"] == 3)],
+    "unit_price": [("unit_price == 10000", lambda o: o["line"]["unit_price"] == 10000),
+                   ("unit_price > 5000.5", lambda o: o["line"]["unit_price"] > 5000.5)],
+    # item 5: a decimal literal is exact (Fraction), the event's rate must compare as the same number
+    "tax_rate": [("tax_rate == 0.08", lambda o: o["line"]["tax_rate"] == 0.08),
+                 ("tax_rate == 0.10", lambda o: o["line"]["tax_rate"] == 0.10),
+                 ("tax_rate < 0.09", lambda o: o["line"]["tax_rate"] < 0.09)],
+    "payment_method": [("payment_method == 'cash_on_delivery'", lambda o: o["payment"]["method"] == "cash_on_delivery")],
+    # card_brand: matched case-insensitively, and nothing for methods other than credit_card
+    "card_brand": [("card_brand == 'jcb'", lambda o: o["payment"]["method"] == "credit_card"
+                    and (o["payment"].get("card_brand") or "").lower() == "jcb"),
+                   ("card_brand == None", lambda o: o["payment"]["method"] != "credit_card"
+                    or not o["payment"].get("card_brand"))],
+    "guest": [("not guest", lambda o: True)],
+    "order_date": [("order_date >= '2025-06-02'", lambda o: o["at"][:10] >= "2025-06-02")],
+    "subscription_month": [("subscription_month == 1", lambda o: o["course"] == "subscription")],
+    "tier": [("tier == None", lambda o: True)],
+}
+
+
+def test_hole17_05_a_when_reads_every_name_as_the_order_says_it():
+    """For every name a `when:` may read, a condition on it in the MINIMAL program (5% when it
+    holds, else 1%) and a random order of one line: the order earns floor(5% or 1% of qty x
+    unit_price), worked out here from what the order carries and the contract (a tax rate is 0.08
+    or 0.10 exactly; a card brand matches in any case, and only for a credit card)."""
+    from engine.api import quote
+
+    assert set(WHEN_CASES) | {"tier"} >= set(__import__("engine.loader").loader.LINE_NAMES), "a name without a case"
+    programs = {}
+    for cases in WHEN_CASES.values():
+        for source, _ in cases:
+            programs[source] = parse_program(MINIMAL.replace("WHEN", json.dumps(source, ensure_ascii=False)), "f.yaml")
+
+    @settings(max_examples=N(150, 5000), deadline=None, suppress_health_check=list(HealthCheck), phases=PHASES)
+    @given(name=st.sampled_from(sorted(WHEN_CASES)), pick_=st.integers(0, 2),
+           course=st.sampled_from(["one_off", "subscription"]), sku=st.sampled_from(["A", "B", "Ｔｅｅ"]),
+           product=st.sampled_from([None, "TEE", "ＴＥＥ"]), qty=st.integers(1, 4),
+           unit_price=st.sampled_from([1, 4999, 5000, 5001, 10000, 33333]), tax_rate=st.sampled_from([0.08, 0.1]),
+           tags=st.lists(st.sampled_from(["sale", "Ｓａｌｅ", "SALE", "no_points"]), max_size=2, unique=True),
+           method=st.sampled_from(["credit_card", "credit_card", "cash_on_delivery", "np_deferred", "bank_transfer"]),
+           brand=st.sampled_from([None, "jcb", "JCB", "Jcb", "visa", "ｊｃｂ"]),
+           day=st.sampled_from(["2025-06-01T23:59:59+09:00", "2025-06-02T00:00:00+09:00", "2025-06-01T15:30:00Z"]))
+    def check(name, pick_, course, sku, product, qty, unit_price, tax_rate, tags, method, brand, day):
+        cases = WHEN_CASES[name]
+        source, holds = cases[pick_ % len(cases)]
+        line = {"sku": sku, "qty": qty, "unit_price": unit_price, "tax_rate": tax_rate}
+        if product:
+            line["product"] = product
+        if tags:
+            line["tags"] = tags
+        payment = {"method": method, **({"card_brand": brand} if brand else {})}
+        # the local (Tokyo) date of the order, for order_date
+        local = datetime.fromisoformat(day).astimezone(timezone(timedelta(hours=9))).isoformat()
+        cart = {"id": "q", "type": "order.placed", "at": day, "member": "m1", "order": "o1", "course": course,
+                "payment": payment, "lines": [line]}
+        STATS["when_names"][name] += 1
+        expected_rate = (5 if holds({**cart, "line": line, "at": local}) else 1)
+        expected = qty * unit_price * expected_rate // 100   # floor(qty x price x rate), X-5
+        state = new_member_registered()
+        got = quote(programs[source], state, decode_cart_bytes(cart))
+        assert not got.get("errors"), got.get("errors")
+        assert got["earn"]["points"] == expected, \
+            (f"when: {source!r} on {line} paid by {payment} at {day}: earns {got['earn']['points']}, "
+             f"expected {expected} ({expected_rate}% of {qty} x {unit_price})")
+
+    check()
+
+
+def new_member_registered():
+    from engine.core import new_member
+
+    state = new_member("m1")
+    state.registered = True
+    return state
+
+
+def decode_cart_bytes(cart: dict):
+    from engine.events import decode_cart
+
+    return decode_cart(msgspec.json.encode(cart))
+
+
+BONUS_WHENS = ["attributes['level'] > 2", "attributes['level'] == 'gold'", "100 / attributes['level'] > 1",
+               "len(attributes['level']) > 1", "attributes['level'] in ['a', 'b']", "attributes['level'] + 1 > 2",
+               "'x' in attributes['level']"]
+LEVELS = [None, 0, 3, "x", "gold", True, "", "ａ"]
+
+
+def test_hole17_11_a_failing_when_never_blocks_a_members_future():
+    """A bonus condition (`when:` over attributes) that fails for some member (a comparison of a
+    string with a number, a division by zero, len of None ...): whatever the engine does with that
+    bonus, the member's later events that read no expression still apply. Here: a birthday bonus
+    with such a `when:`, a member with an odd attribute, then an operator's points.granted after
+    the 1st of the birth month, and another a month later: both apply."""
+    base = (ROOT / "programs" / "andest.yaml").read_text(encoding="utf-8")
+    plain = "{rule_id: AND-8, on: birthday_month, units: 500}"
+    assert base.count(plain) == 1
+
+    @settings(max_examples=N(30, 1000), deadline=None, suppress_health_check=list(HealthCheck), phases=PHASES)
+    @given(when=st.sampled_from(BONUS_WHENS), level=st.sampled_from(LEVELS), month=st.integers(1, 12),
+           on=st.sampled_from(["birthday_month", "member.registered", "review.posted"]))
+    def check(when, level, month, on):
+        text = base.replace(plain, f"{{rule_id: AND-8, on: {on}, units: 500, when: {json.dumps(when)}}}")
+        if on != "birthday_month":   # a second bonus on that trigger, with the condition
+            text = base.replace(plain, plain + f"\n      - {{rule_id: AND-8, on: {on}, units: 7, when: {json.dumps(when)}}}")
+        program = parse_program(text, "f.yaml")
+        store = MemoryStore(program.id)
+        runner = Runner(program, store)
+        year = 2025
+        events = [
+            {"id": "r", "type": "member.registered", "at": f"{year}-01-01T10:00:00+09:00", "member": "m1",
+             "birthday": f"1990-{month:02d}-15", "attributes": {"level": level}},
+            {"id": "v", "type": "review.posted", "at": f"{year}-01-01T11:00:00+09:00", "member": "m1", "product": "TEE"},
+            {"id": "g1", "type": "points.granted", "at": f"{year}-{month:02d}-02T10:00:00+09:00", "member": "m1",
+             "amount": 5, "reason": "x"},
+            {"id": "g2", "type": "points.granted", "at": f"{year + 1}-{month:02d}-03T10:00:00+09:00", "member": "m1",
+             "amount": 5, "reason": "x"},
+        ]
+        STATS["failing_when"][on] += 1
+        result = runner.run(msgspec.json.encode(e) for e in events)
+        blocked = [r for r in result.rejected if r["event"] in ("g1", "g2")]
+        assert not blocked, f"when: {when!r} with level {level!r} ({on}): the member's grants were refused: {blocked}"
+
+    check()
+
+
+def test_hole17_15_the_longest_expression_over_the_largest_event_answers_in_bounds():
+    """An expression of the longest length the loader takes, over names every line sets, on an
+    order of the most lines the contract takes, each with many tags, paid by cash on delivery with
+    a JCB card brand: refused at load, or the order is quoted and placed within the CPU bound, and
+    the brand means nothing for cash on delivery (nothing is left to pay by points alone, ANS-10)."""
+    from engine.api import quote
+
+    clause = "('sale' in tags and qty > 0 and unit_price >= 0 and tax_rate < 1 and card_brand == None)"
+    source = " or ".join([clause] * 40)
+    while len(source) > 495:
+        source = source[: source.rfind(" or ")]
+    base = (ROOT / "programs" / "ansage.yaml").read_text(encoding="utf-8")
+    anchor = "        - rule_id: ANS-3\n          when: \"course == 'one_off'\""
+    assert base.count(anchor) == 1
+    text = base.replace(anchor, f"        - rule_id: ANS-3\n          when: {json.dumps(source)}", 1)
+    program = load_text(text)
+    if isinstance(program, ProgramError):
+        return
+    lines = [{"sku": f"S{i}", "qty": 1, "unit_price": 100, "tax_rate": 0.1, "tags": [f"t{j}" for j in range(30)] + ["sale"]}
+             for i in range(1000)]
+    store = MemoryStore(program.id)
+    runner = Runner(program, store)
+    setup = [{"id": "r", "type": "member.registered", "at": "2025-06-01T10:00:00+09:00", "member": "m1"},
+             {"id": "g", "type": "points.granted", "at": "2025-06-01T10:00:00+09:00", "member": "m1",
+              "amount": 200_000, "reason": "x"}]
+    assert runner.run(msgspec.json.encode(e) for e in setup).rejected == []
+    cart = {"id": "o", "type": "order.placed", "at": "2025-06-02T10:00:00+09:00", "member": "m1", "order": "o1",
+            "course": "one_off", "payment": {"method": "cash_on_delivery", "card_brand": "jcb"}, "lines": lines,
+            "redeem": {"points": "max"}}
+    with bounded():
+        q = quote(program, runner.state_of("m1"), decode_cart_bytes(cart))
+        result = runner.run([msgspec.json.encode(cart)])
+    assert result.applied == ["o"], result.rejected
+    # 1,000 lines of 100 yen, 10% tax once on the invoice: 110,000 yen; cash on delivery may be paid
+    # by points alone (ANS-10): the card brand of a cash-on-delivery order means nothing
+    assert q["totals"]["grand_total"] == 110_000
+    assert q["redeem"]["max"] == 110_000, q["redeem"]
