@@ -10,7 +10,6 @@ from .earning import EarnResult, compute_earn, threshold_grant
 from .errors import EventRejected
 from .events import OrderPlaced
 
-from .bonuses import settle_debt
 from .expiry import on_acquire
 from .lots import Change, of_order
 from .pricing import Priced, invoice_items, price_order, spread, with_kept_amounts
@@ -259,7 +258,6 @@ def validate_earn(change: Change, order: Order) -> None:
     rule = order.earn_rules[0] if order.earn_rules else change.version.expiry.rule
     change.move(pending, "pending", "valid", "validate", rule, where=of_order(order.id),
                 changes={"expires_on": expires_on, "rolling": rolling})
-    settle_debt(change)
 
 
 def count_threshold(change: Change, order: Order) -> Order:
@@ -273,7 +271,6 @@ def count_threshold(change: Change, order: Order) -> Order:
     if units:
         expires_on, rolling = on_acquire(change)
         change.add_lot(units, "valid", earning.rule, "earn", order=order.id, expires_on=expires_on, rolling=rolling)
-        settle_debt(change)
     return msgspec.structs.replace(order, counted=amount, earned=order.earned + units, earn_rules=(earning.rule,))
 
 

@@ -6,7 +6,6 @@ from fractions import Fraction
 
 import msgspec
 
-from .bonuses import settle_debt
 from .earning import compute_earn
 from .errors import EventRejected
 from .events import CARD_METHOD, OrderReturned, brand_key
@@ -49,10 +48,9 @@ def restore_used(change: Change, order: Order, units: int, rule: str) -> None:
 
 def do_restore(change: Change, order_id: str, units: int, rule: str) -> None:
     """Give back ``units`` used on the order (now, or when the delayed restore's timer fires). What
-    the member still owes from clawbacks is settled from them first: a member never spends while owing."""
+    the member still owes from clawbacks comes off them when the event or happening ends (core)."""
     order = change.state.orders[order_id]
     change.move(units, "used", "valid", "restore", rule, where=ids_in(order.used_lots))
-    settle_debt(change)
 
 
 def cancel(change: Change, order_id: str) -> None:
