@@ -13,7 +13,6 @@ from .timeutil import local_date, start_of
 def _grant(change: Change, bonus) -> None:
     expires_on, rolling = on_acquire(change)
     change.add_lot(bonus.units, "valid", bonus.rule, "bonus", expires_on=expires_on, rolling=rolling, action="grant")
-    settle_debt(change)
 
 
 def _applies(bonus, change: Change, happening: bool = False, **env) -> bool:
@@ -37,7 +36,12 @@ def on_event(change: Change, trigger: str, product: Optional[str] = None) -> Non
 
 
 def next_birthday(state, program) -> Optional[datetime]:
-    """00:00 on the 1st of the member's next birth month after its clock (and registration)."""
+    """00:00 on the 1st of the member's next birth month after its clock (and registration).
+
+    A birth month comes once a calendar year (in the program's time zone), and so does its bonus:
+    a member whose birthday changes after this year's was handled (``birthday_paid_on``) waits
+    for next year's, whichever month the new birthday falls in (AND-8 pays once a year, not
+    once for every month a member.updated names)."""
     if state.birthday is None or not state.registered or state.clock is None or not program.has_birthday_bonus:
         return None
     # 00:00 of a day is after the clock exactly when the day is after the clock's local date
@@ -45,7 +49,7 @@ def next_birthday(state, program) -> Optional[datetime]:
     paid = state.birthday_paid_on
     for y in (local.year, local.year + 1):
         candidate = date(y, state.birthday.month, 1)
-        if candidate > local and (paid is None or candidate > paid):
+        if candidate > local and (paid is None or y > paid.year):
             return start_of(candidate, program.tz)
     return None
 

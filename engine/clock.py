@@ -95,6 +95,7 @@ def advance(program: Program, state: MemberState, to: datetime, entries: list, e
             bonuses.birthday(change)
         elif kind == "month":
             ladder.on_month(change)
+        bonuses.settle_debt(change)     # as after an event: nothing valid while owing
         state.clock = when
         state.settle_open_totals()
         entries.extend(change.entries)

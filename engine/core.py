@@ -70,6 +70,9 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
     state.due_for = ""      # the event changes the state: its next happening is looked for again below
     _dispatch(change, event)
     ladder.after_event(change, event)   # a version's ladder follows subscriptions and orders
+    # A member never holds valid units while owing: whatever made units valid (an earn, a grant,
+    # a release, a restore), what is owed comes off them before anything else can spend them.
+    bonuses.settle_debt(change)
     state.clock = at
     # What the event itself made due by now fires now, so the stored state (which a quote at this
     # instant reads as it is) holds nothing overdue: points given back by a cancellation whose
@@ -143,7 +146,6 @@ def _grant(change: Change, event: PointsGranted) -> None:
     kind = "limited" if fixed else "grant"
     rule = (expiry.limited_rule or expiry.rule) if fixed else f"grant:{event.reason}"
     change.add_lot(event.amount, "valid", rule, kind, expires_on=expires_on, rolling=rolling, action="grant")
-    bonuses.settle_debt(change)
 
 
 def _hold(change: Change, amount: int, from_state: str, to_state: str, action: str) -> None:

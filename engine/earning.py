@@ -48,33 +48,35 @@ def _choose(earning: Earning, order_env: dict, line, on: date) -> tuple[Optional
     return _row_for(earning.rates, env, on)
 
 
-def line_base(earning: Earning, line, kept: int, unit_value_yen: int) -> tuple[int, int]:
+def line_base(earning: Earning, line, kept: int, points: tuple[int, int] = (0, 1)) -> tuple[int, int]:
     """A line's earn base as an exact fraction (numerator, denominator) of yen (or PV); ``kept``
-    is its quantity after returns."""
+    is its quantity after returns. ``points`` is (yen of points used, the order's net amount):
+    after points (ANS-7), a line gives up the points in proportion to its net amount, exactly
+    rather than its rounded ``points_share``, so one line of n units and n lines of one unit
+    keep the same base whichever units come back."""
     if kept <= 0:
         return 0, 1
     if earning.base == "pv":
         pv = frac(line.pv or 0)
         return pv.numerator * kept, pv.denominator
+    used, total = points if earning.after_points and points[1] > 0 else (0, 1)
     if earning.base == "items_incl_tax":
+        # net × kept/qty × (1 + tax) − used × net/total × kept/qty, over one denominator
         _, tax_num, tax_den = tax_parts(line.tax_rate)
-        num = line.net_ex * kept * (tax_den + tax_num)
-        den = line.qty * tax_den
-        if earning.after_points:
-            num -= line.points_share * unit_value_yen * kept * tax_den
+        num = line.net_ex * kept * (total * (tax_den + tax_num) - used * tax_den)
+        den = line.qty * total * tax_den
     else:
-        num, den = line.net_ex * kept, line.qty
-        if earning.after_points:
-            num -= line.points_share * unit_value_yen * kept
+        num, den = line.net_ex * kept * (total - used), line.qty * total
     return max(num, 0), den
 
 
 def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date,
-                 unit_value_yen: int = 1, returned: Optional[dict] = None) -> EarnResult:
+                 returned: Optional[Sequence[int]] = None) -> EarnResult:
     """Units an order earns: floor(Σ line base × line rate), exact in integers (X-5: floored once
     per order, so two lines of 4,750 at 1% earn 95, not 47 + 47). ``order_env`` carries course,
     tier, payment method... for the rows' conditions. ``lines`` are an order's lines
-    (state.OrderLine); ``returned`` (sku -> qty) leaves their kept quantities."""
+    (state.OrderLine, pricing.PricedLine: their points_share add up to the yen of points used);
+    ``returned`` (units by line position) leaves their kept quantities."""
     if earning is None:
         return EarnResult(0, ())
     parts = []
@@ -83,7 +85,9 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
     plain = earning.base == "items_ex_tax" and not earning.after_points   # the base is the line's net amount
     order_key = (on if earning.dated else None, *[order_env.get(n) for n in earning.order_names])
     line_key = earning.line_key
-    for line in lines:
+    points = ((sum(line.points_share for line in lines), sum(line.net_ex for line in lines))
+              if earning.after_points else (0, 1))
+    for i, line in enumerate(lines):
         key = (order_key, line_key(line)) if line_key is not None else order_key
         try:
             hit = chosen.get(key)
@@ -100,11 +104,11 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
         row, rate_num, rate_den = hit
         if row is None:
             continue
-        kept = line.qty - returned.get(line.sku, 0) if returned else line.qty
+        kept = line.qty - returned[i] if returned else line.qty
         if plain and kept > 0:
             num, den = line.net_ex * kept, line.qty
         else:
-            num, den = line_base(earning, line, kept, unit_value_yen)
+            num, den = line_base(earning, line, kept, points)
         parts.append((num, den, rate_num, rate_den, row.rule))
         if row.rule not in rules:
             rules.append(row.rule)

@@ -10,7 +10,6 @@ from .earning import EarnResult, compute_earn, threshold_grant
 from .errors import EventRejected
 from .events import OrderPlaced
 
-from .bonuses import settle_debt
 from .expiry import on_acquire
 from .lots import Change, of_order
 from .pricing import Priced, invoice_items, price_order, spread, with_kept_amounts
@@ -121,7 +120,7 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
         errors.append(("exchanges", f"the rewards need {exchange.units} but the member's valid balance is {balance}",
                        exchange.rules[0] if exchange.rules else None))
     limit = redeem_limit(version, max(balance - exchange.units, 0), priced.grand_total, cart.payment.method,
-                         cart.payment.card_brand, guest=not member, items_incl_tax=items_incl)
+                         cart.payment.brand, guest=not member, items_incl_tax=items_incl)
     applied = 0
     if redeem is not None:
         asked = redeem.points if redeem.points is not None else redeem.credits
@@ -144,12 +143,12 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
     earning = version.earning
     month = subscription_month(state, cart.course, at, tz) if member else 0
     if earning is not None and earning.kind == "threshold":
-        amount = invoice_items(lines, None, earning.base == "items_incl_tax") if member else 0
+        amount = invoice_items(lines, (), earning.base == "items_incl_tax") if member else 0
         units, _ = threshold_grant(earning, state.carry, amount)
         earn = EarnResult(units, (earning.rule,), earning.rule)
     elif earning is not None and (member or earning.guests_earn):
-        env = order_env(cart.course, tier, cart.payment.method, cart.payment.card_brand, cart.guest, at, tz, month)
-        earn = compute_earn(earning, lines, env, today, value)
+        env = order_env(cart.course, tier, cart.payment.method, cart.payment.brand, cart.guest, at, tz, month)
+        earn = compute_earn(earning, lines, env, today)
     else:
         earn = EarnResult(0, ())
     earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
@@ -228,7 +227,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         state.subscription_orders += 1
     record_order(state, None, with_kept_amounts(Order(
         id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
-        payment_method=cart.payment.method, card_brand=cart.payment.card_brand, tier=plan.tier,
+        payment_method=cart.payment.method, card_brand=cart.payment.brand, tier=plan.tier,
         version=plan.version.number, points_used=plan.applied,
         lines=tuple(OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price,
                               tax_rate=pl.tax_rate, tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex,
@@ -259,7 +258,6 @@ def validate_earn(change: Change, order: Order) -> None:
     rule = order.earn_rules[0] if order.earn_rules else change.version.expiry.rule
     change.move(pending, "pending", "valid", "validate", rule, where=of_order(order.id),
                 changes={"expires_on": expires_on, "rolling": rolling})
-    settle_debt(change)
 
 
 def count_threshold(change: Change, order: Order) -> Order:
@@ -268,12 +266,11 @@ def count_threshold(change: Change, order: Order) -> Order:
     earning = change.version.earning
     if earning is None or earning.kind != "threshold" or order.guest:
         return order
-    amount = invoice_items(order.lines, order.returned, earning.base == "items_incl_tax")
+    amount = invoice_items(order.lines, order.returned_by_line(), earning.base == "items_incl_tax")
     units, change.state.carry = threshold_grant(earning, change.state.carry, amount)
     if units:
         expires_on, rolling = on_acquire(change)
         change.add_lot(units, "valid", earning.rule, "earn", order=order.id, expires_on=expires_on, rolling=rolling)
-        settle_debt(change)
     return msgspec.structs.replace(order, counted=amount, earned=order.earned + units, earn_rules=(earning.rule,))
 
 

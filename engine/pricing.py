@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from functools import lru_cache
+from typing import Sequence
 
 import msgspec
 
@@ -92,7 +93,7 @@ class Priced(msgspec.Struct, gc=False):
 
     def items_tax_floored(self) -> int:
         """The items' tax as the invoice computes it: per rate, floored (shipping and fees apart)."""
-        ex, incl = kept_amounts(self.lines, {})
+        ex, incl = kept_amounts(self.lines, ())
         return incl - ex
 
     def pv_total(self) -> float:
@@ -158,12 +159,13 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
     return priced
 
 
-def kept_amounts(lines, returned: dict) -> tuple[int, int]:
+def kept_amounts(lines, returned: Sequence[int]) -> tuple[int, int]:
     """The kept items' amount as an invoice states it, (ex. tax, incl. tax): the tax per rate,
-    floored. A partly returned line counts its kept share (floored)."""
+    floored. ``returned``: units back by line position (empty: none). A partly returned line
+    counts its kept share (floored)."""
     bases: dict = {}
-    for line in lines:
-        kept = line.qty - returned.get(line.sku, 0)
+    for i, line in enumerate(lines):
+        kept = line.qty - returned[i] if returned else line.qty
         if kept <= 0:
             continue
         amount = line.net_ex if kept == line.qty else line.net_ex * kept // line.qty
@@ -175,9 +177,9 @@ def kept_amounts(lines, returned: dict) -> tuple[int, int]:
     return ex, incl
 
 
-def invoice_items(lines, returned: dict | None = None, incl_tax: bool = True) -> int:
+def invoice_items(lines, returned: Sequence[int] = (), incl_tax: bool = True) -> int:
     """The kept items' amount ex. or incl. tax (kept_amounts)."""
-    ex, incl = kept_amounts(lines, returned or {})
+    ex, incl = kept_amounts(lines, returned or ())
     return incl if incl_tax else ex
 
 
@@ -185,10 +187,10 @@ def kept_amount(order, incl_tax: bool) -> int:
     """An order's kept lines as the invoice states them (see state.Order.kept_ex), from the
     amounts stored on the order when it has them."""
     known = order.kept_incl if incl_tax else order.kept_ex
-    return known if known >= 0 else invoice_items(order.lines, order.returned, incl_tax)
+    return known if known >= 0 else invoice_items(order.lines, order.returned_by_line(), incl_tax)
 
 
 def with_kept_amounts(order):
     """The order with its kept amounts computed from its lines and returns."""
-    kept_ex, kept_incl = kept_amounts(order.lines, order.returned)   # one pass over the lines for both
+    kept_ex, kept_incl = kept_amounts(order.lines, order.returned_by_line())   # one pass over the lines for both
     return msgspec.structs.replace(order, kept_ex=kept_ex, kept_incl=kept_incl)

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 from zoneinfo import ZoneInfo
 
 from .errors import Pos
+from .events import brand_key
 from .expr import Expr
 from .timeutil import Period
 
@@ -155,6 +156,10 @@ class MinToPay(Ruled):
     default: int
     by_method: dict
     by_card_brand: dict
+
+    def __post_init__(self):
+        # brands are matched case-insensitively (events.brand_key): "JCB" in a file is the cart's "jcb"
+        object.__setattr__(self, "by_card_brand", {brand_key(b): v for b, v in self.by_card_brand.items()})
 
     def for_payment(self, method: str, brand: Optional[str]) -> int:
         if brand and brand in self.by_card_brand:

@@ -8,7 +8,7 @@ import msgspec
 
 from .earning import compute_earn
 from .errors import EventRejected
-from .events import OrderReturned
+from .events import CARD_METHOD, OrderReturned, brand_key
 from .lots import Change, ids_in, of_order
 from .orders import find_order, order_env
 from .pricing import invoice_items, with_kept_amounts
@@ -47,6 +47,8 @@ def restore_used(change: Change, order: Order, units: int, rule: str) -> None:
 
 
 def do_restore(change: Change, order_id: str, units: int, rule: str) -> None:
+    """Give back ``units`` used on the order (now, or when the delayed restore's timer fires). What
+    the member still owes from clawbacks comes off them when the event or happening ends (core)."""
     order = change.state.orders[order_id]
     change.move(units, "used", "valid", "restore", rule, where=ids_in(order.used_lots))
 
@@ -103,26 +105,20 @@ def return_lines(change: Change, event: OrderReturned) -> None:
         if local_date(change.at, change.program.tz) > last_day:
             raise EventRejected(f"the return window of {returns.window} from {returns.counts_from} "
                                 f"({local_date(since, change.program.tz)}) ended on {last_day}", "at", returns.rule)
-    lines = {line.sku: line for line in order.lines}
-    returned = dict(order.returned)
+    returned = list(order.returned_by_line()) or [0] * len(order.lines)
     for i, ret in enumerate(event.lines):
-        line = lines.get(ret.sku)
-        catalog = change.version.catalog
-        if line is None and catalog is not None and ret.sku in catalog.rewards and not catalog.returnable:
-            raise EventRejected(f"{ret.sku} is a reward item: reward items cannot be returned or exchanged",
-                                f"lines[{i}].sku", catalog.rule)
-        if line is None:
-            raise EventRejected(f"sku {ret.sku} is not on order {order.id}", f"lines[{i}].sku")
+        pos = _line_of(change, order, ret, i)
+        line = order.lines[pos]
         refused = returns.refuse_tags.intersection(line.tags)
         if refused:
             raise EventRejected(f"{ret.sku} is a {'/'.join(sorted(refused))} item and cannot be returned",
                                 f"lines[{i}].sku", returns.rule)
-        if returned.get(ret.sku, 0) + ret.qty > line.qty:
-            raise EventRejected(f"returns {ret.qty} of {ret.sku} but only {line.qty - returned.get(ret.sku, 0)} "
+        if returned[pos] + ret.qty > line.qty:
+            raise EventRejected(f"returns {ret.qty} of {ret.sku} but only {line.qty - returned[pos]} "
                                 f"are kept on order {order.id}", f"lines[{i}].qty")
-        returned[ret.sku] = returned.get(ret.sku, 0) + ret.qty
+        returned[pos] += ret.qty
+    returned = tuple(returned)
     version = next(v for v in change.program.versions if v.number == order.version)
-    value = version.redemption.unit_value_yen if version.redemption else 1
     counted = order.counted
     if order.counted:
         # threshold earning: the returned amount leaves the carry (and any threshold it crossed)
@@ -130,18 +126,56 @@ def return_lines(change: Change, event: OrderReturned) -> None:
         new_earned = order.earned - uncount(change, order, order.counted - counted, returns.rule)
     else:
         # X-5: the kept lines earn what the same rules and rounding give them; the difference goes.
-        env = order_env(order.course, order.tier, order.payment_method, order.card_brand, order.guest,
+        # (a state stored before brands were folded holds the brand as sent: fold it the same way)
+        brand = brand_key(order.card_brand) if order.payment_method == CARD_METHOD else None
+        env = order_env(order.course, order.tier, order.payment_method, brand, order.guest,
                         order.placed_at, change.program.tz, order.subscription_month)
-        kept = compute_earn(version.earning, order.lines, env, local_date(order.placed_at, change.program.tz), value,
+        kept = compute_earn(version.earning, order.lines, env, local_date(order.placed_at, change.program.tz),
                             returned) if order.earned else None
         new_earned = kept.units if kept else 0
         remove_earned(change, order, order.earned - new_earned, returns.rule)
-    # Points used come back in proportion to the returned lines' share of them.
-    shares = sum(line.points_share for line in order.lines)
-    back_yen = sum(Fraction(line.points_share * returned.get(line.sku, 0), line.qty) for line in order.lines)
-    due = (order.points_used * back_yen / shares) if shares else Fraction(0)
-    restore_used(change, order, int(due) - order.points_restored, returns.rule)
-    all_back = all(returned.get(line.sku, 0) >= line.qty for line in order.lines)
+    all_back = all(back >= line.qty for back, line in zip(returned, order.lines))
+    # (never below what earlier returns gave back: nothing is given twice)
+    due = max(used_back(order, returned, all_back), order.points_restored)
+    restore_used(change, order, due - order.points_restored, returns.rule)
     record_order(change.state, order, with_kept_amounts(msgspec.structs.replace(
-        order, returned=returned, earned=new_earned, counted=counted, points_restored=int(due),
+        order, returned_lines=returned, returned={}, earned=new_earned, counted=counted, points_restored=due,
         status="returned" if all_back else order.status)), change.program.tz)
+
+
+def _line_of(change: Change, order: Order, ret, i: int) -> int:
+    """The position in the order's lines that return line ``i`` names: its ``line``, or the one
+    line its sku stands on. A return that cannot tell lines apart is refused, never guessed."""
+    if ret.line is not None:
+        if ret.line >= len(order.lines):
+            raise EventRejected(f"order {order.id} has {len(order.lines)} line(s): there is no line {ret.line} "
+                                f"(lines count from 0)", f"lines[{i}].line")
+        if order.lines[ret.line].sku != ret.sku:
+            raise EventRejected(f"line {ret.line} of order {order.id} is {order.lines[ret.line].sku}, not {ret.sku}",
+                                f"lines[{i}].line")
+        return ret.line
+    at = [pos for pos, line in enumerate(order.lines) if line.sku == ret.sku]
+    if not at:
+        catalog = change.version.catalog
+        if catalog is not None and ret.sku in catalog.rewards and not catalog.returnable:
+            raise EventRejected(f"{ret.sku} is a reward item: reward items cannot be returned or exchanged",
+                                f"lines[{i}].sku", catalog.rule)
+        raise EventRejected(f"sku {ret.sku} is not on order {order.id}", f"lines[{i}].sku")
+    if len(at) > 1:
+        raise EventRejected(f"{ret.sku} stands on lines {', '.join(map(str, at))} of order {order.id}: "
+                            f"give the line's position in 'line'", f"lines[{i}].line")
+    return at[0]
+
+
+def used_back(order: Order, returned: tuple[int, ...], all_back: bool) -> int:
+    """Units used on the order that its returned lines give back (ANS-12): all of them once every
+    line is back, else in proportion to the returned lines' share of the order's net amount,
+    floored. Worked from the amounts (the weights the points were spread by), not from the rounded
+    points shares, so one line of n units and n lines of one unit give back the same."""
+    if all_back:
+        return order.points_used
+    total = sum(line.net_ex for line in order.lines)
+    if not total or not order.points_used:
+        return 0
+    back = sum(Fraction(line.net_ex * units, line.qty) for units, line in zip(returned, order.lines) if units)
+    return int(order.points_used * back / total)

@@ -68,7 +68,12 @@ class Order(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     tier: Optional[str] = None
     version: int
     lines: tuple[OrderLine, ...]
-    returned: dict[str, int] = {}   # sku -> qty returned
+    # units returned by position in ``lines`` (empty: none came back). A sku may stand on several
+    # lines (a gift-wrapped and a plain unit), so returns are kept by line, not by sku.
+    returned_lines: tuple[int, ...] = ()
+    # how states stored before returned_lines kept them: sku -> qty, meaning that qty of every line
+    # of the sku (returned_by_line reads it); new states leave it empty
+    returned: dict[str, int] = {}
     status: str = "placed"          # placed | shipped | delivered | cancelled | returned
     shipped_at: Optional[datetime] = None
     delivered_at: Optional[datetime] = None
@@ -88,8 +93,11 @@ class Order(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     kept_ex: int = -1
     kept_incl: int = -1
 
-    def kept_qty(self, sku: str, qty: int) -> int:
-        return qty - self.returned.get(sku, 0)
+    def returned_by_line(self) -> tuple[int, ...]:
+        """Units returned by line position (empty: none), from a state of either form."""
+        if self.returned_lines or not self.returned:
+            return self.returned_lines
+        return tuple(min(self.returned.get(line.sku, 0), line.qty) for line in self.lines)
 
 
 class Deferred(msgspec.Struct, frozen=True, kw_only=True):
