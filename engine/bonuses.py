@@ -28,7 +28,9 @@ def on_event(change: Change, trigger: str, product: Optional[str] = None) -> Non
         if bonus.once_per == "product":
             if product in change.state.reviewed:
                 continue  # AND-9: a second review of the product overwrites the first, earns nothing
-        if not _applies(bonus, change, product=product):
+        # a registration is never refused for a bonus's condition: refused, it would shut the member
+        # out of every later event; a condition it cannot evaluate counts as not met, as in a happening
+        if not _applies(bonus, change, happening=trigger == "member.registered", product=product):
             continue
         _grant(change, bonus)
     if trigger == "review.posted" and product not in change.state.reviewed:

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import msgspec
 
-from .pricing import frac, tax_parts
+from .pricing import exact_nets, frac, tax_parts
 from .program import Earning, RateRow
 
 
@@ -48,7 +48,8 @@ def _choose(earning: Earning, order_env: dict, line, on: date) -> tuple[Optional
     return _row_for(earning.rates, env, on)
 
 
-def line_base(earning: Earning, line, kept: int, points: tuple[int, int] = (0, 1)) -> tuple[int, int]:
+def line_base(earning: Earning, line, kept: int, points: tuple[int, int] = (0, 1),
+              net: int | Fraction | None = None) -> tuple[int, int]:
     """A line's earn base as an exact fraction (numerator, denominator) of yen (or PV); ``kept``
     is its quantity after returns. ``points`` is (yen of points used, the order's net amount):
     after points (ANS-7), a line gives up the points in proportion to its net amount, exactly
@@ -60,14 +61,20 @@ def line_base(earning: Earning, line, kept: int, points: tuple[int, int] = (0, 1
         pv = frac(line.pv or 0)
         return pv.numerator * kept, pv.denominator
     used, total = points if earning.after_points and points[1] > 0 else (0, 1)
+    # the line's exact amount after the coupon (pricing.exact_nets), as numerator / denominator
+    n, d = _ratio(line.net_ex if net is None else net)
     if earning.base == "items_incl_tax":
         # net × kept/qty × (1 + tax) − used × net/total × kept/qty, over one denominator
         _, tax_num, tax_den = tax_parts(line.tax_rate)
-        num = line.net_ex * kept * (total * (tax_den + tax_num) - used * tax_den)
-        den = line.qty * total * tax_den
+        num = n * kept * (total * (tax_den + tax_num) - used * tax_den)
+        den = line.qty * total * tax_den * d
     else:
-        num, den = line.net_ex * kept * (total - used), line.qty * total
+        num, den = n * kept * (total - used), line.qty * total * d
     return max(num, 0), den
+
+
+def _ratio(amount: int | Fraction) -> tuple[int, int]:
+    return (amount.numerator, amount.denominator) if isinstance(amount, Fraction) else (amount, 1)
 
 
 def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date,
@@ -87,6 +94,7 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
     line_key = earning.line_key
     points = ((sum(line.points_share for line in lines), sum(line.net_ex for line in lines))
               if earning.after_points else (0, 1))
+    nets = exact_nets(lines) if earning.base != "pv" else None
     for i, line in enumerate(lines):
         key = (order_key, line_key(line)) if line_key is not None else order_key
         try:
@@ -106,9 +114,10 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
             continue
         kept = line.qty - returned[i] if returned else line.qty
         if plain and kept > 0:
-            num, den = line.net_ex * kept, line.qty
+            n, d = _ratio(nets[i])
+            num, den = n * kept, line.qty * d
         else:
-            num, den = line_base(earning, line, kept, points)
+            num, den = line_base(earning, line, kept, points, nets[i] if nets is not None else None)
         parts.append((num, den, rate_num, rate_den, row.rule))
         if row.rule not in rules:
             rules.append(row.rule)

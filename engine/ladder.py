@@ -129,20 +129,29 @@ def _restart_counters(change: Change, st: LadderState, level_id: str, reason: st
 
 def _schedule(ladder: Ladder, st: LadderState, level: LadderLevel, month: str, round_: int) -> None:
     notice = ladder.notice
+    due: dict[int, str] = {}
     for gift in level.gifts:
-        st.gifts.append(PendingGift(stage=level.id, number=gift.number, round=round_,
-                                    due=month_add(month, gift.after_months),
-                                    notice=notice is not None and notice.of_number == gift.number))
+        # a gift that follows another is due, for now, that many months after the other's due month
+        start = due[gift.after_gift] if gift.after_gift is not None else month
+        due[gift.number] = month_add(start, gift.after_months)
+        st.gifts.append(PendingGift(stage=level.id, number=gift.number, round=round_, due=due[gift.number],
+                                    notice=notice is not None and notice.of_number == gift.number,
+                                    after_gift=gift.after_gift, after_months=gift.after_months))
 
 
 def _gifts(change: Change, ladder: Ladder, st: LadderState, month: str) -> None:
     """Gifts due by ``month`` go out while the member is active, else wait for the resumption;
     a gift's notice goes out ``months_before`` its month, while the member is active."""
     keep = []
+    sent: set[tuple[str, int, int]] = set()
     for gift in st.gifts:
+        if gift.after_gift is not None and (gift.stage, gift.round, gift.after_gift) in sent:
+            # the gift it follows went out this month: it is due that many months from now
+            gift = msgspec.structs.replace(gift, due=month_add(month, gift.after_months), noticed=False)
         if gift.due <= month:
             if st.status == "active" or ladder.defer_rule is None:   # without 'during_pause' no gift waits
                 _emit_gift(change, ladder, gift, month)
+                sent.add((gift.stage, gift.round, gift.number))
                 continue
             if gift.deferred_from is None:
                 gift = msgspec.structs.replace(gift, deferred_from=gift.due, noticed=False)

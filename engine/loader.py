@@ -349,7 +349,11 @@ class _Compiler:
             for i, n in enumerate(numbers):
                 if n in numbers[:i]:
                     self.problem(gpath + (i, "number"), f"gift number {n} is listed twice")
-            return tuple(LadderGift(g["number"], g["after_months"], self.pos(gpath + (i,))) for i, g in enumerate(items))
+                after = items[i].get("after_gift")
+                if after is not None and after not in numbers[:i]:
+                    self.problem(gpath + (i, "after_gift"), f"gift {n} follows gift {after}, which is not listed before it")
+            return tuple(LadderGift(g["number"], g["after_months"], self.pos(gpath + (i,)), g.get("after_gift"))
+                         for i, g in enumerate(items))
 
         default_gifts = gift_list(gifts_node["schedule"], path + ("gifts", "schedule")) if gifts_node else ()
         count = len(node["levels"])

@@ -230,7 +230,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         payment_method=cart.payment.method, card_brand=cart.payment.brand, tier=plan.tier,
         version=plan.version.number, points_used=plan.applied,
         lines=tuple(OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price,
-                              tax_rate=pl.tax_rate, tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex,
+                              tax_rate=pl.tax_rate, tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex, gross_ex=pl.gross_ex,
                               points_share=pl.points_share) for pl in plan.priced.lines),
         exchange_units=plan.exchange.units, rewards=tuple((r, q) for r, q, _ in plan.exchange.rewards),
         fees=tuple((f.kind, f.ex_tax, f.tax_rate) for f in plan.priced.fees),

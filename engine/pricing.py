@@ -2,6 +2,7 @@
 shipping and fees, tax once per rate per invoice (floored)."""
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from functools import lru_cache
 from typing import Sequence
@@ -129,9 +130,15 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
     if cart.coupon_discount:
         # a coupon larger than the items takes them to zero, never below
         coupon = min(cart.coupon_discount, items)
-        for pl, share in zip(lines, spread(coupon, [pl.gross_ex for pl in lines])):
-            pl.coupon_share = share
-            pl.net_ex = pl.gross_ex - share
+        # over the tax rates first, then over each rate's lines: what a rate's lines keep together
+        # is the same however the cart was split into lines (exact_nets)
+        rates = list(dict.fromkeys(pl.tax_rate for pl in lines))
+        by_rate = dict(zip(rates, spread(coupon, [sum(pl.gross_ex for pl in lines if pl.tax_rate == r) for r in rates])))
+        for rate in rates:
+            mine = [pl for pl in lines if pl.tax_rate == rate]
+            for pl, share in zip(mine, spread(by_rate[rate], [pl.gross_ex for pl in mine])):
+                pl.coupon_share = share
+                pl.net_ex = pl.gross_ex - share
         items -= coupon
         if pricing.coupon_rule:
             rules.append(pricing.coupon_rule)
@@ -159,21 +166,47 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
     return priced
 
 
+def exact_nets(lines) -> list[int | Fraction]:
+    """Each line's amount after the coupon, exactly: the coupon of its tax rate spread in
+    proportion to the lines' amounts before it. The integer ``net_ex`` of a line depends on how
+    the rate's lines round (one line of n units or n lines of one unit round differently); these
+    do not, so a return, an earn or a refund worked from them is the same however the cart was
+    split into lines. A line stored without ``gross_ex`` (before it was kept) counts its net."""
+    totals: dict = {}       # tax rate -> [net, gross]
+    for line in lines:
+        gross = getattr(line, "gross_ex", 0) or line.net_ex
+        entry = totals.setdefault(line.tax_rate, [0, 0])
+        entry[0] += line.net_ex
+        entry[1] += gross
+    nets: list = []
+    for line in lines:
+        net, gross = totals[line.tax_rate]
+        if net == gross:        # no coupon on this rate: the line's own amount is exact
+            nets.append(line.net_ex)
+            continue
+        mine = getattr(line, "gross_ex", 0) or line.net_ex
+        nets.append(Fraction(mine * net, gross) if gross else Fraction(0))
+    return nets
+
+
 def kept_amounts(lines, returned: Sequence[int]) -> tuple[int, int]:
-    """The kept items' amount as an invoice states it, (ex. tax, incl. tax): the tax per rate,
-    floored. ``returned``: units back by line position (empty: none). A partly returned line
-    counts its kept share (floored)."""
+    """The kept items' amount as an invoice states it, (ex. tax, incl. tax): per rate, the kept
+    share of the rate's amount (floored once), then its tax (floored). ``returned``: units back by
+    line position (empty: none)."""
     bases: dict = {}
+    nets = exact_nets(lines) if returned else None
     for i, line in enumerate(lines):
         kept = line.qty - returned[i] if returned else line.qty
         if kept <= 0:
             continue
-        amount = line.net_ex if kept == line.qty else line.net_ex * kept // line.qty
+        amount = line.net_ex if nets is None else nets[i] * kept / line.qty
         bases[line.tax_rate] = bases.get(line.tax_rate, 0) + amount
-    ex = incl = sum(bases.values())
-    for rate, base in bases.items():
+    ex = incl = 0
+    for rate, exact in bases.items():
+        base = math.floor(exact)
         _, num, den = tax_parts(rate)
-        incl += base * num // den
+        ex += base
+        incl += base + base * num // den
     return ex, incl
 
 

@@ -327,6 +327,9 @@ class LadderGift:
     number: int
     after_months: int       # months after the month the level was reached (or its conditions met again)
     pos: Pos
+    # counted from the month gift ``after_gift`` of the same level was sent instead, so a pause that
+    # moves that gift moves this one too (MAN-9: the 2nd gift comes six months after the 1st was sent)
+    after_gift: Optional[int] = None
 
 
 @dataclass(frozen=True, slots=True)

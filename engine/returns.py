@@ -11,7 +11,7 @@ from .errors import EventRejected
 from .events import CARD_METHOD, OrderReturned, brand_key
 from .lots import Change, ids_in, of_order
 from .orders import find_order, order_env
-from .pricing import invoice_items, with_kept_amounts
+from .pricing import exact_nets, invoice_items, with_kept_amounts
 from .state import Order, Timer
 from .tiers import record_order
 from .timeutil import local_date
@@ -177,5 +177,6 @@ def used_back(order: Order, returned: tuple[int, ...], all_back: bool) -> int:
     total = sum(line.net_ex for line in order.lines)
     if not total or not order.points_used:
         return 0
-    back = sum(Fraction(line.net_ex * units, line.qty) for units, line in zip(returned, order.lines) if units)
+    nets = exact_nets(order.lines)
+    back = sum(nets[i] * units / line.qty for i, (units, line) in enumerate(zip(returned, order.lines)) if units)
     return int(order.points_used * back / total)

@@ -54,6 +54,7 @@ class OrderLine(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     tags: tuple[str, ...] = ()
     pv: Optional[float] = None
     net_ex: int                     # line amount ex. tax after member price and coupon
+    gross_ex: int = 0               # before the coupon (0: stored before it was kept; pricing.exact_nets)
     points_share: int = 0           # yen of points spread onto this line
 
 
@@ -138,6 +139,10 @@ class PendingGift(msgspec.Struct, frozen=True, kw_only=True):
     notice: bool = False             # a notice goes out before it
     noticed: bool = False
     deferred_from: Optional[str] = None   # "YYYY-MM" it first fell due in, when a pause moved it
+    # due ``after_months`` after the month gift ``after_gift`` (same stage and round) was sent; until
+    # then ``due`` counts from that gift's own due month
+    after_gift: Optional[int] = None
+    after_months: int = 0
 
 
 class LevelChange(msgspec.Struct, frozen=True, kw_only=True):

@@ -517,8 +517,10 @@ def check_member(state: MemberState, entries: list, program: Program) -> None:
     # a birthday bonus is paid once a year (the 1st of the birth month), whatever member.updated says
     birthday_rules = {b.rule for v in program.versions for b in v.bonuses if b.on == "birthday_month"}
     if birthday_rules:
-        paid = Counter(lot.granted_at.astimezone(program.tz).year for lot in state.all_lots()
-                       if lot.kind == "bonus" and lot.rule in birthday_rules)
+        # one grant may be split into several lots (partly spent, held, expired): count grants, by
+        # their instant, not lots
+        paid = Counter(at.astimezone(program.tz).year for at in {
+            lot.granted_at for lot in state.all_lots() if lot.kind == "bonus" and lot.rule in birthday_rules})
         assert all(n <= 1 for n in paid.values()), f"{who}: birthday bonuses paid per year {dict(paid)}"
     for lot in state.all_lots():
         assert lot.amount > 0, f"{who}: lot {lot.id} has amount {lot.amount}"

@@ -526,7 +526,8 @@ def test_man10_a_gift_due_in_a_pause_goes_out_the_month_after_resuming():
     shop.sub("paused", "2025-08-20T10:00:00+09:00")     # the 1st gift is due in September
     shop.sub("resumed", "2025-10-15T10:00:00+09:00")
     assert shop.gifts("2025-10-31") == []
-    assert shop.gifts("2026-12-31") == [("2025-11-01", "bronze", 1), ("2026-03-01", "bronze", 2)]
+    # MAN-9: the 2nd comes about six months after the 1st was sent: November 2025 + 6 = May 2026
+    assert shop.gifts("2026-12-31") == [("2025-11-01", "bronze", 1), ("2026-05-01", "bronze", 2)]
     deferred = shop.effects("2025-11-01", type_="gift.due")[0]
     assert deferred["rule"] == "MAN-10"
     assert deferred["detail"] == {"stage": "bronze", "number": 1, "deferred_from": "2025-09-01"}
@@ -537,6 +538,31 @@ def test_man10_a_pause_from_the_gift_months_first_instant_defers_it():
     shop.sub("paused", "2025-09-01")                    # bare date: 00:00, September is paused whole
     shop.sub("resumed", "2025-10-01")
     assert shop.gifts("2025-12-31") == [("2025-11-01", "bronze", 1)]
+
+
+def test_MAN_9_a_pause_that_moves_the_first_gift_moves_the_second():
+    """Bronze reached in July 2025: 1st gift due September (July + 2). Paused 08-20 to 09-10
+    (September began paused), so the 1st goes out the month after resuming: October 2025. The 2nd
+    comes six months after the 1st was sent: April 2026, not March (stage-up + 8)."""
+    shop = bronze_in_july()
+    shop.sub("paused", "2025-08-20T10:00:00+09:00")
+    shop.sub("resumed", "2025-09-10T10:00:00+09:00")
+    assert shop.gifts("2026-03-31") == [("2025-10-01", "bronze", 1)]
+    assert shop.gifts("2026-04-01") == [("2025-10-01", "bronze", 1), ("2026-04-01", "bronze", 2)]
+
+
+def test_MAN_9_a_pause_in_the_second_gifts_month_defers_it_from_its_moved_month():
+    """As above, the 1st sent October 2025, the 2nd due April 2026. Paused 2026-03-20 to 2026-04-05:
+    April began paused, so the 2nd goes out the month after resuming, May 2026, noted as deferred
+    from April (its month counted from the 1st's), not from March."""
+    shop = bronze_in_july()
+    shop.sub("paused", "2025-08-20T10:00:00+09:00")
+    shop.sub("resumed", "2025-09-10T10:00:00+09:00")
+    shop.sub("paused", "2026-03-20T10:00:00+09:00")
+    shop.sub("resumed", "2026-04-05T10:00:00+09:00")
+    assert shop.gifts("2026-12-31") == [("2025-10-01", "bronze", 1), ("2026-05-01", "bronze", 2)]
+    second = shop.effects("2026-05-01", type_="gift.due")[-1]
+    assert second["detail"] == {"stage": "bronze", "number": 2, "deferred_from": "2026-04-01"}
 
 
 def test_man10_a_gift_due_in_a_pause_is_dropped_if_cancelled_meanwhile():
