@@ -39,6 +39,7 @@ def _default_db(program: Program) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loyalty-engine", prog_name="loyalty", message="%(prog)s %(version)s")
 def cli() -> None:
     """Declarative loyalty programs: validate program files, apply events, quote carts."""
 
@@ -237,7 +238,13 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool) -> Non
                        + "".join(f"; {f['kind']} ¥{f['ex_tax']:,} ex. tax" for f in ex["fees"]))
         if "deadline" in out:
             d = out["deadline"]
-            click.echo(d.get("note") or f"requests on time for this delivery (deadline {d['last_day']}, {d['rule']})")
+            if d.get("note"):
+                click.echo(d["note"])
+            elif d.get("late"):
+                click.echo(f"past the deadline for this delivery ({d['last_day']}, {d['rule']}): "
+                           f"requests made now go with the next delivery")
+            else:
+                click.echo(f"requests on time for this delivery (deadline {d['last_day']}, {d['rule']})")
         for e in out["errors"]:
             click.echo(f"error: {e['field']}: {e['reason']}", err=True)
     sys.exit(1 if out["errors"] else 0)

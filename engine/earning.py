@@ -147,3 +147,12 @@ def threshold_grant(earning: Earning, carry: int, amount: int) -> tuple[int, int
     """Threshold earning (RC-2): units for every full ``per_yen`` of carry + amount; the rest carries."""
     total = carry + amount
     return total // earning.per_yen * earning.units, total % earning.per_yen
+
+
+def chosen_rows(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date) -> list[RateRow]:
+    """The rate rows that chose the rate of an order's lines (each once, in row order): what an
+    explanation cites, by the same choice the earn itself makes."""
+    if earning is None or earning.kind != "rate":
+        return []
+    rows = {id(row): row for row in (_choose(earning, order_env, line, on)[0] for line in lines) if row is not None}
+    return [row for row in earning.rates if id(row) in rows]

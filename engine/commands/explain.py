@@ -17,7 +17,11 @@ from typing import Optional
 
 import click
 
+from ..earning import chosen_rows
 from ..errors import Pos
+from ..events import CARD_METHOD, brand_key
+from ..orders import order_env
+from ..timeutil import local_date
 
 STATES = ("valid", "pending", "held", "used", "expired", "void")
 
@@ -95,10 +99,17 @@ def _rate_text(row) -> str:
     return f"by {row.by} " + ", ".join(f"{k} {pct(v)}" for k, v in row.values.items())
 
 
-def site_text(program, version_number: int, rule: str, prefer: tuple[str, ...] = ()) -> str:
+def site_text(program, version_number: int, rule: str, prefer: tuple[str, ...] = (),
+              rows: Optional[list] = None) -> str:
     """'line 64 (earning: earn rate row 2 ...)' for the settings of ``rule`` in the program file
-    (those of the ``prefer``red section when it has any; rate rows rather than their section)."""
+    (those of the ``prefer``red section when it has any; rate rows rather than their section).
+    ``rows``: the rate rows that applied (an order's earn cites those, not every row of its rule)."""
     sites = rule_sites(program, version_number, rule)
+    if rows is not None:
+        applied = {row.pos for row in rows}
+        picked = [s for s in sites if not s[1].startswith("earn rate row") or s[2] in applied]
+        if any(s[1].startswith("earn rate row") for s in picked):
+            sites = picked
     for section in prefer:
         chosen = [s for s in sites if s[0] == section]
         if chosen:
@@ -260,11 +271,23 @@ class Story:
             return f"{amount} granted by the shop on {day}, reason: {reason} ({src})."
         return f"{amount} ({o.kind}) on {day} ({src})."
 
+    def applied_rows(self, o: Origin) -> Optional[list]:
+        """The rate rows that chose the rates of the order an earn lot came from (None: not an
+        order's earn, or the order is not kept)."""
+        order = self.state.orders.get(o.order) if o.kind == "earn" and o.order else None
+        version = next((v for v in self.program.versions if v.number == o.version), None)
+        if order is None or version is None or version.earning is None:
+            return None
+        brand = brand_key(order.card_brand) if order.payment_method == CARD_METHOD else None
+        env = order_env(order.course, order.tier, order.payment_method, brand, order.guest, order.placed_at,
+                        self.program.tz, order.subscription_month)
+        return chosen_rows(version.earning, order.lines, env, local_date(order.placed_at, self.program.tz))
+
     def origin_rule(self, o: Origin) -> list[str]:
         if o.rule.startswith("grant:"):
             return [f"No program rule made these: the shop granted them (points.granted), under program version {o.version}."]
         prefer = {"earn": ("earning",), "bonus": ("bonuses",), "limited": ("expiry",)}.get(o.kind, ())
-        where = site_text(self.program, o.version, o.rule, prefer)
+        where = site_text(self.program, o.version, o.rule, prefer, self.applied_rows(o))
         self.seen(o.rule, o.version)
         return [f"Rule {o.rule}, program version {o.version}" + (f", written at {where}." if where else ".")]
 
