@@ -89,3 +89,28 @@ def test_loyalty_version_names_the_installed_package():
     out = CliRunner().invoke(cli, ["--version"])
     assert out.exit_code == 0
     assert out.output.strip() == f"loyalty {version('loyalty-engine')}"
+
+
+def test_a_failing_lot_count_names_the_lot_that_differs(tmp_path):
+    """andest: sign-up gives 500 (AND-4), the shop grants 100: two lots. A case that expects only
+    the 500 lot fails on the count, and the failure names the 100 lot as the one not expected."""
+    program = tmp_path / "andest.yaml"
+    program.write_text(Path(ANDEST).read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "andest.tests.yaml").write_text("""program: andest
+cases:
+  - name: two lots, one expected
+    rules: [AND-4]
+    events:
+      - {id: e1, type: member.registered, at: "2025-01-05T10:00:00+09:00", member: m1}
+      - {id: e2, type: points.granted, at: "2025-01-06T10:00:00+09:00", member: m1, amount: 100, reason: goodwill}
+    as_of: "2025-01-07"
+    expect:
+      members:
+        m1:
+          lots: [{amount: 500, rule: AND-4}]
+""", encoding="utf-8")
+    out = CliRunner().invoke(cli, ["test", str(program)])
+    assert out.exit_code == 1
+    assert "m1.lots (count)" in out.output
+    assert "not expected:" in out.output and '"amount": 100' in out.output
+    assert "expected but not found" not in out.output

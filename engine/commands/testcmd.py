@@ -96,13 +96,32 @@ def compare(expected: Any, actual: Any, what: str, path: tuple, positions, out: 
             out.append(Failure(what, expected, actual, line))
             return
         if len(expected) != len(actual):
-            out.append(Failure(f"{what} (count)", len(expected), len(actual), line,
-                               note=f"actual: {_show(actual)}" if len(_show(actual)) < 400 else ""))
+            out.append(Failure(f"{what} (count)", len(expected), len(actual), line, note=_unmatched(expected, actual)))
             return
         for i, (e, a) in enumerate(zip(expected, actual)):
             compare(e, a, f"{what}[{i}]", path + (i,), positions, out)
     elif not _same(expected, actual):
         out.append(Failure(what, expected, actual, line))
+
+
+def _unmatched(expected: list, actual: list) -> str:
+    """Which items differ when a list has the wrong length: each expected item is paired with the
+    first actual item that has every value it names; what is left on either side is the difference."""
+    left = list(actual)
+    missing = []
+    for item in expected:
+        for i, candidate in enumerate(left):
+            found: list = []
+            compare(item, candidate, "", (), None, found)
+            if not found:
+                del left[i]
+                break
+        else:
+            missing.append(item)
+    parts = [f"expected but not found: {_show(m)}" for m in missing]
+    parts += [f"not expected: {_show(a)}" for a in left]
+    text = "; ".join(parts)
+    return text if len(text) < 2000 else text[:2000] + " ..."
 
 
 def _schema_problems(data, positions, filename: str) -> list[str]:
