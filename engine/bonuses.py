@@ -7,6 +7,7 @@ from typing import Optional
 from .expiry import on_acquire
 from .expr import Attributes
 from .lots import Change
+from .tiers import tier_at
 from .timeutil import local_date, start_of
 
 
@@ -18,7 +19,9 @@ def _grant(change: Change, bonus) -> None:
 def _applies(bonus, change: Change, happening: bool = False, **env) -> bool:
     if bonus.when is None:
         return True
-    env = {"attributes": Attributes(change.state.attributes), "tier": None, "product": None, **env}
+    # the member's tier at this instant, as an order would see it (the format lets a bonus read it)
+    tier, _ = tier_at(change.version.tiers, change.state, change.at, change.program.tz)
+    env = {"attributes": Attributes(change.state.attributes), "tier": tier, "product": None, **env}
     # an event whose condition fails is refused (naming the rule); a happening has no event to refuse
     return bonus.when.holds_in_happening(env) if happening else bool(bonus.when(env))
 

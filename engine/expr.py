@@ -246,7 +246,10 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
                 from difflib import get_close_matches
 
                 near = get_close_matches(node.id, sorted(allowed), n=1)
-                hint = f"; did you mean '{near[0]}'?" if near else f"; known names: {', '.join(sorted(allowed))}"
+                # YAML and JSON spell the constants in lower case; expressions write them as Python does
+                constant = {"true": "True", "false": "False", "null": "None", "none": "None"}.get(node.id.lower())
+                hint = (f"; write {constant}" if constant else
+                        f"; did you mean '{near[0]}'?" if near else f"; known names: {', '.join(sorted(allowed))}")
                 raise fail(f"unknown name '{node.id}'{hint}", node)
             used.add(node.id)
         elif isinstance(node, ast.Call):
@@ -260,7 +263,7 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
             if isinstance(node.value, str) and len(node.value) > MAX_STRING:
                 raise fail(f"text constant longer than {MAX_STRING} characters", node)
             if not isinstance(node.value, (str, int, float, bool, type(None))):
-                raise fail("only numbers, text, true/false and None are allowed as constants", node)
+                raise fail("only numbers, text, True/False and None are allowed as constants", node)
             if isinstance(node.value, float) and not math.isfinite(node.value):
                 raise fail(f"the number {source!r} is too large", node)
             if isinstance(node.value, str) and isinstance(parents.get(node), ast.BinOp) \

@@ -21,6 +21,7 @@ from .expr import Attributes
 from .lots import Change
 from .program import MigrationStep, Version
 from .state import CONVERTED
+from .tiers import tier_at
 from .timeutil import local_date
 
 
@@ -80,8 +81,10 @@ def grant(change: Change, step: MigrationStep) -> None:
     if not state.registered:
         return
     # a version switch is a happening: a condition that cannot be evaluated counts as not met
+    # (the tier the member holds as the new version begins, as its first order would see it)
+    tier, _ = tier_at(change.version.tiers, state, change.at, change.program.tz) if step.when is not None else (None, 0)
     if step.when is not None and not step.when.holds_in_happening(
-            {"attributes": Attributes(state.attributes), "tier": None, "product": None}):
+            {"attributes": Attributes(state.attributes), "tier": tier, "product": None}):
         return
     if step.expires_on is not None:
         expires_on, rolling = step.expires_on, False
