@@ -3,7 +3,7 @@
 Measures, side by side in one run, for every program in programs/: quote latency per cart,
 replay throughput into memory and SQLite; for &est also the hand-written floor and zen-engine, how
 cost grows with events and with one member's lots, and replay with jobs=1 against jobs=2
-(engine/parallel.py); and `loyalty validate programs`. Prints the Markdown table (or JSON with
+(engine/run/parallel.py); and `loyalty validate programs`. Prints the Markdown table (or JSON with
 --json); a full run rewrites BENCHMARKS.md.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from engine.loader import load_program
+from engine.format.loader import load_program
 
 from . import report, suite, workloads
 

@@ -77,8 +77,8 @@ def quote(member: HandMember, cart: dict, now: datetime) -> dict:
 
 def member_view(program, state, at: datetime) -> HandMember:
     """The running balance and the order list a hand-written system would hold for this member."""
-    from engine.report import as_of
-    from engine.tiers import order_amount
+    from engine.run.report import as_of
+    from engine.core.tiers import order_amount
 
     view, _, _ = as_of(program, state, at)
     measure = program.version_at(at).tiers.measure

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from engine.pricing import with_kept_amounts
-from engine.tiers import settle_counted
-from engine.state import OPEN, Lot, MemberState, Order, OrderLine
+from engine.core.pricing import with_kept_amounts
+from engine.core.tiers import settle_counted
+from engine.model.state import OPEN, Lot, MemberState, Order, OrderLine
 
 YEARS = 8
 

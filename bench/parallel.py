@@ -1,4 +1,4 @@
-"""Parallel replay by member shard (engine/parallel.py): jobs=1 against jobs=N, side by side.
+"""Parallel replay by member shard (engine/run/parallel.py): jobs=1 against jobs=N, side by side.
 
     python -m bench.parallel [--events 20000] [--jobs 2] [--reps 3] [--json]
 
@@ -77,9 +77,9 @@ class _Target:
 
 def once(lines: list[bytes], kind: str, jobs: int, transport: str | None = None) -> dict:
     """One replay of ``lines`` into a fresh store of ``kind``: jobs=1 sequential, else parallel."""
-    from engine.loader import load_program
-    from engine.parallel import replay_parallel
-    from engine.runner import Runner
+    from engine.format.loader import load_program
+    from engine.run.parallel import replay_parallel
+    from engine.run.runner import Runner
     from engine.store import open_store
 
     with _Target(kind) as spec:

@@ -6,7 +6,7 @@ The andest example (485 events, 28 members) is repeated ``--copies`` times under
 event and order ids, the copies interleaved line by line so members alternate as in a real feed.
 Each store starts empty; PostgreSQL gets a fresh schema, dropped afterwards. The timing covers
 Runner(program, store).run(lines) only (decode, apply, write, commit). A replay into PostgreSQL
-commits a chunk of events a transaction (engine.runner.SHARED_BATCH, the chunk's members locked
+commits a chunk of events a transaction (engine.run.runner.SHARED_BATCH, the chunk's members locked
 until it commits); ``--per-event`` also measures one transaction an event (lock, apply, commit:
 what a checkout does, and a replay on Citus). PostgreSQL is measured with its default durable
 commits, with synchronous_commit=off (docs/SCALING.md), and with ``--procs`` processes replaying
@@ -29,8 +29,8 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.loader import load_program  # noqa: E402
-from engine.runner import SHARED_BATCH, Runner  # noqa: E402
+from engine.format.loader import load_program  # noqa: E402
+from engine.run.runner import SHARED_BATCH, Runner  # noqa: E402
 from engine.store import MemoryStore, SQLiteStore  # noqa: E402
 
 

@@ -16,9 +16,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from engine.api import Engine
-from engine.loader import load_program
-from engine.runner import Runner
+from engine.shell.api import Engine
+from engine.format.loader import load_program
+from engine.run.runner import Runner
 from engine.store import MemoryStore, SQLiteStore
 
 from . import workloads

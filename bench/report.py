@@ -187,7 +187,7 @@ def markdown(r: dict) -> str:
     v = r.get("validate")
     if v:
         lines += ["", "## 5. `loyalty validate programs`", ""]
-        lines += _table(["command", "exit", "wall s (median)", "of which start-up (`import engine.cli`) s"],
+        lines += _table(["command", "exit", "wall s (median)", "of which start-up (`import engine.shell.cli`) s"],
                         [[f"`{v['command']}`", v["exit"], f"{v['wall_s']:.2f}", f"{v['startup_s']:.2f}"]])
         lines += ["", "In-process `load_program` (schema check, semantic checks, compile), warm, per file:", ""]
         lines += _table(["file", "ms"], [[k, f"{ms:.1f}"] for k, ms in v["load_ms"].items()])
@@ -197,7 +197,7 @@ def markdown(r: dict) -> str:
         lines += ["", "## 6. Parallel replay by member shard", "",
                   f"The &est workload ({_n(p['events'])} events, {p['members']} members) "
                   f"replayed into a fresh store with jobs=1 (`Runner.run`, this process) and jobs={p['jobs']} "
-                  "(`engine.parallel.replay_parallel`, `loyalty run --jobs`): lines partitioned by member, one "
+                  "(`engine.run.parallel.replay_parallel`, `loyalty run --jobs`): lines partitioned by member, one "
                   "worker process a shard, results merged in line order; into SQLite the workers compute and the "
                   "parent writes; into memory the states stay in the workers (a measurement only: `loyalty run "
                   "--jobs` refuses `:memory:`). Wall time from the lines in memory to the last commit; CPU-s add "

@@ -52,8 +52,8 @@ def write_workload(program_id: str, n_events: int, path: Path) -> None:
 
 def replay_file(program_path: str, events_path: Path, n_events: int, store_kind: str, db_dir: Path) -> dict:
     """Replay a JSON Lines file into a fresh store; RSS is read before and after (peak)."""
-    from engine.loader import load_program
-    from engine.runner import Runner
+    from engine.format.loader import load_program
+    from engine.run.runner import Runner
     from engine.store import MemoryStore, SQLiteStore
 
     program = load_program(program_path)
@@ -75,7 +75,7 @@ def replay_file(program_path: str, events_path: Path, n_events: int, store_kind:
 
 def run(program_path: str, n_events: int, store_kind: str) -> dict:
     """Write the workload, then replay it (both in this process: for tests and quick looks)."""
-    from engine.loader import load_program
+    from engine.format.loader import load_program
 
     tmp = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
     try:

@@ -76,7 +76,7 @@ class Client:
 def start_server(program: str, db: str, port: int, token: str, log_path: Path, workers: int) -> subprocess.Popen:
     env = dict(os.environ, LOYALTY_API_TOKEN=token)
     log = open(log_path, "wb")
-    cmd = [sys.executable, "-c", "from engine.cli import main; main()", "serve", program, "--db", db,
+    cmd = [sys.executable, "-c", "from engine.shell.cli import main; main()", "serve", program, "--db", db,
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 30

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import msgspec
 
-from engine.api import Engine
-from engine.errors import ProgramError
-from engine.events import decode_event
-from engine.loader import load_program
-from engine.report import as_of
-from engine.runner import RunResult, Runner
+from engine.shell.api import Engine
+from engine.model.errors import ProgramError
+from engine.model.events import decode_event
+from engine.format.loader import load_program
+from engine.run.report import as_of
+from engine.run.runner import RunResult, Runner
 from engine.store import MemoryStore, SQLiteStore
 
 from . import handwritten, workloads
@@ -284,7 +284,7 @@ def parallel_replay(n_events: int, reps: int = 1) -> dict:
 
 def validate(reps: int) -> dict:
     exe = shutil.which("loyalty")
-    cmd = [exe, "validate", "programs"] if exe else [sys.executable, "-c", "from engine.cli import main; main()",
+    cmd = [exe, "validate", "programs"] if exe else [sys.executable, "-c", "from engine.shell.cli import main; main()",
                                                       "validate", "programs"]
     walls = []
     code = None
@@ -295,7 +295,7 @@ def validate(reps: int) -> dict:
         walls.append(time.perf_counter() - t)
         code, output = done.returncode, (done.stdout + done.stderr).strip()[-500:]
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import engine.cli"], cwd=ROOT, capture_output=True, check=False)
+    subprocess.run([sys.executable, "-c", "import engine.shell.cli"], cwd=ROOT, capture_output=True, check=False)
     startup = time.perf_counter() - t
     per_file = {}
     for path in programs():

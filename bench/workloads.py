@@ -120,7 +120,7 @@ def _payment(m: Member) -> dict:
 
 
 def _place(m: Member, t: datetime, course: str) -> tuple[str, list[dict]]:
-    rng, p = m.rng, m.profile
+    rng = m.rng
     m.orders += 1
     oid = f"{m.id}-o{m.orders}"
     lines = _lines(m, rng.choice((1, 1, 1, 2, 2, 3)))

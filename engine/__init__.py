@@ -5,8 +5,9 @@ from importlib import import_module
 
 # Imported on first use, so `loyalty validate` does not pay for the engine's runtime imports.
 _EXPORTS = {
-    "Engine": "api", "quote": "api", "apply": "core", "Outcome": "core",
-    "EventRejected": "errors", "ProgramError": "errors", "load_program": "loader", "parse_program": "loader",
+    "Engine": "shell.api", "quote": "shell.api", "apply": "core.apply", "Outcome": "core.apply",
+    "EventRejected": "model.errors", "ProgramError": "model.errors",
+    "load_program": "format.loader", "parse_program": "format.loader",
 }
 
 __all__ = list(_EXPORTS)

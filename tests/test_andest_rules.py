@@ -16,8 +16,6 @@ balances below start at 500.
 from __future__ import annotations
 
 import ast
-import io
-import tokenize
 from pathlib import Path
 
 import pytest
@@ -648,7 +646,7 @@ def test_AND_10_rank_window_and_cancelled_orders():
 
 def test_AND_10_window_edges_day_by_day():
     """AND-10: the 12 months ending on day D run from the day after D's date a year earlier
-    through D. The engine reads them from running sums by month and day (engine/tiers.py); the
+    through D. The engine reads them from running sums by month and day (engine/core/tiers.py); the
     edges fall inside months, so the day sums are what decides.
 
     o1 2025-02-01 10:00 and o2 2025-03-15 10:00, ¥52,633 each → member price ¥50,001 counted each.

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine import Engine
-from engine.cli import cli
+from engine.shell.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = str(ROOT / "programs" / "andest.yaml")

@@ -10,9 +10,9 @@ import pytest
 
 from bench import handwritten, report, suite, workloads
 from bench.history import long_history
-from engine.api import Engine
-from engine.loader import load_program
-from engine.runner import Runner
+from engine.shell.api import Engine
+from engine.format.loader import load_program
+from engine.run.runner import Runner
 from engine.store import MemoryStore, SQLiteStore
 
 PROGRAMS = suite.programs()

@@ -37,7 +37,7 @@ def test_a_when_written_with_yaml_constants_says_how_to_write_them(tmp_path):
     problem names the file, line and key and says to write True (in Japanese too)."""
     from click.testing import CliRunner
 
-    from engine.cli import cli
+    from engine.shell.cli import cli
 
     text = ANDEST.read_text(encoding="utf-8")
     plain = "{rule_id: AND-9, on: review.posted, units: 300, once_per: product}"

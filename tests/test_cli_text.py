@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from engine.cli import cli
+from engine.shell.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSAGE = str(ROOT / "programs" / "ansage.yaml")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ProgramError
-from engine.loader import parse_program
+from engine.model.errors import ProgramError
+from engine.format.loader import parse_program
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "schema" / "program.schema.json").read_text(encoding="utf-8"))

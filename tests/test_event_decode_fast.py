@@ -1,6 +1,6 @@
 """The event contract (CONTRACT.md): event ids and the other id-like fields are printable text.
 
-Ids carry no msgspec ``pattern`` (too slow per string); ``engine.events._decode`` checks them only
+Ids carry no msgspec ``pattern`` (too slow per string); ``engine.model.events._decode`` checks them only
 when the input holds a backslash or a DEL, since msgspec's JSON reader refuses raw control
 characters inside strings. These tests guard that shortcut: every way a control character can
 reach an id is still refused with the same BadEvent as before (the field named, the reason
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import Engine
-from engine.events import BadEvent, decode_cart, decode_event, event_schema
+from engine.model.events import BadEvent, decode_cart, decode_event, event_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 AT = "2025-06-01T10:00:00+09:00"

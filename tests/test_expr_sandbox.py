@@ -1,6 +1,6 @@
 """Expressions are a sandbox (issue 9): one test per known escape of expression libraries.
 
-engine/expr.py compiles ``when:`` expressions once, after checking every AST node against a
+engine/format/expr.py compiles ``when:`` expressions once, after checking every AST node against a
 whitelist (names the program format declares, min/max/abs/floor/ceil/len, no attributes, no imports,
 no comprehensions, no lambdas, no power). Each known attack on such evaluators (simpleeval's
 documented ones: attribute walks to ``__subclasses__``/``__globals__``, ``str.format`` attribute
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import EventRejected, Pos, ProgramError
-from engine.expr import compile_expr
-from engine.loader import parse_program
+from engine.model.errors import EventRejected, Pos, ProgramError
+from engine.format.expr import compile_expr
+from engine.format.loader import parse_program
 from tests.test_faults import loyalty
 from tests.test_fuzz import ENV, MINIMAL, WHEN_COL, WHEN_LINE, bounded, memory_bounded
 

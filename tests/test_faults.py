@@ -293,7 +293,6 @@ def test_a_rerun_after_a_crash_keeps_the_reasons_of_refused_events(tmp_path):
     """A crash makes the operator run the whole file again. Events refused the first time are
     looked at again; the ledger must record the same refusal (same reason) as an uninterrupted run,
     not a new one (here "arrives out of order", because the member's clock has moved on)."""
-    from engine import Engine
 
     registration = {"id": "reg", "type": "member.registered", "at": "2025-03-01T10:00:00+09:00", "member": "m1"}
     later = {"id": "g1", "type": "points.granted", "at": "2025-03-09T10:00:00+09:00", "member": "m1", "amount": 5,

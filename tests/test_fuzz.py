@@ -23,22 +23,21 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 from unittest import mock
 
 import msgspec
 import pytest
 import yaml
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-import engine.cli
-from engine.cli import cli
-from engine.errors import EventRejected, ProgramError
-from engine.events import BadEvent, decode_event
-from engine.loader import load_program, parse_program
-from engine.runner import RunResult, Runner
+import engine.shell.loading
+from engine.shell.cli import cli
+from engine.model.errors import EventRejected, ProgramError
+from engine.model.events import BadEvent, decode_event
+from engine.format.loader import load_program, parse_program
+from engine.run.runner import RunResult, Runner
 from engine.store.memory import MemoryStore
 from tests.test_faults import loyalty
 from tests.test_invariants import LONG, PHASES, check_member, write_stats
@@ -293,7 +292,7 @@ def test_loyalty_run_on_junk_files_exits_cleanly_and_keeps_the_ledger(tmp_path_f
         events = base.with_name(f"e{counter[0]}.jsonl")
         events.write_bytes(b"\n".join(lines) + b"\n")
         before = db_rows(db)
-        with bounded(30), mock.patch.object(engine.cli, "load_program", _cached_load):
+        with bounded(30), mock.patch.object(engine.shell.loading, "load_program", _cached_load):
             result = CliRunner().invoke(cli, ["run", str(ROOT / "programs" / "andest.yaml"), str(events), "--db", str(db), "--json"])
         assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
         assert result.exit_code in (0, 1), result.output
@@ -387,7 +386,7 @@ def _paths(value, path=()):
 
 
 class WordKeys(yaml.SafeLoader):
-    """PyYAML's safe loader with keys taken as written, as the engine reads them (engine/yamlpos.py):
+    """PyYAML's safe loader with keys taken as written, as the engine reads them (engine/format/yamlpos.py):
     YAML 1.1 would read the key ``on`` (bonuses) as true, and a program written back from that
     would be refused for its key 'true' before any mutation is looked at."""
 
@@ -831,7 +830,7 @@ def test_hole17_08_09_12_float_nan_and_odd_time_zone_settings(name, tmp_path_fac
     check()
 
 
-# Every name a line's `when:` may read (engine/loader.py LINE_NAMES), a value an order can carry,
+# Every name a line's `when:` may read (engine/format/loader.py LINE_NAMES), a value an order can carry,
 # and a condition on it whose truth the contract settles.
 WHEN_CASES = {
     "course": [("course == 'subscription'", lambda o: o["course"] == "subscription")],
@@ -864,9 +863,9 @@ def test_hole17_05_a_when_reads_every_name_as_the_order_says_it():
     holds, else 1%) and a random order of one line: the order earns floor(5% or 1% of qty x
     unit_price), worked out here from what the order carries and the contract (a tax rate is 0.08
     or 0.10 exactly; a card brand matches in any case, and only for a credit card)."""
-    from engine.api import quote
+    from engine.shell.api import quote
 
-    assert set(WHEN_CASES) | {"tier"} >= set(__import__("engine.loader").loader.LINE_NAMES), "a name without a case"
+    assert set(WHEN_CASES) | {"tier"} >= set(__import__("engine.format.loader").format.loader.LINE_NAMES), "a name without a case"
     programs = {}
     for cases in WHEN_CASES.values():
         for source, _ in cases:
@@ -908,7 +907,7 @@ def test_hole17_05_a_when_reads_every_name_as_the_order_says_it():
 
 
 def new_member_registered():
-    from engine.core import new_member
+    from engine.core.apply import new_member
 
     state = new_member("m1")
     state.registered = True
@@ -916,7 +915,7 @@ def new_member_registered():
 
 
 def decode_cart_bytes(cart: dict):
-    from engine.events import decode_cart
+    from engine.model.events import decode_cart
 
     return decode_cart(msgspec.json.encode(cart))
 
@@ -970,7 +969,7 @@ def test_hole17_15_the_longest_expression_over_the_largest_event_answers_in_boun
     order of the most lines the contract takes, each with many tags, paid by cash on delivery with
     a JCB card brand: refused at load, or the order is quoted and placed within the CPU bound, and
     the brand means nothing for cash on delivery (nothing is left to pay by points alone, ANS-10)."""
-    from engine.api import quote
+    from engine.shell.api import quote
 
     clause = "('sale' in tags and qty > 0 and unit_price >= 0 and tax_rate < 1 and card_brand == None)"
     source = " or ".join([clause] * 40)

@@ -4,7 +4,7 @@
 time, and the happenings they made due, gave." Members with no event by then are absent; the
 effects and refusals listed are those up to then. The store keeps only each member's latest
 state, so a past view replays that member's applied events (their bodies, kept in the ledger)
-up to the time through the pure core, then advances to the time (engine/report.py, state_at).
+up to the time through the pure core, then advances to the time (engine/run/report.py, state_at).
 
 The hand-worked cases use the andest program (programs/andest.yaml): sign-up 500 points valid at
 once (AND-4); 1% of the item price ex. tax after the members' 5% off (AND-1, AND-8), pending until
@@ -25,14 +25,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from engine.api import Engine
-from engine.cli import cli
-from engine.loader import load_program
-from engine.report import PastViewUnavailable, ledger_report
-from engine.runner import Runner
-from engine.service import member_answer
+from engine.shell.api import Engine
+from engine.shell.cli import cli
+from engine.format.loader import load_program
+from engine.run.report import PastViewUnavailable, ledger_report
+from engine.run.runner import Runner
+from engine.shell.service import member_answer
 from engine.store import MemoryStore, open_store
-from engine.timeutil import parse_instant
+from engine.model.timeutil import parse_instant
 from tests.test_invariants import PHASES, PROGRAMS, STREAM_EXAMPLES, STREAM_MAX, program_of, streams
 from tests.test_stores import PG_URL, another_schema, pg_rows
 

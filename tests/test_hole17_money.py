@@ -18,8 +18,8 @@ import msgspec
 import pytest
 
 from engine import Engine
-from engine.events import BadEvent
-from engine.state import MemberState
+from engine.model.events import BadEvent
+from engine.model.state import MemberState
 from tests.helpers import send
 
 ROOT = Path(__file__).resolve().parent.parent

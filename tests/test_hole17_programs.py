@@ -28,11 +28,11 @@ import yaml
 from click.testing import CliRunner
 
 from engine import Engine
-from engine.cli import cli
-from engine.errors import EventRejected, Pos, ProgramError
-from engine.expr import Attributes, compile_expr
-from engine.loader import parse_program, program_schema
-from engine import i18n
+from engine.shell.cli import cli
+from engine.model.errors import EventRejected, Pos, ProgramError
+from engine.format.expr import Attributes, compile_expr
+from engine.format.loader import parse_program, program_schema
+from engine.format import i18n
 from tests.helpers import send
 from tests.test_fuzz import bounded, memory_bounded
 from tests.test_program_errors import loyalty_command

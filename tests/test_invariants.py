@@ -17,7 +17,7 @@ this module checks, after every event:
 * cancellations and returns never take back more than the order earned, never give back more than
   it spent;
 * an event that arrives out of order for its member (the stated rule: events of one member come in
-  time order, a late one is rejected, engine/runner.py) is rejected and changes nothing; every
+  time order, a late one is rejected, engine/run/runner.py) is rejected and changes nothing; every
   rejected event leaves the state and the ledger exactly as they were;
 * manda (no points): no lot ever appears, and the stage never goes down while the subscription goes on
   (MAN-8);
@@ -40,7 +40,7 @@ from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import msgspec
 import pytest
@@ -48,15 +48,15 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from engine.api import quote as quote_cart
-from engine.events import decode_cart
-from engine.loader import load_program
-from engine.program import Program
-from engine.runner import RunResult, Runner
-from engine.state import CONVERTED, STATES, MemberState, OpenBalance
+from engine.shell.api import quote as quote_cart
+from engine.model.events import decode_cart
+from engine.format.loader import load_program
+from engine.format.program import Program
+from engine.run.runner import RunResult, Runner
+from engine.model.state import CONVERTED, STATES, MemberState, OpenBalance
 from engine.store.memory import MemoryStore
-from engine.clock import _next as clock_next
-from engine.tiers import counted_of, window_by_orders, window_by_sums
+from engine.core.clock import _next as clock_next
+from engine.core.tiers import counted_of, window_by_orders, window_by_sums
 from engine.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -544,12 +544,12 @@ def check_member(state: MemberState, entries: list, program: Program) -> None:
             scanned.valid, scanned.pending, scanned.held, scanned.rolling_valid, scanned.soonest), \
             f"{who}: running totals {kept} but the open lots sum to {scanned}"
         assert (kept.valid, kept.pending, kept.held) == (balances["valid"], balances["pending"], balances["held"])
-    # the next happening the state remembers (engine/clock.py) is the one the clock finds afresh
+    # the next happening the state remembers (engine/core/clock.py) is the one the clock finds afresh
     if state.due_for == program.digest:
         found = clock_next(program, state)
         assert state.due_at == (found[0] if found is not None else None), \
             f"{who}: remembers its next happening at {state.due_at}, the clock finds {found}"
-    # the tier sums by day and month (engine/tiers.py) equal a fresh count of the orders
+    # the tier sums by day and month (engine/core/tiers.py) equal a fresh count of the orders
     if state.counted is not None:
         fresh = counted_of(state, program.tz)
         assert state.counted == fresh, f"{who}: running tier sums {state.counted} but the orders give {fresh}"

@@ -28,9 +28,9 @@ import yaml
 from click.testing import CliRunner
 
 from engine import Engine
-from engine.cli import cli
-from engine.report import as_of
-from engine.timeutil import parse_instant
+from engine.shell.cli import cli
+from engine.run.report import as_of
+from engine.model.timeutil import parse_instant
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "programs" / "manda.yaml"

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from engine import i18n
-from engine.cli import cli
-from engine.progress import count_lines, replay_progress
+from engine.format import i18n
+from engine.shell.cli import cli
+from engine.shell.progress import count_lines, replay_progress
 
 ROOT = Path(__file__).resolve().parents[1]
 ANDEST = ROOT / "programs" / "andest.yaml"
@@ -380,7 +380,7 @@ def test_diff_errors(two_versions, tmp_path):
 
 
 def test_diff_histogram_bins():
-    from engine.commands.diff import histogram_bins
+    from engine.shell.commands.diff import histogram_bins
 
     bars = histogram_bins([0, 0, 0, 95, 250, -40])
     assert ("no change", 3, "zero") in bars
@@ -399,8 +399,8 @@ def test_progress_silent_off_a_terminal():
 
 
 def test_progress_bar_when_forced(tmp_path):
-    from engine.loader import load_program
-    from engine.runner import Runner
+    from engine.format.loader import load_program
+    from engine.run.runner import Runner
     from engine.store import MemoryStore
 
     events = write_events(tmp_path / "events.jsonl", DIFF_EVENTS)

@@ -33,20 +33,19 @@ from typing import Any, Optional
 from unittest import mock
 from urllib.parse import quote as url_quote
 
-import msgspec
 import pytest
 import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-import engine.cli
-from engine.api import quote as quote_cart
-from engine.cli import cli
-from engine.events import decode_cart
-from engine.loader import load_program
-from engine.report import member_dict
-from engine.runner import RunResult, Runner
+import engine.shell.loading
+from engine.shell.api import quote as quote_cart
+from engine.shell.cli import cli
+from engine.model.events import decode_cart
+from engine.format.loader import load_program
+from engine.run.report import member_dict
+from engine.run.runner import RunResult, Runner
 from engine.store import open_store
 from engine.store.memory import MemoryStore
 from tests.test_fuzz import read_program
@@ -116,7 +115,7 @@ def write_events(path: Path, events: list[dict]) -> Path:
 
 def run_report(program_name: str, events_file: Path, db: str, as_of: str) -> dict:
     """`loyalty run PROGRAM EVENTS --db DB --as-of T --json` (in process, the program loaded once)."""
-    with mock.patch.object(engine.cli, "load_program", program_file_cache):
+    with mock.patch.object(engine.shell.loading, "load_program", program_file_cache):
         result = CliRunner().invoke(cli, ["run", str(ROOT / "programs" / f"{program_name}.yaml"), str(events_file),
                                           "--db", db, "--as-of", as_of, "--json"])
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)[:500]

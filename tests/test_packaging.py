@@ -19,7 +19,7 @@ def test_published_schemas_are_the_packaged_ones():
 
 
 def test_the_loader_reads_the_packaged_schema():
-    from engine import loader
+    from engine.format import loader
 
     assert loader.SCHEMA_DIR == ROOT / "engine" / "schemas"
     assert loader.program_schema()["$schema"].startswith("https://json-schema.org/")

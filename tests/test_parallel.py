@@ -1,4 +1,4 @@
-"""Parallel replay by member shard (engine/parallel.py, `loyalty run --jobs N`): the same ledger and
+"""Parallel replay by member shard (engine/run/parallel.py, `loyalty run --jobs N`): the same ledger and
 the same report as a sequential run, bad lines refused with their line numbers as the sequential
 runner refuses them, and a worker that dies stops the run with a message (never a traceback) and
 leaves a ledger that a rerun completes.
@@ -23,13 +23,13 @@ from urllib.parse import quote
 import pytest
 from click.testing import CliRunner
 
-from engine import parallel
-from engine.cli import cli
-from engine.loader import load_program
-from engine.parallel import ParallelError, effects_in_line_order, partition, replay_parallel
-from engine.report import member_dict
-from engine.runner import Runner, parse_as_of
-from engine.state import Effect
+from engine.run import parallel
+from engine.shell.cli import cli
+from engine.format.loader import load_program
+from engine.run.parallel import ParallelError, effects_in_line_order, partition, replay_parallel
+from engine.run.report import member_dict
+from engine.run.runner import Runner, parse_as_of
+from engine.model.state import Effect
 from engine.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +243,7 @@ def test_postgresql_parallel_ledger_equals_the_sequential_one(pid, pg_schemas):
 
 def loyalty() -> list[str]:
     exe = shutil.which("loyalty") or str(Path(sys.executable).with_name("loyalty"))
-    return [exe] if Path(exe).exists() else [sys.executable, "-c", "from engine.cli import main; main()"]
+    return [exe] if Path(exe).exists() else [sys.executable, "-c", "from engine.shell.cli import main; main()"]
 
 
 @pytest.mark.parametrize("pid,bad,kind", [("andest", False, "sqlite"), ("manda", False, "sqlite"),

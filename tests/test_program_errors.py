@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
-from engine.errors import EventRejected, Pos, ProgramError
-from engine.expr import compile_expr
-from engine.loader import load_program
+from engine.shell.cli import cli
+from engine.model.errors import EventRejected, Pos, ProgramError
+from engine.format.expr import compile_expr
+from engine.format.loader import load_program
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "programs" / "andest.yaml"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
+from engine.shell.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = str(ROOT / "programs" / "andest.yaml")

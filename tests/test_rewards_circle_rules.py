@@ -46,7 +46,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from engine import Engine
-from engine.loader import load_program
+from engine.format.loader import load_program
 from tests.helpers import check_outcome, send  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The HTTP service (engine/service.py, `loyalty serve`): auth, every route, bad bodies, replays,
+"""The HTTP service (engine/shell/service.py, `loyalty serve`): auth, every route, bad bodies, replays,
 rejections that change nothing, no 500 on generated requests (schemathesis), and the curl examples
 of docs/SERVICE.md run as written against a real server."""
 from __future__ import annotations
@@ -30,8 +30,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from engine import service
-from engine.service import MAX_BODY, MAX_EVENTS, create_app
+from engine.shell import service
+from engine.shell.service import MAX_BODY, MAX_EVENTS, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = str(ROOT / "programs" / "andest.yaml")
@@ -232,7 +232,7 @@ def test_huge_bodies_are_413(client, svc):
 def test_an_engine_failure_is_a_rejection_not_a_500(client, svc, monkeypatch):
     client.post("/events", json=registered(), headers=AUTH)
     rows = svc.ledger_rows()
-    from engine import runner
+    from engine.run import runner
 
     real = runner.apply
 
@@ -408,7 +408,7 @@ def test_generated_requests(case):
 # --- `loyalty serve` and docs/SERVICE.md ---------------------------------------------------------
 
 def test_serve_refuses_to_start_without_a_token(tmp_path):
-    from engine.cli import cli
+    from engine.shell.cli import cli
 
     db = str(tmp_path / "l.db")
     result = CliRunner().invoke(cli, ["serve", PROGRAM, "--db", db], env={"LOYALTY_API_TOKEN": ""})

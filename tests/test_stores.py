@@ -25,11 +25,11 @@ from urllib.parse import quote
 
 import pytest
 
-from engine.core import apply
-from engine.events import decode_event
-from engine.loader import load_program
-from engine.report import member_dict
-from engine.runner import Runner, parse_as_of
+from engine.core.apply import apply
+from engine.model.events import decode_event
+from engine.format.loader import load_program
+from engine.run.report import member_dict
+from engine.run.runner import Runner, parse_as_of
 from engine.store import MemoryStore, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,7 +237,7 @@ def test_every_postgresql_table_is_keyed_by_member(pg_url):
 def test_postgresql_migrations_are_versioned(pg_url):
     from click.testing import CliRunner
 
-    from engine.cli import cli
+    from engine.shell.cli import cli
     from engine.store.postgres import LATEST, MIGRATIONS, PostgresStore
     from engine.store.sqlite import StoreError
 
@@ -414,7 +414,7 @@ def test_postgresql_rollback_drops_the_event_and_frees_the_member(pg_url):
 
 
 def _loyalty(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from engine.cli import main; main()", *args],
+    return subprocess.Popen([sys.executable, "-c", "from engine.shell.cli import main; main()", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, **kw)
 
 
@@ -714,7 +714,7 @@ def test_a_checkout_during_a_replay_of_the_same_member_never_overdraws(pg_url, m
     chunk is open: it waits for the chunk's commit, then is refused against the balance the chunk
     left. The other way round, a checkout holding the member makes the replay's chunk wait, and the
     chunk's redemption is refused."""
-    from engine.api import Engine
+    from engine.shell.api import Engine
     from engine.store.postgres import PostgresStore
 
     _setup(pg_url, [register("x1"), grant("x1", 1000), register("x2"), grant("x2", 1000)])
@@ -782,7 +782,7 @@ def test_a_checkout_during_a_replay_of_the_same_member_never_overdraws(pg_url, m
 
 
 def _checkouts_in_process(url: str, lines: list[bytes], barrier, out) -> None:
-    from engine.api import Engine
+    from engine.shell.api import Engine
 
     engine = Engine(PROGRAM, open_store(url, PROGRAM.id))
     barrier.wait(timeout=60)

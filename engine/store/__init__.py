@@ -2,9 +2,9 @@
 and the id of every applied event so a replay skips it (X-4)."""
 from __future__ import annotations
 
-from .base import Store
-from .memory import MemoryStore
-from .sqlite import SQLiteStore
+from engine.store.base import Store
+from engine.store.memory import MemoryStore
+from engine.store.sqlite import SQLiteStore
 
 
 def open_store(url: str, program_id: str) -> Store:
@@ -13,7 +13,7 @@ def open_store(url: str, program_id: str) -> Store:
             import psycopg  # noqa: F401  (only PostgreSQL users need it: the `pg` extra)
         except ImportError:
             raise ValueError("a PostgreSQL --db needs psycopg: pip install 'loyalty-engine[pg]'") from None
-        from .postgres import PostgresStore
+        from engine.store.postgres import PostgresStore
 
         return PostgresStore(url, program_id)
     if url == ":memory:":

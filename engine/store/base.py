@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Optional, Protocol
 
-from ..state import Effect, Entry, MemberState
+from engine.model.state import Effect, Entry, MemberState
 
 
 class Store(Protocol):
@@ -31,7 +31,7 @@ class Store(Protocol):
 
     def event_bodies(self, member: str) -> list[Optional[bytes]]:
         """The bodies of the member's applied events in the order they were applied (None for an
-        event recorded before the ledger kept bodies): a past view replays them (engine/report.py)."""
+        event recorded before the ledger kept bodies): a past view replays them (engine/run/report.py)."""
 
     def last_time(self) -> Optional[str]: ...
 

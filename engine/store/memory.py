@@ -5,7 +5,7 @@ from typing import Iterator, Optional
 
 import msgspec
 
-from ..state import Entry, MemberState
+from engine.model.state import Entry, MemberState
 
 
 class MemoryStore:

@@ -15,7 +15,7 @@ Same ledger as the SQLite store, with two differences that follow from sharing i
   that every caller must retry; (2) there is no retry loop to bound and no false conflicts between
   members; (3) on Citus the lock stays a plain row lock on the worker that holds the member.
   The store says ``shared = True``: the runner never trusts its cache across transactions
-  (engine/runner.py).
+  (engine/run/runner.py).
 
 Two kinds of transaction:
 
@@ -53,8 +53,8 @@ from typing import Iterator, Optional
 
 import msgspec
 
-from ..state import Entry, MemberState
-from .sqlite import StoreError
+from engine.model.state import Entry, MemberState
+from engine.store.sqlite import StoreError
 
 # (version, name, statements). Append only: a released migration is never edited.
 MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
@@ -89,7 +89,7 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
     (3, "a refused event keeps the fingerprint of its content (a resend of the same event stays refused)", (
         "ALTER TABLE events ADD COLUMN digest TEXT",
     )),
-    # A past view (engine/report.py) replays a member's applied events in the order they were
+    # A past view (engine/run/report.py) replays a member's applied events in the order they were
     # applied: the body of each (msgspec JSON) and its place, from one sequence. Rows recorded
     # before stay NULL (no table rewrite): no past view reaches back to them.
     (4, "an applied event keeps its body and its place in the order of application (past views)", (

@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 
 import msgspec
 
-from ..state import Entry, MemberState
+from engine.model.state import Entry, MemberState
 
 SCHEMA_VERSION = 1
 _DDL = """

@@ -1,1 +1,0 @@
-"""Extra `loyalty` subcommands, one module each (see engine.cli._register_commands)."""

@@ -1,0 +1,155 @@
+"""The pure core: (program, member state, event) → (new state, ledger entries, effects).
+
+No I/O and no global state: the input state is never changed (the core works on a copy), so a
+rejected event leaves the caller's state exactly as it was, and any store can apply the outcome
+in one transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Optional
+
+from engine.core import bonuses, ladder, orders, returns, subscriptions
+from engine.core.clock import advance
+from engine.model.errors import EventRejected
+from engine.model.events import (MemberRegistered, MemberUpdated, OrderCancelled, OrderDelivered, OrderPlaced, OrderReturned,
+                     OrderShipped, PointsGranted, PointsHeld, PointsReleased, ReviewPosted, SubscriptionCancelled,
+                     SubscriptionPaused, SubscriptionResumed, SubscriptionStarted)
+from engine.core.expiry import on_acquire
+from engine.core.lots import Change
+from engine.format.program import Program
+from engine.model.state import CountedAmounts, Entry, MemberState, OpenBalance
+from engine.core.tiers import settle_counted
+from engine.model.timeutil import parse_day, parse_instant
+
+
+@dataclass
+class Outcome:
+    state: MemberState
+    entries: list[Entry] = field(default_factory=list)
+    effects: list = field(default_factory=list)
+
+
+def event_time(program: Program, event) -> datetime:
+    try:
+        return parse_instant(event.at, program.tz)
+    except ValueError as exc:
+        raise EventRejected(f"not an ISO 8601 time: {event.at!r} ({exc})", "at") from None
+
+
+def new_member(member: str) -> MemberState:
+    return MemberState(member=member, open_balance=OpenBalance(), counted=CountedAmounts())
+
+
+def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
+    """Apply one event to one member. Raises EventRejected (nothing changed) when it cannot apply."""
+    at = event_time(program, event)
+    if state is None or not state.registered:
+        if isinstance(event, MemberRegistered):
+            state = state or new_member(event.member)
+        elif isinstance(event, OrderPlaced) and event.guest:
+            state = state or new_member(event.member)  # a guest order: recorded, earns nothing (ANS-4)
+        elif state is not None and getattr(event, "order", None) in state.orders and isinstance(
+                event, (OrderShipped, OrderDelivered, OrderCancelled, OrderReturned)):
+            pass  # the fulfilment of a guest order already recorded
+        else:
+            raise EventRejected(f"unknown member {event.member}: no member.registered event came before", "member")
+    elif isinstance(event, MemberRegistered):
+        raise EventRejected(f"member {event.member} is already registered", "type")
+    if state.clock is not None and at < state.clock:
+        raise EventRejected(f"arrives out of order: {event.at} is before this member's last event or happening "
+                            f"({state.clock.isoformat()}); events of one member must come in time order", "at")
+    state = state.copy()
+    state.settle_open_totals()
+    settle_counted(state, program.tz)
+    entries: list[Entry] = []
+    effects: list = []
+    advance(program, state, at, entries, effects, before_event=True)
+    change = Change(program, state, event.id, at)
+    state.due_for = ""      # the event changes the state: its next happening is looked for again below
+    _dispatch(change, event)
+    ladder.after_event(change, event)   # a version's ladder follows subscriptions and orders
+    # A member never holds valid units while owing: whatever made units valid (an earn, a grant,
+    # a release, a restore), what is owed comes off them before anything else can spend them.
+    bonuses.settle_debt(change)
+    state.clock = at
+    # What the event itself made due by now fires now, so the stored state (which a quote at this
+    # instant reads as it is) holds nothing overdue: points given back by a cancellation whose
+    # validity ended while they were spent expire at once (AND-5, expired points stay expired).
+    after_entries: list[Entry] = []
+    after_effects: list = []
+    advance(program, state, at, after_entries, after_effects, before_event=True)
+    state.settle_open_totals()
+    return Outcome(state, entries + change.entries + after_entries, effects + change.effects + after_effects)
+
+
+def _registered(change: Change, event: MemberRegistered) -> None:
+    state = change.state
+    state.registered = True
+    state.registered_at = change.at
+    state.version = change.version.number
+    _member_fields(state, event)
+    bonuses.on_event(change, "member.registered")
+
+
+def _subscription(change: Change, event) -> None:
+    subscriptions.change_subscription(change, type(event).__struct_config__.tag.split(".")[1], event.subscription)
+
+
+# What each event type does to a member (one lookup an event instead of a chain of isinstance).
+_HANDLERS = {
+    MemberRegistered: _registered,
+    MemberUpdated: lambda change, event: _member_fields(change.state, event),
+    OrderPlaced: orders.place,
+    OrderShipped: lambda change, event: orders.ship(change, event.order),
+    OrderDelivered: lambda change, event: orders.deliver(change, event.order),
+    OrderCancelled: lambda change, event: returns.cancel(change, event.order),
+    OrderReturned: returns.return_lines,
+    ReviewPosted: lambda change, event: bonuses.on_event(change, "review.posted", product=event.product),
+    PointsGranted: lambda change, event: _grant(change, event),
+    PointsHeld: lambda change, event: _hold(change, event.amount, "valid", "held", "hold"),
+    PointsReleased: lambda change, event: _hold(change, event.amount, "held", "valid", "release"),
+    SubscriptionStarted: _subscription,
+    SubscriptionPaused: _subscription,
+    SubscriptionResumed: _subscription,
+    SubscriptionCancelled: _subscription,
+}
+
+
+def _dispatch(change: Change, event) -> None:
+    _HANDLERS[type(event)](change, event)
+
+
+def _member_fields(state: MemberState, event) -> None:
+    if event.birthday is not None:
+        try:
+            state.birthday = date.fromisoformat(event.birthday)
+        except ValueError:
+            raise EventRejected(f"not a date: {event.birthday!r}", "birthday") from None
+    if event.attributes is not None:
+        state.attributes = dict(event.attributes)
+
+
+def _grant(change: Change, event: PointsGranted) -> None:
+    """An operator's grant; with ``expires_on`` it is a limited-time grant (AND-6) ending that day."""
+    fixed = None
+    expiry = change.version.expiry
+    if event.expires_on is not None:
+        try:
+            fixed = parse_day(event.expires_on)
+        except ValueError as exc:
+            raise EventRejected(f"not a usable date: {event.expires_on!r} ({exc})", "expires_on") from None
+        if fixed < change.at.astimezone(change.program.tz).date():
+            raise EventRejected(f"expires_on {fixed} is already past", "expires_on")
+    expires_on, rolling = on_acquire(change, fixed)
+    kind = "limited" if fixed else "grant"
+    rule = (expiry.limited_rule or expiry.rule) if fixed else f"grant:{event.reason}"
+    change.add_lot(event.amount, "valid", rule, kind, expires_on=expires_on, rolling=rolling, action="grant")
+
+
+def _hold(change: Change, amount: int, from_state: str, to_state: str, action: str) -> None:
+    have = change.total(from_state)
+    if amount > have:
+        raise EventRejected(f"asks to {action} {amount} but the member has only {have} {from_state}", "amount")
+    change.move(amount, from_state, to_state, action, f"operator:{action}")

@@ -1,0 +1,158 @@
+"""Earning: which rate each line gets, on which base, floored once per order (X-5)."""
+from __future__ import annotations
+
+import math
+from datetime import date
+from fractions import Fraction
+from typing import Optional, Sequence
+
+import msgspec
+
+from engine.core.pricing import exact_nets, frac, tax_parts
+from engine.format.program import Earning, RateRow
+
+
+# Row choices an Earning remembers (Earning.chosen) before it starts afresh: a bound on memory when
+# rows read per-line values such as unit_price; not a program number.
+_CHOSEN_MAX = 4096
+
+
+class EarnResult(msgspec.Struct, frozen=True, gc=False):
+    """Units an order earns and the rules that gave them (a Struct: built once per quote)."""
+
+    units: int
+    rules: tuple[str, ...]
+    main_rule: str = ""     # the rate row that produced the most (the rule a lot records, X-3)
+
+
+def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
+    for row in rows:
+        if row.valid_from and on < row.valid_from:
+            continue
+        if row.valid_until and on > row.valid_until:
+            continue
+        if row.when is not None and not row.when(env):
+            continue
+        rate = row.rate_for(env)
+        if rate is None:
+            continue
+        return row, rate
+    return None, None
+
+
+def _choose(earning: Earning, order_env: dict, line, on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
+    """The first row that matches ``line`` in this order (rows may read the order's names and the line's)."""
+    env = dict(order_env)
+    env["sku"], env["product"], env["qty"] = line.sku, line.product, line.qty
+    env["unit_price"], env["tax_rate"], env["tags"] = line.unit_price, line.tax_rate, line.tags
+    return _row_for(earning.rates, env, on)
+
+
+def line_base(earning: Earning, line, kept: int, points: tuple[int, int] = (0, 1),
+              net: int | Fraction | None = None) -> tuple[int, int]:
+    """A line's earn base as an exact fraction (numerator, denominator) of yen (or PV); ``kept``
+    is its quantity after returns. ``points`` is (yen of points used, the order's net amount):
+    after points (ANS-7), a line gives up the points in proportion to its net amount, exactly
+    rather than its rounded ``points_share``, so one line of n units and n lines of one unit
+    keep the same base whichever units come back."""
+    if kept <= 0:
+        return 0, 1
+    if earning.base == "pv":
+        pv = frac(line.pv or 0)
+        return pv.numerator * kept, pv.denominator
+    used, total = points if earning.after_points and points[1] > 0 else (0, 1)
+    # the line's exact amount after the coupon (pricing.exact_nets), as numerator / denominator
+    n, d = _ratio(line.net_ex if net is None else net)
+    if earning.base == "items_incl_tax":
+        # net × kept/qty × (1 + tax) − used × net/total × kept/qty, over one denominator
+        _, tax_num, tax_den = tax_parts(line.tax_rate)
+        num = n * kept * (total * (tax_den + tax_num) - used * tax_den)
+        den = line.qty * total * tax_den * d
+    else:
+        num, den = n * kept * (total - used), line.qty * total * d
+    return max(num, 0), den
+
+
+def _ratio(amount: int | Fraction) -> tuple[int, int]:
+    return (amount.numerator, amount.denominator) if isinstance(amount, Fraction) else (amount, 1)
+
+
+def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date,
+                 returned: Optional[Sequence[int]] = None) -> EarnResult:
+    """Units an order earns: floor(Σ line base × line rate), exact in integers (X-5: floored once
+    per order, so two lines of 4,750 at 1% earn 95, not 47 + 47). ``order_env`` carries course,
+    tier, payment method... for the rows' conditions. ``lines`` are an order's lines
+    (state.OrderLine, pricing.PricedLine: their points_share add up to the yen of points used);
+    ``returned`` (units by line position) leaves their kept quantities."""
+    if earning is None:
+        return EarnResult(0, ())
+    parts = []
+    rules = [earning.rule]
+    chosen = earning.chosen
+    plain = earning.base == "items_ex_tax" and not earning.after_points   # the base is the line's net amount
+    order_key = (on if earning.dated else None, *[order_env.get(n) for n in earning.order_names])
+    line_key = earning.line_key
+    points = ((sum(line.points_share for line in lines), sum(line.net_ex for line in lines))
+              if earning.after_points else (0, 1))
+    nets = exact_nets(lines) if earning.base != "pv" else None
+    for i, line in enumerate(lines):
+        key = (order_key, line_key(line)) if line_key is not None else order_key
+        try:
+            hit = chosen.get(key)
+        except TypeError:   # a value that cannot be a key (never from decoded events): choose afresh
+            hit, key = None, None
+        if hit is None:
+            row, rate = _choose(earning, order_env, line, on)
+            # the rate as integers: Fraction's numerator and denominator are Python properties
+            hit = (row, rate.numerator, rate.denominator) if row is not None else (None, 0, 1)
+            if key is not None:
+                if len(chosen) >= _CHOSEN_MAX:
+                    chosen.clear()
+                chosen[key] = hit
+        row, rate_num, rate_den = hit
+        if row is None:
+            continue
+        kept = line.qty - returned[i] if returned else line.qty
+        if plain and kept > 0:
+            n, d = _ratio(nets[i])
+            num, den = n * kept, line.qty * d
+        else:
+            num, den = line_base(earning, line, kept, points, nets[i] if nets is not None else None)
+        parts.append((num, den, rate_num, rate_den, row.rule))
+        if row.rule not in rules:
+            rules.append(row.rule)
+    if not parts:
+        return EarnResult(0, tuple(rules), earning.rule)
+    # one common denominator for bases and one for rates: integer arithmetic, no rounding until the end
+    base_lcm = rate_lcm = 1
+    for _, den, _, rate_den, _ in parts:
+        if base_lcm % den:
+            base_lcm = math.lcm(base_lcm, den)
+        if rate_lcm % rate_den:
+            rate_lcm = math.lcm(rate_lcm, rate_den)
+    total = 0
+    by_rule: dict[str, int] = {}
+    for num, den, rate_num, rate_den, rule in parts:
+        contribution = num * (base_lcm // den) * rate_num * (rate_lcm // rate_den)
+        total += contribution
+        by_rule[rule] = by_rule.get(rule, 0) + contribution
+    if len(by_rule) == 1:
+        main = parts[0][4]
+    else:
+        main = max(by_rule, key=by_rule.__getitem__) if any(by_rule.values()) else parts[0][4]
+    return EarnResult(total // (base_lcm * rate_lcm), tuple(rules), main)
+
+
+def threshold_grant(earning: Earning, carry: int, amount: int) -> tuple[int, int]:
+    """Threshold earning (RC-2): units for every full ``per_yen`` of carry + amount; the rest carries."""
+    total = carry + amount
+    return total // earning.per_yen * earning.units, total % earning.per_yen
+
+
+def chosen_rows(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date) -> list[RateRow]:
+    """The rate rows that chose the rate of an order's lines (each once, in row order): what an
+    explanation cites, by the same choice the earn itself makes."""
+    if earning is None or earning.kind != "rate":
+        return []
+    rows = {id(row): row for row in (_choose(earning, order_env, line, on)[0] for line in lines) if row is not None}
+    return [row for row in earning.rates if id(row) in rows]

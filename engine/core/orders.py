@@ -1,0 +1,306 @@
+"""Orders: the quote of a cart, and placing it (spend, earn, record)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple, Optional
+
+import msgspec
+
+from engine.core.earning import EarnResult, compute_earn, threshold_grant
+from engine.model.errors import EventRejected
+from engine.model.events import OrderPlaced
+
+from engine.core.expiry import on_acquire
+from engine.core.lots import Change, of_order
+from engine.core.pricing import Priced, invoice_items, price_order, spread, with_kept_amounts
+from engine.format.program import Program, Version
+from engine.core.redemption import Limit, redeem_limit
+from engine.core.rewards import DeadlineCheck, ExchangePlan, check_deadline, plan_exchange
+from engine.model.state import Deferred, Effect, MemberState, Order, OrderLine
+from engine.core.tiers import record_order, tier_at
+from engine.model.timeutil import local_date
+
+
+class Plan(msgspec.Struct, gc=False):
+    """Everything a checkout needs to know about a cart, before anything is booked."""
+
+    version: Version
+    priced: Priced
+    tier: Optional[str]
+    limit: Limit
+    applied: int                              # units used on the order (priced.lines carry their shares)
+    earn: EarnResult
+    earn_state: str
+    exchange: ExchangePlan
+    deadline: Optional[DeadlineCheck] = None
+    defer: Optional[Deferred] = None          # what this order's late requests leave for the next delivery
+    used_deferred: bool = False               # this order takes the requests deferred earlier
+    subscription_month: int = 0
+    errors: list = []   # (field, reason, rule)
+    perks: list = []    # Perk rules this order earns
+
+    @property
+    def to_pay(self) -> int:
+        value = self.version.redemption.unit_value_yen if self.version.redemption else 0
+        return self.priced.grand_total - self.applied * value
+
+
+def order_env(course: str, tier: Optional[str], method: str, brand: Optional[str], guest: bool, at, tz,
+              subscription_month: int = 0) -> dict:
+    return {"course": course, "tier": tier, "payment_method": method, "card_brand": brand, "guest": guest,
+            "order_date": local_date(at, tz).isoformat(), "subscription_month": subscription_month}
+
+
+def subscription_month(state: MemberState, course: str, at: datetime, tz) -> int:
+    """Which consecutive month of subscription orders this order is (AMA-1): the same month keeps
+    the count, the next calendar month adds one, a gap starts again at 1."""
+    if course != "subscription":
+        return 0
+    day = local_date(at, tz)
+    month = f"{day.year:04d}-{day.month:02d}"   # "YYYY-MM" (strftime costs three times as much)
+    last = state.sub_last_month
+    if last == month:
+        return state.sub_streak
+    if last is not None:
+        y, m = map(int, last.split("-"))
+        following = f"{y + m // 12:04d}-{m % 12 + 1:02d}"
+        if following == month:
+            return state.sub_streak + 1
+    return 1
+
+
+def _requests(state: MemberState, cart: OrderPlaced, deadline: Optional[DeadlineCheck]):
+    """The exchanges and redemption this delivery carries: earlier late requests, plus the cart's own
+    unless they too are late (ANS-15, they then wait for the next delivery)."""
+    exchanges = [(r, q) for d in state.deferred for r, q in d.exchanges]
+    redeem = next((d.redeem for d in state.deferred if d.redeem is not None), None)
+    late_ex = bool(deadline and deadline.late and "exchanges" in deadline.applies_to and cart.exchanges)
+    late_redeem = bool(deadline and deadline.late and cart.redeem is not None and (
+        "redeem" in deadline.applies_to or ("redeem_subscription" in deadline.applies_to and cart.course == "subscription")))
+    if not late_ex:
+        exchanges += [(e.reward, e.qty) for e in cart.exchanges]
+    if not late_redeem and cart.redeem is not None:
+        redeem = cart.redeem
+    defer = None
+    if late_ex or late_redeem:
+        defer = Deferred(source=cart.id, exchanges=tuple((e.reward, e.qty) for e in cart.exchanges) if late_ex else (),
+                         redeem=cart.redeem if late_redeem else None)
+    return exchanges, redeem, defer
+
+
+def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: datetime) -> Plan:
+    version = program.version_at(at)
+    tz = program.tz
+    today = local_date(at, tz)
+    member = state.registered and not cart.guest
+    deadline = check_deadline(version, cart, today)
+    if member and (state.deferred or deadline is not None):
+        exchanges, redeem, defer = _requests(state, cart, deadline)
+    else:   # nothing deferred and no deadline: the cart's own requests, as they are
+        exchanges = [(e.reward, e.qty) for e in cart.exchanges] if cart.exchanges else []
+        redeem, defer = cart.redeem, None
+    perks = [p for p in version.perks if member and p.on == "first_subscription_order"
+             and cart.course == "subscription" and state.subscription_orders == 0] if version.perks else []
+    if perks and any(p.free_shipping for p in perks) and cart.shipping:
+        cart = msgspec.structs.replace(cart, shipping=0)   # RC-8: the first subscription order ships free
+    priced = price_order(version, cart, member)
+    # the items incl. tax (tax per rate, floored) only matter to fees and per-amount use limits
+    needs_incl = bool(exchanges) or (version.redemption is not None and version.redemption.per_amount is not None)
+    items_incl = priced.items_ex_tax + priced.items_tax_floored() if needs_incl else 0
+    exchange = plan_exchange(version, cart, [_Ex(r, q) for r, q in exchanges], priced.items_ex_tax,
+                             items_incl) if exchanges else ExchangePlan()
+    errors = list(exchange.errors)
+    if exchange.units and not member:
+        errors.append(("exchanges", "a guest order cannot exchange rewards (no member balance)", exchange.rules[0]))
+    if exchange.fees:
+        priced = price_order(version, cart, member, exchange.fees)
+    tier, _ = tier_at(version.tiers, state, at, tz) if member else (None, 0)
+    balance = state.valid_units()
+    if exchange.units > balance:
+        errors.append(("exchanges", f"the rewards need {exchange.units} but the member's valid balance is {balance}",
+                       exchange.rules[0] if exchange.rules else None))
+    limit = redeem_limit(version, max(balance - exchange.units, 0), priced.grand_total, cart.payment.method,
+                         cart.payment.brand, guest=not member, items_incl_tax=items_incl)
+    applied = 0
+    if redeem is not None:
+        asked = redeem.points if redeem.points is not None else redeem.credits
+        field_name = "redeem.points" if redeem.points is not None else "redeem.credits"
+        if redeem.points is not None and redeem.credits is not None:
+            errors.append(("redeem", "give either points or credits, not both", None))
+        elif asked == "max":
+            applied = limit.max
+        elif asked is not None:
+            if asked > limit.max:
+                errors.append((field_name, f"asks to use {asked}, but at most {limit.max} can be used: {limit.why}",
+                               limit.rule))
+            else:
+                applied = asked
+    value = version.redemption.unit_value_yen if version.redemption else 1
+    lines = priced.lines
+    if applied:
+        for pl, share in zip(lines, spread(applied * value, [pl.net_ex for pl in lines])):
+            pl.points_share = share
+    earning = version.earning
+    month = subscription_month(state, cart.course, at, tz) if member else 0
+    if earning is not None and earning.kind == "threshold":
+        amount = invoice_items(lines, (), earning.base == "items_incl_tax") if member else 0
+        units, _ = threshold_grant(earning, state.carry, amount)
+        earn = EarnResult(units, (earning.rule,), earning.rule)
+    elif earning is not None and (member or earning.guests_earn):
+        env = order_env(cart.course, tier, cart.payment.method, cart.payment.brand, cart.guest, at, tz, month)
+        earn = compute_earn(earning, lines, env, today)
+    else:
+        earn = EarnResult(0, ())
+    earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
+    return Plan(version, priced, tier, limit, applied, earn, earn_state, exchange, deadline, defer,
+                bool(state.deferred) and member, month, errors, perks)
+
+
+class _Ex(NamedTuple):
+    reward: str
+    qty: int
+
+
+def quote_dict(plan: Plan) -> dict:
+    p = plan.priced
+    ex = plan.exchange
+    # (lists built only when there is something in them: a checkout quotes most carts without)
+    out = {
+        "totals": {"items_ex_tax": p.items_ex_tax, "fees_ex_tax": p.fees_ex_tax, "shipping_ex_tax": p.shipping_ex_tax,
+                   "subtotal_ex_tax": p.items_ex_tax + p.fees_ex_tax,
+                   "tax": p.tax, "tax_total": p.tax_total, "grand_total": p.grand_total, "to_pay": plan.to_pay,
+                   "pv": p.pv_total()},
+        "redeem": {"max": plan.limit.max, "applied": plan.applied, "why": plan.limit.why},
+        "exchange": {"points": ex.units,
+                     "rewards": [{"reward": r, "qty": q, "points": u} for r, q, u in ex.rewards] if ex.rewards else [],
+                     "fees": [{"kind": f.kind, "ex_tax": f.ex_tax, "tax_rate": f.tax_rate, "rule": f.rule}
+                              for f in p.fees] if p.fees else []},
+        "earn": {"points": plan.earn.units, "state": plan.earn_state, "rules": list(plan.earn.rules)},
+        "tier": plan.tier,
+        "version": plan.version.number,
+        "perks": [{"rule": p.rule, "on": p.on, "free_shipping": p.free_shipping, "effect": p.effect}
+                  for p in plan.perks] if plan.perks else [],
+        "errors": [{"field": f, "reason": r, "rule": rule} for f, r, rule in plan.errors] if plan.errors else [],
+    }
+    if plan.deadline is not None:
+        out["deadline"] = plan.deadline.as_dict()
+        if plan.defer is not None:
+            out["deadline"]["deferred"] = {"exchanges": [{"reward": r, "qty": q} for r, q in plan.defer.exchanges],
+                                           "redeem": plan.defer.redeem is not None}
+            out["deadline"]["note"] = (f"the request arrived after {plan.deadline.last_day} ({plan.deadline.rule}): "
+                                       f"it goes with the next delivery")
+    return out
+
+
+def place(change: Change, cart: OrderPlaced) -> None:
+    state = change.state
+    if cart.order in state.orders:
+        raise EventRejected(f"order {cart.order} was already placed", "order")
+    plan = plan_order(change.program, state, cart, change.at)
+    if plan.errors:
+        f, reason, rule = plan.errors[0]
+        raise EventRejected(reason, f, rule)
+    red = plan.version.redemption
+    spent = []
+    if plan.exchange.units:
+        spent += change.move(plan.exchange.units, "valid", "used", "exchange", plan.exchange.rules[0])
+    if plan.applied:
+        spent += change.move(plan.applied, "valid", "used", "spend", red.rule if red else "")
+    if sum(l.amount for l in spent) != plan.applied + plan.exchange.units:  # the limits include the balance
+        raise EventRejected("the balance changed while the order was priced", "redeem")
+    if plan.earn.units > 0 and plan.version.earning.kind == "rate":
+        expires_on, rolling = (on_acquire(change) if plan.earn_state == "valid" else (None, False))
+        change.add_lot(plan.earn.units, plan.earn_state, plan.earn.main_rule, "earn", order=cart.order,
+                       expires_on=expires_on, rolling=rolling)
+    if plan.used_deferred:
+        state.deferred = []
+    if plan.defer is not None:
+        state.deferred.append(plan.defer)
+    for perk in plan.perks:
+        if perk.effect:
+            change.effects.append(Effect(type=perk.effect, member=state.member,
+                                         at=local_date(change.at, change.program.tz).isoformat(),
+                                         detail=dict(perk.detail, order=cart.order), rule=perk.rule))
+    if cart.course == "subscription" and not cart.guest:
+        state.sub_streak = plan.subscription_month
+        state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
+        state.subscription_orders += 1
+    record_order(state, None, with_kept_amounts(Order(
+        id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
+        payment_method=cart.payment.method, card_brand=cart.payment.brand, tier=plan.tier,
+        version=plan.version.number, points_used=plan.applied,
+        lines=tuple(OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price,
+                              tax_rate=pl.tax_rate, tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex, gross_ex=pl.gross_ex,
+                              points_share=pl.points_share) for pl in plan.priced.lines),
+        exchange_units=plan.exchange.units, rewards=tuple((r, q) for r, q, _ in plan.exchange.rewards),
+        fees=tuple((f.kind, f.ex_tax, f.tax_rate) for f in plan.priced.fees),
+        # threshold earning grants nothing at placement: its units come when the order ships
+        used_lots=tuple(l.id for l in spent),
+        earned=plan.earn.units if plan.version.earning and plan.version.earning.kind == "rate" else 0,
+        earn_rules=plan.earn.rules,
+        subscription_month=plan.subscription_month)), change.program.tz)
+
+
+def find_order(change: Change, order_id: str) -> Order:
+    order = change.state.orders.get(order_id)
+    if order is None:
+        raise EventRejected(f"unknown order {order_id} for member {change.state.member}", "order")
+    return order
+
+
+def validate_earn(change: Change, order: Order) -> None:
+    """The order's pending points become valid (AND-2, ANS-5): an acquisition for expiry."""
+    pending = change.total("pending", of_order(order.id))
+    if not pending:
+        return
+    expires_on, rolling = on_acquire(change)
+    # the earning's own rule (AND-2's pending → valid step is what the earning section says)
+    rule = order.earn_rules[0] if order.earn_rules else change.version.expiry.rule
+    change.move(pending, "pending", "valid", "validate", rule, where=of_order(order.id),
+                changes={"expires_on": expires_on, "rolling": rolling})
+
+
+def count_threshold(change: Change, order: Order) -> Order:
+    """Threshold earning (RC-0, RC-2): a shipped order's amount joins the member's carry under the
+    version in force at shipment; every full threshold becomes units, valid at once."""
+    earning = change.version.earning
+    if earning is None or earning.kind != "threshold" or order.guest:
+        return order
+    amount = invoice_items(order.lines, order.returned_by_line(), earning.base == "items_incl_tax")
+    units, change.state.carry = threshold_grant(earning, change.state.carry, amount)
+    if units:
+        expires_on, rolling = on_acquire(change)
+        change.add_lot(units, "valid", earning.rule, "earn", order=order.id, expires_on=expires_on, rolling=rolling)
+    return msgspec.structs.replace(order, counted=amount, earned=order.earned + units, earn_rules=(earning.rule,))
+
+
+def ship(change: Change, order_id: str) -> None:
+    order = find_order(change, order_id)
+    if order.status != "placed":
+        raise EventRejected(f"order {order_id} is {order.status}, it cannot ship", "order")
+    old = order
+    order = count_threshold(change, msgspec.structs.replace(order, status="shipped", shipped_at=change.at))
+    record_order(change.state, old, order, change.program.tz)
+    if getattr(_earning_of(change, order), "pending_until", None) == "shipped":   # no earning: nothing pending
+        validate_earn(change, order)
+
+
+def deliver(change: Change, order_id: str) -> None:
+    order = find_order(change, order_id)
+    if order.status not in ("placed", "shipped"):
+        raise EventRejected(f"order {order_id} is {order.status}, it cannot be delivered", "order")
+    # A delivery without a shipment event implies the shipment.
+    shipped_now = order.shipped_at is None
+    old = order
+    order = msgspec.structs.replace(order, status="delivered", delivered_at=change.at,
+                                    shipped_at=order.shipped_at or change.at)
+    if shipped_now:
+        order = count_threshold(change, order)
+    record_order(change.state, old, order, change.program.tz)
+    if getattr(_earning_of(change, order), "pending_until", None) in ("shipped", "delivered"):
+        validate_earn(change, order)
+
+
+def _earning_of(change: Change, order: Order):
+    version = next(v for v in change.program.versions if v.number == order.version)
+    return version.earning or change.version.earning

@@ -1,0 +1,82 @@
+"""Reward exchanges: catalog items for units, the fees they carry, who may not exchange, and the
+deadline before a scheduled delivery."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Optional
+
+import msgspec
+
+from engine.core.business_days import business_days_before
+from engine.model.errors import EventRejected
+from engine.model.timeutil import parse_day
+from engine.model.events import OrderPlaced
+from engine.core.pricing import Fee
+from engine.format.program import Version
+
+
+class ExchangePlan(msgspec.Struct, gc=False):
+    units: int = 0
+    rewards: list = []     # (reward id, qty, units)
+    fees: list = []        # Fee
+    errors: list = []      # (field, reason, rule)
+    rules: list = []
+
+
+class DeadlineCheck(msgspec.Struct, frozen=True, gc=False):
+    last_day: date
+    late: bool
+    rule: str
+    applies_to: frozenset
+
+    def as_dict(self) -> dict:
+        return {"last_day": self.last_day.isoformat(), "late": self.late, "rule": self.rule,
+                "applies_to": "next_delivery" if self.late else "this_delivery"}
+
+
+def check_deadline(version: Version, cart: OrderPlaced, today: date) -> Optional[DeadlineCheck]:
+    """ANS-15: a request must arrive N business days before the scheduled delivery; later, it
+    goes with the next delivery."""
+    rules = version.exchange
+    if rules is None or rules.deadline is None or not cart.delivery_date:
+        return None
+    dl = rules.deadline
+    try:
+        delivery = parse_day(cart.delivery_date)
+    except ValueError as exc:
+        raise EventRejected(f"not a usable date: {cart.delivery_date!r} ({exc})", "delivery_date") from None
+    last = business_days_before(delivery, dl.business_days, dl.calendar)
+    return DeadlineCheck(last, today > last, dl.rule, dl.applies_to)
+
+
+def plan_exchange(version: Version, cart: OrderPlaced, exchanges, items_ex_tax: int, items_incl_tax: int) -> ExchangePlan:
+    plan = ExchangePlan()
+    if not exchanges:
+        return plan
+    catalog, rules = version.catalog, version.exchange
+    if catalog is None or rules is None:
+        plan.errors.append(("exchanges", "this program has no reward catalog", None))
+        return plan
+    if rules.refuse is not None and cart.payment.method in rules.refuse.methods:
+        plan.errors.append(("payment.method", rules.refuse.reason, rules.refuse.rule))
+        return plan
+    if rules.requires_product_order and not cart.lines:
+        plan.errors.append(("exchanges", "a reward ships only together with a product order", catalog.rule))
+    for i, ex in enumerate(exchanges):
+        reward = catalog.rewards.get(ex.reward)
+        if reward is None:
+            plan.errors.append((f"exchanges[{i}].reward", f"unknown reward {ex.reward!r}; the catalog has "
+                                f"{', '.join(sorted(catalog.rewards))}", catalog.rule))
+            continue
+        plan.rewards.append((reward.id, ex.qty, reward.units * ex.qty))
+        plan.units += reward.units * ex.qty
+    plan.rules.append(catalog.rule)
+    env = {"fulfilment": cart.fulfilment, "course": cart.course, "items_incl_tax": items_incl_tax,
+           "items_ex_tax": items_ex_tax, "payment_method": cart.payment.method, "units": plan.units}
+    for fee in rules.fees:
+        if fee.waived_when is not None and fee.waived_when(env):
+            continue
+        blocks = -(-plan.units // fee.per_units) if fee.per_units else 1   # every started block
+        plan.fees.append(Fee(fee.kind, fee.ex_tax * blocks, fee.tax_rate, fee.rule))
+        plan.rules.append(fee.rule)
+    return plan

@@ -1,0 +1,523 @@
+"""Program files → immutable Program objects: safe YAML, JSON Schema, then semantic checks.
+
+Like beancount's loader, it reports every problem it finds in one pass, each as
+``FILE:LINE:COL: message``; a file with any problem yields no program at all.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+from datetime import date
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+
+from engine.format import yamlpos
+from engine.model.errors import Pos, Problem, ProgramError
+from engine.format.expr import compile_expr
+from engine.format.program import (Bonus, Cap, Catalog, Deadline, Earning, ExchangeRules, Expiry, FeeRule, MemberDiscount,
+                      MigrationStep, MinToPay, PerAmount, Perk, Pricing, Program, RateRow, Redemption, Refusal,
+                      Returns, Reward,
+                      TierLevel, Tiers, Version)
+from engine.format.program import Ladder, LadderGift, LadderLevel, LadderNotice, LadderStep
+from engine.model.timeutil import Period, start_of
+
+# The schemas ship inside the package (a wheel has no top-level schema/); schema/ at the top of the
+# repository holds the same files for editors, and tests/test_packaging.py proves them identical.
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+# Names an expression may use, by where it stands.
+LINE_NAMES = frozenset({"course", "tier", "tags", "sku", "product", "qty", "unit_price", "tax_rate",
+                        "payment_method", "card_brand", "guest", "order_date", "subscription_month"})
+FEE_NAMES = frozenset({"fulfilment", "course", "items_incl_tax", "items_ex_tax", "payment_method", "units"})
+BONUS_NAMES = frozenset({"attributes", "tier", "product"})
+# Sections a version inherits from the one before (a migration belongs to its own version only).
+SECTIONS = ("pricing", "tiers", "earning", "redemption", "expiry", "bonuses", "returns", "catalog", "exchange", "perks",
+            "ladder")
+
+_validator: jsonschema.protocols.Validator | None = None
+
+
+def program_schema() -> dict:
+    return json.loads((SCHEMA_DIR / "program.schema.json").read_text(encoding="utf-8"))
+
+
+def _is_whole(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 500.0 as an integer; the engine's counts and amounts are ints (a float
+    # would be committed into state that cannot be read back), so only a written whole number is one
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _schema_validator():
+    global _validator  # a cache of a constant; the schema file never changes while we run
+    if _validator is None:
+        schema = program_schema()
+        base = jsonschema.validators.validator_for(schema)
+        cls = jsonschema.validators.extend(base, type_checker=base.TYPE_CHECKER.redefine("integer", _is_whole))
+        _validator = cls(schema, format_checker=base.FORMAT_CHECKER)
+    return _validator
+
+
+def _field(path: tuple) -> str:
+    return ".".join(str(p) for p in path) or "(top)"
+
+
+def _non_finite(data: Any, positions: yamlpos.Positions) -> tuple[list[Problem], set[tuple]]:
+    """Every number in a program must be finite: .nan passes every bound (each comparison with it
+    is false) and .inf has no decimal value. Returns the problems and their paths."""
+    problems, paths, todo = [], set(), [((), data)]
+    while todo:   # no recursion: the YAML's depth is bounded by the loader, not by Python's stack
+        path, value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend((path + (k,), v) for k, v in value.items())
+        elif isinstance(value, list):
+            todo.extend((path + (i,), v) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            paths.add(path)
+            written = {"nan": ".nan", "inf": ".inf", "-inf": "-.inf"}[repr(value)]
+            problems.append(Problem(positions.at(path), f"{_field(path)}: must be a finite number (got {written})"))
+    return problems, paths
+
+
+def _schema_problems(data: Any, positions: yamlpos.Positions) -> list[Problem]:
+    problems, skip = _non_finite(data, positions)
+    for error in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        if tuple(error.absolute_path) in skip:
+            continue   # already said: not a finite number
+        if error.context:
+            # oneOf/anyOf: the branch that got furthest into the value says it best (bands.0.from
+            # "must be a whole number" rather than "by: not one of tier, ..."); at the same depth,
+            # the one whose type fits ("must not be negative" rather than "is not of type 'object'").
+            error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+        path = tuple(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = list((error.schema.get("properties") or {}).keys())
+            for key in error.instance:
+                if key in known:
+                    continue
+                near = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"did you mean '{near[0]}'?" if near else f"expected one of: {', '.join(known)}"
+                problems.append(Problem(positions.at(path + (key,), key=True), f"unknown key '{key}'", hint))
+            continue
+        field = _field(path)
+        message = error.message
+        if error.validator == "enum":
+            near = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
+            message = f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+            if near:
+                problems.append(Problem(positions.at(path), f"{field}: {message}", f"did you mean '{near[0]}'?"))
+                continue
+        elif error.validator == "minimum" and isinstance(error.instance, (int, float)) and error.instance < 0:
+            message = f"must not be negative (got {error.instance})"
+        elif error.validator == "type" and error.validator_value == "integer" and isinstance(error.instance, float):
+            message = f"must be a whole number (got {error.instance!r})"
+            if error.instance.is_integer() and abs(error.instance) < 1e16:
+                problems.append(Problem(positions.at(path), f"{field}: {message}", f"write {int(error.instance)}"))
+                continue
+        problems.append(Problem(positions.at(path), f"{field}: {message}"))
+    return problems
+
+
+class _Compiler:
+    """Builds model objects from schema-valid data, collecting semantic problems."""
+
+    def __init__(self, filename: str, positions: yamlpos.Positions, rules: dict):
+        self.filename = filename
+        self.positions = positions
+        self.rules = rules
+        self.problems: list[Problem] = []
+
+    def pos(self, path: tuple) -> Pos:
+        return self.positions.at(path)
+
+    def problem(self, path: tuple, message: str, hint: str | None = None, key: bool = False) -> None:
+        self.problems.append(Problem(self.positions.at(path, key=key), message, hint))
+
+    def rule(self, node: dict, path: tuple) -> str:
+        rule_id = node["rule_id"]
+        if self.rules and rule_id not in self.rules:
+            near = difflib.get_close_matches(rule_id, list(self.rules), n=1)
+            self.problem(path + ("rule_id",), f"unknown rule id '{rule_id}': declare it under 'rules'",
+                         f"did you mean '{near[0]}'?" if near else None)
+        return rule_id
+
+    def expr(self, text: str, path: tuple, names: frozenset, what: str, rule: str | None = None):
+        try:
+            return compile_expr(text, self.positions.at(path, text=True), names, what, rule)
+        except ProgramError as exc:
+            self.problems.extend(exc.problems)
+            return None
+
+    @staticmethod
+    def period(node: dict | None) -> Period | None:
+        if node is None:
+            return None
+        return Period(node.get("years", 0), node.get("months", 0), node.get("days", 0))
+
+    @staticmethod
+    def frac(value: float | int) -> Fraction:
+        return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
+
+    def pricing(self, node: dict | None, path: tuple) -> Pricing:
+        node = node or {}
+        md = node.get("member_discount")
+        return Pricing(
+            member_discount=MemberDiscount(self.rule(md, path + ("member_discount",)), self.pos(path + ("member_discount",)),
+                                           self.frac(md["rate"]), md.get("per", "unit")) if md else None,
+            coupon_rule=self.rule(node["coupon"], path + ("coupon",)) if "coupon" in node else None,
+            shipping_tax_rate=self.frac(node.get("shipping_tax_rate", 0)),
+        )
+
+    def tiers(self, node: dict | None, path: tuple) -> Tiers | None:
+        if node is None:
+            return None
+        levels = []
+        seen: set[str] = set()
+        for i, level in enumerate(node["levels"]):
+            lpath = path + ("levels", i)
+            if level["id"] in seen:
+                self.problem(lpath + ("id",), f"tier '{level['id']}' is declared twice")
+            seen.add(level["id"])
+            if levels and level["min"] <= levels[-1].min:
+                self.problem(lpath + ("min",), f"tier '{level['id']}' needs a higher min than '{levels[-1].id}' ({levels[-1].min})")
+            levels.append(TierLevel(level["id"], level["min"], self.pos(lpath)))
+        if levels and levels[0].min != 0:
+            self.problem(path + ("levels", 0, "min"), "the first tier must start at min 0 (every member has a tier)")
+        return Tiers(self.rule(node, path), self.pos(path), self.period(node["window"]), node["measure"],
+                     node.get("counts_from", "placed"), tuple(levels), node.get("compare") == "more_than")
+
+    def earning(self, node: dict | None, path: tuple, tiers: Tiers | None) -> Earning | None:
+        if node is None:
+            return None
+        rows = []
+        tier_ids = [t.id for t in tiers.levels] if tiers else []
+        for i, row in enumerate(node.get("rates", [])):
+            rpath = path + ("rates", i)
+            when = self.expr(row["when"], rpath + ("when",), LINE_NAMES, "when", row["rule_id"]) if "when" in row else None
+            valid_from = date.fromisoformat(row["from"]) if "from" in row else None
+            valid_until = date.fromisoformat(row["until"]) if "until" in row else None
+            if valid_from and valid_until and valid_until < valid_from:
+                self.problem(rpath + ("until",), f"'until' ({valid_until}) is before 'from' ({valid_from})")
+            rate = row["rate"]
+            flat, by, values, bands = None, None, {}, ()
+            if isinstance(rate, dict) and "bands" in rate:
+                by = rate["by"]
+                bands = tuple((b["from"], self.frac(b["rate"])) for b in rate["bands"])
+                if [b[0] for b in bands] != sorted({b[0] for b in bands}):
+                    self.problem(rpath + ("rate", "bands"), "bands must start at increasing 'from' values")
+            elif isinstance(rate, dict):
+                by = rate["by"]
+                values = {k: self.frac(v) for k, v in rate["values"].items()}
+                if by == "tier":
+                    if not tiers:
+                        self.problem(rpath + ("rate", "by"), "rates by tier need a 'tiers' section")
+                    for key in values:
+                        if key not in tier_ids:
+                            near = difflib.get_close_matches(key, tier_ids, n=1)
+                            self.problem(rpath + ("rate", "values", key), f"unknown tier '{key}'",
+                                         f"did you mean '{near[0]}'?" if near else f"tiers are: {', '.join(tier_ids)}", key=True)
+                    # A row without a tier's rate lets that tier fall through to the next row;
+                    # the last row has nothing to fall to, so it must cover every tier.
+                    if i == len(node["rates"]) - 1:
+                        for tier_id in tier_ids:
+                            if tier_id not in values:
+                                self.problem(rpath + ("rate", "values"), f"no rate for tier '{tier_id}' in the last rates row")
+            else:
+                flat = self.frac(rate)
+            rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values, bands))
+        return Earning(self.rule(node, path), self.pos(path), node["base"], node.get("after_points", False),
+                       node.get("pending_until", "shipped"), node.get("guests_earn", False), tuple(rows),
+                       node.get("kind", "rate"), node.get("per_yen", 0), node.get("units", 1))
+
+    def migration(self, nodes: list | None, path: tuple, index: int) -> tuple:
+        steps = []
+        if nodes and index == 0:
+            self.problem(path, "the first version has nothing to migrate from")
+        for i, node in enumerate(nodes or []):
+            spath = path + (i,)
+            op = node["op"]
+            need = {"convert_units": ["from_unit_value_yen"], "grant": ["units"]}.get(op, [])
+            for key in need:
+                if key not in node:
+                    self.problem(spath + ("op",), f"op {op} needs '{key}'")
+            rem = node.get("remainder") or {}
+            when = self.expr(node["when"], spath + ("when",), BONUS_NAMES, "when", node["rule_id"]) if "when" in node else None
+            steps.append(MigrationStep(self.rule(node, spath), self.pos(spath), op, node.get("from_unit_value_yen", 0),
+                                       rem.get("pool_expiry", "earliest"), self.period(rem.get("round_up_expires_after")),
+                                       when, node.get("units", 0),
+                                       date.fromisoformat(node["expires_on"]) if "expires_on" in node else None))
+        return tuple(steps)
+
+    def perks(self, nodes: list | None, path: tuple) -> tuple:
+        return tuple(Perk(self.rule(n, path + (i,)), self.pos(path + (i,)), n["on"], n.get("free_shipping", False),
+                          n.get("effect"), dict(n.get("detail") or {})) for i, n in enumerate(nodes or []))
+
+    def redemption(self, node: dict | None, path: tuple) -> Redemption | None:
+        if node is None:
+            return None
+        cap = node.get("cap_per_order")
+        mtp = node.get("min_to_pay")
+        per = node.get("per_amount")
+        return Redemption(
+            self.rule(node, path), self.pos(path), node["unit_value_yen"],
+            Cap(self.rule(cap, path + ("cap_per_order",)), self.pos(path + ("cap_per_order",)), cap["units"]) if cap else None,
+            MinToPay(self.rule(mtp, path + ("min_to_pay",)), self.pos(path + ("min_to_pay",)), mtp.get("default", 0),
+                     dict(mtp.get("by_method", {})), dict(mtp.get("by_card_brand", {}))) if mtp else None,
+            PerAmount(self.rule(per, path + ("per_amount",)), self.pos(path + ("per_amount",)), per["yen"], per["units"])
+            if per else None,
+        )
+
+    def catalog(self, node: dict | None, path: tuple) -> Catalog | None:
+        if node is None:
+            return None
+        rewards = {}
+        for i, r in enumerate(node["rewards"]):
+            if r["id"] in rewards:
+                self.problem(path + ("rewards", i, "id"), f"reward '{r['id']}' is declared twice")
+            rewards[r["id"]] = Reward(r["id"], r.get("name", r["id"]), r["units"], self.pos(path + ("rewards", i)))
+        return Catalog(self.rule(node, path), self.pos(path), rewards, node.get("returnable", False))
+
+    def exchange(self, node: dict | None, path: tuple, catalog: Catalog | None) -> ExchangeRules | None:
+        if node is None:
+            return None
+        if catalog is None:
+            self.problem(path, "an 'exchange' section needs a 'catalog' of rewards")
+        ref = node.get("refuse_methods")
+        refuse = Refusal(self.rule(ref, path + ("refuse_methods",)), self.pos(path + ("refuse_methods",)),
+                         frozenset(ref["methods"]), ref["reason"]) if ref else None
+        fees = []
+        for i, f in enumerate(node.get("fees", [])):
+            fpath = path + ("fees", i)
+            waived = self.expr(f["waived_when"], fpath + ("waived_when",), FEE_NAMES, "waived_when",
+                               f["rule_id"]) if "waived_when" in f else None
+            fees.append(FeeRule(self.rule(f, fpath), self.pos(fpath), f["kind"], f["ex_tax"], f.get("per_units"),
+                                f["tax_rate"], waived))
+        dl = node.get("deadline")
+        deadline = None
+        if dl:
+            # The schema checks the country code's form; importing the holiday tables to check it
+            # against them would cost validation ~150 ms, so that happens at first use.
+            cal = dl.get("calendar", "JP")
+            deadline = Deadline(self.rule(dl, path + ("deadline",)), self.pos(path + ("deadline",)), dl["business_days"],
+                                cal, frozenset(dl.get("applies_to", ["exchanges"])))
+        return ExchangeRules(self.rule(node, path), self.pos(path), node.get("requires_product_order", True), refuse,
+                             tuple(fees), deadline)
+
+    def expiry(self, node: dict | None, path: tuple) -> Expiry:
+        if node is None:
+            self.problem(path, "every version needs an 'expiry' section (kind: none if points never expire)")
+            return Expiry("", self.pos(path), "none", None, None)
+        if node["kind"] != "none" and "period" not in node:
+            self.problem(path + ("kind",), f"expiry kind '{node['kind']}' needs a 'period'")
+        limited = node.get("limited_time_rule_id")
+        if limited and self.rules and limited not in self.rules:
+            self.problem(path + ("limited_time_rule_id",), f"unknown rule id '{limited}': declare it under 'rules'")
+        cancel = node.get("on_subscription_cancel")
+        return Expiry(self.rule(node, path), self.pos(path), node["kind"], self.period(node.get("period")), limited,
+                      self.rule(cancel, path + ("on_subscription_cancel",)) if cancel else None)
+
+    def bonuses(self, nodes: list | None, path: tuple) -> tuple[Bonus, ...]:
+        out = []
+        for i, node in enumerate(nodes or []):
+            bpath = path + (i,)
+            when = self.expr(node["when"], bpath + ("when",), BONUS_NAMES, "when", node["rule_id"]) if "when" in node else None
+            out.append(Bonus(self.rule(node, bpath), self.pos(bpath), node["on"], node["units"], when, node.get("once_per")))
+        return tuple(out)
+
+    def returns(self, node: dict | None, path: tuple) -> Returns | None:
+        if node is None:
+            return None
+        return Returns(self.rule(node, path), self.pos(path), self.period(node.get("window")),
+                       node.get("counts_from", "delivered"), frozenset(node.get("refuse_tags", [])),
+                       self.period(node.get("restore_used_after")) or Period(),
+                       self.rule({"rule_id": node["cancel_rule_id"]}, path + ("cancel_rule_id",)) if "cancel_rule_id" in node else None)
+
+    def ladder(self, node: dict | None, path: tuple) -> Ladder | None:
+        """A ladder of levels (engine/core/ladder.py): steps, pause and cancel policy, gifts."""
+        if node is None:
+            return None
+        levels, seen = [], set()
+        gifts_node = node.get("gifts")
+
+        def gift_list(items: list, gpath: tuple) -> tuple:
+            numbers = [g["number"] for g in items]
+            for i, n in enumerate(numbers):
+                if n in numbers[:i]:
+                    self.problem(gpath + (i, "number"), f"gift number {n} is listed twice")
+                after = items[i].get("after_gift")
+                if after is not None and after not in numbers[:i]:
+                    self.problem(gpath + (i, "after_gift"), f"gift {n} follows gift {after}, which is not listed before it")
+            return tuple(LadderGift(g["number"], g["after_months"], self.pos(gpath + (i,)), g.get("after_gift"))
+                         for i, g in enumerate(items))
+
+        default_gifts = gift_list(gifts_node["schedule"], path + ("gifts", "schedule")) if gifts_node else ()
+        count = len(node["levels"])
+        for i, lv in enumerate(node["levels"]):
+            lpath = path + ("levels", i)
+            if lv["id"] in seen:
+                self.problem(lpath + ("id",), f"level '{lv['id']}' is declared twice")
+            seen.add(lv["id"])
+            steps = {}
+            for key in ("up", "again"):
+                st = lv.get(key)
+                steps[key] = LadderStep(self.rule(st, lpath + (key,)), self.pos(lpath + (key,)), st.get("months", 0),
+                                        st.get("amount", 0), st.get("combine", "all")) if st else None
+            if steps["up"] is not None and i == count - 1:
+                self.problem(lpath + ("up",), f"'{lv['id']}' is the top level: there is no level above it",
+                             "use 'again' to give the top level's gifts again")
+            if steps["up"] is None and i < count - 1:
+                self.problem(lpath, f"level '{lv['id']}' needs an 'up' step (the levels above it are unreachable)")
+            if steps["again"] is not None and i < count - 1:
+                self.problem(lpath + ("again",), "'again' belongs to the top level only")
+            own = lv.get("gifts", True)
+            if isinstance(own, list):
+                gifts = gift_list(own, lpath + ("gifts",))
+            else:
+                gifts = default_gifts if own else ()
+            if gifts and not gifts_node:
+                self.problem(lpath + ("gifts",), "level gifts need the ladder's 'gifts' section (its rule_id)")
+            levels.append(LadderLevel(lv["id"], self.pos(lpath), steps["up"], steps["again"], gifts))
+        ids = [lv.id for lv in levels]
+        cancel = node.get("cancel") or {}
+        reset_to = cancel.get("reset_to", ids[0] if ids else "")
+        if ids and reset_to not in ids:
+            near = difflib.get_close_matches(reset_to, ids, n=1)
+            self.problem(path + ("cancel", "reset_to"), f"unknown level '{reset_to}'",
+                         f"did you mean '{near[0]}'?" if near else f"levels are: {', '.join(ids)}")
+        notice = None
+        if gifts_node and "notice" in gifts_node:
+            nn = gifts_node["notice"]
+            notice = LadderNotice(self.rule(nn, path + ("gifts", "notice")), self.pos(path + ("gifts", "notice")),
+                                  nn.get("of_number", 1), nn.get("months_before", 1))
+            if notice.of_number not in {g.number for g in default_gifts}:
+                self.problem(path + ("gifts", "notice", "of_number"), f"no gift number {notice.of_number} in the schedule")
+        enrol = node.get("enrol") or {}
+        opt_out = (self.expr(enrol["opt_out_when"], path + ("enrol", "opt_out_when"), frozenset({"attributes"}),
+                             "opt_out_when", enrol["rule_id"]) if "opt_out_when" in enrol else None)
+        sub = {key: node.get(key) or {} for key in ("evaluation", "months", "amount", "pause")}
+        rule = self.rule(node, path)
+
+        def rule_of(part: dict, ppath: tuple) -> str:
+            return self.rule(part, ppath) if part else rule
+
+        pause = node.get("pause")
+        during = (gifts_node or {}).get("during_pause")
+        return Ladder(
+            rule, self.pos(path), tuple(levels),
+            enrol_rule=rule_of(enrol, path + ("enrol",)), opt_out=opt_out,
+            evaluation_rule=rule_of(sub["evaluation"], path + ("evaluation",)),
+            months_rule=rule_of(sub["months"], path + ("months",)),
+            amount_rule=rule_of(sub["amount"], path + ("amount",)),
+            measure=sub["amount"].get("measure", "items_incl_tax"),
+            courses=frozenset(sub["amount"].get("courses", ["subscription", "one_off"])),
+            exclude_paused=sub["amount"].get("paused_purchases", "excluded") == "excluded",
+            pause_rule=self.rule(pause, path + ("pause",)) if pause else None,
+            max_pause_months=pause["max_consecutive_months"] if pause else None,
+            cancel_rule=rule_of(cancel, path + ("cancel",)), reset_to=reset_to,
+            gift_rule=self.rule(gifts_node, path + ("gifts",)) if gifts_node else None,
+            notice=notice,
+            defer_rule=self.rule(during, path + ("gifts", "during_pause")) if during else None,
+        )
+
+    def version(self, node: dict, path: tuple, tz: ZoneInfo, index: int = 0) -> Version:
+        effective = date.fromisoformat(node["effective_from"])
+        tiers = self.tiers(node.get("tiers"), path + ("tiers",))
+        catalog = self.catalog(node.get("catalog"), path + ("catalog",))
+        return Version(
+            number=node["version"], effective_from=effective, starts_at=start_of(effective, tz), pos=self.pos(path),
+            pricing=self.pricing(node.get("pricing"), path + ("pricing",)),
+            tiers=tiers,
+            earning=self.earning(node.get("earning"), path + ("earning",), tiers),
+            redemption=self.redemption(node.get("redemption"), path + ("redemption",)),
+            expiry=self.expiry(node.get("expiry"), path + ("expiry",)),
+            bonuses=self.bonuses(node.get("bonuses"), path + ("bonuses",)),
+            returns=self.returns(node.get("returns"), path + ("returns",)),
+            catalog=catalog,
+            exchange=self.exchange(node.get("exchange"), path + ("exchange",), catalog),
+            migration=self.migration(node.get("migration"), path + ("migration",), index),
+            perks=self.perks(node.get("perks"), path + ("perks",)),
+            ladder=self.ladder(node.get("ladder"), path + ("ladder",)),
+        )
+
+
+def _inherit(versions: list[dict]) -> list[tuple[dict, dict]]:
+    """Each version inherits the sections of the one before. Returns (merged, section → source path)."""
+    merged_list, prev, prev_src = [], {}, {}
+    for i, node in enumerate(versions):
+        merged, src = dict(prev), dict(prev_src)
+        for key, value in node.items():
+            merged[key] = value
+            src[key] = ("versions", i, key)
+        merged_list.append((merged, src))
+        prev = {k: v for k, v in merged.items() if k in SECTIONS}
+        prev_src = {k: v for k, v in src.items() if k in SECTIONS}
+    return merged_list
+
+
+def _time_zone(name: str, positions: yamlpos.Positions) -> ZoneInfo:
+    """The zone named, else a problem at the name: never the zone database's path or error (a
+    folder of it, "America", is a directory; a long name is too long for the file system)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
+        shown = name if len(name) <= 60 else name[:60] + "..."
+        raise ProgramError([Problem(positions.at(("time_zone",)), f"unknown time zone '{shown}'",
+                                    "an IANA zone name such as Asia/Tokyo")]) from None
+
+
+def parse_program(text: str | bytes, filename: str) -> Program:
+    data, positions = yamlpos.load(text, filename)
+    if not isinstance(data, dict):
+        raise ProgramError([Problem(Pos(filename, 1, 1), "a program file is a mapping (program:, name:, versions: ...)")])
+    problems = _schema_problems(data, positions)
+    if problems:
+        raise ProgramError(problems)
+    tz = _time_zone(data["time_zone"], positions)
+    compiler = _Compiler(filename, positions, dict(data.get("rules") or {}))
+    versions = []
+    for i, (merged, src) in enumerate(_inherit(data["versions"])):
+        # Positions of inherited sections point at the version that wrote them.
+        compiler.positions = _Relocated(positions, ("versions", i), src)
+        versions.append(compiler.version(merged, ("versions", i), tz, i))
+    compiler.positions = positions
+    for i in range(1, len(versions)):
+        if versions[i].number <= versions[i - 1].number:
+            compiler.problem(("versions", i, "version"), f"version {versions[i].number} must be higher than {versions[i - 1].number}")
+        if versions[i].effective_from <= versions[i - 1].effective_from:
+            compiler.problem(("versions", i, "effective_from"),
+                             f"effective_from {versions[i].effective_from} overlaps version {versions[i - 1].number} "
+                             f"(from {versions[i - 1].effective_from}): each version must start later than the one before")
+    if compiler.problems:
+        raise ProgramError(compiler.problems)
+    digest = hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()[:24]
+    return Program(data["program"], data["name"], data["unit"], tz, filename, dict(data.get("rules") or {}),
+                   tuple(versions), digest=digest)
+
+
+class _Relocated:
+    """Positions seen from one version: an inherited section's paths lead to where it was written."""
+
+    def __init__(self, base: yamlpos.Positions, vpath: tuple, src: dict):
+        self.base, self.vpath, self.src = base, vpath, src
+
+    def at(self, path: tuple, key: bool = False, text: bool = False) -> Pos:
+        path = tuple(path)
+        n = len(self.vpath)
+        if path[:n] == self.vpath and len(path) > n and path[n] in self.src:
+            path = self.src[path[n]] + path[n + 1:]
+        return self.base.at(path, key, text)
+
+
+def load_program(path: str | Path) -> Program:
+    """Read and compile a program file; raises ProgramError with every problem found."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProgramError([Problem(Pos(str(path), 1, 1), f"cannot read file: {exc.strerror}")]) from None
+    return parse_program(raw, str(path))

@@ -1,0 +1,223 @@
+"""Views of a member as of a moment: balances by state, tier, lots (the run --json member object)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from typing import Optional
+
+import msgspec
+
+from engine.core.clock import advance, next_due
+from engine.core.apply import Outcome, apply, event_time
+from engine.model.errors import EventRejected
+from engine.model.events import BadEvent, decode_event
+from engine.core.ladder import ladder_dict
+from engine.format.program import Program
+from engine.model.state import Lot, MemberState
+from engine.core.tiers import tier_at
+from engine.model.timeutil import parse_instant, start_of
+
+
+def as_of(program: Program, state: MemberState, at: datetime) -> tuple[MemberState, list, list]:
+    """The member as it will be at ``at``: happenings fired on a copy, nothing stored. When nothing
+    falls due by then, the view is ``state`` itself (no copy: a quote's cost does not grow with
+    the member's history); callers read the view and never change it."""
+    if state.clock is not None and at <= state.clock:
+        return state, [], []
+    due = next_due(program, state)
+    if due is None or due > at:
+        return state, [], []
+    view = state.copy()
+    entries: list = []
+    effects: list = []
+    advance(program, view, at, entries, effects)
+    return view, entries, effects
+
+
+class Views:
+    """Members' views as of a moment, kept between quotes by the shell (``Engine``), never stored.
+
+    A view made at ``made_at`` (happenings fired up to then) holds for every later moment before
+    its own next happening: a checkout that quotes the same member again and again between two
+    events then pays for copying and advancing the member once. A view is used only for the very
+    state object it was made from, so an applied event (a new state) or a reload retires it."""
+
+    __slots__ = ("program", "_views")
+    LIMIT = 10_000   # members whose views are kept before starting afresh: a bound on memory
+
+    def __init__(self, program: Program):
+        self.program = program
+        self._views: dict[str, tuple] = {}   # member -> (state, made_at, next happening, view)
+
+    def as_of(self, state: MemberState, at: datetime) -> MemberState:
+        hit = self._views.get(state.member)
+        if hit is not None and hit[0] is state and hit[1] <= at and (hit[2] is None or at < hit[2]):
+            return hit[3]
+        view, _, _ = as_of(self.program, state, at)
+        if view is not state:   # only a copy is worth keeping: the state itself costs nothing
+            if len(self._views) >= self.LIMIT:
+                self._views.clear()
+            self._views[state.member] = (state, at, next_due(self.program, view), view)
+        return view
+
+
+def lot_dict(program: Program, state: MemberState, lot: Lot) -> dict:
+    last = state.lot_expires_on(lot)
+    return {
+        "id": lot.id, "amount": lot.amount, "state": lot.state,
+        "granted_at": lot.granted_at.astimezone(program.tz).isoformat(),
+        "expires_at": start_of(last + timedelta(days=1), program.tz).isoformat() if last else None,
+        "expires_on": last.isoformat() if last else None,
+        "rule": lot.rule, "version": lot.version, "source": lot.source, "order": lot.order, "kind": lot.kind,
+        "ended_by": lot.ended_by,
+    }
+
+
+def member_dict(program: Program, state: MemberState, at: datetime, effects: list | None = None) -> dict:
+    view, _, due = as_of(program, state, at)
+    if effects is not None:
+        effects.extend(due)   # effects of the happenings between the member's last event and ``at``
+    version = program.version_at(at)
+    tier, amount = tier_at(version.tiers, view, at, program.tz) if view.registered else (None, 0)
+    ladder = ladder_dict(program, version.ladder, view) if version.ladder is not None else None
+    if ladder is not None:
+        tier = ladder["level"]   # a ladder's level is the member's stage
+    points = view.balances()
+    if view.debt:
+        points["owed"] = view.debt
+    out = {
+        "points": points,
+        "tier": tier,
+        "tier_amount": amount if version.tiers else None,
+        "version": version.number,
+        "lots": [lot_dict(program, view, lot) for lot in view.all_lots()],
+    }
+    if ladder is not None:
+        out["ladder"] = ladder
+    return out
+
+
+class PastViewUnavailable(Exception):
+    """A view of a member before its clock that the ledger cannot rebuild (the message says why)."""
+
+
+def state_at(program: Program, store, state: Optional[MemberState], at: datetime
+             ) -> tuple[Optional[MemberState], Optional[int]]:
+    """The member as the ledger had it at ``at``, and how many of its stored effects its events
+    had made by then (None: all of them). None for the state: no event of the member by then.
+
+    At or after the member's clock nothing has happened to it since: the stored state. Before, the
+    store keeps only the latest state: the member is rebuilt (``rebuilt_at``). Either way the
+    happenings due between its last event and ``at`` are left to ``as_of`` (member_dict)."""
+    past = rebuilt_at(program, store, state, at)
+    if past is None:
+        return state, None
+    return past.state, len(past.effects)
+
+
+def rebuilt_at(program: Program, store, state: Optional[MemberState], at: datetime) -> Optional[Outcome]:
+    """The member before its clock: its applied events with ``at`` <= ``at`` (their bodies, in the
+    order they were applied) replayed from a fresh state through the pure core, with the ledger
+    entries and effects they made (``state`` None: none by then). Only this member is read, and the
+    view is what the events up to then gave, by construction. None when ``at`` is not before the
+    member's clock (the stored state is the view)."""
+    if state is None or state.clock is None or at >= state.clock:
+        return None
+    member = state.member
+    bodies = store.event_bodies(member)
+    if any(body is None for body in bodies):
+        raise PastViewUnavailable(
+            f"member {member}: this ledger was written by an engine that did not keep the events' bodies, "
+            f"so it cannot show the member as of {at.astimezone(program.tz).isoformat()}, before its last "
+            f"event ({state.clock.astimezone(program.tz).isoformat()}); replay the events into a new ledger "
+            f"for past views, or ask for a time at or after the member's last event")
+    past = Outcome(None)
+    for body in bodies:
+        try:
+            event = decode_event(body)
+        except BadEvent as bad:
+            raise PastViewUnavailable(f"member {member}: an applied event's body in the ledger cannot be read "
+                                      f"(event {bad.event_id or '?'}: {bad.reason})") from None
+        try:
+            if event_time(program, event) > at:
+                break   # a member's applied events come in time order: the rest are later still
+            outcome = apply(program, past.state, event)
+        except EventRejected as rej:
+            raise PastViewUnavailable(
+                f"member {member}: event {event.id}, applied to this ledger, is refused when replayed under "
+                f"this program file ({rej.reason}): the program has changed since the ledger was written, "
+                "so the past cannot be rebuilt with it") from None
+        past.state = outcome.state
+        past.entries += outcome.entries
+        past.effects += outcome.effects
+    return past
+
+
+def member_at(program: Program, store, member: str, at: datetime, effects: list | None = None) -> Optional[dict]:
+    """The member object at ``at`` (None: not registered by then): ``member_dict`` of the member as
+    the ledger had it (``state_at``). ``effects`` gets those of the happenings between its last
+    event up to ``at`` and ``at``."""
+    state, _ = state_at(program, store, store.load(member), at)
+    if state is None or not state.registered:
+        return None
+    return member_dict(program, state, at, effects)
+
+
+def effects_at(rows: list[dict], made: dict[str, int]) -> list[dict]:
+    """The stored effect rows the ledger had at a past moment: for each member ``made`` names (one
+    seen before its clock, ``state_at``), the first ``made[member]`` of its rows (a member's rows are
+    in the order its events made them); every row of the others."""
+    if not made:
+        return rows
+    taken = dict.fromkeys(made, 0)
+    out = []
+    for row in rows:
+        member = row["member"]
+        if member in made:
+            if taken[member] >= made[member]:
+                continue
+            taken[member] += 1
+        out.append(row)
+    return out
+
+
+def ledger_report(program: Program, store, at: datetime, result, effects: Optional[list[dict]] = None,
+                  asked: bool = True) -> dict:
+    """The ``run --json`` report of the ledger as of ``at`` after a run (``result``, a RunResult):
+    every member registered by then as it stood then (a member whose clock is past ``at`` rebuilt
+    from its events up to then, ``state_at``; one with no event by then absent), the effects the
+    events up to then made and the happenings due by then, the run's refusals of events up to then
+    (and of lines without a readable time; ``asked`` False: ``at`` is the default, the last applied
+    event's time, and every refusal of the run is listed, a refused event dated later too).
+    ``effects``: the store's effect rows in the order of the lines (default: as the store lists
+    them). Raises PastViewUnavailable."""
+    members = {}
+    due: list = []   # effects of happenings between each member's last event and ``at`` (not stored)
+    made: dict[str, int] = {}   # members seen before their clock: how many of their stored effects count
+    for member in store.members():
+        state, count = state_at(program, store, store.load(member), at)
+        if count is not None:
+            made[member] = count
+        if state is not None and state.registered:
+            members[member] = member_dict(program, state, at, due)
+    rows = store.effects() if effects is None else effects
+    return {
+        "as_of": at.astimezone(program.tz).isoformat(),
+        "program": {"id": program.id, "version": program.version_at(at).number},
+        "members": members,
+        "effects": effects_at(rows, made) + [msgspec.to_builtins(e) for e in due],
+        "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected
+                     if not (asked and _after(program, r.get("at"), at))],
+        "applied": len(result.applied),
+        "skipped": len(result.skipped),
+    }
+
+
+def _after(program: Program, text: Optional[str], at: datetime) -> bool:
+    """Whether a refused event's time is after ``at`` (one without a readable time is not)."""
+    if not text:
+        return False
+    try:
+        return parse_instant(text, program.tz) > at
+    except ValueError:
+        return False

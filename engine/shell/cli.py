@@ -1,0 +1,265 @@
+"""The `loyalty` command (CONTRACT.md): validate, run, quote, test. A thin shell over the core."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Optional
+
+import click
+
+from engine.model.errors import ProgramError
+from engine.format.loader import load_program
+from engine.format.program import Program
+from engine.shell.loading import load_or_exit
+
+
+def _program_files(paths: Iterable[str]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files.extend(f for f in sorted(path.glob("*.yaml")) if not f.name.endswith(".tests.yaml"))
+        else:
+            files.append(path)
+    return files
+
+
+def _default_db(program: Program) -> str:
+    return f"loyalty-{program.id}.db"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loyalty-engine", prog_name="loyalty", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Declarative loyalty programs: validate program files, apply events, quote carts."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
+              help="Language of the messages (default: from the locale, LANG=ja_JP.UTF-8 gives ja; else en)")
+def validate(paths: tuple[str, ...], fmt: str, lang: Optional[str]) -> None:
+    """Check program files (default: programs/). One FILE:LINE:COL line per problem."""
+    from engine.format import i18n
+
+    lang = i18n.resolve_lang(lang)
+    files = _program_files(paths or ("programs",))
+    problems = []
+    for f in files:
+        try:
+            load_program(f)
+        except ProgramError as exc:
+            problems.extend(exc.problems)
+    if fmt == "json":
+        click.echo(json.dumps([{"file": p.pos.file, "line": p.pos.line, "col": p.pos.col,
+                                "message": i18n.translate(p.message, lang),
+                                "hint": i18n.translate_hint(p.hint, lang)} for p in problems], ensure_ascii=False, indent=2))
+    else:
+        for p in problems:
+            click.echo(i18n.format_problem(p, lang))
+        if not problems:
+            click.echo(i18n.text("valid_summary", lang, n=len(files)), err=True)
+    sys.exit(1 if problems or not files else 0)
+
+
+def _read_lines(events: str):
+    if events == "-":
+        yield from sys.stdin.buffer
+        return
+    with open(events, "rb") as fh:
+        yield from fh
+
+
+@cli.command()
+@click.argument("program_path", metavar="PROGRAM")
+@click.argument("events", metavar="EVENTS")
+@click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db), :memory:, or postgresql://user@host:port/db")
+@click.option("--as-of", "as_of", default=None, help="Report time (default: the last event's time)")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes: above 1, the events are replayed sharded by member (engine/run/parallel.py); "
+                   "needs a SQLite or PostgreSQL --db")
+def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str], as_json: bool, jobs: int) -> None:
+    """Apply EVENTS (.jsonl, or - for stdin) to the ledger and report every member."""
+    from engine.store import open_store
+    from engine.store.sqlite import StoreError
+
+    program = load_or_exit(program_path)
+    if events != "-" and not Path(events).is_file():
+        click.echo(f"{events}: no such events file", err=True)
+        sys.exit(1)
+    spec = db or _default_db(program)
+    if jobs > 1 and spec == ":memory:":
+        click.echo("loyalty run: --jobs above 1 needs a ledger the worker processes share (a SQLite file or a "
+                   "PostgreSQL URL): with --db :memory: the members would stay in the workers", err=True)
+        sys.exit(1)
+    try:
+        store = open_store(spec, program.id)
+    except (StoreError, ValueError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    try:
+        report, result = _run_and_report(program, store, events, as_of, jobs, program_path, spec)
+    except StoreError as exc:
+        click.echo(f"loyalty run: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        try:
+            store.close()
+        except StoreError:
+            pass  # the error that ended the run was already said
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        _print_report(report)
+    sys.exit(1 if result.rejected else 0)
+
+
+def _run_and_report(program: Program, store, events: str, as_of: Optional[str], jobs: int = 1,
+                    program_path: Optional[str] = None, spec: Optional[str] = None):
+    from engine.shell.progress import count_lines, replay_progress
+    from engine.run.report import PastViewUnavailable, ledger_report
+    from engine.run.runner import Runner, parse_as_of
+
+    if jobs > 1:
+        from engine.run.parallel import ParallelError, effects_in_line_order, replay_parallel
+
+        try:
+            result = replay_parallel(program_path, _read_lines(events), jobs, spec,
+                                     progress=lambda: replay_progress(count_lines(events)))
+        except ParallelError as exc:
+            click.echo(f"loyalty run: {exc}", err=True)
+            sys.exit(exc.exit_code)
+    else:
+        # a bar on a terminal for long replays; silent otherwise (CI, pipes)
+        with replay_progress(count_lines(events)) as progress:
+            result = Runner(program, store).run(_read_lines(events), progress=progress)
+    try:
+        when = parse_as_of(as_of, program, store)
+    except ValueError as exc:
+        click.echo(f"--as-of: {exc}", err=True)
+        sys.exit(1)
+    when = when or datetime.now(program.tz)
+    effects = store.effects()
+    if jobs > 1:   # workers wrote their members' effects as they went: back in the order of the lines
+        effects = effects_in_line_order(effects, result.effects)
+    try:
+        report = ledger_report(program, store, when, result, effects, asked=bool(as_of))
+    except PastViewUnavailable as exc:
+        click.echo(f"loyalty run: --as-of: {exc}", err=True)
+        sys.exit(1)
+    later = len(result.rejected) - len(report["rejected"])
+    if later:
+        click.echo(f"loyalty run: {later:,} of the events refused in this run are after --as-of: not listed in "
+                   "the report (the exit status counts them)", err=True)
+    return report, result
+
+
+def _print_report(report: dict) -> None:
+    cols = ("valid", "pending", "held", "used", "expired", "void")
+    click.echo(f"{report['program']['id']} v{report['program']['version']} as of {report['as_of']}: "
+               f"{report['applied']} applied, {report['skipped']} skipped (already applied), "
+               f"{len(report['rejected'])} rejected")
+    header = f"{'member':<14}{'tier':<12}" + "".join(f"{c:>9}" for c in cols)
+    click.echo(header)
+    click.echo("-" * len(header))
+    totals = dict.fromkeys(cols, 0)
+    for member, m in report["members"].items():
+        click.echo(f"{member:<14}{str(m['tier'] or '-'):<12}" + "".join(f"{m['points'][c]:>9,}" for c in cols))
+        for c in cols:
+            totals[c] += m["points"][c]
+    click.echo("-" * len(header))
+    click.echo(f"{'total':<26}" + "".join(f"{totals[c]:>9,}" for c in cols))
+    for e in report["effects"]:
+        click.echo(f"effect {e['type']} {e['member']} {e['at']} {e.get('detail')}")
+    for r in report["rejected"]:
+        click.echo(f"rejected: {r['reason']}", err=True)
+
+
+@cli.command()
+@click.argument("program_path", metavar="PROGRAM")
+@click.argument("cart", metavar="CART")
+@click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db), :memory:, or postgresql://user@host:port/db")
+@click.option("--json", "as_json", is_flag=True)
+def quote(program_path: str, cart: str, db: Optional[str], as_json: bool) -> None:
+    """Price CART (an order.placed object as JSON, or - for stdin) without changing anything."""
+    from engine.shell.api import quote as quote_cart
+    from engine.model.events import BadEvent, decode_cart
+    from engine.store import open_store
+    from engine.store.sqlite import StoreError
+
+    program = load_or_exit(program_path)
+    try:
+        raw = sys.stdin.buffer.read() if cart == "-" else Path(cart).read_bytes()
+    except OSError as exc:
+        click.echo(f"{cart}: {exc.strerror}", err=True)
+        sys.exit(1)
+    try:
+        order = decode_cart(raw)
+    except BadEvent as bad:
+        click.echo(f"{cart}: event {bad.event_id or '?'}" + (f", field {bad.field}" if bad.field else "") + f": {bad.reason}", err=True)
+        sys.exit(1)
+    path = db or _default_db(program)
+    try:
+        # a quote changes nothing: a ledger that does not exist yet is not created for it
+        store = open_store(path if path == ":memory:" or "://" in path or Path(path).exists() else ":memory:",
+                           program.id)
+    except (StoreError, ValueError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    try:
+        out = quote_cart(program, store.load(order.member), order)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        t = out.get("totals", {})
+        for key in ("items_ex_tax", "fees_ex_tax", "shipping_ex_tax", "tax_total", "grand_total", "to_pay"):
+            if key in t:
+                click.echo(f"{key:<18}{t[key]:>10,}")
+        if "redeem" in out:
+            click.echo(f"redeem: max {out['redeem']['max']}, applied {out['redeem']['applied']} ({out['redeem']['why']})")
+            click.echo(f"earn: {out['earn']['points']} {out['earn']['state']} ({', '.join(out['earn']['rules'])})")
+        if out.get("exchange", {}).get("points"):
+            ex = out["exchange"]
+            click.echo(f"exchange: {ex['points']} for " + ", ".join(f"{r['reward']} x{r['qty']}" for r in ex["rewards"])
+                       + "".join(f"; {f['kind']} ¥{f['ex_tax']:,} ex. tax" for f in ex["fees"]))
+        if "deadline" in out:
+            d = out["deadline"]
+            if d.get("note"):
+                click.echo(d["note"])
+            elif d.get("late"):
+                click.echo(f"past the deadline for this delivery ({d['last_day']}, {d['rule']}): "
+                           f"requests made now go with the next delivery")
+            else:
+                click.echo(f"requests on time for this delivery (deadline {d['last_day']}, {d['rule']})")
+        for e in out["errors"]:
+            click.echo(f"error: {e['field']}: {e['reason']}", err=True)
+    sys.exit(1 if out["errors"] else 0)
+
+
+def _register_commands() -> None:
+    """The extra commands, one module each in engine/shell/commands/ (each lists its click commands in
+    COMMANDS). Such modules import heavy libraries inside their command functions, so start-up stays fast."""
+    from engine.shell.commands import db, diff, explain, migrate, serve, testcmd
+
+    for module in (db, diff, explain, migrate, serve, testcmd):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the last net: a message, never a traceback (CONTRACT.md)
+        click.echo(f"loyalty: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,49 @@
+"""`loyalty db`: the ledger database itself. `loyalty db upgrade --db URL` applies the schema
+migrations a PostgreSQL ledger lacks (the store also applies them on first use)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.group()
+def db() -> None:
+    """The ledger database: create and upgrade its schema."""
+
+
+@db.command()
+@click.option("--db", "url", required=True, metavar="URL", help="PostgreSQL URL: postgresql://user@host:port/dbname")
+def upgrade(url: str) -> None:
+    """Create or upgrade the ledger schema (versioned migrations). Safe to run at any time and
+    from many hosts at once: one applies, the others find it current."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        click.echo(f"{url}: not a PostgreSQL URL (postgresql://user@host:port/dbname); a SQLite ledger "
+                   "creates its schema itself", err=True)
+        sys.exit(1)
+    try:
+        import psycopg
+    except ImportError:
+        click.echo("a PostgreSQL --db needs psycopg: pip install 'loyalty-engine[pg]'", err=True)
+        sys.exit(1)
+    from engine.store.postgres import LATEST, connect, migrate, redact
+    from engine.store.sqlite import StoreError
+
+    name = f"PostgreSQL store {redact(url)}"
+    try:
+        conn = connect(url)
+        try:
+            applied = migrate(conn, name)
+        finally:
+            conn.close()
+    except StoreError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    except psycopg.Error as exc:
+        click.echo(f"{name}: {' '.join(str(exc).split())}", err=True)
+        sys.exit(1)
+    done = f"applied migration(s) {', '.join(map(str, applied))}" if applied else "already current"
+    click.echo(f"{name}: schema at version {LATEST} ({done})")
+
+
+COMMANDS = [db]

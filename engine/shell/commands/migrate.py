@@ -1,0 +1,83 @@
+"""`loyalty migrate-report`: before a revision goes live, what each member holds under the old
+version and will hold under the new one, in units and in yen, and a check that nobody loses value."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from typing import Optional
+
+import click
+
+
+def migration_report(program, store, version_number: Optional[int] = None) -> dict:
+    from engine.run.report import as_of
+
+    versions = [v for v in program.versions if v.migration or v.number > 1]
+    if version_number is not None:
+        versions = [v for v in program.versions if v.number == version_number]
+    if not versions or versions[0].number == program.versions[0].number:
+        raise click.UsageError("no later version to migrate to" if version_number is None else
+                               f"version {version_number} is not a later version of {program.id}")
+    target = versions[0]
+    previous = max((v for v in program.versions if v.number < target.number), key=lambda v: v.number)
+    before_at = target.starts_at - timedelta(microseconds=1)
+    rows = []
+    for member in store.members():
+        state = store.load(member)
+        if state is None or not state.registered:
+            continue
+        if state.clock is not None and state.clock >= target.starts_at:
+            continue  # already under the new version
+        old, _, _ = as_of(program, state, before_at)
+        new, _, _ = as_of(program, state, target.starts_at)
+        switch_day = target.effective_from
+        # what the member still holds at the switch: a lot whose last day is before it has expired
+        old_units = sum(l.amount for l in old.lots if l.state in ("valid", "held")
+                        and (old.lot_expires_on(l) is None or old.lot_expires_on(l) >= switch_day))
+        new_units = sum(l.amount for l in new.lots if l.state in ("valid", "held"))
+        old_value = previous.redemption.unit_value_yen if previous.redemption else 0
+        new_value = target.redemption.unit_value_yen if target.redemption else 0
+        rows.append({"member": member, "before": {"units": old_units, "yen": old_units * old_value},
+                     "after": {"units": new_units, "yen": new_units * new_value},
+                     "carry_before": old.carry, "carry_after": new.carry,
+                     "ok": new_units * new_value >= old_units * old_value})
+    totals = {k: sum(r[k]["units"] for r in rows) for k in ("before", "after")}
+    yen = {k: sum(r[k]["yen"] for r in rows) for k in ("before", "after")}
+    return {"program": program.id, "from_version": previous.number, "to_version": target.number,
+            "switch_at": target.starts_at.isoformat(), "members": rows,
+            "totals": {"units_before": totals["before"], "units_after": totals["after"],
+                       "yen_before": yen["before"], "yen_after": yen["after"]},
+            "losers": [r["member"] for r in rows if not r["ok"]]}
+
+
+@click.command("migrate-report")
+@click.argument("program_path", metavar="PROGRAM")
+@click.option("--db", required=True, help="The ledger (SQLite path) to report on")
+@click.option("--version", "version_number", type=int, default=None, help="Target version (default: the first later one)")
+@click.option("--json", "as_json", is_flag=True)
+def migrate_report(program_path: str, db: str, version_number: Optional[int], as_json: bool) -> None:
+    """What every member holds before and after a version switch; exit 1 if anyone loses value."""
+    from engine.shell.loading import load_or_exit
+    from engine.store import open_store
+
+    program = load_or_exit(program_path)
+    store = open_store(db, program.id)
+    try:
+        report = migration_report(program, store, version_number)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{program.id}: version {report['from_version']} -> {report['to_version']} at {report['switch_at']}")
+        click.echo(f"{'member':<14}{'units before':>13}{'yen before':>12}{'units after':>13}{'yen after':>12}  check")
+        for r in report["members"]:
+            click.echo(f"{r['member']:<14}{r['before']['units']:>13,}{r['before']['yen']:>12,}"
+                       f"{r['after']['units']:>13,}{r['after']['yen']:>12,}  {'ok' if r['ok'] else 'LOSES VALUE'}")
+        t = report["totals"]
+        click.echo(f"{'total':<14}{t['units_before']:>13,}{t['yen_before']:>12,}{t['units_after']:>13,}{t['yen_after']:>12,}")
+    sys.exit(1 if report["losers"] else 0)
+
+
+COMMANDS = [migrate_report]

@@ -1,0 +1,71 @@
+"""`loyalty serve PROGRAM --db URL [--host 127.0.0.1] [--port 8080] [--workers N]`: the engine over
+HTTP (CONTRACT.md "Service", engine/shell/service.py), served by uvicorn.
+
+The token comes from ``LOYALTY_API_TOKEN`` and nowhere else (never a flag: flags show in ``ps``);
+without one the service does not start. The program and the store are checked here, before uvicorn
+starts, so a bad file or URL is one clear line and exit 1. Each uvicorn worker builds its own app
+(and so its own Engine) through the factory ``engine.shell.service:app_from_env``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+MIN_TOKEN = 16  # characters; a shorter bearer token is too easy to guess
+
+
+@click.command()
+@click.argument("program_path", metavar="PROGRAM")
+@click.option("--db", "db", required=True, help="SQLite path, :memory:, or a PostgreSQL URL")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (more than one only on PostgreSQL)")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(program_path: str, db: str, host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve PROGRAM over HTTP: POST /events, POST /quote, GET /members/{id}, GET /openapi.json,
+    GET /healthz. Needs LOYALTY_API_TOKEN (clients send Authorization: Bearer TOKEN)."""
+    token = os.environ.get("LOYALTY_API_TOKEN", "")
+    if not token.strip():
+        _fail("LOYALTY_API_TOKEN is not set: the service does not start without a token "
+              "(e.g. export LOYALTY_API_TOKEN=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\")")
+    if token != token.strip() or len(token) < MIN_TOKEN or any(c.isspace() for c in token):
+        _fail(f"LOYALTY_API_TOKEN must be at least {MIN_TOKEN} characters, without spaces")
+    try:
+        import litestar  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        _fail(f"the service needs its extra ({exc.name} is missing): pip install 'loyalty-engine[service]'")
+
+    from engine.shell.loading import load_or_exit
+    from engine.store import open_store
+    from engine.store.sqlite import StoreError
+
+    program = load_or_exit(program_path)
+    shared = db.startswith(("postgresql://", "postgres://"))
+    if workers > 1 and not shared:
+        _fail(f"--workers {workers}: a SQLite or :memory: ledger has one writer, so one worker; "
+              "use a PostgreSQL --db for more")
+    try:
+        open_store(db, program.id).close()
+    except (StoreError, ValueError, OSError) as exc:
+        _fail(str(exc))
+
+    os.environ["LOYALTY_SERVE_PROGRAM"] = str(Path(program_path).resolve())
+    os.environ["LOYALTY_SERVE_DB"] = db if shared or db == ":memory:" else str(Path(db).resolve())
+    click.echo(f"loyalty: serving {program.id} on http://{host}:{port} ({workers} worker(s)); "
+               f"Ctrl-C stops", err=True)
+    uvicorn.run("engine.shell.service:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, access_log=False, server_header=False, timeout_graceful_shutdown=10)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"loyalty serve: {message}", err=True)
+    sys.exit(1)
+
+
+COMMANDS = [serve]

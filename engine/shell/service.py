@@ -1,0 +1,678 @@
+"""The engine over HTTP (CONTRACT.md "Service"): a Litestar app for checkouts in any language.
+
+    create_app("programs/andest.yaml", "ledger.db", token)     # an ASGI app; `loyalty serve` runs it
+
+Routes: ``POST /events`` (one event or an array), ``POST /quote`` (a cart), ``GET /members/{id}``,
+``GET /openapi.json`` and ``GET /healthz``. Every route but ``/healthz`` needs
+``Authorization: Bearer TOKEN``; a request without the right token is answered 401 before its body
+is read, so nothing is read or written for it.
+
+How it is put together:
+
+- **One Engine a worker process, owned by one thread.** The engine is not thread-safe and a SQLite
+  connection belongs to the thread that opened it, so each app starts a single engine thread that
+  opens the store and runs every engine call, read or write, one after another. That thread is the
+  lock: requests are parsed and answered on the event loop, and their engine work queues there.
+  The runner keeps member states in memory, which is only right while this process is the ledger's
+  one writer: ``loyalty serve`` therefore runs one worker on SQLite.
+- **Each event is its own transaction.** An array is applied event by event, each committed on its
+  own; a rejected one changes nothing and is listed with its reason (then the answer is 422).
+  If the engine raises something unexpected, that event's transaction is rolled back, the member
+  cache dropped, and the event listed as rejected; if the store fails, the answer is 503 and the
+  client retries the whole request (applied ids are then skipped as replays).
+- **The OpenAPI document is derived from the engine's msgspec Structs** (``msgspec.json.schema_components``
+  over the event, cart and answer Structs): the service validates with the same types it documents.
+- **Never a 500 or a traceback in a response:** every error is a small JSON object; tracebacks go
+  to the server log only. Access log: one JSON line a request (method, path, status, duration_ms,
+  member), never a header, so never a token.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import sqlite3
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional, Union
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException
+
+from engine.shell.api import Engine
+from engine.model.events import BadEvent, Event, OrderPlaced, decode_cart
+from engine.format.loader import load_program
+from engine.format.program import Program
+from engine.run.report import PastViewUnavailable, member_dict, state_at
+from engine.run.runner import RunResult
+from engine.model.timeutil import parse_instant
+
+MAX_BODY = 1 << 20           # bytes a request body may hold (1 MiB); more is 413
+MAX_EVENTS = 1000            # events one POST /events may carry; more is 413
+YEARS = (1970, 2199)         # times outside these years are refused (the clock would run for seconds)
+HEALTH_TIMEOUT = 5.0         # seconds /healthz waits for the engine thread
+
+log = logging.getLogger("loyalty.service")
+access_logger = logging.getLogger("loyalty.access")
+
+JSON = "application/json"
+
+
+# --- answer types: documented in /openapi.json from these Structs -----------------------------------
+
+class Rejection(msgspec.Struct):
+    event: Optional[str]
+    reason: str
+    field: Optional[str] = None
+    rule: Optional[str] = None
+    index: Optional[int] = None  # the event's place in the array (none for a single event)
+
+
+class EventsAnswer(msgspec.Struct):
+    applied: list[str]
+    skipped: list[str]
+    rejected: list[Rejection]
+
+
+class QuoteError(msgspec.Struct):
+    field: Optional[str]
+    reason: str
+    rule: Optional[str] = None
+
+
+class Totals(msgspec.Struct):
+    items_ex_tax: int
+    fees_ex_tax: int
+    shipping_ex_tax: int
+    tax: dict[str, int]
+    tax_total: int
+    grand_total: int
+    to_pay: int
+    subtotal_ex_tax: Optional[int] = None
+    pv: Optional[float] = None
+
+
+class Redemption(msgspec.Struct):
+    max: int
+    applied: int
+    why: str
+
+
+class Fee(msgspec.Struct):
+    kind: str
+    ex_tax: int
+    tax_rate: float
+    rule: Optional[str] = None
+
+
+class RewardLine(msgspec.Struct):
+    reward: str
+    qty: int
+    points: int
+
+
+class ExchangeQuote(msgspec.Struct):
+    points: int
+    fees: list[Fee]
+    rewards: list[RewardLine] = []
+
+
+class Earn(msgspec.Struct):
+    points: int
+    state: str
+    rules: list[str]
+
+
+class Quote(msgspec.Struct):
+    """The ``quote --json`` object. A cart that cannot be priced has ``errors`` only."""
+    errors: list[QuoteError]
+    totals: Optional[Totals] = None
+    redeem: Optional[Redemption] = None
+    exchange: Optional[ExchangeQuote] = None
+    earn: Optional[Earn] = None
+    tier: Optional[str] = None
+    version: Optional[int] = None
+    deadline: Optional[dict[str, Any]] = None
+
+
+class LotView(msgspec.Struct):
+    id: str
+    amount: int
+    state: str
+    granted_at: str
+    expires_at: Optional[str]
+    rule: str
+    expires_on: Optional[str] = None
+    version: Optional[int] = None
+    source: Optional[str] = None
+    order: Optional[str] = None
+    kind: Optional[str] = None
+    ended_by: Optional[str] = None
+
+
+class Member(msgspec.Struct):
+    """The member object of ``run --json``, with the member id and the time it is taken at."""
+    member: str
+    as_of: str
+    points: dict[str, int]
+    tier: Optional[str]
+    lots: list[LotView]
+    tier_amount: Optional[int] = None
+    version: Optional[int] = None
+
+
+class Error(msgspec.Struct):
+    error: str
+    status: int
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+# --- the engine thread -----------------------------------------------------------------------------
+
+class StoreUnavailable(Exception):
+    pass
+
+
+class EngineHost:
+    """One Engine and the one thread that runs it (see the module docstring)."""
+
+    def __init__(self, program: Program, db_url: str):
+        self.program = program
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-engine")
+        # The store is opened on the engine thread: a SQLite connection belongs to its thread.
+        self.engine: Engine = self._pool.submit(Engine, program, db_url).result()
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, self.engine, *args)
+
+    def close(self) -> None:
+        try:
+            self._pool.submit(self.engine.store.close).result(timeout=30)
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+class _Peek(msgspec.Struct):
+    """The few fields the service reads before the engine does (for the log and the time guard)."""
+    id: Any = None
+    at: Any = None
+    member: Any = None
+
+
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_peek_decoder = msgspec.json.Decoder(_Peek)
+
+
+def _peek(raw: bytes) -> _Peek:
+    try:
+        return _peek_decoder.decode(raw)
+    except Exception:  # not an object, malformed, nested too deep: the engine will say why
+        return _Peek()
+
+
+def _text(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def _time_outside(text: Any, program: Program) -> bool:
+    """True when ``text`` is a readable time outside YEARS (unreadable ones are left to the engine)."""
+    if not isinstance(text, str):
+        return False
+    try:
+        at = parse_instant(text, program.tz)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return not (YEARS[0] <= at.year <= YEARS[1])
+
+
+def _years_reason(what: str, text: str) -> str:
+    return f"{what}: {text!r} is outside the years this service accepts ({YEARS[0]}-{YEARS[1]})"
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        return True
+    return type(exc).__name__ in {"StoreError", "OperationalError", "InterfaceError"}
+
+
+def _rollback(engine: Engine) -> None:
+    """Undo whatever the failed event wrote in its open transaction, and forget cached states."""
+    store = engine.store
+    try:
+        store.rollback()
+    except Exception:  # pragma: no cover - nothing more can be done; the cache is dropped below
+        log.exception("rollback failed")
+    engine.runner.cache.clear()
+
+
+def _forget_if_shared(engine: Engine, member: str) -> None:
+    """On a shared store (PostgreSQL, other processes write it) read the member afresh."""
+    if getattr(engine.store, "shared", False):
+        engine.runner.cache.pop(member, None)
+
+
+def _fault_reason(event_id: Optional[str], exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return f"event {event_id or '?'}: malformed JSON: nested too deeply"
+    detail = str(exc)[:200]
+    return (f"event {event_id or '?'}: the engine could not apply it ({type(exc).__name__}"
+            + (f": {detail}" if detail else "") + "); nothing changed")
+
+
+def apply_body(engine: Engine, body: bytes) -> tuple[int, dict, list[str]]:
+    """POST /events on the engine thread: (status, answer, members named)."""
+    result = RunResult()
+    stripped = body.lstrip()
+    if stripped[:1] == b"[":
+        try:
+            items = [bytes(item) for item in _raw_list.decode(body)]
+        except (msgspec.DecodeError, RecursionError, ValueError) as exc:
+            reason = "malformed JSON: nested too deeply" if isinstance(exc, RecursionError) else f"malformed JSON: {exc}"
+            return 422, {"applied": [], "skipped": [], "rejected": [
+                {"event": None, "reason": f"event ?: {reason}", "field": None, "rule": None, "index": None}]}, []
+        if len(items) > MAX_EVENTS:
+            return 413, {"error": f"{len(items)} events in one request; at most {MAX_EVENTS}", "status": 413}, []
+    else:
+        items = [body]
+    members: list[str] = []
+    indexes: list[Optional[int]] = []
+    single = len(items) == 1 and stripped[:1] != b"["
+    for index, raw in enumerate(items):
+        peek = _peek(raw)
+        event_id, member = _text(peek.id), _text(peek.member)
+        if member and member not in members:
+            members.append(member)
+        before = len(result.rejected)
+        try:
+            if _time_outside(peek.at, engine.program) and not (event_id and engine.store.is_applied(event_id)):
+                reason = _years_reason(f"event {event_id or '?'}, field at", peek.at)
+                result.rejected.append({"event": event_id, "field": "at", "reason": reason, "rule": None})
+                engine.store.reject(event_id, member, reason)
+            else:
+                engine.runner.apply_one(raw, result)
+            engine.store.commit()
+        except Exception as exc:
+            _rollback(engine)
+            if _is_store_error(exc):
+                log.exception("store failure while applying events")
+                raise StoreUnavailable(str(exc)) from None
+            log.exception("engine failure on event %s", event_id)
+            del result.rejected[before:]
+            result.rejected.append({"event": event_id, "field": None, "reason": _fault_reason(event_id, exc),
+                                    "rule": None})
+        indexes.extend([None if single else index] * (len(result.rejected) - before))
+    rejected = [{"event": r.get("event"), "reason": r["reason"], "field": r.get("field"), "rule": r.get("rule"),
+                 "index": i} for r, i in zip(result.rejected, indexes)]
+    answer = {"applied": result.applied, "skipped": result.skipped, "rejected": rejected}
+    return (422 if rejected else 200), answer, members
+
+
+def quote_body(engine: Engine, body: bytes) -> tuple[int, dict, Optional[str]]:
+    """POST /quote on the engine thread: (status, quote, member)."""
+    try:
+        cart = decode_cart(body)
+    except BadEvent as bad:
+        where = f"event {bad.event_id or '?'}" + (f", field {bad.field}" if bad.field else "")
+        return 422, {"errors": [{"field": bad.field, "reason": f"{where}: {bad.reason}", "rule": None}]}, None
+    except (RecursionError, ValueError, TypeError) as exc:  # msgspec's RecursionError escapes decode_cart
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        return 422, {"errors": [{"field": None, "reason": f"malformed JSON: {reason}", "rule": None}]}, None
+    if _time_outside(cart.at, engine.program):
+        return 422, {"errors": [{"field": "at", "reason": _years_reason(f"event {cart.id}, field at", cart.at),
+                                 "rule": None}]}, cart.member
+    _forget_if_shared(engine, cart.member)
+    try:
+        out = engine.quote(cart)
+    except Exception as exc:
+        if _is_store_error(exc):
+            log.exception("store failure while quoting")
+            raise StoreUnavailable(str(exc)) from None
+        log.exception("engine failure quoting cart %s", cart.id)
+        detail = str(exc)[:200]
+        return 422, {"errors": [{"field": None, "rule": None, "reason": f"event {cart.id}: the engine could not price "
+                                 f"this cart ({type(exc).__name__}" + (f": {detail}" if detail else "") + ")"}]}, cart.member
+    return (200 if "totals" in out else 422), out, cart.member
+
+
+def member_answer(engine: Engine, member: str, as_of: Optional[str]) -> tuple[int, dict]:
+    """GET /members/{id} on the engine thread: (status, member object or error)."""
+    program = engine.program
+    _forget_if_shared(engine, member)
+    try:
+        state = engine.runner.state_of(member)
+    except Exception as exc:
+        if _is_store_error(exc):
+            raise StoreUnavailable(str(exc)) from None
+        raise
+    if state is None or not state.registered:
+        return 404, {"error": f"unknown member {member}", "status": 404}
+    if as_of is None:
+        when = datetime.now(timezone.utc)
+    else:
+        try:
+            when = parse_instant(as_of, program.tz)
+        except (ValueError, TypeError, OverflowError) as exc:
+            return 422, {"error": f"as_of: not an ISO 8601 time with offset, nor a date: {as_of!r} ({exc})", "status": 422}
+        if not (YEARS[0] <= when.year <= YEARS[1]):
+            return 422, {"error": _years_reason("as_of", as_of), "status": 422}
+    try:
+        state, _ = state_at(program, engine.store, state, when)   # before its last event: rebuilt
+    except PastViewUnavailable as exc:
+        return 422, {"error": f"as_of: {exc}", "status": 422}
+    except Exception as exc:
+        if _is_store_error(exc):
+            raise StoreUnavailable(str(exc)) from None
+        raise
+    if state is None or not state.registered:
+        return 404, {"error": f"unknown member {member} as of {when.astimezone(program.tz).isoformat()}: "
+                              "not registered by then", "status": 404}
+    try:
+        view = member_dict(program, state, when)
+    except Exception as exc:
+        log.exception("engine failure reading member %s as of %s", member, as_of)
+        return 422, {"error": f"member {member} as of {as_of}: the engine could not compute it "
+                              f"({type(exc).__name__}: {str(exc)[:200]})", "status": 422}
+    return 200, {"member": member, "as_of": when.astimezone(program.tz).isoformat(), **view}
+
+
+def health(engine: Engine) -> bool:
+    engine.store.is_applied("")  # one read of the ledger
+    return True
+
+
+# --- the OpenAPI document --------------------------------------------------------------------------
+
+def openapi_document(program: Program) -> dict:
+    """The OpenAPI 3.1 document: every schema generated by msgspec from the Structs the service
+    decodes with (the engine's events and cart) and answers with (the Structs above)."""
+    types = [Union[Event, list[Event]], OrderPlaced, EventsAnswer, Quote, Member, Error, Health]
+    schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    events_body, cart, answer, quote, member, error, health_ = schemas
+
+    def body(schema: dict, description: str) -> dict:
+        return {"required": True, "description": description, "content": {JSON: {"schema": schema}}}
+
+    def answer_of(schema: dict, description: str) -> dict:
+        return {"description": description, "content": {JSON: {"schema": schema}}}
+
+    unauthorized = answer_of(error, "no bearer token, or not the service's token; nothing read or written")
+    too_large = answer_of(error, f"body over {MAX_BODY} bytes, or over {MAX_EVENTS} events")
+    unavailable = answer_of(error, "the ledger store failed; retry (applied ids are skipped on replay)")
+    at_param = {"name": "as_of", "in": "query", "required": False,
+                "description": "ISO 8601 with offset, or a bare date (00:00 in the program's time zone); "
+                               "default: now",
+                "schema": {"type": "string"}}
+    paths = {
+        "/events": {"post": {
+            "operationId": "postEvents",
+            "summary": "Apply one event or an array of events",
+            "description": "Each event is applied on its own: a replayed id is skipped, a rejected event changes "
+                           "nothing and is listed with its reason. 422 when any is rejected.",
+            "requestBody": body(events_body, "one event, or an array of events (CONTRACT.md)"),
+            "responses": {
+                "200": answer_of(answer, "every event applied or skipped"),
+                "401": unauthorized, "413": too_large,
+                "422": answer_of(answer, "at least one event rejected (the others are applied)"),
+                "503": unavailable,
+            }}},
+        "/quote": {"post": {
+            "operationId": "postQuote",
+            "summary": "Price a cart for checkout without changing anything",
+            "requestBody": body(cart, "a cart: an order.placed object"),
+            "responses": {
+                "200": answer_of(quote, "the quote; `errors` lists what the checkout must fix"),
+                "401": unauthorized, "413": too_large,
+                "422": answer_of(quote, "not a cart: `errors` says why"),
+                "503": unavailable,
+            }}},
+        "/members/{member_id}": {"get": {
+            "operationId": "getMember",
+            "summary": "A member's points, tier and lots as of a time",
+            "parameters": [{"name": "member_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                           at_param],
+            "responses": {
+                "200": answer_of(member, "the member"),
+                "401": unauthorized,
+                "404": answer_of(error, "no registered member with this id"),
+                "422": answer_of(error, "as_of is not a time"),
+                "503": unavailable,
+            }}},
+        "/openapi.json": {"get": {
+            "operationId": "getOpenAPI",
+            "summary": "This document",
+            "responses": {"200": {"description": "the OpenAPI document",
+                                  "content": {JSON: {"schema": {"type": "object"}}}},
+                          "401": unauthorized}}},
+        "/healthz": {"get": {
+            "operationId": "getHealth",
+            "summary": "Liveness and store check (no token needed)",
+            "security": [],
+            "responses": {"200": answer_of(health_, "the engine and its store answer"),
+                          "503": answer_of(health_, "the store does not answer")}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "loyalty-engine", "version": "1",
+                 "description": f"The loyalty engine for program `{program.id}` over HTTP (CONTRACT.md, Service)."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+# --- the ASGI front: token, size, access log -------------------------------------------------------
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def _send_json(send: Callable, status: int, payload: dict, headers: tuple = ()) -> None:
+    body = _encode(payload)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _default_access_log(line: dict) -> None:
+    access_logger.info(json.dumps(line, ensure_ascii=False))
+
+
+class _JSONFormatter(logging.Formatter):
+    """Service errors as JSON lines too, the traceback in one field (never in a response)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def _setup_logging() -> None:
+    """Access lines and service errors go to standard error, one JSON object a line."""
+    if not access_logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access_logger.addHandler(handler)
+        access_logger.setLevel(logging.INFO)
+        access_logger.propagate = False
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_JSONFormatter())
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+class Front:
+    """Wraps Litestar's ASGI handler: the token check (before anything is read), the size check, the
+    last-resort JSON error, and one access-log line a request."""
+
+    OPEN = frozenset({"/healthz"})
+
+    def __init__(self, app, token: str, max_body: int, access_log: Callable[[dict], None]):
+        self.app = app
+        self.token = token.encode()
+        self.max_body = max_body
+        self.access_log = access_log
+
+    def authorized(self, scope) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, given = value.partition(b" ")
+                # constant-time comparison of the token (hmac.compare_digest)
+                return hmac.compare_digest(given.strip(), self.token) and scheme.lower() == b"bearer"
+        return False
+
+    def too_large(self, scope) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                return value.isdigit() and int(value) > self.max_body
+        return False
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if scope["path"] not in self.OPEN and not self.authorized(scope):
+                await _send_json(send_status, 401, {"error": "a bearer token is needed, the service's own", "status": 401},
+                                 ((b"www-authenticate", b'Bearer realm="loyalty"'),))
+            elif self.too_large(scope):
+                await _send_json(send_status, 413, {"error": f"body over {self.max_body} bytes", "status": 413})
+            else:
+                await self.app(scope, receive, send_status)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if status == 0:
+                await _send_json(send_status, 500, {"error": "internal error", "status": 500})
+        finally:
+            members = scope.get("loyalty.members") or []
+            line = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                    "method": scope.get("method"), "path": scope.get("path"), "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "member": members[0] if len(members) == 1 else (members[:20] or None)}
+            if "loyalty.events" in scope:
+                line["events"] = scope["loyalty.events"]
+            try:
+                self.access_log(line)
+            except Exception:  # pragma: no cover - a log sink must not break a response
+                pass
+
+
+# --- the app ---------------------------------------------------------------------------------------
+
+def _json_response(status: int, payload: Any) -> Response:
+    return Response(content=_encode(payload), status_code=status, media_type=JSON)
+
+
+def _error_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        headers = dict(exc.headers or {})
+    elif isinstance(exc, StoreUnavailable):
+        status, detail, headers = 503, "the ledger store failed; retry the request", {"retry-after": "1"}
+    else:
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        status, detail, headers = 500, "internal error", {}
+    if status >= 500 and status != 503:
+        detail = "internal error"
+    return Response(content=_encode({"error": detail, "status": status}), status_code=status,
+                    media_type=JSON, headers=headers)
+
+
+def create_app(program_path: str | Program, db_url: str, token: str, *, max_body: int = MAX_BODY,
+               access_log: Optional[Callable[[dict], None]] = None) -> Litestar:
+    """The service for one program over one ledger store. Loads the program and opens the store
+    now (so a bad program or store fails here, not on the first request)."""
+    if not token:
+        raise ValueError("the service needs a token (LOYALTY_API_TOKEN)")
+    program = program_path if isinstance(program_path, Program) else load_program(program_path)
+    host = EngineHost(program, db_url)
+    document: dict[str, bytes] = {}
+
+    @post("/events")
+    async def post_events(request: Request) -> Response:
+        body = await request.body()
+        status, answer, members = await host.run(apply_body, body)
+        request.scope["loyalty.members"] = members
+        request.scope["loyalty.events"] = len(answer.get("applied", ())) + len(answer.get("skipped", ())) + \
+            len(answer.get("rejected", ()))
+        return _json_response(status, answer)
+
+    @post("/quote")
+    async def post_quote(request: Request) -> Response:
+        body = await request.body()
+        status, out, member = await host.run(quote_body, body)
+        if member:
+            request.scope["loyalty.members"] = [member]
+        return _json_response(status, out)
+
+    @get("/members/{member_id:path}")   # :path, so that an id with a "/" (sent as %2F) is found too
+    async def get_member(request: Request) -> Response:
+        member_id = request.path_params["member_id"].removeprefix("/")
+        request.scope["loyalty.members"] = [member_id]
+        status, out = await host.run(member_answer, member_id, request.query_params.get("as_of"))
+        return _json_response(status, out)
+
+    @get("/openapi.json")
+    async def get_openapi() -> Response:
+        if "json" not in document:
+            document["json"] = _encode(openapi_document(program))
+        return Response(content=document["json"], media_type=JSON)
+
+    @get("/healthz")
+    async def get_health() -> Response:
+        try:
+            await asyncio.wait_for(host.run(health), HEALTH_TIMEOUT)
+        except Exception:
+            log.exception("health check failed")
+            return _json_response(503, {"status": "unavailable"})
+        return _json_response(200, {"status": "ok"})
+
+    def shutdown() -> None:
+        host.close()
+
+    app = Litestar(
+        route_handlers=[post_events, post_quote, get_member, get_openapi, get_health],
+        exception_handlers={Exception: _error_handler},
+        openapi_config=None,           # /openapi.json is ours, from the msgspec Structs
+        request_max_body_size=max_body,
+        on_shutdown=[shutdown],
+        debug=False,
+        logging_config=None,
+    )
+    _setup_logging()
+    if access_log is None:
+        access_log = _default_access_log
+    app.asgi_handler = Front(app.asgi_handler, token, max_body, access_log)
+    app.state.engine_host = host
+    return app
+
+
+def app_from_env() -> Litestar:
+    """The uvicorn factory `loyalty serve` starts in each worker (settings come through the environment)."""
+    import os
+
+    return create_app(os.environ["LOYALTY_SERVE_PROGRAM"], os.environ["LOYALTY_SERVE_DB"],
+                      os.environ["LOYALTY_API_TOKEN"])
