@@ -24,7 +24,7 @@ from engine.format.program import (Bonus, Cap, Catalog, Deadline, Earning, Excha
                       MigrationStep, MinToPay, PerAmount, Perk, Pricing, Program, RateRow, Redemption, Refusal,
                       Returns, Reward,
                       TierLevel, Tiers, Version)
-from engine.format.program import Ladder, LadderGift, LadderLevel, LadderNotice, LadderStep
+from engine.format.program import Accounting, Ladder, LadderGift, LadderLevel, LadderNotice, LadderStep
 from engine.model.timeutil import Period, start_of
 
 # The schemas ship inside the package (a wheel has no top-level schema/); schema/ at the top of the
@@ -494,9 +494,37 @@ def parse_program(text: str | bytes, filename: str) -> Program:
                              f"(from {versions[i - 1].effective_from}): each version must start later than the one before")
     if compiler.problems:
         raise ProgramError(compiler.problems)
+    accounting = _accounting(data.get("accounting") or {}, positions, compiler)
+    if compiler.problems:
+        raise ProgramError(compiler.problems)
     digest = hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()[:24]
     return Program(data["program"], data["name"], data["unit"], tz, filename, dict(data.get("rules") or {}),
-                   tuple(versions), digest=digest)
+                   tuple(versions), digest=digest, accounting=accounting)
+
+
+def _accounting(section: dict, positions, compiler) -> Accounting:
+    """The ``accounting:`` section, each key missing from the file taken from the schema's default
+    (the documented figures: no number of it lives in the engine's code)."""
+    spec = program_schema()["properties"]["accounting"]["properties"]
+    prepaid_spec = spec["prepaid"]["properties"]
+    prepaid = section.get("prepaid") or {}
+
+    def get(key, src=section, keys=spec):
+        return src.get(key, keys[key].get("default"))
+
+    dates = []
+    for i, text in enumerate(get("report_dates", prepaid, prepaid_spec)):
+        month, day = int(text[:2]), int(text[3:])
+        try:
+            date(2000, month, day)   # a leap year: 02-29 is a date
+        except ValueError:
+            compiler.problem(("accounting", "prepaid", "report_dates", i), f"{text} is not a day of the year (MM-DD)")
+        dates.append((month, day))
+    return Accounting(points=get("points"), expected_breakage=float(get("expected_breakage")),
+                      breakage_window_months=int(get("breakage_window_months")),
+                      unit_value_yen=section.get("unit_value_yen"), report_dates=tuple(dates),
+                      deposit_threshold_yen=int(get("deposit_threshold_yen", prepaid, prepaid_spec)),
+                      deposit_share=float(get("deposit_share", prepaid, prepaid_spec)))
 
 
 class _Relocated:

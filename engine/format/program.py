@@ -274,6 +274,20 @@ class Version:
 
 
 @dataclass(frozen=True, slots=True)
+class Accounting:
+    """How the shop's books treat the units (engine/run/liability.py): the program's ``accounting:``
+    section, every figure read from the file or the schema's documented default."""
+
+    points: str                       # free | prepaid (資金決済法)
+    expected_breakage: float          # share of issued units expected never to be used
+    breakage_window_months: int       # trailing window of the observed breakage
+    unit_value_yen: Optional[float]   # for versions without redemption.unit_value_yen
+    report_dates: tuple[tuple[int, int], ...] = ()   # prepaid: (month, day) base dates
+    deposit_threshold_yen: int = 0    # prepaid: balance above which a deposit is due
+    deposit_share: float = 0.0        # prepaid: share of the balance to deposit
+
+
+@dataclass(frozen=True, slots=True)
 class Program:
     id: str
     name: str
@@ -283,6 +297,7 @@ class Program:
     rules: dict          # rule id -> description, as the program file states them
     versions: tuple[Version, ...]  # ascending by effective_from
     digest: str = ""     # of the program file's text: what a member state's cached next happening was computed for
+    accounting: Optional[Accounting] = None   # the books' view of the units (None: a Program built by hand)
     # derived once from the versions (the clock asks per event): whether any version pays a
     # birth-month bonus, and the version that follows each version number
     has_birthday_bonus: bool = field(init=False, default=False)
@@ -298,6 +313,15 @@ class Program:
         if number in self.following:
             return self.following[number]
         return next((v for v in self.versions if v.number > number), None)
+
+    def unit_value_yen(self, number: int) -> float:
+        """The yen value of a unit of version ``number``: its redemption's unit_value_yen, else the
+        accounting section's (0: the program states none)."""
+        version = next((v for v in self.versions if v.number == number), None)
+        if version is not None and version.redemption is not None:
+            return version.redemption.unit_value_yen
+        acc = self.accounting
+        return acc.unit_value_yen if acc is not None and acc.unit_value_yen is not None else 0
 
     def version_at(self, at: datetime) -> Version:
         chosen = self.versions[0]
