@@ -382,6 +382,35 @@ def member_answer(engine: Engine, member: str, as_of: Optional[str]) -> tuple[in
     return 200, {"member": member, "as_of": when.astimezone(program.tz).isoformat(), **view}
 
 
+def close_body(engine: Engine, body: bytes) -> tuple[int, dict]:
+    """POST /close on the engine thread: {"as_of": T} closes the ledger through T (a bare date:
+    the end of that day). (status, the close answer or an error)."""
+    program = engine.program
+    try:
+        asked = msgspec.json.decode(body or b"{}")
+    except msgspec.DecodeError as exc:
+        return 400, {"error": f"not JSON: {exc}", "status": 400}
+    as_of = asked.get("as_of") if isinstance(asked, dict) else None
+    if not isinstance(as_of, str):
+        return 422, {"error": "as_of: a time with offset or a date is needed (the moment to close through)",
+                     "status": 422}
+    from engine.run.close import close_time
+
+    try:
+        when = close_time(as_of, program)
+    except (ValueError, TypeError, OverflowError) as exc:
+        return 422, {"error": f"as_of: not an ISO 8601 time with offset, nor a date: {as_of!r} ({exc})", "status": 422}
+    if not (YEARS[0] <= when.year <= YEARS[1]):
+        return 422, {"error": _years_reason("as_of", as_of), "status": 422}
+    try:
+        return 200, engine.close(when)
+    except Exception as exc:
+        _rollback(engine)
+        if _is_store_error(exc):
+            raise StoreUnavailable(str(exc)) from None
+        raise
+
+
 def health(engine: Engine) -> bool:
     engine.store.is_applied("")  # one read of the ledger
     return True
@@ -430,6 +459,25 @@ def openapi_document(program: Program) -> dict:
                 "200": answer_of(quote, "the quote; `errors` lists what the checkout must fix"),
                 "401": unauthorized, "413": too_large,
                 "422": answer_of(quote, "not a cart: `errors` says why"),
+                "503": unavailable,
+            }}},
+        "/close": {"post": {
+            "operationId": "postClose",
+            "summary": "Close the ledger through a moment: every member's happenings due by then booked",
+            "description": "Expiries, birth-month bonuses, delayed restores and version switches due up to as_of are "
+                           "booked for every member with no event needed, one member a transaction; the close is "
+                           "recorded when all are done. Idempotent: a second close to the same moment books nothing.",
+            "requestBody": body({"type": "object", "required": ["as_of"], "properties": {"as_of": {
+                "type": "string", "description": "ISO 8601 with offset, or a bare date (the end of that day)"}}},
+                "the moment to close through"),
+            "responses": {
+                "200": answer_of({"type": "object", "properties": {
+                    "program": {"type": "string"}, "through": {"type": "string"}, "booked_at": {"type": "string"},
+                    "members": {"type": "integer"}, "members_booked": {"type": "integer"},
+                    "entries": {"type": "integer"}, "effects": {"type": "integer"}, "recorded": {"type": "boolean"},
+                    "previous_close": {"type": ["string", "null"]}}}, "the close (docs/CONTRACT.md)"),
+                "401": unauthorized, "413": too_large,
+                "422": answer_of(error, "no usable as_of"),
                 "503": unavailable,
             }}},
         "/members/{member_id}": {"get": {
@@ -635,6 +683,12 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
         status, out = await host.run(member_answer, member_id, request.query_params.get("as_of"))
         return _json_response(status, out)
 
+    @post("/close")
+    async def post_close(request: Request) -> Response:
+        body = await request.body()
+        status, out = await host.run(close_body, body)
+        return _json_response(status, out)
+
     @get("/openapi.json")
     async def get_openapi() -> Response:
         if "json" not in document:
@@ -654,7 +708,7 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
         host.close()
 
     app = Litestar(
-        route_handlers=[post_events, post_quote, get_member, get_openapi, get_health],
+        route_handlers=[post_events, post_quote, post_close, get_member, get_openapi, get_health],
         exception_handlers={Exception: _error_handler},
         openapi_config=None,           # /openapi.json is ours, from the msgspec Structs
         request_max_body_size=max_body,
