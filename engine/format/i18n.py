@@ -97,6 +97,18 @@ _MESSAGES: list[tuple[str, str]] = [
     (r"(?P<v>.+?) is greater than or equal to the maximum of (?P<max>\S+)", "{v} は {max} 未満にしてください"),
     (r"(?P<v>.+?) is less than the minimum of (?P<min>\S+)", "{v} は最小値 {min} より小さいです"),
     (r"(?P<v>.+?) is less than or equal to the minimum of (?P<min>\S+)", "{v} は {min} より大きくしてください"),
+    # loader: the accounting section; loyalty close / liability (engine/shell/commands/ledger.py)
+    (r"(?P<v>\S+) is not a day of the year \(MM-DD\)", "{v} は年の中の日付（MM-DD）ではありません"),
+    (r"(?P<opt>--from|--to): not a month \(YYYY-MM\) nor a date \(YYYY-MM-DD\): (?P<v>.*)",
+     "{opt}: 月（YYYY-MM）でも日付（YYYY-MM-DD）でもありません: {v}"),
+    (r"--to (?P<to>\S+) is before --from (?P<from_>\S+)", "--to {to} が --from {from_} より前です"),
+    (r"--as-of: not an ISO 8601 time with offset, nor a date: (?P<v>.*)",
+     "--as-of: オフセット付きの ISO 8601 の時刻でも日付でもありません: {v}"),
+    (r"loyalty (?P<cmd>close|liability): no ledger at (?P<path>.*)",
+     "loyalty {cmd}: {path} に台帳がありません"),
+    (r"loyalty liability: the outstanding units at (?P<at>\S+) cannot be rebuilt: (?P<why>.*); close the ledger "
+     r"through that month's end first \(loyalty close\)",
+     "loyalty liability: {at} 時点の未使用残高を再現できません: {why}。先にその月末まで締めてください（loyalty close）"),
     (rf"(?P<v>.+?) is not a (?P<fmt>{_Q})", "{v} は {fmt} の形式ではありません"),
     (rf"(?P<v>.+?) does not match (?P<pattern>{_Q})", "{v} は書式 {pattern} に合いません"),
     (r"(?P<v>.+?) is too short", "{v} は短すぎます（要素が足りません）"),

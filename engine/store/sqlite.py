@@ -307,3 +307,25 @@ class SQLiteStore:
     def close(self) -> None:
         self.commit()
         self.db.close()
+
+
+def upgrade(path: str) -> tuple[int, int]:
+    """Bring an existing SQLite ledger's schema to this engine's (``loyalty db upgrade``): the same
+    steps the store takes when it opens one. Returns (version before, version after)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='program'").fetchone()
+            before = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a usable SQLite ledger ({exc})") from None
+    if row is None:
+        raise StoreError(f"{path}: not a usable SQLite ledger (no program recorded)")
+    SQLiteStore(path, row[0]).close()
+    return int(before[0]) if before else 1, SQLITE_SCHEMA_VERSION
+
+
+SQLITE_SCHEMA_VERSION = SCHEMA_VERSION
+
