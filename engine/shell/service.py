@@ -476,6 +476,7 @@ def openapi_document(program: Program) -> dict:
                     "members": {"type": "integer"}, "members_booked": {"type": "integer"},
                     "entries": {"type": "integer"}, "effects": {"type": "integer"}, "recorded": {"type": "boolean"},
                     "previous_close": {"type": ["string", "null"]}}}, "the close (docs/CONTRACT.md)"),
+                "400": answer_of(error, "the body is not JSON"),
                 "401": unauthorized, "413": too_large,
                 "422": answer_of(error, "no usable as_of"),
                 "503": unavailable,
