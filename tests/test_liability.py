@@ -379,3 +379,26 @@ def test_service_post_close(tmp_path):
         assert client.post("/close", content=json.dumps({"as_of": "2025-09-30"}), headers=auth).json()["entries"] == 0
         assert client.post("/close", content=b"{}", headers=auth).status_code == 422
         assert client.post("/close", content=json.dumps({"as_of": "2025-09-30"})).status_code == 401
+
+
+def test_liability_prepaid_base_dates_and_deposit():
+    """A prepaid program (資金決済法): the unused balance at each base date, and the share to deposit
+    above the threshold. andest's file declared prepaid, threshold 400 yen for a small history."""
+    from engine.format.loader import parse_program
+
+    text = (ROOT / "programs" / "andest.yaml").read_text(encoding="utf-8")
+    text = text.replace("  points: free\n", "  points: prepaid\n  prepaid: {deposit_threshold_yen: 400}\n", 1)
+    program = parse_program(text, "andest-prepaid.yaml")
+    assert program.accounting.report_dates == ((3, 31), (9, 30))   # the schema's defaults
+    e = _engine(":memory:", program)
+    for event in HISTORY:
+        e.apply(event)
+    for month in MONTHS:
+        e.close(month)
+    prepaid = e.liability("2025-01", "2025-09")["prepaid"]
+    # 31 March: 500 unused (see test_liability_roll_forward_by_hand) > 400: deposit 500 x 0.5 = 250;
+    # 30 September: 547 > 400: 547 x 0.5 = 273.5 -> 274 (whole yen, half up)
+    assert prepaid["base_dates"] == [
+        {"date": "2025-03-31", "unused_yen": 500, "above_threshold": True, "deposit_yen": 250},
+        {"date": "2025-09-30", "unused_yen": 547, "above_threshold": True, "deposit_yen": 274}]
+    assert (prepaid["threshold_yen"], prepaid["deposit_share"]) == (400, 0.5)
