@@ -19,7 +19,6 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-import msgspec
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, note, settings
@@ -33,7 +32,7 @@ from engine.run.runner import Runner
 from engine.shell.service import member_answer
 from engine.store import MemoryStore, open_store
 from engine.model.timeutil import parse_instant
-from tests.test_invariants import PHASES, PROGRAMS, STREAM_EXAMPLES, STREAM_MAX, program_of, streams
+from tests.test_invariants import PHASES, PROGRAMS, STREAM_EXAMPLES, STREAM_MAX, encode, program_of, streams
 from tests.test_stores import PG_URL, another_schema, pg_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +68,7 @@ def points(valid=0, pending=0, held=0, used=0, expired=0, void=0) -> dict:
 
 
 def jsonl(path: Path, events: list) -> Path:
-    path.write_bytes(b"".join(msgspec.json.encode(e) + b"\n" if isinstance(e, dict) else e + b"\n" for e in events))
+    path.write_bytes(b"".join(encode(e) + b"\n" if isinstance(e, dict) else e + b"\n" for e in events))
     return path
 
 
@@ -293,7 +292,7 @@ def _in_member_order(events: list[dict], program) -> list[dict]:
 
 
 def _report(program, store, events: list[dict], at) -> dict:
-    result = Runner(program, store).run(msgspec.json.encode(e) for e in events)
+    result = Runner(program, store).run(encode(e) for e in events)
     report = ledger_report(program, store, at, result)
     return {k: report[k] for k in ("as_of", "program", "members", "effects", "rejected")}
 

@@ -785,13 +785,14 @@ class Ledger:
 
 
 def dump_store(store) -> dict:
-    """A store's ledger in comparable form: per member, its state blob and its entries in order."""
+    """A store's ledger in comparable form: per member, its state blob and its entries in order (an
+    entry's time as the instant it is: PostgreSQL gives it back in UTC, the others as the event wrote it)."""
     out = {}
     for member in store.members():
         state = store.load(member)
         out[member] = {
             "state": msgspec.json.decode(msgspec.json.encode(state)),
-            "entries": [(e.at.isoformat(), e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule,
+            "entries": [(e.at.astimezone(timezone.utc).isoformat(), e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule,
                          e.version) for e in store.entries(member)],
         }
     return out

@@ -14,7 +14,7 @@ import msgspec
 
 from engine.core.apply import apply
 from engine.model.errors import EventRejected
-from engine.model.events import BadEvent, decode_event
+from engine.model.events import BadEvent, decode_event, printable
 from engine.format.program import Program
 from engine.model.state import MemberState
 from engine.store.base import Store
@@ -80,11 +80,15 @@ class Runner:
         self.apply_event(event, result)
 
     def _refuse_bad(self, bad: BadEvent, result: RunResult, line_no: Optional[int]) -> None:
-        where = f"line {line_no}: " if line_no is not None and bad.event_id is None else ""
+        # an id holding a control character or a lone surrogate is shown and stored escaped: a store
+        # or a terminal could not take it as it is (a surrogate is not even UTF-8)
+        event_id = printable(bad.event_id) if bad.event_id is not None else None
+        where = f"line {line_no}: " if line_no is not None and event_id is None else ""
         field_text = f", field {bad.field}" if bad.field else ""
-        reason = f"{where}event {bad.event_id or '?'}{field_text}: {bad.reason}"
-        result.rejected.append({"event": bad.event_id, "field": bad.field, "reason": reason, "line": line_no})
-        self.store.reject(bad.event_id, None, reason)
+        reason = f"{where}event {event_id or '?'}{field_text}: {bad.reason}"
+        result.rejected.append({"event": event_id, "field": bad.field, "reason": reason, "line": line_no,
+                                "at": bad.at})
+        self.store.reject(event_id, None, reason)
 
     def apply_event(self, event, result: RunResult) -> None:
         if self.shared:
