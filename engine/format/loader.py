@@ -335,7 +335,9 @@ class _Compiler:
         return Returns(self.rule(node, path), self.pos(path), self.period(node.get("window")),
                        node.get("counts_from", "delivered"), frozenset(node.get("refuse_tags", [])),
                        self.period(node.get("restore_used_after")) or Period(),
-                       self.rule({"rule_id": node["cancel_rule_id"]}, path + ("cancel_rule_id",)) if "cancel_rule_id" in node else None)
+                       self.rule({"rule_id": node["cancel_rule_id"]}, path + ("cancel_rule_id",)) if "cancel_rule_id" in node else None,
+                       (self.period(node["cancel_restores_used_after"]) or Period())
+                       if "cancel_restores_used_after" in node else None)
 
     def ladder(self, node: dict | None, path: tuple) -> Ladder | None:
         """A ladder of levels (engine/core/ladder.py): steps, pause and cancel policy, gifts."""

@@ -248,6 +248,8 @@ class Returns(Ruled):
     refuse_tags: frozenset
     restore_used_after: Period
     cancel_rule: Optional[str] = None   # the rule a cancellation books under (else the returns rule)
+    # how long after a cancellation the used points come back (None: as after a return)
+    cancel_restore_after: Optional[Period] = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -300,7 +300,7 @@ def main():
         else:
             m.fulfil(oid, day + timedelta(days=9))
 
-    # a09: the campaign window 2026-01-01..07 at 10 % (ANS-8), orders just before, inside, after;
+    # a09: the week 2026-01-01..07 (campaign.yaml's 10 % campaign, ANS-8), orders just before, inside, after;
     # sale items tagged no_points.
     m = member("a09", d(2025, 11, 20))
     placed = [m.order(day, [("SERUM", 1, ()), ("MASK", 2, ("no_points",))])
