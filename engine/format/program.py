@@ -215,6 +215,7 @@ class Deadline(Ruled):
     business_days: int
     calendar: str
     applies_to: frozenset
+    counts_from: str = "delivery_date"    # the order's date counted back from: delivery_date | ship_date
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +223,7 @@ class ExchangeRules(Ruled):
     requires_product_order: bool
     refuse: Optional[Refusal]
     fees: tuple[FeeRule, ...]
-    deadline: Optional[Deadline]
+    deadlines: tuple      # Deadline, each for its requests (ANS-15: exchanges by shipping, point use by delivery)
 
 
 @dataclass(frozen=True, slots=True)
