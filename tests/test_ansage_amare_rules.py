@@ -10,8 +10,8 @@ hand calculations:
   so an order's amount incl. tax = Σ per rate (base + floor(base × rate));
 * grand total = items + shipping + fees + tax; "to pay" = grand total - points used (1 pt = ¥1);
 * ANS earn = floor(Σ line base × rate) once per order; base = amount incl. tax, shipping
-  excluded, after points used (ANS-6/7/13); rates: no_points tag 0 %, campaign 2026-01-01..07
-  10 %, one-off 1 %, subscription by class (regular 1 %, silver 3 %, gold 5 %) (ANS-2/3/8);
+  excluded, after points used (ANS-6/7/13); rates: no_points tag 0 %, (the example campaign of
+  examples/ansage/campaign.yaml 2026-01-01..07 10 %), one-off 1 %, subscription by class (regular 1 %, silver 3 %, gold 5 %) (ANS-2/3/8);
 * ANS class: shipped, non-returned orders of the past 12 months, incl. tax, at order time;
 * AMA earn = floor(PV × rate by consecutive subscription month) (AMA-1 ASSUMPTION);
 * expiry (AMA-2): last valid day = grant date + 12 months; expired from 00:00 the next day,
@@ -100,6 +100,11 @@ def balances(e: Engine, at: str, member: str = "m1") -> dict:
 
 def ansage() -> Engine:
     return Engine(str(ANSAGE))
+
+
+def ansage_with_campaign() -> Engine:
+    """The live program plus one campaign week (ANS-8): examples/ansage/campaign.yaml."""
+    return Engine(str(ROOT / "examples" / "ansage" / "campaign.yaml"))
 
 
 def amare() -> Engine:
@@ -457,6 +462,14 @@ def test_ANS_8_no_points_tag():
     assert "ANS-8" in q["earn"]["rules"]
 
 
+def test_ANS_8_the_live_program_runs_no_campaign():
+    """The shop's page names no campaign: in the first week of 2026 the live program earns the
+    one-off 1 % of 11,000 = 110, as on any other day."""
+    e = ansage()
+    register(e)
+    assert e.quote(cart("o1", T("2026-01-03"), [ln("A", 10000)]))["earn"]["points"] == 110
+
+
 @pytest.mark.parametrize("day,earn", [
     ("2025-12-31", 110),     # before the window: one-off 1 % of 11,000
     ("2026-01-01", 1100),    # first day: 10 % of 11,000
@@ -464,9 +477,10 @@ def test_ANS_8_no_points_tag():
     ("2026-01-08", 110),     # after
 ])
 def test_ANS_8_campaign_window(day, earn):
-    """ANS-8: "Campaigns may change the rate for a period" (YAML ASSUMPTION: 10 % on every order
-    placed 2026-01-01 .. 2026-01-07). One-off ¥10,000 at 10 % = 11,000 incl."""
-    e = ansage()
+    """ANS-8: "Campaigns may change the rate for a period": the example campaign week of
+    examples/ansage/campaign.yaml (10 % on every order placed 2026-01-01 .. 2026-01-07). One-off
+    ¥10,000 at 10 % = 11,000 incl."""
+    e = ansage_with_campaign()
     register(e)
     assert e.quote(cart("o1", T(day), [ln("A", 10000)]))["earn"]["points"] == earn
 
@@ -475,7 +489,7 @@ def test_ANS_8_campaign_does_not_lift_no_points_items():
     """ANS-8: inside the campaign, the no_points line still earns 0: ¥5,000 no_points + ¥5,000
     normal at 10 % on 2026-01-03 → 10 % of 5,500 = 550. A gold subscription order in the window
     gets the campaign's 10 % (first matching row): 11,000 × 10 % = 1,100."""
-    e = ansage()
+    e = ansage_with_campaign()
     register(e)
     q = e.quote(cart("o1", T("2026-01-03"), [ln("SALE", 5000, tags=["no_points"]), ln("A", 5000)]))
     assert q["earn"]["points"] == 550
@@ -528,18 +542,18 @@ def test_ANS_12_return_removes_earned_at_once_restores_used_after_14_days():
     assert balances(e, T("2025-04-01", "12:00")) == pts(valid=5001, void=100)
 
 
-def test_ANS_12_cancel_voids_pending_and_restores_used_after_14_days():
-    """ANS-12: cancellation. Balance 5,000; ¥10,000 order with 1,000 points used → 100 pending.
-    Cancelled 2025-03-02 10:00 before shipment: the 100 pending are void at once; the 1,000 come
-    back on 2025-03-16: used 1,000 on 03-15, valid 5,000 on 03-17."""
+def test_ANS_12_cancel_voids_pending_and_restores_used_at_once():
+    """ANS-12 (corrected reading: the two-week delay is stated for returns, 「返品後2週間程」; a
+    cancellation restores at once, ASSUMPTION). Balance 5,000; ¥10,000 order with 1,000 points used
+    → floor((11,000 − 1,000) × 1 %) = 100 pending. Cancelled 2025-03-02 10:00 before shipment: the
+    100 pending are void and the 1,000 used are valid again, both at once: valid 5,000 at 12:00."""
     e = ansage()
     register(e)
     grant(e, 5000)
     place(e, cart("o1", T("2025-03-01"), [ln("A", 10000)], redeem=1000))
     assert balances(e, T("2025-03-01", "12:00")) == pts(valid=4000, pending=100, used=1000)
     send(e, "order.cancelled", T("2025-03-02"), order="o1")
-    assert balances(e, T("2025-03-02", "12:00")) == pts(valid=4000, used=1000, void=100)
-    assert balances(e, T("2025-03-15", "12:00")) == pts(valid=4000, used=1000, void=100)
+    assert balances(e, T("2025-03-02", "10:00")) == pts(valid=5000, void=100)
     assert balances(e, T("2025-03-17", "00:00")) == pts(valid=5000, void=100)
 
 
@@ -652,8 +666,11 @@ def test_ANS_14_reward_cannot_be_returned():
 
 # --- ANS-15 / ANS-16 deadlines ---------------------------------------------------------------
 
-def _sub_cart(order, at, delivery, **kw):
-    return cart(order, at, [ln("SUB", 3000, 0.08)], course="subscription", delivery_date=delivery, **kw)
+def _sub_cart(order, at, delivery, ship=None, **kw):
+    """A subscription cart scheduled to ship on ``ship`` and arrive on ``delivery`` (the same day
+    unless given: ANS-15 counts an exchange from the shipping date, the point use from the delivery)."""
+    return cart(order, at, [ln("SUB", 3000, 0.08)], course="subscription", ship_date=ship or delivery,
+                delivery_date=delivery, **kw)
 
 
 def test_ANS_15_deadline_crosses_a_national_holiday():
@@ -1002,3 +1019,18 @@ def test_AMA_6_receipt_reproduced_exactly():
     assert (q["earn"]["points"], q["earn"]["state"]) == (18, "pending")
     place(e, c)
     assert balances(e, T("2025-02-10", "12:00")) == pts(valid=58, pending=18, used=42)
+
+
+def test_ANS_8_the_campaign_example_is_the_live_program_plus_one_row():
+    """examples/ansage/campaign.yaml must not drift from the live program: the same program but for
+    one earning row, the campaign (rate 0.10 from 2026-01-01 until 2026-01-07)."""
+    import yaml
+
+    live = yaml.safe_load(ANSAGE.read_text(encoding="utf-8"))
+    campaign = yaml.safe_load((ROOT / "examples" / "ansage" / "campaign.yaml").read_text(encoding="utf-8"))
+    rows = campaign["versions"][0]["earning"]["rates"]
+    extra = [r for r in rows if "from" in r]
+    assert len(extra) == 1 and extra[0]["rate"] == 0.10
+    assert (str(extra[0]["from"]), str(extra[0]["until"])) == ("2026-01-01", "2026-01-07")
+    rows.remove(extra[0])
+    assert campaign == live

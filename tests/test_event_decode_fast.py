@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import Engine
-from engine.model.events import BadEvent, decode_cart, decode_event, event_schema
+from engine.model.events import LONE_SURROGATE_REASON, BadEvent, decode_cart, decode_event, event_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 AT = "2025-06-01T10:00:00+09:00"
@@ -125,19 +125,41 @@ def test_the_first_bad_id_in_the_input_is_named():
     order(member="m\u00e9", lines=[{"sku": "A\"1", "qty": 1, "unit_price": 1000, "tax_rate": 0.10,
                                     "product": "T\u00e9e \\ \u3042 /"}]),
     order(payment={"method": "credit_card", "card_brand": "j\u00e9b"}),
-    order(lines=[{"sku": "A", "qty": 1, "unit_price": 1000, "tax_rate": 0.10, "tags": ["sale\n\u0000"]}]),
     order(note="free text \u0000 \u007f in an unknown field is ignored"),
-    {"id": "g\u00e91", "type": "points.granted", "at": AT, "member": "m1", "amount": 5, "reason": "goodwill \"\u00e9\"\n"},
-    {"id": "u1", "type": "member.updated", "at": AT, "member": "m1", "attributes": {"note\u0001": "line\nbreak"}},
+    {"id": "g\u00e91", "type": "points.granted", "at": AT, "member": "m1", "amount": 5, "reason": "goodwill \"\u00e9\" \ud83d\ude00"},
+    {"id": "u1", "type": "member.updated", "at": AT, "member": "m1", "attributes": {"note\u00e9": "\u3042"}},
 ])
 def test_harmless_escapes_are_accepted(event):
-    """Escapes that give printable characters in ids, and control characters outside ids (reasons,
-    tags, attributes, unknown fields), are accepted as before."""
+    """Escapes that give printable characters (an emoji as a surrogate pair included), and control
+    characters in a field the contract does not know (dropped), are accepted."""
     raw = json.dumps(event).encode()
     assert b"\\" in raw
     decoded = decode_event(raw)
     assert decoded.id == event["id"] and decoded.member == event["member"]
     assert decode_event(raw.decode()) == decoded
+
+
+@pytest.mark.parametrize("event, field, reason", [
+    (order(lines=[{"sku": "A", "qty": 1, "unit_price": 1000, "tax_rate": 0.10, "tags": ["sale\n\u0000"]}]),
+     "lines[0].tags[0]", REASON),
+    ({"id": "g1", "type": "points.granted", "at": AT, "member": "m1", "amount": 5, "reason": "goodwill\n"},
+     "reason", REASON),
+    ({"id": "u1", "type": "member.updated", "at": AT, "member": "m1", "attributes": {"note\u0001": "x"}},
+     "attributes.note\\u0001", REASON),
+    ({"id": "u1", "type": "member.updated", "at": AT, "member": "m1", "attributes": {"note": "line\nbreak"}},
+     "attributes.note", REASON),
+    ({"id": "u1", "type": "member.updated", "at": AT, "member": "m1", "attributes": {"note": "a\ud800"}},
+     "attributes.note", LONE_SURROGATE_REASON),
+])
+def test_hole17_10_control_characters_and_lone_surrogates_in_any_string_refuse_the_event(event, field, reason):
+    """CONTRACT: a control character or a lone surrogate in any string the contract knows (tags,
+    reasons, attribute keys and values) refuses the event, naming the field (a bad key escaped)."""
+    raw = json.dumps(event).encode()
+    for text in (raw, raw.decode()):
+        with pytest.raises(BadEvent) as caught:
+            decode_event(text)
+        assert (caught.value.event_id, caught.value.field, caught.value.reason) == (event["id"], field, reason)
+        assert caught.value.at == AT
 
 
 def test_a_refused_id_reaches_the_engine_as_a_rejection(tmp_path):

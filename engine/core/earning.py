@@ -48,8 +48,27 @@ def _choose(earning: Earning, order_env: dict, line, on: date) -> tuple[Optional
     return _row_for(earning.rates, env, on)
 
 
+def invoice_factors(lines, nets: Sequence, returned: Optional[Sequence[int]]) -> dict:
+    """Per tax rate, the kept items' amount incl. tax as the invoice states it (ANS-13: the rate's
+    kept amount floored, its tax once and floored) over their exact amount ex. tax: a line's share
+    of the invoice is its exact amount times its rate's factor, so the shares add up to the
+    invoice and a base of 2,099.9 yen is 2,099."""
+    kept_nets: dict = {}
+    for i, line in enumerate(lines):
+        kept = line.qty - returned[i] if returned else line.qty
+        if kept > 0:
+            kept_nets[line.tax_rate] = kept_nets.get(line.tax_rate, 0) + Fraction(nets[i]) * kept / line.qty
+    factors = {}
+    for rate, exact in kept_nets.items():
+        if exact > 0:
+            base = math.floor(exact)
+            _, num, den = tax_parts(rate)
+            factors[rate] = Fraction(base + base * num // den) / exact
+    return factors
+
+
 def line_base(earning: Earning, line, kept: int, points: tuple[int, int] = (0, 1),
-              net: int | Fraction | None = None) -> tuple[int, int]:
+              net: int | Fraction | None = None, incl_factor: Optional[Fraction] = None) -> tuple[int, int]:
     """A line's earn base as an exact fraction (numerator, denominator) of yen (or PV); ``kept``
     is its quantity after returns. ``points`` is (yen of points used, the order's net amount):
     after points (ANS-7), a line gives up the points in proportion to its net amount, exactly
@@ -64,10 +83,14 @@ def line_base(earning: Earning, line, kept: int, points: tuple[int, int] = (0, 1
     # the line's exact amount after the coupon (pricing.exact_nets), as numerator / denominator
     n, d = _ratio(line.net_ex if net is None else net)
     if earning.base == "items_incl_tax":
-        # net × kept/qty × (1 + tax) − used × net/total × kept/qty, over one denominator
-        _, tax_num, tax_den = tax_parts(line.tax_rate)
-        num = n * kept * (total * (tax_den + tax_num) - used * tax_den)
-        den = line.qty * total * tax_den * d
+        # net × kept/qty × (the rate's invoice factor, else 1 + tax) − used × net/total × kept/qty
+        if incl_factor is not None:
+            f_num, f_den = incl_factor.numerator, incl_factor.denominator
+        else:
+            _, tax_num, tax_den = tax_parts(line.tax_rate)
+            f_num, f_den = tax_den + tax_num, tax_den
+        num = n * kept * (total * f_num - used * f_den)
+        den = line.qty * total * f_den * d
     else:
         num, den = n * kept * (total - used), line.qty * total * d
     return max(num, 0), den
@@ -95,6 +118,7 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
     points = ((sum(line.points_share for line in lines), sum(line.net_ex for line in lines))
               if earning.after_points else (0, 1))
     nets = exact_nets(lines) if earning.base != "pv" else None
+    factors = invoice_factors(lines, nets, returned) if earning.base == "items_incl_tax" else {}
     for i, line in enumerate(lines):
         key = (order_key, line_key(line)) if line_key is not None else order_key
         try:
@@ -117,7 +141,8 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
             n, d = _ratio(nets[i])
             num, den = n * kept, line.qty * d
         else:
-            num, den = line_base(earning, line, kept, points, nets[i] if nets is not None else None)
+            num, den = line_base(earning, line, kept, points, nets[i] if nets is not None else None,
+                                 factors.get(line.tax_rate))
         parts.append((num, den, rate_num, rate_den, row.rule))
         if row.rule not in rules:
             rules.append(row.rule)

@@ -19,7 +19,11 @@ from engine.model.timeutil import local_date
 def remove_earned(change: Change, order: Order, units: int, rule: str) -> None:
     """Take back ``units`` the order earned: its pending points first, then its valid ones; what the
     member already spent is taken from the rest of the balance, and what is still missing is owed
-    (settled from the next points that become valid), so a balance never goes negative."""
+    (settled from the next points that become valid), so a balance never goes negative. Nothing
+    to take back (``units`` ≤ 0: a threshold order whose cancellation already took back more
+    through the carry than it earned itself) takes nothing and owes nothing."""
+    if units <= 0:
+        return
     left = units
     for state in ("pending", "valid"):
         moved = change.move(left, state, "void", "void", rule, where=of_order(order.id))
@@ -30,12 +34,15 @@ def remove_earned(change: Change, order: Order, units: int, rule: str) -> None:
     change.state.debt += left
 
 
-def restore_used(change: Change, order: Order, units: int, rule: str) -> None:
-    """Give back ``units`` used on the order, now or after the program's delay (ANS-12)."""
+def restore_used(change: Change, order: Order, units: int, rule: str, cancelled: bool = False) -> None:
+    """Give back ``units`` used on the order, now or after the program's delay (ANS-12): the delay
+    after a return, or the one after a cancellation where the program gives its own."""
     if units <= 0:
         return
     returns = change.version.returns
     delay = returns.restore_used_after if returns else None
+    if cancelled and returns is not None and returns.cancel_restore_after is not None:
+        delay = returns.cancel_restore_after
     if delay and (delay.years or delay.months or delay.days):
         local = change.at.astimezone(change.program.tz)
         due = datetime.combine(delay.after(local.date()), local.timetz())
@@ -64,7 +71,7 @@ def cancel(change: Change, order_id: str) -> None:
     removed = uncount(change, order, order.counted, rule) if order.counted else 0
     remove_earned(change, order, order.earned - removed, rule)
     # a cancelled order ships nothing: the units of its rewards come back too
-    restore_used(change, order, order.points_used + order.exchange_units - order.points_restored, rule)
+    restore_used(change, order, order.points_used + order.exchange_units - order.points_restored, rule, cancelled=True)
     record_order(change.state, order, msgspec.structs.replace(
         order, status="cancelled", earned=0, counted=0, points_restored=order.points_used + order.exchange_units),
         change.program.tz)

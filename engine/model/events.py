@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
-from typing import Annotated, Literal, Optional, Union, get_args, get_type_hints
+from typing import Annotated, Literal, Optional, Union
 
 import msgspec
 
@@ -108,14 +107,16 @@ class OrderPlaced(Base, tag="order.placed", frozen=True):
     order: Id
     course: Literal["subscription", "one_off"]
     payment: Payment
-    lines: Annotated[tuple[Line, ...], msgspec.Meta(min_length=1, max_length=1000)]
+    # empty only with exchanges: an exchange on its own (AMA-4's "apply now"), checked at decode
+    lines: Annotated[tuple[Line, ...], msgspec.Meta(max_length=1000)]
     guest: bool = False
     shipping: NonNeg = 0
     coupon_discount: NonNeg = 0
     redeem: Optional[Redeem] = None
     exchanges: tuple[Exchange, ...] = ()
     fulfilment: Literal["with_order", "ship_now"] = "with_order"
-    # Extension: the scheduled delivery date of this (subscription) delivery, for request deadlines.
+    # the scheduled shipping and delivery dates of this delivery, for request deadlines (ANS-15)
+    ship_date: Optional[DateText] = None
     delivery_date: Optional[DateText] = None
 
 
@@ -193,22 +194,31 @@ _cart_decoder = msgspec.json.Decoder(OrderPlaced)
 class BadEvent(Exception):
     """An input line that is not a valid event. ``event_id`` is set when the line had one."""
 
-    def __init__(self, event_id: str | None, reason: str, field: str | None = None):
+    def __init__(self, event_id: str | None, reason: str, field: str | None = None, at: str | None = None):
         self.event_id = event_id
         self.reason = reason
         self.field = field
+        # the line's `at` as written, when it had one: a past view lists a refusal only up to its time
+        self.at = at
         super().__init__(reason)
 
 
 def _explain(raw: bytes | str, exc: Exception) -> BadEvent:
     # Slow path, taken only for bad input: find the id (if any) so the message can name it.
-    event_id = None
+    event_id = at = None
     try:
         obj = json.loads(raw)
         if isinstance(obj, dict) and isinstance(obj.get("id"), str):
             event_id = obj["id"]
+        if isinstance(obj, dict) and isinstance(obj.get("at"), str):
+            at = obj["at"]
     except (ValueError, RecursionError):
         return BadEvent(None, f"malformed JSON: {exc}")
+    at = at if at is None or not _bad_string(at) else None
+    bad = next(_bad_strings(obj), None) if isinstance(obj, dict) else None
+    if bad is not None:
+        # msgspec reads a lone surrogate escape (\ud800) as "Input data was truncated"
+        return BadEvent(event_id, _reason_for(bad[1]), bad[0], at)
     text = str(exc)
     field = None
     if " - at `$." in text:
@@ -224,91 +234,93 @@ def _explain(raw: bytes | str, exc: Exception) -> BadEvent:
         text = text.split(" matching regex")[0] + " in the form YYYY-MM-DD"
     if "Invalid value" in text and field == "type":
         text = f"unknown event type {obj.get('type')!r}"
-    return BadEvent(event_id, text, field)
+    return BadEvent(event_id, text, field, at)
 
 
 CONTROL_CHARACTERS_REASON = "Expected `str` without control characters"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# The JSON escapes that give a control character or DEL: \b \f \n \r \t \u0000-\u001f \u007f.
-# (After an escaped backslash, as in \\n, a match is a false alarm: it only costs a look at the ids.)
-_CONTROL_ESCAPE_TEXT = r"\\(?:[bfnrt]|u00[01]|u007[fF])"
+LONE_SURROGATE_REASON = "Expected `str` without lone surrogates (an escape \\ud800-\\udfff with no partner)"
+# Control characters (U+0000–U+001F), DEL and lone surrogates (a decoded string keeps a surrogate
+# only when it had no partner): refused in every string of an event, keys of attributes included.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _bad_string(value: str) -> bool:
+    return _CONTROL.search(value) is not None
+
+
+def _reason_for(value: str) -> str:
+    found = _CONTROL.search(value)
+    return LONE_SURROGATE_REASON if found and "\ud800" <= found.group() <= "\udfff" else CONTROL_CHARACTERS_REASON
+
+
+# The JSON escapes that give a control character, DEL or a surrogate: \b \f \n \r \t \u0000-\u001f
+# \u007f \ud800-\udfff. (After an escaped backslash, as in \\n, a match is a false alarm: it only
+# costs a look at the strings; so does an emoji written as a surrogate pair.)
+_CONTROL_ESCAPE_TEXT = r"\\(?:[bfnrt]|u00[01]|u007[fF]|u[dD][89a-fA-F])"
 _CONTROL_ESCAPE = re.compile(_CONTROL_ESCAPE_TEXT)
 _CONTROL_ESCAPE_BYTES = re.compile(_CONTROL_ESCAPE_TEXT.encode())
 
 
-@cache
-def _id_fields(cls) -> tuple[tuple[str, object], ...]:
-    """The Id-typed fields of a Struct class: (name, None) for an Id or Optional[Id],
-    (name, item class) for a tuple of Structs that have Id fields themselves."""
-    fields = []
-    for name, hint in get_type_hints(cls, include_extras=True).items():
-        if name not in cls.__struct_fields__:
-            continue
-        if hint == Id or Id in get_args(hint):
-            fields.append((name, None))
-            continue
-        while get_args(hint) and not (isinstance(hint, type) and issubclass(hint, msgspec.Struct)):
-            hint = get_args(hint)[0]          # Annotated[tuple[Line, ...], Meta] -> tuple[Line, ...] -> Line
-        if isinstance(hint, type) and issubclass(hint, msgspec.Struct) and _id_fields(hint):
-            fields.append((name, hint))
-    return tuple(fields)
-
-
-for _cls in get_args(Event):
-    _id_fields(_cls)          # resolved once, at import
-
-
-def _control_character_paths(obj, prefix: str = "") -> list[str]:
-    paths = []
-    for name, item_cls in _id_fields(type(obj)):
-        value = getattr(obj, name)
-        if item_cls is None:
-            if value is not None and _CONTROL.search(value):
-                paths.append(prefix + name)
+def _bad_strings(node, prefix: str = ""):
+    """Every string (value or key, in the node's order) holding a control character, DEL or a lone
+    surrogate, in a decoded Struct or a JSON value: (its path, the string). A bad key is written
+    escaped in the path, so the path itself is printable."""
+    if isinstance(node, str):
+        if _bad_string(node):
+            yield prefix.rstrip("."), node
+        return
+    if isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _bad_strings(item, f"{prefix.rstrip('.')}[{i}].")
+        return
+    if isinstance(node, msgspec.Struct):
+        items = ((name, getattr(node, name)) for name in node.__struct_fields__)
+    elif isinstance(node, dict):
+        items = node.items()
+    else:
+        return
+    for key, value in items:
+        if isinstance(key, str) and _bad_string(key):
+            yield f"{prefix}{printable(key)}", key
         else:
-            for i, item in enumerate(value):
-                paths.extend(_control_character_paths(item, f"{prefix}{name}[{i}]."))
-    return paths
+            yield from _bad_strings(value, f"{prefix}{key}.")
 
 
-def _document_order(raw: bytes | str, paths: list[str]) -> list[str]:
-    """``paths`` in the order they come in the input, which is the order msgspec checks them in."""
+def printable(text: str) -> str:
+    """``text`` as it may be shown and stored: control characters, DEL and lone surrogates written
+    as JSON escapes (\\u0001, \\ud800); any other text unchanged."""
+    if not _bad_string(text):
+        return text
+    return _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], text)
+
+
+def _bad_string_field(raw: bytes | str, decoded) -> tuple[str, str] | None:
+    """The first string of ``decoded`` (in the input's order, which is msgspec's) holding a control
+    character, DEL or a lone surrogate, keys of attributes included: (path, string), or None. A field
+    the contract does not know is dropped by the decoder and not looked at."""
+    found = dict(_bad_strings(decoded))
+    if not found:
+        return None
     try:
-        obj = json.loads(raw)
+        for path, value in _bad_strings(json.loads(raw)):
+            if path in found:
+                return path, value
     except (ValueError, TypeError, RecursionError):
-        return paths
-    ordered: list[str] = []
-
-    def walk(node: dict, prefix: str) -> None:
-        for key, value in node.items():
-            path = prefix + key
-            if path in paths and path not in ordered:
-                ordered.append(path)
-            elif isinstance(value, list):
-                for i, item in enumerate(value):
-                    if isinstance(item, dict):
-                        walk(item, f"{path}[{i}].")
-
-    if isinstance(obj, dict):
-        walk(obj, "")
-    return ordered + [p for p in paths if p not in ordered]
-
-
-def _control_character_field(raw: bytes | str, decoded) -> str | None:
-    """The first id-like field of ``decoded`` holding a control character (U+0000–U+001F) or DEL,
-    or None (msgspec's error order: the first in the input)."""
-    paths = _control_character_paths(decoded)
-    if len(paths) > 1:
-        paths = _document_order(raw, paths)
-    return paths[0] if paths else None
+        pass
+    return next(iter(found.items()))
 
 
 def _check_tax_rates(decoded: OrderPlaced) -> None:
-    """Every line's rate is one of the contract's (0.1 and 0.10 are the same float)."""
+    """Every line's rate is one of the contract's (0.1 and 0.10 are the same float); no line at all
+    only for an exchange on its own."""
+    if not decoded.lines and not decoded.exchanges:
+        raise BadEvent(decoded.id, "Expected `array` of length >= 1 (an order with no line must carry exchanges)",
+                       "lines", decoded.at)
     for i, line in enumerate(decoded.lines):
         if line.tax_rate not in TAX_RATES:
             raise BadEvent(decoded.id, f"tax_rate {line.tax_rate!r} is not a consumption tax rate: give one of "
-                                       f"{', '.join(f'{r:.2f}' for r in TAX_RATES)}", f"lines[{i}].tax_rate")
+                                       f"{', '.join(f'{r:.2f}' for r in TAX_RATES)}", f"lines[{i}].tax_rate",
+                           decoded.at)
 
 
 def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
@@ -316,12 +328,14 @@ def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
         decoded = decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _explain(raw, exc) from None
+    except UnicodeEncodeError as exc:      # a text (not bytes) holding a lone surrogate
+        raise _explain(raw, exc) from None
     except RecursionError:
         raise BadEvent(None, "malformed JSON: nested too deeply") from None
-    # Ids without control characters: msgspec's JSON reader refuses raw U+0000–U+001F inside a
-    # string, so a decoded string holds one only through a backslash escape (\n, \u0001, ...), and
-    # DEL only through \u007f or the character itself; input with neither (nearly all, including
-    # escaped non-ASCII text such as \u00e9) needs no look at its ids.
+    # Strings without control characters or lone surrogates: msgspec's JSON reader refuses raw
+    # U+0000–U+001F inside a string, so a decoded string holds one only through a backslash escape
+    # (\n, \u0001, \ud800 ...), and DEL only through \u007f or the character itself; input with
+    # neither (nearly all, including escaped non-ASCII text such as \u00e9) needs no look inside.
     # (`92 in raw` finds a byte far faster than `b"\\" in raw`.)
     kind = type(raw)
     if kind is bytes or kind is bytearray:
@@ -331,9 +345,10 @@ def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
     else:
         suspect = True
     if suspect:
-        field = _control_character_field(raw, decoded)
-        if field is not None:
-            raise BadEvent(decoded.id, CONTROL_CHARACTERS_REASON, field)
+        bad = _bad_string_field(raw, decoded)
+        if bad is not None:
+            field, value = bad
+            raise BadEvent(decoded.id, _reason_for(value), field, None if field == "at" else decoded.at)
     if type(decoded) is OrderPlaced:
         _check_tax_rates(decoded)
     return decoded

@@ -14,10 +14,10 @@ import msgspec
 
 from engine.core.apply import apply
 from engine.model.errors import EventRejected
-from engine.model.events import BadEvent, decode_event
+from engine.model.events import BadEvent, decode_event, printable
 from engine.format.program import Program
 from engine.model.state import MemberState
-from engine.store.base import Store
+from engine.store.base import Store, StoreError
 
 BATCH = 1000  # events a transaction; a crash loses at most one uncommitted batch, replayed on rerun
 # Events a transaction of a replay into a shared store (PostgreSQL). The chunk's members stay locked
@@ -37,6 +37,17 @@ class RunResult:
 
 # An applied event's body as the ledger keeps it (a past view decodes and replays it, engine/run/report.py)
 _encode_body = msgspec.json.Encoder().encode
+
+
+def refusal_of_line(bad: BadEvent, line_no: Optional[int]) -> dict:
+    """The run report's entry for a line that is no valid event."""
+    # an id holding a control character or a lone surrogate is shown and stored escaped: a store
+    # or a terminal could not take it as it is (a surrogate is not even UTF-8)
+    event_id = printable(bad.event_id) if bad.event_id is not None else None
+    where = f"line {line_no}: " if line_no is not None and event_id is None else ""
+    field_text = f", field {bad.field}" if bad.field else ""
+    reason = f"{where}event {event_id or '?'}{field_text}: {bad.reason}"
+    return {"event": event_id, "field": bad.field, "reason": reason, "line": line_no, "at": bad.at}
 
 
 def event_digest(event) -> str:
@@ -71,7 +82,10 @@ class Runner:
             self.cache[member] = self.store.load(member)
         return self.cache[member]
 
-    def apply_one(self, raw: bytes | str, result: RunResult, line_no: Optional[int] = None) -> None:
+    def apply_one(self, raw: bytes | str | BadEvent, result: RunResult, line_no: Optional[int] = None) -> None:
+        if isinstance(raw, BadEvent):     # a line the reader refused (engine/run/lines.py)
+            self._refuse_bad(raw, result, line_no)
+            return
         try:
             event = decode_event(raw)
         except BadEvent as bad:
@@ -80,11 +94,9 @@ class Runner:
         self.apply_event(event, result)
 
     def _refuse_bad(self, bad: BadEvent, result: RunResult, line_no: Optional[int]) -> None:
-        where = f"line {line_no}: " if line_no is not None and bad.event_id is None else ""
-        field_text = f", field {bad.field}" if bad.field else ""
-        reason = f"{where}event {bad.event_id or '?'}{field_text}: {bad.reason}"
-        result.rejected.append({"event": bad.event_id, "field": bad.field, "reason": reason, "line": line_no})
-        self.store.reject(bad.event_id, None, reason)
+        refusal = refusal_of_line(bad, line_no)
+        result.rejected.append(refusal)
+        self.store.reject(refusal["event"], None, refusal["reason"])
 
     def apply_event(self, event, result: RunResult) -> None:
         if self.shared:
@@ -169,16 +181,39 @@ class Runner:
                     chunk = []
             if chunk:
                 self._run_chunk(chunk, result, progress)
-        finally:
+        except StoreError:
+            # the store failed the batch in flight (and said why): nothing of it stands, and a
+            # commit now would only hide the cause behind "no transaction is active"
             self._chunked = False
-            self.commit()
+            self.abandon()
+            raise
+        except BaseException as exc:
+            self._chunked = False
+            try:
+                self.commit()     # the whole events before the failure stand; the failing one wrote nothing
+            except StoreError:
+                self.abandon()
+            raise exc
+        self._chunked = False
+        self.commit()
         return result
+
+    def abandon(self) -> None:
+        """Drop the batch in flight after a store failure, and the states cached from it."""
+        self.cache.clear()
+        self._pending = 0
+        try:
+            rollback = getattr(self.store, "rollback", None)
+            if rollback is not None:
+                rollback()
+        except StoreError:
+            pass
 
     def _run_chunk(self, chunk: list, result: RunResult, progress: Callable[[int], None] | None) -> None:
         decoded = []
         for n, raw in chunk:
             try:
-                decoded.append((n, decode_event(raw)))
+                decoded.append((n, raw if isinstance(raw, BadEvent) else decode_event(raw)))
             except BadEvent as bad:
                 decoded.append((n, bad))
         if self._lock_chunk is not None:

@@ -66,11 +66,13 @@ def validate(paths: tuple[str, ...], fmt: str, lang: Optional[str]) -> None:
 
 
 def _read_lines(events: str):
+    from engine.run.lines import event_lines
+
     if events == "-":
-        yield from sys.stdin.buffer
+        yield from event_lines(sys.stdin.buffer)
         return
     with open(events, "rb") as fh:
-        yield from fh
+        yield from event_lines(fh)
 
 
 @cli.command()
@@ -89,7 +91,9 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
 
     program = load_or_exit(program_path)
     if events != "-" and not Path(events).is_file():
-        click.echo(f"{events}: no such events file", err=True)
+        what = "not a regular file (give a JSON Lines file of events, or - for standard input)" \
+            if Path(events).exists() else "no such events file"
+        click.echo(f"{events}: {what}", err=True)
         sys.exit(1)
     spec = db or _default_db(program)
     if jobs > 1 and spec == ":memory:":
@@ -127,12 +131,26 @@ def _run_and_report(program: Program, store, events: str, as_of: Optional[str], 
     if jobs > 1:
         from engine.run.parallel import ParallelError, effects_in_line_order, replay_parallel
 
+        from engine.model.events import BadEvent
+        from engine.run.runner import refusal_of_line
+
+        refused: dict[int, BadEvent] = {}   # lines the reader refused (over-long): no worker needs them
+
+        def lines():
+            for n, raw in enumerate(_read_lines(events), 1):
+                if isinstance(raw, BadEvent):
+                    refused[n] = raw
+                    yield b"\n"    # a blank line keeps the numbering
+                else:
+                    yield raw
+
         try:
-            result = replay_parallel(program_path, _read_lines(events), jobs, spec,
+            result = replay_parallel(program_path, lines(), jobs, spec,
                                      progress=lambda: replay_progress(count_lines(events)))
         except ParallelError as exc:
             click.echo(f"loyalty run: {exc}", err=True)
             sys.exit(exc.exit_code)
+        result.rejected.extend(refusal_of_line(bad, n) for n, bad in refused.items())
     else:
         # a bar on a terminal for long replays; silent otherwise (CI, pipes)
         with replay_progress(count_lines(events)) as progress:

@@ -44,7 +44,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 
 from engine.shell.api import Engine
-from engine.model.events import BadEvent, Event, OrderPlaced, decode_cart
+from engine.model.events import BadEvent, Event, OrderPlaced, decode_cart, printable
 from engine.format.loader import load_program
 from engine.format.program import Program
 from engine.run.report import PastViewUnavailable, member_dict, state_at
@@ -137,6 +137,7 @@ class Quote(msgspec.Struct):
     tier: Optional[str] = None
     version: Optional[int] = None
     deadline: Optional[dict[str, Any]] = None
+    deadlines: Optional[list[dict[str, Any]]] = None
 
 
 class LotView(msgspec.Struct):
@@ -218,7 +219,7 @@ def _peek(raw: bytes) -> _Peek:
 
 
 def _text(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) else None
+    return printable(value) if isinstance(value, str) else None
 
 
 def _time_outside(text: Any, program: Program) -> bool:
@@ -319,7 +320,7 @@ def quote_body(engine: Engine, body: bytes) -> tuple[int, dict, Optional[str]]:
     try:
         cart = decode_cart(body)
     except BadEvent as bad:
-        where = f"event {bad.event_id or '?'}" + (f", field {bad.field}" if bad.field else "")
+        where = f"event {printable(bad.event_id) if bad.event_id else '?'}" + (f", field {bad.field}" if bad.field else "")
         return 422, {"errors": [{"field": bad.field, "reason": f"{where}: {bad.reason}", "rule": None}]}, None
     except (RecursionError, ValueError, TypeError) as exc:  # msgspec's RecursionError escapes decode_cart
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]

@@ -13,6 +13,12 @@ def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class StoreError(Exception):
+    """The ledger cannot be read or written (a full disk, a read-only file, a file that is not a
+    ledger, a database that is down): said with the ledger's name and the cause, never half-written.
+    The CLI exits 1 with it, the service answers 503 with it."""
+
+
 class Store(Protocol):
     def is_applied(self, event_id: str) -> bool: ...
 

@@ -98,10 +98,31 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
         "ALTER TABLE events ADD COLUMN body TEXT, ADD COLUMN seq BIGINT",
         "ALTER TABLE events ALTER COLUMN seq SET DEFAULT nextval('events_seq')",
     )),
+    # CONTRACT: an event id is applied once across the whole ledger, not once per member (the same
+    # id sent for two members is skipped the second time, as on every store). ``event_ids`` claims an
+    # id for the member it was applied for; its key holds between processes too (of two concurrent
+    # commits of one id, the second fails and its retry finds the id applied). It is the one table
+    # keyed by id, not by member: on Citus it is distributed by id, so the claim is a second shard
+    # in the event's transaction. (A ledger that applied an id for two members before this version
+    # cannot be upgraded silently: the upgrade stops and names the ids.)
+    (5, "an event id is applied once across the ledger, whichever member it names", (
+        "DO $$ DECLARE dup TEXT; BEGIN "
+        "SELECT string_agg(program || ':' || id, ', ') INTO dup FROM ("
+        "SELECT program, id FROM events WHERE status = 'applied' GROUP BY program, id HAVING count(*) > 1 "
+        "ORDER BY program, id LIMIT 20) d; "
+        "IF dup IS NOT NULL THEN RAISE EXCEPTION 'event ids applied for more than one member (program:id): %; "
+        "decide which application stands and delete the other rows from events before upgrading', dup; "
+        "END IF; END $$",
+        """CREATE TABLE event_ids (
+             program TEXT NOT NULL, id TEXT NOT NULL, member TEXT NOT NULL,
+             PRIMARY KEY (program, id))""",
+        "INSERT INTO event_ids (program, id, member) SELECT program, id, member FROM events WHERE status = 'applied'",
+        "DROP INDEX IF EXISTS events_by_id",
+    )),
     # Issue 22: every entry keeps the time it was booked (NULL for those booked before: they count
     # as booked at their business time). The ledger's closes (engine/run/close.py) are program-wide
     # rows of ``meta`` (key 'close:<booked time>'), so no table that Citus cannot distribute by member.
-    (5, "ledger entries keep their booked time", (
+    (6, "ledger entries keep their booked time", (
         "ALTER TABLE ledger ADD COLUMN booked_at TIMESTAMPTZ",
     )),
 ]
@@ -183,6 +204,8 @@ class _Chunk:
         self.states: dict[str, Optional[MemberState]] = states  # every locked member
         self.known: dict[tuple[str, str], tuple] = known         # (member, id) -> (status, digest, reason) on record
         self.applied: set[tuple[str, str]] = set()                # applied in this chunk
+        # the ids applied for any member: on record when the chunk began, or in this chunk
+        self.applied_ids: set[str] = set()
         self.refused: dict[tuple[str, str], tuple] = {}           # refused in this chunk: (reason, digest), first kept
         self.unrefuse: list[tuple[str, str]] = []                 # refusals on record that an applied event replaces
         self.event_rows: list[tuple] = []                         # (member, id, type, at, body) of the applied events
@@ -191,7 +214,7 @@ class _Chunk:
         self.effect_rows: list[tuple] = []
 
     def status(self, key: tuple[str, str]) -> Optional[str]:
-        if key in self.applied:
+        if key[1] in self.applied_ids:
             return "applied"
         if key in self.refused:
             return "rejected"
@@ -322,8 +345,7 @@ class PostgresStore:
         p = self.program
         queries = [("SELECT state::text FROM members WHERE program = %s AND member = %s FOR UPDATE", (p, member))]
         if event_id is not None:
-            queries.append(("SELECT EXISTS (SELECT 1 FROM events WHERE program = %s AND member = %s AND id = %s "
-                            "AND status = 'applied')", (p, member, event_id)))
+            queries.append(("SELECT EXISTS (SELECT 1 FROM event_ids WHERE program = %s AND id = %s)", (p, event_id)))
         with self._guard():
             self._end()
             self._queue.append("BEGIN")
@@ -358,7 +380,7 @@ class PostgresStore:
         p = self.program
         with self._guard():
             self._end()
-            _, _, rows, known = self._pipeline([
+            _, _, rows, known, applied_ids = self._pipeline([
                 ("BEGIN", None),
                 # New members first, in sorted order (ON CONFLICT DO NOTHING waits for a concurrent
                 # insert of the same member to end): then every member has a committed row or one of
@@ -371,6 +393,8 @@ class PostgresStore:
                  "FROM unnest(%b::text[], %b::text[]) AS k(member, id) "
                  "JOIN events e ON e.program = %s AND e.member = k.member AND e.id = k.id",
                  ([k[0] for k in keys], [k[1] for k in keys], p)),
+                ("SELECT id FROM event_ids WHERE program = %s AND id = ANY(%b::text[])",
+                 (p, list({k[1] for k in keys}))),
             ])
         self._reset()
         self._member = ""  # a transaction is open: ``_end`` would commit it, ``rollback`` ends it
@@ -379,6 +403,7 @@ class PostgresStore:
             self.rollback()
             raise StoreError(f"{self.name}: could not lock the members of a chunk")
         self._chunk = _Chunk(states, {(m, i): (st, d, r) for m, i, st, d, r in known})
+        self._chunk.applied_ids = {row[0] for row in applied_ids}
 
     def _pipeline(self, statements: list[tuple[str, Optional[tuple]]]) -> list[Optional[list[tuple]]]:
         """Run ``statements`` in one round trip (pipeline mode, parameters bound on the server; the
@@ -429,6 +454,9 @@ class PostgresStore:
             with cur.copy("COPY events (program, member, id, type, at, body, seq, status) FROM STDIN") as copy:
                 for row in sorted((row + (seq,) for row, seq in zip(chunk.event_rows, places)), key=itemgetter(0, 1)):
                     copy.write_row((p, *row, "applied"))
+            with cur.copy("COPY event_ids (program, id, member) FROM STDIN") as copy:
+                for row in sorted(chunk.event_rows, key=itemgetter(1)):
+                    copy.write_row((p, row[1], row[0]))
         if chunk.ledger_rows:
             with cur.copy("COPY ledger (program, member, at, source, action, lot, amount, from_state, to_state, "
                           "rule, version, booked_at) FROM STDIN") as copy:
@@ -477,6 +505,7 @@ class PostgresStore:
         elif key in chunk.known:      # refused on record: the refusal gives way
             chunk.unrefuse.append(key)
         chunk.applied.add(key)
+        chunk.applied_ids.add(event_id)
         chunk.event_rows.append((member, event_id, event_type, at, _text(body)))
         chunk.states[member] = chunk.dirty[member] = state
         chunk.ledger_rows.extend(ledger)
@@ -524,20 +553,14 @@ class PostgresStore:
     # -- the Store interface --------------------------------------------------------------------
 
     def is_applied(self, event_id: str) -> bool:
-        """Whether ``event_id`` was applied. Under a member's lock (the runner locks the event's
-        member first) the look-up is that member's, so it stays on the member's shard: event ids
-        are unique per member. Without a lock it looks the id up program-wide."""
+        """Whether ``event_id`` was applied, for any member (ids are unique across the ledger). Under a
+        member's lock the answer came with the lock, in the same round trip."""
         if self._locked and self._checked is not None and self._checked[0] == event_id:
             return self._checked[1]
         if self._chunk is not None and self._member is not None:
             return self._chunk.status((self._member, event_id)) == "applied"
         with self._guard():
-            if self._locked:
-                rows = self._send(("SELECT 1 FROM events WHERE program = %s AND member = %s AND id = %s "
-                                   "AND status = 'applied'", (self.program, self._member, event_id)))
-            else:
-                rows = self._send(("SELECT 1 FROM events WHERE program = %s AND id = %s AND status = 'applied' "
-                                   "LIMIT 1", (self.program, event_id)))
+            rows = self._send(("SELECT 1 FROM event_ids WHERE program = %s AND id = %s", (self.program, event_id)))
             return bool(rows[0])
 
     def load(self, member: str) -> Optional[MemberState]:
@@ -567,6 +590,8 @@ class PostgresStore:
                     (p, member, event_id))
             self._q("INSERT INTO events (program, member, id, type, at, status, body) "
                     "VALUES (%s, %s, %s, %s, %s, 'applied', %s)", (p, member, event_id, event_type, at, _text(body)))
+            # the id's claim across members: an id applied for another member fails here, whole
+            self._q("INSERT INTO event_ids (program, id, member) VALUES (%s, %s, %s)", (p, event_id, member))
             self._queue_book(state, entries, effects, self.booked_clock() if entries else None)
         self._state = state if self._locked else _UNKNOWN
         if self._checked is not None and self._checked[0] == event_id:

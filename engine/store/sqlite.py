@@ -7,6 +7,7 @@ flight, never part of an event, and a rerun applies exactly the events that did 
 """
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import datetime
 from typing import Iterator, Optional
@@ -14,7 +15,7 @@ from typing import Iterator, Optional
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import wall_clock
+from engine.store.base import StoreError, wall_clock
 
 SCHEMA_VERSION = 2   # 2: ledger.booked_at and the closes table (issue 22)
 _DDL = """
@@ -40,8 +41,41 @@ _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(MemberState).decode
 
 
-class StoreError(Exception):
-    pass
+# What SQLite's own words mean for the person running the command, and what to do.
+_CAUSES = (
+    ("disk is full", "the disk is full (or the ledger reached its size limit); free space and run again"),
+    ("readonly database", "the ledger file or its folder is read-only; give a writable --db"),
+    ("unable to open database file", "the ledger file cannot be opened or created; check its folder exists and is writable"),
+    ("disk i/o error", "the disk could not be read or written (a disk I/O error)"),
+    ("file is not a database", "the file is not a SQLite ledger"),
+    ("database disk image is malformed", "the ledger file is damaged"),
+    ("database is locked", "another process holds the ledger"),
+)
+
+
+def _explained(path: str, exc: BaseException, in_batch: bool) -> StoreError:
+    text = str(exc)
+    for needle, meaning in _CAUSES:
+        if needle in text.lower():
+            text = f"{meaning} ({exc})"
+            break
+    if in_batch:
+        text += "; nothing of the batch in flight was written (applied events are skipped when you run again)"
+    return StoreError(f"{path}: {text}")
+
+
+def _guarded(method):
+    """A store method whose SQLite error (or a value SQLite cannot hold) becomes a StoreError
+    that names the ledger and says the cause."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, OverflowError) as exc:
+            in_batch = getattr(self, "_in_tx", False)
+            self._failed()
+            raise _explained(self.path, exc, in_batch) from None
+    return call
 
 
 class SQLiteStore:
@@ -49,6 +83,13 @@ class SQLiteStore:
         self.path = path
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
+            # someone else's database is left exactly as it is (before WAL rewrites its header)
+            tables = [row[0] for row in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            if tables and "effects" not in tables:
+                self.db.close()
+                raise StoreError(f"{path}: a SQLite database of another application (tables: "
+                                 f"{', '.join(tables[:5])}), not a loyalty ledger; give another --db")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=60000")  # ms: wait for another process's batch
@@ -287,6 +328,19 @@ class SQLiteStore:
         if row is None or datetime.fromisoformat(row[0]) < self._last:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_at', ?)", (self._last.isoformat(),))
 
+    def _failed(self) -> None:
+        """After an error SQLite may have rolled the transaction back itself (a full disk does):
+        drop the batch's buffers, and end the transaction if it is still open."""
+        self._clear_buffers()
+        self._seq = None
+        if getattr(self, "_in_tx", False):
+            self._in_tx = False
+            try:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
     def commit(self) -> None:
         if self._in_tx:
             self._flush()
@@ -305,8 +359,15 @@ class SQLiteStore:
             self._in_tx = False
 
     def close(self) -> None:
-        self.commit()
-        self.db.close()
+        try:
+            self.commit()
+        finally:
+            self.db.close()
+
+
+for _name, _method in list(vars(SQLiteStore).items()):
+    if callable(_method) and (_name == "__init__" or not _name.startswith("__")) and _name != "_failed":
+        setattr(SQLiteStore, _name, _guarded(_method))
 
 
 def upgrade(path: str) -> tuple[int, int]:
@@ -328,4 +389,3 @@ def upgrade(path: str) -> tuple[int, int]:
 
 
 SQLITE_SCHEMA_VERSION = SCHEMA_VERSION
-

@@ -136,6 +136,9 @@ class Member:
         if exchanges:
             fields["exchanges"] = [{"reward": r, "qty": q} for r, q in exchanges]
         if delivery:
+            # this shop's courier delivers on the day it ships, so the scheduled shipping date (the
+            # exchange deadline's, ANS-15) and delivery date (the point use's) are the same day
+            fields["ship_date"] = delivery.isoformat()
             fields["delivery_date"] = delivery.isoformat()
         self.emit(at or self.when(day), "order.placed", **fields)
         campaign = date(2026, 1, 1) <= (at or self.last).date() <= date(2026, 1, 7)
@@ -300,7 +303,7 @@ def main():
         else:
             m.fulfil(oid, day + timedelta(days=9))
 
-    # a09: the campaign window 2026-01-01..07 at 10 % (ANS-8), orders just before, inside, after;
+    # a09: the week 2026-01-01..07 (campaign.yaml's 10 % campaign, ANS-8), orders just before, inside, after;
     # sale items tagged no_points.
     m = member("a09", d(2025, 11, 20))
     placed = [m.order(day, [("SERUM", 1, ()), ("MASK", 2, ("no_points",))])
