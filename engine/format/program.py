@@ -285,7 +285,7 @@ class Accounting:
     points: str                       # free | prepaid (資金決済法)
     expected_breakage: float          # share of issued units expected never to be used
     breakage_window_months: int       # trailing window of the observed breakage
-    unit_value_yen: Optional[float]   # for versions without redemption.unit_value_yen
+    unit_value_yen: Optional[int]     # for versions without redemption.unit_value_yen
     report_dates: tuple[tuple[int, int], ...] = ()   # prepaid: (month, day) base dates
     deposit_threshold_yen: int = 0    # prepaid: balance above which a deposit is due
     deposit_share: float = 0.0        # prepaid: share of the balance to deposit
