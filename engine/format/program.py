@@ -285,6 +285,10 @@ class Program:
     rules: dict          # rule id -> description, as the program file states them
     versions: tuple[Version, ...]  # ascending by effective_from
     digest: str = ""     # of the program file's text: what a member state's cached next happening was computed for
+    # a what-if replay (loyalty diff): a redemption asking for more than the limits allow is
+    # decided again as the limits allow (clamped to the most it may use), not refused; live
+    # ledgers always refuse it (CONTRACT: the order is rejected with the limit's rule)
+    clamp_requests: bool = False
     # derived once from the versions (the clock asks per event): whether any version pays a
     # birth-month bonus, and the version that follows each version number
     has_birthday_bonus: bool = field(init=False, default=False)
