@@ -56,28 +56,37 @@ def default_as_of(programs: list[Program], last: Optional[datetime]) -> Optional
 
 
 def rule_places(program: Program) -> dict[str, str]:
-    """rule id -> "file:line" of the first setting written with it (the rule list, else any version)."""
+    """rule id -> "file:line" where the rule is written: the first setting with that id, or, when that
+    setting is a section whose first part carries the same id (a fee of the exchange rules, the cap
+    of the redemption), that part: the line a marketer edits."""
     places: dict[str, str] = {}
+    refined: set[str] = set()
     seen: set[int] = set()
 
-    def walk(obj) -> None:
+    def walk(obj, parent: Optional[str]) -> None:
         if id(obj) in seen or obj is None or isinstance(obj, (str, int, float, bool, datetime)):
             return
         seen.add(id(obj))
-        if isinstance(obj, Ruled) and obj.rule and obj.rule not in places:
-            places[obj.rule] = f"{obj.pos.file}:{obj.pos.line}"
+        here = parent
+        if isinstance(obj, Ruled) and obj.rule:
+            if obj.rule not in places:
+                places[obj.rule] = f"{obj.pos.file}:{obj.pos.line}"
+            elif obj.rule == parent and obj.rule not in refined:
+                places[obj.rule] = f"{obj.pos.file}:{obj.pos.line}"
+                refined.add(obj.rule)
+            here = obj.rule
         if dataclasses.is_dataclass(obj):
             for f in dataclasses.fields(obj):
-                walk(getattr(obj, f.name, None))
+                walk(getattr(obj, f.name, None), here)
         elif isinstance(obj, (list, tuple, frozenset, set)):
             for x in obj:
-                walk(x)
+                walk(x, here)
         elif isinstance(obj, dict):
             for x in obj.values():
-                walk(x)
+                walk(x, here)
 
     for version in program.versions:
-        walk(version)
+        walk(version, None)
     return places
 
 

@@ -330,8 +330,14 @@ svg{max-width:100%;height:auto;display:block;margin:6px 0}
 svg .ttl{font-size:14px;font-weight:600;fill:#1f2933}svg .ax{font-size:11px;fill:#52606d}svg .val{font-size:11px;fill:#1f2933}
 svg .grid{stroke:#e4e7eb}svg .axis{stroke:#9aa5b1}svg .pos{fill:#e07a3f}svg .neg{fill:#3e7cb1}svg .zero{fill:#9aa5b1}
 svg .old{fill:#7b8794}svg .new{fill:#e07a3f}
-.note{font-size:12px;color:#52606d}
+.note{font-size:12px;color:#52606d}.warn{color:#b45309;font-weight:600}
 """
+
+
+def _count_card(label: str, n: int) -> str:
+    cls = "up" if n > 0 else "down" if n < 0 else ""
+    return (f'<div class="card"><div class="k">{html.escape(label)}</div><div class="v {cls}">{_signed(n) if n else "none"}'
+            f'</div></div>')
 
 
 def render_html(report: dict) -> str:
@@ -352,9 +358,43 @@ def render_html(report: dict) -> str:
            f'<p class="sub">OLD <code>{e(o["path"])}</code> (v{o["version"]}) → NEW <code>{e(n["path"])}</code> '
            f'(v{n["version"]}); the same {o["applied"] + o["rejected"]:,} events replayed under both, as of {e(report["as_of"])}. '
            f'{report["changed_members"]} of {len(report["members"])} members change.</p>',
-           '<div class="cards">', card("cost to the shop", "cost_yen", True), card("points granted", "granted"),
+           '<div class="cards">', card("cost to the shop", "cost_yen", True),
+           card("outstanding liability", "liability_yen", True), card("customers paid", "to_pay_yen", True),
+           _count_card("refusals the new file causes", report["headline"]["refused_by_new"]),
+           _count_card("redemptions clamped", report["headline"]["clamped"]), "</div>",
+           '<div class="cards">', card("points granted", "granted"),
            card("points used", "used"), card("points expired", "expired"), card("points voided", "void"),
            card("points outstanding", "outstanding"), "</div>"]
+    for w in report["warnings"]:
+        out.insert(6, f'<p class="warn">warning: {e(w)}</p>')
+    if report["by_rule"]:
+        out.append("<h2>What changes, by the rule that produced it</h2>"
+                   "<table><tr><th>rule</th><th>written at</th><th>change (NEW − OLD)</th></tr>")
+        for r in report["by_rule"]:
+            out.append(f'<tr><td>{e(r["rule"])}</td><td class="l"><code>{e(r["line"] or "")}</code></td>'
+                       f'<td class="l">{e(_delta_text(r["delta"]))}</td></tr>')
+        out.append("</table>")
+    for key, title, cols, row in (
+            ("stage_changes", "Stage changes that move", ("member", "stage OLD", "date OLD", "stage NEW", "date NEW", "rule"),
+             lambda c: (c["member"], c["old_stage"], c["old"], c["new_stage"], c["new"], _rule_ref(c["rule"], c["line"]))),
+            ("effect_changes", "Effects that move, appear or go", ("member", "effect", "detail", "change", "OLD", "NEW", "rule"),
+             lambda c: (c["member"], c["effect"], c["detail"], c["change"], c["old"], c["new"], _rule_ref(c["rule"], c["line"]))),
+            ("order_tier_changes", "Orders placed at another tier", ("member", "order", "OLD", "NEW", "rule"),
+             lambda c: (c["member"], c["order"], c["old"], c["new"], _rule_ref(c["rule"], c["line"])))):
+        if report[key]:
+            out.append(f"<h2>{title} ({len(report[key])})</h2><table><tr>"
+                       + "".join(f"<th>{col}</th>" for col in cols) + "</tr>")
+            for c in report[key]:
+                out.append("<tr>" + "".join(f'<td class="l">{e(str(v) if v is not None else "–")}</td>' for v in row(c))
+                           + "</tr>")
+            out.append("</table>")
+    if report["clamped"]["new"]:
+        out.append(f'<h2>Redemptions clamped under NEW ({len(report["clamped"]["new"])})</h2>'
+                   "<table><tr><th>member</th><th>order</th><th>asked</th><th>allowed</th><th>rule</th></tr>")
+        for c in report["clamped"]["new"]:
+            out.append(f'<tr><td>{e(c["member"])}</td><td class="l">{e(c["order"])}</td><td>{c["asked"]:,}</td>'
+                       f'<td>{c["allowed"]:,}</td><td class="l">{e(c["rule"])}</td></tr>')
+        out.append("</table>")
     deltas = [r["delta"]["granted"] for r in report["members"]]
     out.append("<h2>Distribution of the change per member</h2>")
     out.append(svg_histogram(deltas, "Change in points granted per member (NEW − OLD)", "points"))
@@ -367,6 +407,8 @@ def render_html(report: dict) -> str:
                'the program version that granted them: what the shop has paid out as discounts or still owes.</p>')
     out.append("<h2>Totals</h2><table><tr><th></th><th>OLD</th><th>NEW</th><th>change</th></tr>")
     for k in METRICS:
+        if k not in POINT_METRICS and not (t["old"][k] or t["new"][k]):
+            continue
         out.append(f"<tr><td>{e(LABELS[k])}</td><td>{t['old'][k]:,}</td><td>{t['new'][k]:,}</td><td>{_signed(t['delta'][k])}</td></tr>")
     for tier, c in sorted(report["tiers"].items()):
         out.append(f"<tr><td>members in {e(tier)}</td><td>{c['old']}</td><td>{c['new']}</td><td>{_signed(c['new'] - c['old'])}</td></tr>")
@@ -383,13 +425,13 @@ def render_html(report: dict) -> str:
                 out.append(f'<tr><td>{e(r["event"])}</td><td style="text-align:left">{e(r["reason"])}</td></tr>')
             out.append("</table>")
     out.append("<h2>Members</h2><table><tr><th>member</th><th>tier</th>"
-               + "".join(f"<th>{e(LABELS[k])}<br>OLD → NEW</th><th>Δ</th>" for k in METRICS) + "</tr>")
+               + "".join(f"<th>{e(LABELS[k])}<br>OLD → NEW</th><th>Δ</th>" for k in MEMBER_METRICS) + "</tr>")
     for r in report["members"]:
         tier = (f"{e(str(r['old']['tier']))} → {e(str(r['new']['tier']))}" if r["tier_changed"]
-                else e(str(r["old"]["tier"])))
+                else e(str(r["old"]["tier"] or "–")))
         cells = "".join(
             f"<td>{r['old'][k]:,} → {r['new'][k]:,}</td><td>{_signed(r['delta'][k])}</td>" if r["delta"][k]
-            else f'<td class="muted">{r["old"][k]:,}</td><td class="muted">0</td>' for k in METRICS)
+            else f'<td class="muted">{r["old"][k]:,}</td><td class="muted">0</td>' for k in MEMBER_METRICS)
         out.append(f'<tr class="{"changed" if r["changed"] else ""}"><td>{e(r["member"])}</td><td class="l">{tier}</td>{cells}</tr>')
     out.append("</table>")
     out.append(f'<p class="note">Made by <code>loyalty diff</code> on {datetime.now().astimezone():%Y-%m-%d %H:%M}.</p>')
