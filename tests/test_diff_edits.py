@@ -181,3 +181,39 @@ def test_mistake_broken_yaml_refused_ledger_untouched(tmp_path):
                  "cap_per_order: {rule_id: AND-3, units: 5000")
     result = run(["diff", str(PROGRAMS / "andest.yaml"), str(new), str(EXAMPLES / "andest" / "events.jsonl")])
     assert result.exit_code == 1 and f"{new.name}:" in result.output
+
+
+CAMPAIGN_RULE = '''  AND-20: "Double points week 2026-04-20 to 2026-04-26, sale items excluded."
+'''
+CAMPAIGN_ROW = '''      rates:   # first row that matches a line gives that line's rate
+        - rule_id: AND-20
+          # AND-20: double points for a week, sale items excluded: one row
+          from: 2026-04-20
+          until: 2026-04-26
+          exclude_tags: [sale]
+          multiply: 2
+'''
+
+
+def campaign_file(tmp_path: Path) -> Path:
+    text = (PROGRAMS / "andest.yaml").read_text(encoding="utf-8")
+    text = text.replace("rules:\n", "rules:\n" + CAMPAIGN_RULE, 1)
+    text = text.replace("      rates:   # first row that matches a line gives that line's rate\n", CAMPAIGN_ROW, 1)
+    path = tmp_path / "andest_double_week.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_AND_20_campaign_week_with_a_sale_exclusion(tmp_path):
+    new = campaign_file(tmp_path)
+    report = diff_json(PROGRAMS / "andest.yaml", new, EXAMPLES / "andest" / "events.jsonl")
+    # The week holds one order: o0110 (m018, regular, 2026-04-21): DRESS 12,900 and DENIM 6,200
+    # tagged sale; the 5% member price makes them 12,255 and 5,890 ex. tax.
+    # OLD: both 1% (AND-1): floor(122.55 + 58.90) = 181.
+    # NEW: the dress 2 x 1% = 2% (AND-20), the sale denim keeps 1%: floor(245.10 + 58.90) = 304.
+    # +123 points for m018, the lot now under AND-20 (the row that gave most of it).
+    m018 = next(r for r in report["members"] if r["member"] == "m018")
+    assert m018["delta"]["granted"] == 123
+    assert by_rule(report, "AND-20")["delta"]["granted"] == 304
+    assert by_rule(report, "AND-20")["line"] == f"{new}:{line_of(new, '- rule_id: AND-20')}"
+    assert report["totals"]["delta"]["granted"] == 123 and report["changed_members"] == 1

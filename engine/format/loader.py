@@ -12,14 +12,15 @@ import math
 from datetime import date
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
 from engine.format import yamlpos
 from engine.model.errors import Pos, Problem, ProgramError
-from engine.format.expr import compile_expr
+from engine.model.events import OrderPlaced, Payment
+from engine.format.expr import attribute_keys, compared_values, compile_expr
 from engine.format.program import (Bonus, Cap, Catalog, Deadline, Earning, ExchangeRules, Expiry, FeeRule, MemberDiscount,
                       MigrationStep, MinToPay, PerAmount, Perk, Pricing, Program, RateRow, Redemption, Refusal,
                       Returns, Reward,
@@ -36,6 +37,9 @@ LINE_NAMES = frozenset({"course", "tier", "tags", "sku", "product", "qty", "unit
                         "payment_method", "card_brand", "guest", "order_date", "subscription_month"})
 FEE_NAMES = frozenset({"fulfilment", "course", "items_incl_tax", "items_ex_tax", "payment_method", "units"})
 BONUS_NAMES = frozenset({"attributes", "tier", "product"})
+# The values the events can carry for these names (engine/model/events.py)
+COURSES = frozenset(get_args(get_type_hints(OrderPlaced)["course"]))
+PAYMENT_METHODS = frozenset(get_args(get_type_hints(Payment)["method"]))
 # Sections a version inherits from the one before (a migration belongs to its own version only).
 SECTIONS = ("pricing", "tiers", "earning", "redemption", "expiry", "bonuses", "returns", "catalog", "exchange", "perks",
             "ladder")
@@ -131,6 +135,9 @@ class _Compiler:
         self.positions = positions
         self.rules = rules
         self.problems: list[Problem] = []
+        self.version_exprs: list = []     # (Expr, what) compiled for the version being built
+        self.declared_tags: frozenset | None = None         # the program's `tags`, when it lists them
+        self.declared_attributes: frozenset | None = None   # the program's `attributes`, when it lists them
 
     def pos(self, path: tuple) -> Pos:
         return self.positions.at(path)
@@ -148,10 +155,43 @@ class _Compiler:
 
     def expr(self, text: str, path: tuple, names: frozenset, what: str, rule: str | None = None):
         try:
-            return compile_expr(text, self.positions.at(path, text=True), names, what, rule)
+            compiled = compile_expr(text, self.positions.at(path, text=True), names, what, rule)
         except ProgramError as exc:
             self.problems.extend(exc.problems)
             return None
+        self.version_exprs.append((compiled, what))
+        return compiled
+
+    def known_values(self, exprs: list, known: dict[str, tuple[frozenset, str]]) -> None:
+        """Texts an expression compares a name with that name nothing the program knows: a tier or
+        level the version does not have (``tier == 'platinum'``), a course or payment method the
+        events cannot carry, a tag or attribute outside the program's declared ``tags`` /
+        ``attributes`` (checked only when the program declares them)."""
+        for compiled, what in exprs:
+            source = compiled.source
+            lead = len(source) - len(source.lstrip())
+            for name, value, col in compared_values(source):
+                if name not in known:
+                    continue
+                values, kind = known[name]
+                if value in values:
+                    continue
+                near = difflib.get_close_matches(value, sorted(values), n=1)
+                hint = (f"did you mean '{near[0]}'?" if near else
+                        f"{kind}s are: {', '.join(sorted(values))}" if values else f"the program has no {kind}s")
+                self.problems.append(Problem(Pos(compiled.pos.file, compiled.pos.line, compiled.pos.col + lead + col),
+                                             f"{what}: no {kind} '{value}' in this program", hint))
+        for compiled, what in exprs:
+            if "attributes" in known and "attributes" in compiled.names:
+                values, kind = known["attributes"]
+                for key, col in attribute_keys(compiled.source):
+                    if key not in values:
+                        near = difflib.get_close_matches(key, sorted(values), n=1)
+                        lead = len(compiled.source) - len(compiled.source.lstrip())
+                        self.problems.append(Problem(
+                            Pos(compiled.pos.file, compiled.pos.line, compiled.pos.col + lead + col),
+                            f"{what}: no {kind} '{key}' in this program",
+                            f"did you mean '{near[0]}'?" if near else f"{kind}s are: {', '.join(sorted(values))}"))
 
     @staticmethod
     def period(node: dict | None) -> Period | None:
@@ -203,9 +243,13 @@ class _Compiler:
             valid_until = date.fromisoformat(row["until"]) if "until" in row else None
             if valid_from and valid_until and valid_until < valid_from:
                 self.problem(rpath + ("until",), f"'until' ({valid_until}) is before 'from' ({valid_from})")
-            rate = row["rate"]
+            rate = row.get("rate")
             flat, by, values, bands = None, None, {}, ()
-            if isinstance(rate, dict) and "bands" in rate:
+            if rate is None:   # a campaign row: multiply / add what the rows below give
+                if i == len(node["rates"]) - 1:
+                    self.problem(rpath, "a campaign row (multiply/add) needs a row below it that gives the rate",
+                                 "put it above the rows whose rates it multiplies")
+            elif isinstance(rate, dict) and "bands" in rate:
                 by = rate["by"]
                 bands = tuple((b["from"], self.frac(b["rate"])) for b in rate["bands"])
                 if [b[0] for b in bands] != sorted({b[0] for b in bands}):
@@ -229,10 +273,57 @@ class _Compiler:
                                 self.problem(rpath + ("rate", "values"), f"no rate for tier '{tier_id}' in the last rates row")
             else:
                 flat = self.frac(rate)
-            rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values, bands))
+            for t, tag in enumerate(row.get("exclude_tags", ())):
+                if self.declared_tags is not None and tag not in self.declared_tags:
+                    near = difflib.get_close_matches(tag, sorted(self.declared_tags), n=1)
+                    self.problem(rpath + ("exclude_tags", t), f"no tag '{tag}' in this program",
+                                 f"did you mean '{near[0]}'?" if near else
+                                 f"tags are: {', '.join(sorted(self.declared_tags))}" if self.declared_tags
+                                 else "the program has no tags")
+            rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values, bands,
+                                frozenset(row.get("exclude_tags", ())),
+                                self.frac(row["multiply"]) if "multiply" in row else None,
+                                self.frac(row["add"]) if "add" in row else None))
+        written = [("when" in r) for r in node.get("rates", [])]
+        if all(r.when is not None or not w for r, w in zip(rows, written)):   # (a broken when: said already)
+            self.unreachable_rows(rows, path + ("rates",), tier_ids)
         return Earning(self.rule(node, path), self.pos(path), node["base"], node.get("after_points", False),
                        node.get("pending_until", "shipped"), node.get("guests_earn", False), tuple(rows),
                        node.get("kind", "rate"), node.get("per_yen", 0), node.get("units", 1))
+
+    def unreachable_rows(self, rows: list[RateRow], path: tuple, tier_ids: list[str]) -> None:
+        """Rows that can never match (the first matching row wins): below a row that takes every
+        line (no condition, no dates, no excluded tag, a rate for every line), or below a row with
+        the same condition that has a rate for every line this one has."""
+        def condition(row: RateRow) -> tuple:
+            return (row.when.source if row.when is not None else None, row.valid_from, row.valid_until,
+                    row.exclude_tags, row.by)
+
+        def covers(row: RateRow, other: RateRow) -> bool:
+            if row.campaign:
+                return False
+            if row.flat is not None:
+                return True
+            if row.bands or other.bands or other.flat is not None or other.campaign:
+                return False
+            return row.by == other.by and set(other.values) <= set(row.values)
+
+        for j, row in enumerate(rows):
+            for i, earlier in enumerate(rows[:j]):
+                takes_all = (not earlier.campaign and earlier.when is None and earlier.valid_from is None
+                             and earlier.valid_until is None and not earlier.exclude_tags
+                             and (earlier.flat is not None
+                                  or (earlier.by == "tier" and tier_ids and set(tier_ids) <= set(earlier.values))))
+                if takes_all:
+                    self.problem(path + (j,), f"this rate row can never match: row {i + 1} ({earlier.rule}, line "
+                                 f"{earlier.pos.line}) above it takes every line",
+                                 "the first matching row wins: move this row above it")
+                    break
+                if condition(earlier) == condition(row) and covers(earlier, row):
+                    self.problem(path + (j,), f"this rate row can never match: row {i + 1} ({earlier.rule}, line "
+                                 f"{earlier.pos.line}) above it has the same condition",
+                                 "the first matching row wins: change or remove one of them")
+                    break
 
     def migration(self, nodes: list | None, path: tuple, index: int) -> tuple:
         steps = []
@@ -428,9 +519,10 @@ class _Compiler:
 
     def version(self, node: dict, path: tuple, tz: ZoneInfo, index: int = 0) -> Version:
         effective = date.fromisoformat(node["effective_from"])
+        self.version_exprs = []
         tiers = self.tiers(node.get("tiers"), path + ("tiers",))
         catalog = self.catalog(node.get("catalog"), path + ("catalog",))
-        return Version(
+        version = Version(
             number=node["version"], effective_from=effective, starts_at=start_of(effective, tz), pos=self.pos(path),
             pricing=self.pricing(node.get("pricing"), path + ("pricing",)),
             tiers=tiers,
@@ -445,6 +537,17 @@ class _Compiler:
             perks=self.perks(node.get("perks"), path + ("perks",)),
             ladder=self.ladder(node.get("ladder"), path + ("ladder",)),
         )
+        levels = {t.id for t in tiers.levels} if tiers else set()
+        if version.ladder is not None:
+            levels |= {lv.id for lv in version.ladder.levels}
+        known = {"tier": (frozenset(levels), "tier"), "course": (COURSES, "course"),
+                 "payment_method": (PAYMENT_METHODS, "payment method")}
+        if self.declared_tags is not None:
+            known["tags"] = (self.declared_tags, "tag")
+        if self.declared_attributes is not None:
+            known["attributes"] = (self.declared_attributes, "attribute")
+        self.known_values(self.version_exprs, known)
+        return version
 
 
 def _inherit(versions: list[dict]) -> list[tuple[dict, dict]]:
@@ -481,6 +584,10 @@ def parse_program(text: str | bytes, filename: str) -> Program:
         raise ProgramError(problems)
     tz = _time_zone(data["time_zone"], positions)
     compiler = _Compiler(filename, positions, dict(data.get("rules") or {}))
+    if "tags" in data:
+        compiler.declared_tags = frozenset(data["tags"])
+    if "attributes" in data:
+        compiler.declared_attributes = frozenset(data["attributes"])
     versions = []
     for i, (merged, src) in enumerate(_inherit(data["versions"])):
         # Positions of inherited sections point at the version that wrote them.

@@ -76,6 +76,15 @@ class RateRow(Ruled):
     by: Optional[str]
     values: dict = field(default_factory=dict)
     bands: tuple = ()   # ((from, rate), ...) ascending: the last band whose 'from' ≤ the value
+    exclude_tags: frozenset = frozenset()   # the row does not take a line carrying any of these tags
+    # a campaign row (no rate of its own): the rate the rows below give the line, times
+    # ``multiply``, plus ``add``
+    multiply: Optional[Fraction] = None
+    add: Optional[Fraction] = None
+
+    @property
+    def campaign(self) -> bool:
+        return self.multiply is not None or self.add is not None
 
     def rate_for(self, env: dict) -> Optional[Fraction]:
         if self.flat is not None:
@@ -115,6 +124,8 @@ class Earning(Ruled):
                 names |= row.when.names
             if row.by is not None:
                 names.add(row.by)
+            if row.exclude_tags:
+                names.add("tags")
         on_line = names & LINE_FIELDS
         object.__setattr__(self, "order_names", tuple(sorted(names - on_line)))
         # the line's part of the key, read in C (one name: the value itself; several: a tuple)
