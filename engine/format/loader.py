@@ -5,6 +5,7 @@ Like beancount's loader, it reports every problem it finds in one pass, each as
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -550,17 +551,57 @@ class _Compiler:
         return version
 
 
-def _inherit(versions: list[dict]) -> list[tuple[dict, dict]]:
-    """Each version inherits the sections of the one before. Returns (merged, section → source path)."""
+def _merge(base: Any, change: Any, at: tuple, written: tuple, src: dict, changed: list) -> Any:
+    """``change`` laid over ``base``: mappings key by key (down to the values), a list or a value
+    replaces the one before. ``src`` learns where each written part stands (``at``: the path in the
+    version, ``written``: the path in the file); ``changed`` lists the values written."""
+    src[at] = written
+    if isinstance(base, dict) and isinstance(change, dict):
+        out = dict(base)
+        for key, value in change.items():
+            out[key] = _merge(base.get(key), value, at + (key,), written + (key,), src, changed)
+        return out
+    for k in [k for k in src if len(k) > len(at) and k[:len(at)] == at]:
+        del src[k]   # what the replaced value held was written elsewhere: no longer
+    changed.append(at)
+    return change
+
+
+def _inherit(versions: list[dict]) -> list[tuple[dict, dict, list, list]]:
+    """Each version inherits the sections of the one before: a section it writes replaces the one
+    before whole; a section under its ``changes`` keeps the one before and changes only the keys
+    written there (_merge). Returns (merged, source paths, changed paths, problems) per version:
+    the source paths map a path in the version (a tuple, its first part the section) to the path
+    it was written at, the longest known part of a path deciding."""
     merged_list, prev, prev_src = [], {}, {}
     for i, node in enumerate(versions):
         merged, src = dict(prev), dict(prev_src)
+        changed: list = []
+        problems: list = []
         for key, value in node.items():
+            if key == "changes":
+                continue
             merged[key] = value
-            src[key] = ("versions", i, key)
-        merged_list.append((merged, src))
+            for k in [k for k in src if k[:1] == (key,)]:
+                del src[k]
+            src[(key,)] = ("versions", i, key)
+        for section, change in (node.get("changes") or {}).items():
+            where = ("versions", i, "changes", section)
+            if section in node:
+                problems.append((where, f"'{section}' is written whole in this version and changed under 'changes': "
+                                        f"write one of them"))
+                continue
+            if section not in prev:
+                problems.append((where, f"'changes' cannot change '{section}': the version before has no '{section}'",
+                                 ))
+                continue
+            merged[section] = dict(prev[section]) if isinstance(prev[section], dict) else prev[section]
+            for key, value in change.items():   # the section stays where it was written; its changed keys here
+                merged[section][key] = _merge(prev[section].get(key), value, (section, key), where + (key,), src, changed)
+        merged.pop("changes", None)
+        merged_list.append((merged, src, changed, problems))
         prev = {k: v for k, v in merged.items() if k in SECTIONS}
-        prev_src = {k: v for k, v in src.items() if k in SECTIONS}
+        prev_src = {k: v for k, v in src.items() if k[0] in SECTIONS}
     return merged_list
 
 
@@ -589,10 +630,23 @@ def parse_program(text: str | bytes, filename: str) -> Program:
     if "attributes" in data:
         compiler.declared_attributes = frozenset(data["attributes"])
     versions = []
-    for i, (merged, src) in enumerate(_inherit(data["versions"])):
+    inherited = _inherit(data["versions"])
+    relocated = [_Relocated(positions, ("versions", i), src) for i, (_, src, _, _) in enumerate(inherited)]
+    if any("changes" in v for v in data["versions"]):
+        # the sections a version changes key by key, checked again as merged (a changed key with
+        # a wrong value, a key the section does not have), at the line that changed them
+        problems = [Problem(positions.at(where), message) for _, _, _, found in inherited for where, message in found]
+        problems += _schema_problems({**data, "versions": [m for m, _, _, _ in inherited]}, _Versions(positions, relocated))
+        if problems:
+            raise ProgramError(problems)
+    for i, (merged, src, changed, _) in enumerate(inherited):
         # Positions of inherited sections point at the version that wrote them.
-        compiler.positions = _Relocated(positions, ("versions", i), src)
-        versions.append(compiler.version(merged, ("versions", i), tz, i))
+        compiler.positions = relocated[i]
+        version = compiler.version(merged, ("versions", i), tz, i)
+        if changed:
+            version = dataclasses.replace(version, changed=tuple(
+                (".".join(str(p) for p in path), relocated[i].at(("versions", i) + path)) for path in changed))
+        versions.append(version)
     compiler.positions = positions
     for i in range(1, len(versions)):
         if versions[i].number <= versions[i - 1].number:
@@ -609,7 +663,9 @@ def parse_program(text: str | bytes, filename: str) -> Program:
 
 
 class _Relocated:
-    """Positions seen from one version: an inherited section's paths lead to where it was written."""
+    """Positions seen from one version: an inherited section's paths lead to where it was written
+    (the longest part of the path whose source is known: a key changed under ``changes`` leads to
+    the line that changed it, its neighbours to the version that wrote them)."""
 
     def __init__(self, base: yamlpos.Positions, vpath: tuple, src: dict):
         self.base, self.vpath, self.src = base, vpath, src
@@ -617,8 +673,26 @@ class _Relocated:
     def at(self, path: tuple, key: bool = False, text: bool = False) -> Pos:
         path = tuple(path)
         n = len(self.vpath)
-        if path[:n] == self.vpath and len(path) > n and path[n] in self.src:
-            path = self.src[path[n]] + path[n + 1:]
+        if path[:n] == self.vpath and len(path) > n:
+            rel = path[n:]
+            for cut in range(len(rel), 0, -1):
+                found = self.src.get(rel[:cut])
+                if found is not None:
+                    path = found + rel[cut:]
+                    break
+        return self.base.at(path, key, text)
+
+
+class _Versions:
+    """Positions of a document whose versions are the merged ones: each version's paths relocated."""
+
+    def __init__(self, base: yamlpos.Positions, relocated: list):
+        self.base, self.relocated = base, relocated
+
+    def at(self, path: tuple, key: bool = False, text: bool = False) -> Pos:
+        path = tuple(path)
+        if len(path) >= 2 and path[0] == "versions" and isinstance(path[1], int) and path[1] < len(self.relocated):
+            return self.relocated[path[1]].at(path, key, text)
         return self.base.at(path, key, text)
 
 

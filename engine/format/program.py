@@ -281,6 +281,8 @@ class Version:
     migration: tuple = ()        # MigrationStep, run per member when this version comes into force
     perks: tuple = ()            # Perk
     ladder: Optional["Ladder"] = None   # a ladder of levels decided monthly (engine/core/ladder.py)
+    # the keys this version changed under `changes` (the rest inherited): ("redemption.cap_per_order.units", Pos)
+    changed: tuple = ()
 
     def bonuses_on(self, trigger: str) -> tuple[Bonus, ...]:
         return tuple(b for b in self.bonuses if b.on == trigger) if self.bonuses else ()
