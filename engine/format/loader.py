@@ -342,7 +342,8 @@ class _Compiler:
             steps.append(MigrationStep(self.rule(node, spath), self.pos(spath), op, node.get("from_unit_value_yen", 0),
                                        rem.get("pool_expiry", "earliest"), self.period(rem.get("round_up_expires_after")),
                                        when, node.get("units", 0),
-                                       date.fromisoformat(node["expires_on"]) if "expires_on" in node else None))
+                                       date.fromisoformat(node["expires_on"]) if "expires_on" in node else None,
+                                       node.get("per", "unit")))
         return tuple(steps)
 
     def perks(self, nodes: list | None, path: tuple) -> tuple:

@@ -147,6 +147,7 @@ class MigrationStep(Ruled):
     when: Optional[Expr] = None
     units: int = 0
     expires_on: Optional[date] = None
+    per: str = "unit"                    # convert_units: each old unit on its own, or each lot as a whole
 
 
 @dataclass(frozen=True, slots=True)
