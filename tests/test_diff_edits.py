@@ -217,3 +217,61 @@ def test_AND_20_campaign_week_with_a_sale_exclusion(tmp_path):
     assert by_rule(report, "AND-20")["delta"]["granted"] == 304
     assert by_rule(report, "AND-20")["line"] == f"{new}:{line_of(new, '- rule_id: AND-20')}"
     assert report["totals"]["delta"]["granted"] == 123 and report["changed_members"] == 1
+
+
+def test_AND_1_one_products_rate(tmp_path):
+    anchor = "      rates:   # first row that matches a line gives that line's rate\n"
+    new = edited(tmp_path, "andest", anchor,
+                 anchor + "        - {rule_id: AND-1, when: \"sku == 'JACKET-GREY-L'\", rate: 0.05}\n")
+    report = diff_json(PROGRAMS / "andest.yaml", new, EXAMPLES / "andest" / "events.jsonl")
+    # Three orders of JACKET-GREY-L (15,900; 15,105 ex. tax at the 5% member price), none returned:
+    # m006 o0015 and m010 o0122, regular: 1% = floor(151.05) = 151 -> 5% = floor(755.25) = 755: +604;
+    # m004 o0059, silver on 2025-10-16: 2% (AND-10) = floor(302.1) = 302 -> 755: +453.
+    changed = {r["member"]: r["delta"]["granted"] for r in report["members"] if r["changed"]}
+    assert changed == {"m004": 453, "m006": 604, "m010": 604}
+    # m006's points have since expired (rolling expiry): granted +604, expired +604, no cost
+    m006 = next(r for r in report["members"] if r["member"] == "m006")
+    assert m006["delta"]["expired"] == 604 and m006["delta"]["cost_yen"] == 0
+    # the AND-1 lots grow by 151->755 twice and by 755 (m004's lot moves from AND-10's 302 to AND-1):
+    # AND-1 +604 +604 +755 = +1,963, AND-10 -302
+    assert by_rule(report, "AND-1")["delta"]["granted"] == 1963
+    assert by_rule(report, "AND-10")["delta"]["granted"] == -302
+
+
+def test_AND_10_silver_threshold_50000_to_40000(tmp_path):
+    new = edited(tmp_path, "andest", "- {id: silver, min: 50000}", "- {id: silver, min: 40000}")
+    report = diff_json(PROGRAMS / "andest.yaml", new, EXAMPLES / "andest" / "events.jsonl")
+    # m012 before o0076 (2025-12-21), the 12 months' orders ex. tax after the 5% member price:
+    # o0026 7,505 + 4,560, o0042 15,105, o0057 7,505 x 2: 42,180 -> more than 40,000 (silver), not
+    # more than 50,000 (regular). o0076 (4,100 -> 3,895) earns 2% = floor(77.9) = 77 instead of 1%
+    # = floor(38.95) = 38: +39. At o0121 (2026-05-31) the window from 2025-06-01 holds 34,010: regular.
+    moved = [c for c in report["order_tier_changes"] if c["member"] == "m012"]
+    assert [(c["order"], c["old"], c["new"], c["rule"]) for c in moved] == [("o0076", "regular", "silver", "AND-10")]
+    m012 = next(r for r in report["members"] if r["member"] == "m012")
+    assert m012["delta"]["granted"] == 39
+    assert len(report["order_tier_changes"]) == 10 and by_rule(report, "AND-10")["delta"]["order_tiers_changed"] == 10
+
+
+def test_AMA_6_a_new_reward_changes_nothing_in_the_history(tmp_path):
+    anchor = "        - {id: ssr_reward_100, name: \"SSR reward 100\", units: 100}\n"
+    new = edited(tmp_path, "amare", anchor, anchor + "        - {id: ssr_reward_300, name: \"SSR reward 300\", units: 300}\n")
+    report = diff_json(PROGRAMS / "amare.yaml", new, EXAMPLES / "amare" / "events.jsonl")
+    # no historical order asks for the new reward: every figure is the same, and --exit-code says so
+    assert report["changed_members"] == 0 and report["by_rule"] == []
+    assert all(v == 0 for v in report["totals"]["delta"].values())
+    assert run(["diff", str(PROGRAMS / "amare.yaml"), str(new), str(EXAMPLES / "amare" / "events.jsonl"),
+                "--exit-code"]).exit_code == 0
+
+
+def test_new_shop_from_a_copy_is_warned_and_its_rules_named(tmp_path):
+    text = (PROGRAMS / "andest.yaml").read_text(encoding="utf-8")
+    copy = tmp_path / "newshop.yaml"
+    copy.write_text(text.replace("program: andest", "program: newshop").replace("AND-", "NEW-"), encoding="utf-8")
+    result = run(["diff", str(PROGRAMS / "andest.yaml"), str(copy), str(EXAMPLES / "andest" / "events.jsonl"),
+                  "--format", "json"])
+    assert result.exit_code == 0 and "two different programs" in result.stderr
+    report = json.loads(result.stdout)
+    # the same rules under new ids: every figure the same, the grants filed under the new ids;
+    # 28 registrations x 500 (AND-4 -> NEW-4) = 14,000
+    assert all(v == 0 for v in report["totals"]["delta"].values()) and report["changed_members"] == 0
+    assert by_rule(report, "NEW-4")["delta"]["granted"] == 14000 and by_rule(report, "AND-4")["delta"]["granted"] == -14000

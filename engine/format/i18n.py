@@ -69,6 +69,10 @@ _MESSAGES: list[tuple[str, str]] = [
      "{s} がこのバージョンで丸ごと書かれ、'changes' でも変えられています。どちらか一方にしてください"),
     (rf"'changes' cannot change (?P<s>{_Q}): the version before has no (?P<s2>{_Q})",
      "'changes' で {s} は変えられません。前のバージョンに {s2} がありません"),
+    # loyalty diff
+    (rf"OLD is program (?P<a>{_Q}) and NEW is program (?P<b>{_Q}): two different programs, not two versions of one",
+     "OLD はプログラム {a}、NEW はプログラム {b} です。同じプログラムの 2 つの版ではなく、別々のプログラムです"),
+    (r"(?P<f>.+): no such events file", "{f}: イベントファイルがありません"),
     (r"a campaign row \(multiply/add\) needs a row below it that gives the rate",
      "キャンペーン行（multiply/add）の下に、率を決める行が必要です"),
     (r"this rate row can never match: row (?P<n>\d+) \((?P<rule>[^,]+), line (?P<line>\d+)\) above it takes every line",

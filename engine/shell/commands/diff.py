@@ -490,7 +490,9 @@ def diff(old_path: str, new_path: str, events: str, html_out: Optional[str], as_
     from engine.model.errors import ProgramError
 
     if events != "-" and not Path(events).is_file():
-        click.echo(f"{events}: no such events file", err=True)
+        from engine.format.i18n import lang_from_env, translate
+
+        click.echo(translate(f"{events}: no such events file", lang_from_env()), err=True)
         sys.exit(1)
     try:
         report = build_report(old_path, new_path, events, as_of)
@@ -503,6 +505,10 @@ def diff(old_path: str, new_path: str, events: str, html_out: Optional[str], as_
         sys.exit(1)
     if as_json:
         fmt = "json"
+    from engine.format.i18n import lang_from_env, translate
+
+    lang = lang_from_env()
+    report["warnings"] = [translate(w, lang) for w in report["warnings"]]
     if fmt != "table":
         for warning in report["warnings"]:
             click.echo(f"warning: {warning}", err=True)
