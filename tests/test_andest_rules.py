@@ -16,6 +16,7 @@ balances below start at 500.
 from __future__ import annotations
 
 import ast
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,21 @@ def return_(e, member, order, at, lines: list[tuple[str, int]], **kw):
     return send(e, "order.returned", at, member, order=order, lines=[{"sku": s, "qty": q} for s, q in lines], **kw)
 
 
-def review(e, member, product, at, **kw):
+_samples = iter(range(1, 10**6))
+
+
+def review(e, member, product, at, bought=True, **kw):
+    """A review of ``product``. AND-8 pays only for a product the member bought and received, so
+    by default the member first receives it as a free sample: a ¥0 line placed two minutes and
+    shipped one minute before the review, which earns 0 points and counts 0 yen for the rank, so
+    no other figure of the test moves."""
+    if bought:
+        when = datetime.fromisoformat(at)
+        order = f"sample-{product}-{next(_samples)}"
+        send(e, "order.placed", (when - timedelta(minutes=2)).isoformat(), member, order=order, course="one_off",
+             payment={"method": "credit_card"},
+             lines=[{"sku": f"{product}-S", "product": product, "qty": 1, "unit_price": 0, "tax_rate": 0.10}])
+        send(e, "order.shipped", (when - timedelta(minutes=1)).isoformat(), member, order=order)
     return send(e, "review.posted", at, member, product=product, **kw)
 
 
@@ -1080,10 +1095,14 @@ def _events(member: str = "m1") -> list[dict]:
         ev(3, "order.shipped", "2025-03-11", order="o1"),
         ev(4, "order.delivered", "2025-03-12", order="o1"),
         ev(5, "order.returned", "2025-03-14", order="o1", lines=[{"sku": "B", "qty": 1}]),
-        ev(6, "review.posted", "2025-03-20", product="tee"),
+        ev(6, "review.posted", "2025-03-20", product="A"),         # A was bought and kept (AND-8)
         ev(7, "points.granted", "2025-04-01", amount=70, reason="promo", expires_on="2025-04-30"),
         ev(8, "points.held", "2025-04-02", amount=100, reason="check"),
         ev(9, "points.released", "2025-04-03", amount=100, reason="ok"),
+        # a free sample of the bag (¥0: earns 0, counts 0), received, so its review counts (AND-8)
+        ev(11, "order.placed", "2026-05-30", order="o2", course="one_off", payment={"method": "credit_card"},
+           lines=[ln("BAG-S", 0, product="bag")]),
+        ev(12, "order.shipped", "2026-05-31", order="o2"),
         ev(10, "review.posted", "2026-06-01", product="bag"),
     ]
 
@@ -1092,7 +1111,7 @@ def test_X_4_replay_is_idempotent_and_deterministic():
     """X-4: "Replaying the same events always gives the same ledger (deterministic; event ids
     make replays idempotent)."
 
-    Run 10 events; run them again on the same ledger → all 10 skipped, nothing applied or
+    Run 12 events; run them again on the same ledger → all 12 skipped, nothing applied or
     rejected, same member object and same ledger. A fresh engine fed the same events gives the
     same member object and ledger too.
     Balances by hand (as of 2026-06-02): sign-up 500 + birthday 2025-03-01 500 = 1,000; o1

@@ -666,8 +666,11 @@ def test_ANS_14_reward_cannot_be_returned():
 
 # --- ANS-15 / ANS-16 deadlines ---------------------------------------------------------------
 
-def _sub_cart(order, at, delivery, **kw):
-    return cart(order, at, [ln("SUB", 3000, 0.08)], course="subscription", delivery_date=delivery, **kw)
+def _sub_cart(order, at, delivery, ship=None, **kw):
+    """A subscription cart scheduled to ship on ``ship`` and arrive on ``delivery`` (the same day
+    unless given: ANS-15 counts an exchange from the shipping date, the point use from the delivery)."""
+    return cart(order, at, [ln("SUB", 3000, 0.08)], course="subscription", ship_date=ship or delivery,
+                delivery_date=delivery, **kw)
 
 
 def test_ANS_15_deadline_crosses_a_national_holiday():
@@ -1016,3 +1019,18 @@ def test_AMA_6_receipt_reproduced_exactly():
     assert (q["earn"]["points"], q["earn"]["state"]) == (18, "pending")
     place(e, c)
     assert balances(e, T("2025-02-10", "12:00")) == pts(valid=58, pending=18, used=42)
+
+
+def test_ANS_8_the_campaign_example_is_the_live_program_plus_one_row():
+    """examples/ansage/campaign.yaml must not drift from the live program: the same program but for
+    one earning row, the campaign (rate 0.10 from 2026-01-01 until 2026-01-07)."""
+    import yaml
+
+    live = yaml.safe_load(ANSAGE.read_text(encoding="utf-8"))
+    campaign = yaml.safe_load((ROOT / "examples" / "ansage" / "campaign.yaml").read_text(encoding="utf-8"))
+    rows = campaign["versions"][0]["earning"]["rates"]
+    extra = [r for r in rows if "from" in r]
+    assert len(extra) == 1 and extra[0]["rate"] == 0.10
+    assert (str(extra[0]["from"]), str(extra[0]["until"])) == ("2026-01-01", "2026-01-07")
+    rows.remove(extra[0])
+    assert campaign == live

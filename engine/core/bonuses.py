@@ -16,12 +16,27 @@ def _grant(change: Change, bonus) -> None:
     change.add_lot(bonus.units, "valid", bonus.rule, "bonus", expires_on=expires_on, rolling=rolling, action="grant")
 
 
+def bought(state, product: Optional[str]) -> bool:
+    """Whether the member has received ``product`` and kept it: a line of it on an order that
+    shipped (or was delivered), not every unit of it returned (AND-8 「ご購入された商品」)."""
+    if product is None:
+        return False
+    for order in state.orders.values():
+        if order.status not in ("shipped", "delivered"):
+            continue
+        returned = order.returned_by_line()
+        for i, line in enumerate(order.lines):
+            if line.product == product and line.qty - (returned[i] if returned else 0) > 0:
+                return True
+    return False
+
+
 def _applies(bonus, change: Change, happening: bool = False, **env) -> bool:
     if bonus.when is None:
         return True
     # the member's tier at this instant, as an order would see it (the format lets a bonus read it)
     tier, _ = tier_at(change.version.tiers, change.state, change.at, change.program.tz)
-    env = {"attributes": Attributes(change.state.attributes), "tier": tier, "product": None, **env}
+    env = {"attributes": Attributes(change.state.attributes), "tier": tier, "product": None, "bought": False, **env}
     # an event whose condition fails is refused (naming the rule); a happening has no event to refuse
     return bonus.when.holds_in_happening(env) if happening else bool(bonus.when(env))
 
@@ -33,7 +48,8 @@ def on_event(change: Change, trigger: str, product: Optional[str] = None) -> Non
                 continue  # AND-9: a second review of the product overwrites the first, earns nothing
         # a registration is never refused for a bonus's condition: refused, it would shut the member
         # out of every later event; a condition it cannot evaluate counts as not met, as in a happening
-        if not _applies(bonus, change, happening=trigger == "member.registered", product=product):
+        if not _applies(bonus, change, happening=trigger == "member.registered", product=product,
+                        bought=bought(change.state, product)):
             continue
         _grant(change, bonus)
     if trigger == "review.posted" and product not in change.state.reviewed:

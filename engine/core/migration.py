@@ -89,7 +89,7 @@ def grant(change: Change, step: MigrationStep) -> None:
     # (the tier the member holds as the new version begins, as its first order would see it)
     tier, _ = tier_at(change.version.tiers, state, change.at, change.program.tz) if step.when is not None else (None, 0)
     if step.when is not None and not step.when.holds_in_happening(
-            {"attributes": Attributes(state.attributes), "tier": tier, "product": None}):
+            {"attributes": Attributes(state.attributes), "tier": tier, "product": None, "bought": False}):
         return
     if step.expires_on is not None:
         expires_on, rolling = step.expires_on, False

@@ -15,7 +15,7 @@ from engine.core.lots import Change, of_order
 from engine.core.pricing import Priced, invoice_items, price_order, spread, with_kept_amounts
 from engine.format.program import Program, Version
 from engine.core.redemption import Limit, redeem_limit
-from engine.core.rewards import DeadlineCheck, ExchangePlan, check_deadline, plan_exchange
+from engine.core.rewards import ExchangePlan, check_deadlines, plan_exchange
 from engine.model.state import Deferred, Effect, MemberState, Order, OrderLine
 from engine.core.tiers import record_order, tier_at
 from engine.model.timeutil import local_date
@@ -32,7 +32,7 @@ class Plan(msgspec.Struct, gc=False):
     earn: EarnResult
     earn_state: str
     exchange: ExchangePlan
-    deadline: Optional[DeadlineCheck] = None
+    deadlines: tuple = ()         # DeadlineCheck, one per deadline whose date the cart gives
     defer: Optional[Deferred] = None          # what this order's late requests leave for the next delivery
     used_deferred: bool = False               # this order takes the requests deferred earlier
     subscription_month: int = 0
@@ -69,14 +69,18 @@ def subscription_month(state: MemberState, course: str, at: datetime, tz) -> int
     return 1
 
 
-def _requests(state: MemberState, cart: OrderPlaced, deadline: Optional[DeadlineCheck]):
+def _late(deadlines: tuple, what: str) -> bool:
+    return any(d.late and what in d.applies_to for d in deadlines)
+
+
+def _requests(state: MemberState, cart: OrderPlaced, deadlines: tuple):
     """The exchanges and redemption this delivery carries: earlier late requests, plus the cart's own
     unless they too are late (ANS-15, they then wait for the next delivery)."""
     exchanges = [(r, q) for d in state.deferred for r, q in d.exchanges]
     redeem = next((d.redeem for d in state.deferred if d.redeem is not None), None)
-    late_ex = bool(deadline and deadline.late and "exchanges" in deadline.applies_to and cart.exchanges)
-    late_redeem = bool(deadline and deadline.late and cart.redeem is not None and (
-        "redeem" in deadline.applies_to or ("redeem_subscription" in deadline.applies_to and cart.course == "subscription")))
+    late_ex = bool(cart.exchanges) and _late(deadlines, "exchanges")
+    late_redeem = cart.redeem is not None and (
+        _late(deadlines, "redeem") or (cart.course == "subscription" and _late(deadlines, "redeem_subscription")))
     if not late_ex:
         exchanges += [(e.reward, e.qty) for e in cart.exchanges]
     if not late_redeem and cart.redeem is not None:
@@ -93,9 +97,9 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
     tz = program.tz
     today = local_date(at, tz)
     member = state.registered and not cart.guest
-    deadline = check_deadline(version, cart, today)
-    if member and (state.deferred or deadline is not None):
-        exchanges, redeem, defer = _requests(state, cart, deadline)
+    deadlines = check_deadlines(version, cart, today)
+    if member and (state.deferred or deadlines):
+        exchanges, redeem, defer = _requests(state, cart, deadlines)
     else:   # nothing deferred and no deadline: the cart's own requests, as they are
         exchanges = [(e.reward, e.qty) for e in cart.exchanges] if cart.exchanges else []
         redeem, defer = cart.redeem, None
@@ -154,7 +158,7 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
     else:
         earn = EarnResult(0, ())
     earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
-    return Plan(version, priced, tier, limit, applied, earn, earn_state, exchange, deadline, defer,
+    return Plan(version, priced, tier, limit, applied, earn, earn_state, exchange, deadlines, defer,
                 bool(state.deferred) and member, month, errors, perks)
 
 
@@ -184,12 +188,16 @@ def quote_dict(plan: Plan) -> dict:
                   for p in plan.perks] if plan.perks else [],
         "errors": [{"field": f, "reason": r, "rule": rule} for f, r, rule in plan.errors] if plan.errors else [],
     }
-    if plan.deadline is not None:
-        out["deadline"] = plan.deadline.as_dict()
+    if plan.deadlines:
+        # `deadline`: the one that decided (the first that was missed, else the first); `deadlines`: each
+        missed = [d for d in plan.deadlines if d.late]
+        first = (missed or list(plan.deadlines))[0]
+        out["deadline"] = first.as_dict()
+        out["deadlines"] = [d.as_dict() | {"covers": sorted(d.applies_to)} for d in plan.deadlines]
         if plan.defer is not None:
             out["deadline"]["deferred"] = {"exchanges": [{"reward": r, "qty": q} for r, q in plan.defer.exchanges],
                                            "redeem": plan.defer.redeem is not None}
-            out["deadline"]["note"] = (f"the request arrived after {plan.deadline.last_day} ({plan.deadline.rule}): "
+            out["deadline"]["note"] = (f"the request arrived after {first.last_day} ({first.rule}): "
                                        f"it goes with the next delivery")
     return out
 
@@ -227,7 +235,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         state.sub_streak = plan.subscription_month
         state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
         state.subscription_orders += 1
-    record_order(state, None, with_kept_amounts(Order(
+    order = with_kept_amounts(Order(
         id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
         payment_method=cart.payment.method, card_brand=cart.payment.brand, tier=plan.tier,
         version=plan.version.number, points_used=plan.applied,
@@ -236,11 +244,20 @@ def place(change: Change, cart: OrderPlaced) -> None:
                               points_share=pl.points_share) for pl in plan.priced.lines),
         exchange_units=plan.exchange.units, rewards=tuple((r, q) for r, q, _ in plan.exchange.rewards),
         fees=tuple((f.kind, f.ex_tax, f.tax_rate) for f in plan.priced.fees),
-        # threshold earning grants nothing at placement: its units come when the order ships
+        # threshold earning grants at placement only when it counts then (count_threshold below)
         used_lots=tuple(l.id for l in spent),
         earned=plan.earn.units if plan.version.earning and plan.version.earning.kind == "rate" else 0,
         earn_rules=plan.earn.rules,
-        subscription_month=plan.subscription_month)), change.program.tz)
+        subscription_month=plan.subscription_month))
+    if _counts_at(change) == "placed":    # RC-0: the credit comes at the purchase
+        order = count_threshold(change, order)
+    record_order(state, None, order, change.program.tz)
+
+
+def _counts_at(change: Change) -> Optional[str]:
+    """When threshold earning counts an order's amount (None: no threshold earning)."""
+    earning = change.version.earning
+    return earning.counts_at if earning is not None and earning.kind == "threshold" else None
 
 
 def find_order(change: Change, order_id: str) -> Order:
@@ -281,7 +298,11 @@ def ship(change: Change, order_id: str) -> None:
     if order.status != "placed":
         raise EventRejected(f"order {order_id} is {order.status}, it cannot ship", "order")
     old = order
-    order = count_threshold(change, msgspec.structs.replace(order, status="shipped", shipped_at=change.at))
+    order = msgspec.structs.replace(order, status="shipped", shipped_at=change.at)
+    if _counts_at(change) is not None and not order.counted:
+        # counted at shipment; also an order placed under a version that counted at shipment and
+        # shipped under one that counts at placement (nothing is counted twice: `counted` says so)
+        order = count_threshold(change, order)
     record_order(change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) == "shipped":   # no earning: nothing pending
         validate_earn(change, order)
@@ -296,7 +317,7 @@ def deliver(change: Change, order_id: str) -> None:
     old = order
     order = msgspec.structs.replace(order, status="delivered", delivered_at=change.at,
                                     shipped_at=order.shipped_at or change.at)
-    if shipped_now:
+    if shipped_now and _counts_at(change) is not None and not order.counted:
         order = count_threshold(change, order)
     record_order(change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) in ("shipped", "delivered"):

@@ -3,7 +3,6 @@ deadline before a scheduled delivery."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Optional
 
 import msgspec
 
@@ -34,19 +33,25 @@ class DeadlineCheck(msgspec.Struct, frozen=True, gc=False):
                 "applies_to": "next_delivery" if self.late else "this_delivery"}
 
 
-def check_deadline(version: Version, cart: OrderPlaced, today: date) -> Optional[DeadlineCheck]:
-    """ANS-15: a request must arrive N business days before the scheduled delivery; later, it
-    goes with the next delivery."""
+def check_deadlines(version: Version, cart: OrderPlaced, today: date) -> tuple[DeadlineCheck, ...]:
+    """ANS-15: a request must arrive N business days before a scheduled date of the order (its
+    shipping or its delivery, each deadline its own); later, it goes with the next delivery. A
+    deadline whose date the cart does not give does not apply."""
     rules = version.exchange
-    if rules is None or rules.deadline is None or not cart.delivery_date:
-        return None
-    dl = rules.deadline
-    try:
-        delivery = parse_day(cart.delivery_date)
-    except ValueError as exc:
-        raise EventRejected(f"not a usable date: {cart.delivery_date!r} ({exc})", "delivery_date") from None
-    last = business_days_before(delivery, dl.business_days, dl.calendar)
-    return DeadlineCheck(last, today > last, dl.rule, dl.applies_to)
+    if rules is None or not rules.deadlines:
+        return ()
+    checks = []
+    for dl in rules.deadlines:
+        text = getattr(cart, dl.counts_from)
+        if not text:
+            continue
+        try:
+            day = parse_day(text)
+        except ValueError as exc:
+            raise EventRejected(f"not a usable date: {text!r} ({exc})", dl.counts_from) from None
+        last = business_days_before(day, dl.business_days, dl.calendar)
+        checks.append(DeadlineCheck(last, today > last, dl.rule, dl.applies_to))
+    return tuple(checks)
 
 
 def plan_exchange(version: Version, cart: OrderPlaced, exchanges, items_ex_tax: int, items_incl_tax: int) -> ExchangePlan:

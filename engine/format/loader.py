@@ -37,7 +37,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 LINE_NAMES = frozenset({"course", "tier", "tags", "sku", "product", "qty", "unit_price", "tax_rate",
                         "payment_method", "card_brand", "guest", "order_date", "subscription_month"})
 FEE_NAMES = frozenset({"fulfilment", "course", "items_incl_tax", "items_ex_tax", "payment_method", "units"})
-BONUS_NAMES = frozenset({"attributes", "tier", "product"})
+BONUS_NAMES = frozenset({"attributes", "tier", "product", "bought"})
 # The values the events can carry for these names (engine/model/events.py)
 COURSES = frozenset(get_args(get_type_hints(OrderPlaced)["course"]))
 PAYMENT_METHODS = frozenset(get_args(get_type_hints(Payment)["method"]))
@@ -290,7 +290,8 @@ class _Compiler:
             self.unreachable_rows(rows, path + ("rates",), tier_ids)
         return Earning(self.rule(node, path), self.pos(path), node["base"], node.get("after_points", False),
                        node.get("pending_until", "shipped"), node.get("guests_earn", False), tuple(rows),
-                       node.get("kind", "rate"), node.get("per_yen", 0), node.get("units", 1))
+                       node.get("kind", "rate"), node.get("per_yen", 0), node.get("units", 1),
+                       node.get("counts_at", "shipped"))
 
     def unreachable_rows(self, rows: list[RateRow], path: tuple, tier_ids: list[str]) -> None:
         """Rows that can never match (the first matching row wins): below a row that takes every
@@ -390,16 +391,16 @@ class _Compiler:
                                f["rule_id"]) if "waived_when" in f else None
             fees.append(FeeRule(self.rule(f, fpath), self.pos(fpath), f["kind"], f["ex_tax"], f.get("per_units"),
                                 f["tax_rate"], waived))
+        # The schema checks the country code's form; importing the holiday tables to check it
+        # against them would cost validation ~150 ms, so that happens at first use.
         dl = node.get("deadline")
-        deadline = None
-        if dl:
-            # The schema checks the country code's form; importing the holiday tables to check it
-            # against them would cost validation ~150 ms, so that happens at first use.
-            cal = dl.get("calendar", "JP")
-            deadline = Deadline(self.rule(dl, path + ("deadline",)), self.pos(path + ("deadline",)), dl["business_days"],
-                                cal, frozenset(dl.get("applies_to", ["exchanges"])))
+        nodes = [] if not dl else ([(dl, path + ("deadline",))] if isinstance(dl, dict)
+                                   else [(d, path + ("deadline", i)) for i, d in enumerate(dl)])
+        deadlines = tuple(Deadline(self.rule(d, dpath), self.pos(dpath), d["business_days"], d.get("calendar", "JP"),
+                                   frozenset(d.get("applies_to", ["exchanges"])), d.get("from", "delivery_date"))
+                          for d, dpath in nodes)
         return ExchangeRules(self.rule(node, path), self.pos(path), node.get("requires_product_order", True), refuse,
-                             tuple(fees), deadline)
+                             tuple(fees), deadlines)
 
     def expiry(self, node: dict | None, path: tuple) -> Expiry:
         if node is None:

@@ -109,6 +109,7 @@ class Earning(Ruled):
     kind: str = "rate"    # rate | threshold
     per_yen: int = 0      # threshold: yen of cumulative purchases for each grant of `units`
     units: int = 1
+    counts_at: str = "shipped"   # threshold: an order's amount joins the carry when placed | shipped
     # What the rows read, worked out once (earning.compute_earn): the order's names, a key of the
     # line's names, and whether any row has dates. A row choice depends on nothing else, so it is
     # remembered by those values (a cache: the same answer as choosing again, bounded in size).
@@ -227,6 +228,7 @@ class Deadline(Ruled):
     business_days: int
     calendar: str
     applies_to: frozenset
+    counts_from: str = "delivery_date"    # the order's date counted back from: delivery_date | ship_date
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +236,7 @@ class ExchangeRules(Ruled):
     requires_product_order: bool
     refuse: Optional[Refusal]
     fees: tuple[FeeRule, ...]
-    deadline: Optional[Deadline]
+    deadlines: tuple      # Deadline, each for its requests (ANS-15: exchanges by shipping, point use by delivery)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,14 +107,16 @@ class OrderPlaced(Base, tag="order.placed", frozen=True):
     order: Id
     course: Literal["subscription", "one_off"]
     payment: Payment
-    lines: Annotated[tuple[Line, ...], msgspec.Meta(min_length=1, max_length=1000)]
+    # empty only with exchanges: an exchange on its own (AMA-4's "apply now"), checked at decode
+    lines: Annotated[tuple[Line, ...], msgspec.Meta(max_length=1000)]
     guest: bool = False
     shipping: NonNeg = 0
     coupon_discount: NonNeg = 0
     redeem: Optional[Redeem] = None
     exchanges: tuple[Exchange, ...] = ()
     fulfilment: Literal["with_order", "ship_now"] = "with_order"
-    # Extension: the scheduled delivery date of this (subscription) delivery, for request deadlines.
+    # the scheduled shipping and delivery dates of this delivery, for request deadlines (ANS-15)
+    ship_date: Optional[DateText] = None
     delivery_date: Optional[DateText] = None
 
 
@@ -309,7 +311,11 @@ def _bad_string_field(raw: bytes | str, decoded) -> tuple[str, str] | None:
 
 
 def _check_tax_rates(decoded: OrderPlaced) -> None:
-    """Every line's rate is one of the contract's (0.1 and 0.10 are the same float)."""
+    """Every line's rate is one of the contract's (0.1 and 0.10 are the same float); no line at all
+    only for an exchange on its own."""
+    if not decoded.lines and not decoded.exchanges:
+        raise BadEvent(decoded.id, "Expected `array` of length >= 1 (an order with no line must carry exchanges)",
+                       "lines", decoded.at)
     for i, line in enumerate(decoded.lines):
         if line.tax_rate not in TAX_RATES:
             raise BadEvent(decoded.id, f"tax_rate {line.tax_rate!r} is not a consumption tax rate: give one of "

@@ -137,6 +137,7 @@ class Quote(msgspec.Struct):
     tier: Optional[str] = None
     version: Optional[int] = None
     deadline: Optional[dict[str, Any]] = None
+    deadlines: Optional[list[dict[str, Any]]] = None
 
 
 class LotView(msgspec.Struct):

@@ -136,6 +136,9 @@ class Member:
         if exchanges:
             fields["exchanges"] = [{"reward": r, "qty": q} for r, q in exchanges]
         if delivery:
+            # this shop's courier delivers on the day it ships, so the scheduled shipping date (the
+            # exchange deadline's, ANS-15) and delivery date (the point use's) are the same day
+            fields["ship_date"] = delivery.isoformat()
             fields["delivery_date"] = delivery.isoformat()
         self.emit(at or self.when(day), "order.placed", **fields)
         campaign = date(2026, 1, 1) <= (at or self.last).date() <= date(2026, 1, 7)
