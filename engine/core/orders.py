@@ -134,7 +134,9 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
         elif asked == "max":
             applied = limit.max
         elif asked is not None:
-            if asked > limit.max:
+            if asked > limit.max and program.clamp_requests:
+                applied = limit.max     # a what-if: what the customer would have been allowed
+            elif asked > limit.max:
                 errors.append((field_name, f"asks to use {asked}, but at most {limit.max} can be used: {limit.why}",
                                limit.rule))
             else:

@@ -76,6 +76,15 @@ class RateRow(Ruled):
     by: Optional[str]
     values: dict = field(default_factory=dict)
     bands: tuple = ()   # ((from, rate), ...) ascending: the last band whose 'from' ≤ the value
+    exclude_tags: frozenset = frozenset()   # the row does not take a line carrying any of these tags
+    # a campaign row (no rate of its own): the rate the rows below give the line, times
+    # ``multiply``, plus ``add``
+    multiply: Optional[Fraction] = None
+    add: Optional[Fraction] = None
+
+    @property
+    def campaign(self) -> bool:
+        return self.multiply is not None or self.add is not None
 
     def rate_for(self, env: dict) -> Optional[Fraction]:
         if self.flat is not None:
@@ -116,6 +125,8 @@ class Earning(Ruled):
                 names |= row.when.names
             if row.by is not None:
                 names.add(row.by)
+            if row.exclude_tags:
+                names.add("tags")
         on_line = names & LINE_FIELDS
         object.__setattr__(self, "order_names", tuple(sorted(names - on_line)))
         # the line's part of the key, read in C (one name: the value itself; several: a tuple)
@@ -137,6 +148,7 @@ class MigrationStep(Ruled):
     when: Optional[Expr] = None
     units: int = 0
     expires_on: Optional[date] = None
+    per: str = "unit"                    # convert_units: each old unit on its own, or each lot as a whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +284,8 @@ class Version:
     migration: tuple = ()        # MigrationStep, run per member when this version comes into force
     perks: tuple = ()            # Perk
     ladder: Optional["Ladder"] = None   # a ladder of levels decided monthly (engine/core/ladder.py)
+    # the keys this version changed under `changes` (the rest inherited): ("redemption.cap_per_order.units", Pos)
+    changed: tuple = ()
 
     def bonuses_on(self, trigger: str) -> tuple[Bonus, ...]:
         return tuple(b for b in self.bonuses if b.on == trigger) if self.bonuses else ()
@@ -302,6 +316,10 @@ class Program:
     versions: tuple[Version, ...]  # ascending by effective_from
     digest: str = ""     # of the program file's text: what a member state's cached next happening was computed for
     accounting: Optional[Accounting] = None   # the books' view of the units (None: a Program built by hand)
+    # a what-if replay (loyalty diff): a redemption asking for more than the limits allow is
+    # decided again as the limits allow (clamped to the most it may use), not refused; live
+    # ledgers always refuse it (CONTRACT: the order is rejected with the limit's rule)
+    clamp_requests: bool = False
     # derived once from the versions (the clock asks per event): whether any version pays a
     # birth-month bonus, and the version that follows each version number
     has_birthday_bonus: bool = field(init=False, default=False)
