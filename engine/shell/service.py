@@ -29,15 +29,19 @@ How it is put together:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
+import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import sqlite3
 import sys
 import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
@@ -46,7 +50,8 @@ import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 
-from engine.shell import metrics
+from engine.shell import metrics, shopify
+from engine.shell.shopify import ShopifyError
 from engine.shell.api import Engine
 from engine.model.events import BadEvent, Event, OrderPlaced, decode_cart, printable
 from engine.format.loader import load_program
@@ -473,6 +478,56 @@ def readiness(engine: Engine) -> dict:
             "digest": program.digest}
 
 
+# --- Shopify webhooks (docs/SHOPIFY.md; the mapping is engine/shell/shopify.py) -------------------
+
+SEEN_WEBHOOKS = 10_000   # webhook ids a worker remembers (the ledger's event ids are the durable guard)
+
+
+def signed(secret: bytes, body: bytes, given: Optional[bytes]) -> bool:
+    """X-Shopify-Hmac-SHA256: the base64 HMAC-SHA256 of the raw body, compared in constant time."""
+    if not secret or not given:
+        return False
+    expected = base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest())
+    return hmac.compare_digest(expected, given.strip())
+
+
+def placed_event(store: Any, event_id: str) -> Optional[dict]:
+    """The applied order.placed ``event_id`` as the ledger keeps it (its member and body), else None."""
+    name = type(store).__name__
+    if name == "SQLiteStore":
+        row = store.db.execute("SELECT member, body FROM events WHERE id=? AND status='applied'", (event_id,)).fetchone()
+    elif name == "PostgresStore":
+        row = store.conn.execute("SELECT member, body FROM events WHERE program=%s AND id=%s AND status='applied'",
+                                 (store.program, event_id)).fetchone()
+    else:
+        row = None
+    if row is None or row[1] is None:
+        return None
+    body = json.loads(row[1])
+    return {**body, "member": row[0]}
+
+
+def shopify_apply(engine: Engine, topic: str, payload: Any) -> tuple[int, dict, list[str]]:
+    """POST /webhooks/shopify on the engine thread: map the payload and apply its events."""
+    placed = None
+    if topic == "refunds/create" and isinstance(payload, dict) and payload.get("order_id") is not None:
+        try:
+            placed = placed_event(engine.store, shopify.placed_id(str(payload["order_id"])))
+        except Exception as exc:
+            if _is_store_error(exc):
+                metrics.STORE_ERRORS.labels("shopify").inc()
+                raise StoreUnavailable(str(exc)) from None
+            raise
+    try:
+        events = shopify.events_of(topic, payload, placed)
+    except ShopifyError as bad:
+        return 422, {"topic": topic, "error": f"{topic}: {bad}", "field": bad.field, "events": []}, []
+    if not events:
+        return 200, {"topic": topic, "events": [], "applied": [], "skipped": [], "rejected": []}, []
+    status, answer, members = apply_body(engine, _encode(events))
+    return 200, {"topic": topic, "events": [e["id"] for e in events], **answer}, members
+
+
 # --- the OpenAPI document --------------------------------------------------------------------------
 
 def openapi_document(program: Program) -> dict:
@@ -802,7 +857,8 @@ def _error_handler(request: Request, exc: Exception) -> Response:
 
 
 def create_app(program_path: str | Program, db_url: str, token: str, *, max_body: int = MAX_BODY,
-               access_log: Optional[Callable[[dict], None]] = None, body_timeout: float = BODY_TIMEOUT) -> Litestar:
+               access_log: Optional[Callable[[dict], None]] = None, body_timeout: float = BODY_TIMEOUT,
+               shopify_secret: Optional[str] = None) -> Litestar:
     """The service for one program over one ledger store. Loads the program and opens the store
     now (so a bad program or store fails here, not on the first request)."""
     if not token:
@@ -853,6 +909,42 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
             return _json_response(503, {"status": "unavailable"})
         return _json_response(200, {"status": "ok"})
 
+    secret = (shopify_secret if shopify_secret is not None else os.environ.get("LOYALTY_SHOPIFY_SECRET", "")).encode()
+    seen: "OrderedDict[str, None]" = OrderedDict()
+
+    @post("/webhooks/shopify")
+    async def post_shopify(request: Request) -> Response:
+        body = await request.body()
+        topic = request.headers.get("x-shopify-topic", "")
+        if not signed(secret, body, request.headers.get("x-shopify-hmac-sha256", "").encode("latin-1")):
+            metrics.WEBHOOKS.labels(topic if topic in shopify.TOPICS else "other", "unsigned").inc()
+            request.scope["loyalty.outcome"] = "unsigned"
+            log.warning("shopify webhook refused: bad or missing X-Shopify-Hmac-SHA256" +
+                        ("" if secret else " (LOYALTY_SHOPIFY_SECRET is not set)"))
+            return _json_response(401, {"error": "X-Shopify-Hmac-SHA256 does not sign this body", "status": 401})
+        label = topic if topic in shopify.TOPICS else "other"
+        webhook_id = request.headers.get("x-shopify-webhook-id", "")[:200]
+        if webhook_id and webhook_id in seen:
+            metrics.WEBHOOKS.labels(label, "duplicate").inc()
+            request.scope["loyalty.outcome"] = "duplicate"
+            return _json_response(200, {"topic": topic, "webhook": webhook_id, "duplicate": True})
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            metrics.WEBHOOKS.labels(label, "malformed").inc()
+            return _json_response(422, {"topic": topic, "error": f"malformed JSON: {str(exc)[:200]}", "events": []})
+        status, answer, members = await host.run(shopify_apply, topic, payload)
+        request.scope["loyalty.members"] = members
+        if "applied" in answer:
+            _note_events(request.scope, 200, answer, members)
+        request.scope["loyalty.outcome"] = request.scope.get("loyalty.outcome") or ("refused" if status >= 400 else "ok")
+        metrics.WEBHOOKS.labels(label, "refused" if status >= 400 else "applied" if answer.get("events") else "ignored").inc()
+        if webhook_id:
+            seen[webhook_id] = None
+            while len(seen) > SEEN_WEBHOOKS:
+                seen.popitem(last=False)
+        return _json_response(status, {"webhook": webhook_id or None, **answer})
+
     @get("/readyz")
     async def get_ready() -> Response:
         try:
@@ -871,7 +963,8 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
         host.close()
 
     app = Litestar(
-        route_handlers=[post_events, post_quote, get_member, get_openapi, get_health, get_ready, get_metrics],
+        route_handlers=[post_events, post_quote, get_member, get_openapi, get_health, get_ready, get_metrics,
+                        post_shopify],
         exception_handlers={Exception: _error_handler},
         openapi_config=None,           # /openapi.json is ours, from the msgspec Structs
         request_max_body_size=max_body,
@@ -890,8 +983,6 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
 
 def app_from_env() -> Litestar:
     """The uvicorn factory `loyalty serve` starts in each worker (settings come through the environment)."""
-    import os
-
     return create_app(os.environ["LOYALTY_SERVE_PROGRAM"], os.environ["LOYALTY_SERVE_DB"],
                       os.environ["LOYALTY_API_TOKEN"],
                       body_timeout=float(os.environ.get("LOYALTY_BODY_TIMEOUT") or BODY_TIMEOUT))
