@@ -1072,14 +1072,15 @@ def test_cancelling_a_shipped_threshold_order_takes_back_only_its_credits():
         f"valid/void/debt/carry = {state.balances()['valid']}/{state.balances()['void']}/{state.debt}/{state.carry}"
 
 
-def test_cancelling_an_unshipped_threshold_order_takes_back_nothing():
-    """RC-0: an order counts when it ships; cancelled before that it gave nothing and takes nothing
-    (no void, no debt owed from the member's next credits)."""
+def test_cancelling_an_unshipped_threshold_order_takes_back_only_its_credits():
+    """RC-0: an order counts when it is placed (「この時点で」): the unshipped order gave its 2
+    credits at once; cancelled before shipping it takes back those 2 and its 26,400 leave the carry
+    (2,400 - 26,400 < 0: back to 0), never the member's own 5 (no debt owed from later credits)."""
     store, result = _apply_all("rewards_circle", RC_MEMBER + [
         {"id": "c", "type": "order.cancelled", "at": "2025-11-13T10:00:00+09:00", "member": "m1", "order": "o1"}])
     assert not result.rejected, result.rejected
     state = store.states["m1"]
-    assert (state.balances()["valid"], state.balances()["void"], state.debt) == (5, 0, 0), \
+    assert (state.balances()["valid"], state.balances()["void"], state.debt, state.carry) == (5, 2, 0, 0), \
         f"valid/void/debt = {state.balances()['valid']}/{state.balances()['void']}/{state.debt}"
 
 

@@ -232,7 +232,8 @@ class _Compiler:
             rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values, bands))
         return Earning(self.rule(node, path), self.pos(path), node["base"], node.get("after_points", False),
                        node.get("pending_until", "shipped"), node.get("guests_earn", False), tuple(rows),
-                       node.get("kind", "rate"), node.get("per_yen", 0), node.get("units", 1))
+                       node.get("kind", "rate"), node.get("per_yen", 0), node.get("units", 1),
+                       node.get("counts_at", "shipped"))
 
     def migration(self, nodes: list | None, path: tuple, index: int) -> tuple:
         steps = []

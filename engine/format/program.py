@@ -100,6 +100,7 @@ class Earning(Ruled):
     kind: str = "rate"    # rate | threshold
     per_yen: int = 0      # threshold: yen of cumulative purchases for each grant of `units`
     units: int = 1
+    counts_at: str = "shipped"   # threshold: an order's amount joins the carry when placed | shipped
     # What the rows read, worked out once (earning.compute_earn): the order's names, a key of the
     # line's names, and whether any row has dates. A row choice depends on nothing else, so it is
     # remembered by those values (a cache: the same answer as choosing again, bounded in size).
