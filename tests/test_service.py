@@ -478,6 +478,8 @@ def test_docs_curl_examples_run_as_written(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             _, err = server.communicate()
-    log = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.strip()]  # every line JSON (issue 23)
+    log = [line for line in lines if "method" in line]
     assert len(log) == len(examples) and TOKEN not in err.decode()
+    assert all(line["request_id"] for line in log)
     assert (tmp_path / "loyalty-andest.db").exists()
