@@ -156,18 +156,19 @@ class Runner:
             self.cache.clear()
 
     def run(self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None,
-            result: Optional[RunResult] = None) -> RunResult:
+            result: Optional[RunResult] = None, numbered: bool = False) -> RunResult:
         """Apply a stream. A store with one writer per transaction (SQLite) gets the stream in
         chunks of ``batch`` lines: one transaction a chunk, and the ids of the chunk looked up in one
         query under its write lock instead of one query an event. A shared store that can lock a
         chunk's members at once (PostgreSQL) gets it in chunks too: one transaction a chunk, its
         members locked together (``_run_shared_chunk``). ``result``: the RunResult to fill (a caller
-        that watches it line by line through ``progress``, engine/run/parallel.py); a new one by default."""
+        that watches it line by line through ``progress``, engine/run/parallel.py); a new one by default.
+        ``numbered``: ``lines`` are ``(line number, line)`` pairs (a part of a longer input, engine/run/cluster.py)."""
         result = result if result is not None else RunResult()
         chunked = (self._prefetch is not None and not self.shared) or self._lock_chunk is not None
         chunk: list = []
         try:
-            for n, raw in enumerate(lines, 1):
+            for n, raw in (lines if numbered else enumerate(lines, 1)):
                 if isinstance(raw, (bytes, str)) and not raw.strip():
                     continue
                 if not chunked:

@@ -84,13 +84,22 @@ def _read_lines(events: str):
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes: above 1, the events are replayed sharded by member (engine/run/parallel.py); "
                    "needs a SQLite or PostgreSQL --db")
-def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str], as_json: bool, jobs: int) -> None:
+@click.option("--cluster", default=None, metavar="tcp://HOST:PORT",
+              help="Replay on the Dask scheduler at this address, sharded by member (engine/run/cluster.py); "
+                   "EVENTS may then be a folder of .jsonl files")
+def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str], as_json: bool, jobs: int,
+        cluster: Optional[str]) -> None:
     """Apply EVENTS (.jsonl, or - for stdin) to the ledger and report every member."""
     from engine.store import open_store
     from engine.store.sqlite import StoreError
 
     program = load_or_exit(program_path)
-    if events != "-" and not Path(events).is_file():
+    if cluster and jobs > 1:
+        click.echo("loyalty run: --cluster and --jobs are two ways to replay in parallel: give one", err=True)
+        sys.exit(1)
+    if cluster and Path(events).is_dir():
+        pass   # a folder of .jsonl files, read one after the other
+    elif events != "-" and not Path(events).is_file():
         what = "not a regular file (give a JSON Lines file of events, or - for standard input)" \
             if Path(events).exists() else "no such events file"
         click.echo(f"{events}: {what}", err=True)
@@ -106,7 +115,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
         click.echo(str(exc), err=True)
         sys.exit(1)
     try:
-        report, result = _run_and_report(program, store, events, as_of, jobs, program_path, spec)
+        report, result = _run_and_report(program, store, events, as_of, jobs, program_path, spec, cluster)
     except StoreError as exc:
         click.echo(f"loyalty run: {exc}", err=True)
         sys.exit(1)
@@ -123,13 +132,24 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
 
 
 def _run_and_report(program: Program, store, events: str, as_of: Optional[str], jobs: int = 1,
-                    program_path: Optional[str] = None, spec: Optional[str] = None):
+                    program_path: Optional[str] = None, spec: Optional[str] = None, cluster: Optional[str] = None):
     from engine.shell.progress import count_lines, replay_progress
     from engine.run.report import PastViewUnavailable, ledger_report
     from engine.run.runner import Runner, parse_as_of
 
-    if jobs > 1:
-        from engine.run.parallel import ParallelError, effects_in_line_order, replay_parallel
+    if cluster:
+        from engine.run.cluster import ClusterError, read_events, event_files, replay_cluster
+
+        try:
+            total = None if events == "-" else sum(count_lines(str(f)) or 0 for f in event_files(events))
+            with replay_progress(total) as progress:
+                result = replay_cluster(program_path, _read_lines(events) if events == "-" else read_events(events),
+                                        store, spec, address=cluster, progress=progress)
+        except ClusterError as exc:
+            click.echo(f"loyalty run: {exc}", err=True)
+            sys.exit(exc.exit_code)
+    elif jobs > 1:
+        from engine.run.parallel import ParallelError, replay_parallel
 
         from engine.model.events import BadEvent
         from engine.run.runner import refusal_of_line
@@ -162,7 +182,10 @@ def _run_and_report(program: Program, store, events: str, as_of: Optional[str], 
         sys.exit(1)
     when = when or datetime.now(program.tz)
     effects = store.effects()
-    if jobs > 1:   # workers wrote their members' effects as they went: back in the order of the lines
+    if jobs > 1 or cluster and getattr(store, "shared", False):
+        # workers wrote their members' effects as they went: back in the order of the lines
+        from engine.run.parallel import effects_in_line_order
+
         effects = effects_in_line_order(effects, result.effects)
     try:
         report = ledger_report(program, store, when, result, effects, asked=bool(as_of))

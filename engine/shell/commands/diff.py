@@ -441,13 +441,36 @@ def render_html(report: dict) -> str:
 
 # --- the command ----------------------------------------------------------------------------------
 
+def replay_on_cluster(client, path: str, program, events: str, progress=None):
+    """Apply the events file (or folder of files) under ``program`` on a Dask cluster, streamed in
+    chunks and sharded by member (engine/run/cluster.py), into an in-memory ledger."""
+    from engine.run.cluster import read_events, replay_cluster
+    from engine.shell.api import Engine
+
+    engine = Engine(program, ":memory:")
+    result = replay_cluster(path, read_events(events), engine.store, ":memory:", client=client, progress=progress)
+    return engine, result
+
+
 def build_report(old_path: str, new_path: str, events: str, as_of: Optional[str] = None,
-                 show_progress: bool = True) -> dict:
+                 show_progress: bool = True, cluster: Optional[str] = None) -> dict:
     from engine.format.loader import load_program
     from engine.shell.progress import count_lines, replay_progress
-    from engine.model.timeutil import parse_instant
 
     old_program, new_program = load_program(old_path), load_program(new_path)
+    if cluster:
+        from engine.run.cluster import cluster_client, event_files
+
+        total = sum(count_lines(str(f)) or 0 for f in event_files(events))
+        sides = []
+        with cluster_client(cluster) as client:
+            for path, program in ((old_path, old_program), (new_path, new_program)):
+                with replay_progress(total if show_progress else None, f"replaying under {Path(path).name}",
+                                     force=False) as progress:
+                    sides.append(replay_on_cluster(client, path, program, events, progress if show_progress else None))
+        # the requests of the history, for what the new limits clamp (engine/run/whatif.py)
+        lines = [line for f in event_files(events) for line in Path(f).read_bytes().splitlines()]
+        return _report(old_path, new_path, old_program, new_program, sides, as_of, lines)
     raw = sys.stdin.buffer.read() if events == "-" else Path(events).read_bytes()
     lines = raw.splitlines()
     total = len(lines) if events == "-" else count_lines(events)
@@ -458,6 +481,12 @@ def build_report(old_path: str, new_path: str, events: str, as_of: Optional[str]
                 sides.append(replay(program, lines, progress))
         else:
             sides.append(replay(program, lines))
+    return _report(old_path, new_path, old_program, new_program, sides, as_of, lines)
+
+
+def _report(old_path, new_path, old_program, new_program, sides, as_of, lines) -> dict:
+    from engine.model.timeutil import parse_instant
+
     if as_of:
         when = parse_instant(as_of, old_program.tz)
     else:
@@ -484,18 +513,28 @@ def build_report(old_path: str, new_path: str, events: str, as_of: Optional[str]
               help="table (default), json or csv: the same figures")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (--format json)")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when any member's figures change (for CI)")
+@click.option("--cluster", default=None, metavar="tcp://HOST:PORT",
+              help="Replay on the Dask scheduler at this address, sharded by member (engine/run/cluster.py); "
+                   "EVENTS may then be a folder of .jsonl files")
 def diff(old_path: str, new_path: str, events: str, html_out: Optional[str], as_of: Optional[str],
-         show_all: bool, fmt: str, as_json: bool, exit_code: bool) -> None:
+         show_all: bool, fmt: str, as_json: bool, exit_code: bool, cluster: Optional[str]) -> None:
     """Replay EVENTS under OLD.yaml and NEW.yaml and show what changes: per member, in total, in yen."""
     from engine.model.errors import ProgramError
+    from engine.run.cluster import ClusterError
 
-    if events != "-" and not Path(events).is_file():
-        from engine.format.i18n import lang_from_env, translate
+    from engine.format.i18n import lang_from_env, translate
 
+    if cluster and events == "-":
+        click.echo("loyalty diff: --cluster reads EVENTS twice: give a file or a folder, not standard input", err=True)
+        sys.exit(1)
+    if not (cluster and Path(events).is_dir()) and events != "-" and not Path(events).is_file():
         click.echo(translate(f"{events}: no such events file", lang_from_env()), err=True)
         sys.exit(1)
     try:
-        report = build_report(old_path, new_path, events, as_of)
+        report = build_report(old_path, new_path, events, as_of, cluster=cluster)
+    except ClusterError as exc:
+        click.echo(f"loyalty diff: {exc}", err=True)
+        sys.exit(exc.exit_code)
     except ProgramError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
