@@ -20,7 +20,7 @@ engine's output. Conventions of the hand calculations:
       22,728 @10 % → 22,728 + floor(2,272.8)   = 25,000
       32,728 @10 % → 32,728 + floor(3,272.8)   = 36,000
       54,546 @10 % → 54,546 + floor(5,454.6)   = 60,000
-* version 1 (to 2025-11-03): 1 credit per ¥22,000 incl. tax counted at shipment (RC-0
+* version 1 (to 2025-11-03): 1 credit per ¥22,000 incl. tax counted at placement (RC-0
   ASSUMPTION), 1 credit = ¥1,100; version 2 (from 2025-11-04 00:00 Asia/Tokyo): 1 credit per
   ¥12,000 (RC-2), 1 credit = ¥450 (RC-1);
 * a credit issued on day D is valid through D + 180 days and expired from 00:00 the day after
@@ -138,25 +138,51 @@ def valid_lots(e: Engine, at: str, member: str = "m1") -> list[dict]:
 
 
 # ============================================================================================
-# RC-0 — version 1's earn (ASSUMPTION: 1 credit per ¥22,000 incl. tax, counted at shipment)
+# RC-0 — counted when the order is placed; version 1's earn (ASSUMPTION: 1 credit per ¥22,000)
 # ============================================================================================
 
-def test_RC_0_v1_one_credit_per_22000_incl_tax_counted_when_shipped():
-    """RC-0: "Purchase amounts in RC are incl. tax, after discounts, counted when the order ships
-    (ASSUMPTION). Version 1's earn rule ... ASSUMPTION 1 credit per ¥22,000".
+def test_RC_0_v1_one_credit_per_22000_incl_tax_counted_when_placed():
+    """RC-0: amounts are incl. tax, counted when the order is placed (「この時点で1クレジット付与」);
+    version 1's earn rule is an ASSUMPTION: 1 credit per ¥22,000.
 
     One line 20,000 @10 % = 22,000 incl. tax (ex. tax it would be only 20,000 → 0 credits).
-    Placed 2025-09-02 10:00: nothing yet (counted at shipment). Shipped 15:00: 22,000 // 22,000
-    = 1 credit, carry 0. Rule RC-0, version 1, last valid day 2025-09-02 + 180 = 2026-03-01.
+    Placed 2025-09-02 10:00: 22,000 // 22,000 = 1 credit at once, carry 0. Rule RC-0, version 1,
+    last valid day 2025-09-02 + 180 = 2026-03-01 (Sep 28 + Oct 31 + Nov 30 + Dec 31 + Jan 31 +
+    Feb 28 = 179, + 1). Shipped 15:00: nothing counted twice, still 1 credit.
     """
     e = engine()
     register(e)
     place(e, cart("o1", T("2025-09-02"), [ln(20000)]))
-    assert valid(e, T("2025-09-02", "12:00")) == 0
-    ship(e, "o1", T("2025-09-02", "15:00"))
-    lots = valid_lots(e, T("2025-09-02", "16:00"))
+    lots = valid_lots(e, T("2025-09-02", "10:00"))
     assert [(l["amount"], l["rule"], l["version"], l["expires_on"]) for l in lots] == [(1, "RC-0", 1, "2026-03-01")]
+    ship(e, "o1", T("2025-09-02", "15:00"))
+    assert valid(e, T("2025-09-02", "16:00")) == 1
     assert e.runner.state_of("m1").carry == 0
+
+
+def test_RC_0_RC_2_credit_on_the_day_of_purchase_before_it_ships_and_a_cancel_takes_it_back():
+    """RC-0/RC-2, the page's own example: ¥8,000 carried by the end of October, ¥5,000 bought on
+    11-05 → 「この時点で1クレジット」, at the purchase, before any shipment.
+
+    October (v1): 7,273 @10 % = 7,273 + floor(727.3) = 8,000 < 22,000 → 0 credits, carry 8,000;
+    11-04: 8,000 < 12,000, RC-3 gives nothing. 11-05 10:00: 4,546 @10 % = 4,546 + floor(454.6) =
+    5,000 → 8,000 + 5,000 = 13,000 → 1 credit (RC-2), carry 1,000, last valid day 11-05 + 180 =
+    2026-05-04. On 11-04 the member still has 0. Cancelled 11-06 (never shipped): the 5,000
+    leaves the carry, 1,000 - 5,000 < 0 → the credit goes back, carry 8,000 again.
+    """
+    e = engine()
+    register(e)
+    buy(e, "o1", "2025-10-10", [ln(7273)])
+    assert e.runner.state_of("m1").carry == 8000
+    assert valid(e, T("2025-11-04", "23:59")) == 0
+    place(e, cart("o2", T("2025-11-05"), [ln(4546)]))
+    lots = valid_lots(e, T("2025-11-05", "10:00"))
+    assert [(l["amount"], l["rule"], l["version"], l["order"], l["expires_on"]) for l in lots] == [
+        (1, "RC-2", 2, "o2", "2026-05-04")]
+    assert e.runner.state_of("m1").carry == 1000
+    send(e, "order.cancelled", T("2025-11-06"), "m1", order="o2")
+    assert valid(e, T("2025-11-06", "11:00")) == 0
+    assert e.runner.state_of("m1").carry == 8000
 
 
 def test_RC_0_v1_below_threshold_carries_then_completes():
@@ -187,19 +213,22 @@ def test_RC_0_amount_is_after_coupon_discount():
     assert e.runner.state_of("m1").carry == 0
 
 
-def test_RC_0_order_placed_under_v1_shipped_under_v2_counts_under_v2():
-    """RC-0: counted when the order ships, so by the version in force at shipment (X-2).
+def test_RC_0_order_placed_under_v1_shipped_under_v2_counts_under_v1():
+    """RC-0: counted when the order is placed, so by the version in force then (X-2).
 
-    13,000 incl. tax (11,819 @10 %) placed 2025-11-01 (v1), shipped 2025-11-05 (v2, RC-2):
-    13,000 // 12,000 = 1 credit, carry 1,000 (under v1 it would have been 0 and 13,000 carried).
-    The credit is rule RC-2, version 2, last valid day 2026-05-04.
+    13,000 incl. tax (11,819 @10 %: 11,819 + floor(1,181.9) = 13,000) placed 2025-11-01 (v1):
+    13,000 < 22,000 → 0 credits, carry 13,000. 2025-11-04 (RC-3): 13,000 // 12,000 = 1 credit,
+    carry 1,000, last valid day 2026-05-03. Shipped 2025-11-05 (v2): counts nothing again (under
+    v2 a second count would make 14,000 → 1 more credit).
     """
     e = engine()
     register(e)
     place(e, cart("o1", T("2025-11-01"), [ln(11819)]))
+    assert valid(e, T("2025-11-01", "11:00")) == 0
+    assert e.runner.state_of("m1").carry == 13000
     ship(e, "o1", T("2025-11-05", "15:00"))
     lots = valid_lots(e, T("2025-11-05", "16:00"))
-    assert [(l["amount"], l["rule"], l["version"], l["expires_on"]) for l in lots] == [(1, "RC-2", 2, "2026-05-04")]
+    assert [(l["amount"], l["rule"], l["version"], l["expires_on"]) for l in lots] == [(1, "RC-3", 2, "2026-05-03")]
     assert e.runner.state_of("m1").carry == 1000
 
 
@@ -616,7 +645,8 @@ def test_RC_7_use_limit_one_credit_per_6000(lines, amount, expected):
 def test_RC_7_three_credits_on_17999_rejected_ledger_unchanged():
     """RC-7: 3 credits need ≥ ¥18,000. 17,999 (16,363 @10 %) with {"credits": 3} → rejected
     (max 17,999 // 6,000 = 2), nothing booked: 50 valid, 0 used, same ledger entries, no order.
-    The same request on 18,000 (16,364 @10 %) is applied: to pay 18,000 - 3 × 450 = 16,650."""
+    The same request on 18,000 (16,364 @10 %) is applied: to pay 18,000 - 3 × 450 = 16,650; the
+    order counts at once (RC-0): 18,000 // 12,000 = 1 credit earned, so 50 - 3 + 1 = 48 valid."""
     e = engine()
     _big_balance(e)
     before = len(e.store.entries("m1"))
@@ -633,7 +663,7 @@ def test_RC_7_three_credits_on_17999_rejected_ledger_unchanged():
     assert e.quote(c2)["totals"]["to_pay"] == 16650
     place(e, c2)
     p = view(e, T("2025-11-10", "12:00"))["points"]
-    assert (p["valid"], p["used"]) == (47, 3)
+    assert (p["valid"], p["used"]) == (48, 3)
 
 
 # ============================================================================================
@@ -784,8 +814,9 @@ def test_RC_9_cancel_in_december_credits_end_0131():
 def test_X_2_X_3_every_lot_and_entry_carries_its_version_and_rule():
     """X-2/X-3: every ledger entry and lot records the program version and the rule.
 
-    Insider m1: 3 credits shipped 2025-07-05 (v1, RC-0), 1 spent 2025-10-01 (v1, RC-1), a carry of
-    20,000 from 2025-10-20 (18,182 @10 %), then an event on 2025-11-20 books the switch:
+    Insider m1: 3 credits bought 2025-07-05 (v1, RC-0), 1 spent 2025-10-01 (v1, RC-1) on an order of
+    11,000 that counts too (10,000 @10 %, < 22,000: carry 11,000), 9,000 more from 2025-10-20
+    (8,182 + floor(818.2) = 9,000): carry 20,000, then an event on 2025-11-20 books the switch:
     conversion (RC-6: 2 held → 4 + adjustment 1), RC-3 (1 credit from the carry), RC-4 (gift).
     Entries before the switch are version 1, from it version 2; every rule is an RC id.
     """
@@ -793,7 +824,7 @@ def test_X_2_X_3_every_lot_and_entry_carries_its_version_and_rule():
     register(e, insider=True)
     earn_v1_credits(e, 3, "2025-07-05")
     place(e, cart("spend", T("2025-10-01"), [ln(10000)], credits=1))
-    buy(e, "o-carry", "2025-10-20", [ln(18182)])
+    buy(e, "o-carry", "2025-10-20", [ln(8182)])
     send(e, "member.updated", T("2025-11-20"))
     entries = e.store.entries("m1")
     assert entries
@@ -815,11 +846,11 @@ def test_X_2_X_3_every_lot_and_entry_carries_its_version_and_rule():
 
 
 def test_RC_2_cancelled_orders_owe_nothing_and_take_back_exactly_their_credits():
-    """RC-0/RC-2: credits come when an order ships. An order of 25,000 + 10% = 27,500 yen cancelled
-    before shipping counted nothing: no credit, nothing owed. The same order shipped gives
-    27,500 // 12,000 = 2 credits (3,500 carried); cancelled after shipping, the 27,500 leave the
-    carry (3,500 - 27,500 = -24,000 → two thresholds back → 0) and exactly those 2 credits are
-    voided: nothing owed, nothing left."""
+    """RC-0/RC-2: credits come when an order is placed. An order of 25,000 + 10% = 27,500 yen
+    gives 27,500 // 12,000 = 2 credits at once (3,500 carried); cancelled before shipping, the
+    27,500 leave the carry (3,500 - 27,500 = -24,000 → two thresholds back → 0) and exactly those
+    2 credits are voided: nothing owed, nothing left. The same again shipped, then cancelled after
+    shipping: the same 2 credits given, the same 2 voided (4 void in all), carry 0."""
     from engine import Engine
 
     e = Engine("programs/rewards_circle.yaml")
@@ -830,7 +861,8 @@ def test_RC_2_cancelled_orders_owe_nothing_and_take_back_exactly_their_credits()
                {"id": "c1", "type": "order.cancelled", "at": "2025-12-03", "member": "a", "order": "o1"}]:
         assert not e.apply(ev).rejected
     assert e.member("a", "2025-12-04")["points"] == {"valid": 0, "pending": 0, "held": 0, "used": 0,
-                                                     "expired": 0, "void": 0}
+                                                     "expired": 0, "void": 2}
+    assert e.runner.state_of("a").carry == 0
     for ev in [dict(order, id="o2", at="2025-12-05", order="o2"),
                {"id": "s2", "type": "order.shipped", "at": "2025-12-06", "member": "a", "order": "o2"}]:
         assert not e.apply(ev).rejected
@@ -839,5 +871,5 @@ def test_RC_2_cancelled_orders_owe_nothing_and_take_back_exactly_their_credits()
     assert not e.apply({"id": "c2", "type": "order.cancelled", "at": "2025-12-08", "member": "a",
                         "order": "o2"}).rejected
     points = e.member("a", "2025-12-09")["points"]
-    assert (points["valid"], points["void"], points.get("owed", 0)) == (0, 2, 0)
+    assert (points["valid"], points["void"], points.get("owed", 0)) == (0, 4, 0)
     assert e.runner.state_of("a").carry == 0

@@ -233,7 +233,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         state.sub_streak = plan.subscription_month
         state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
         state.subscription_orders += 1
-    record_order(state, None, with_kept_amounts(Order(
+    order = with_kept_amounts(Order(
         id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
         payment_method=cart.payment.method, card_brand=cart.payment.brand, tier=plan.tier,
         version=plan.version.number, points_used=plan.applied,
@@ -242,11 +242,22 @@ def place(change: Change, cart: OrderPlaced) -> None:
                               points_share=pl.points_share) for pl in plan.priced.lines),
         exchange_units=plan.exchange.units, rewards=tuple((r, q) for r, q, _ in plan.exchange.rewards),
         fees=tuple((f.kind, f.ex_tax, f.tax_rate) for f in plan.priced.fees),
-        # threshold earning grants nothing at placement: its units come when the order ships
+        # threshold earning grants nothing here: count_threshold grants its units (at placement
+        # or at shipment, as the earning's pending_until says)
         used_lots=tuple(l.id for l in spent),
         earned=plan.earn.units if plan.version.earning and plan.version.earning.kind == "rate" else 0,
         earn_rules=plan.earn.rules,
-        subscription_month=plan.subscription_month)), change.program.tz)
+        subscription_month=plan.subscription_month))
+    if counts_when_placed(plan.version.earning):
+        # RC-0: the order's amount joins the carry at the purchase, under the version in force then
+        order = count_threshold(change, order)
+    record_order(state, None, order, change.program.tz)
+
+
+def counts_when_placed(earning) -> bool:
+    """Threshold earning whose `pending_until` is `placed`: the order's amount is counted (and its
+    units granted) when the order is placed, not when it ships."""
+    return earning is not None and earning.kind == "threshold" and earning.pending_until == "placed"
 
 
 def find_order(change: Change, order_id: str) -> Order:
@@ -269,8 +280,9 @@ def validate_earn(change: Change, order: Order) -> None:
 
 
 def count_threshold(change: Change, order: Order) -> Order:
-    """Threshold earning (RC-0, RC-2): a shipped order's amount joins the member's carry under the
-    version in force at shipment; every full threshold becomes units, valid at once."""
+    """Threshold earning (RC-0, RC-2): the order's amount joins the member's carry under the version
+    in force when it is counted (at placement or at shipment, per the earning's `pending_until`);
+    every full threshold becomes units, valid at once."""
     earning = change.version.earning
     if earning is None or earning.kind != "threshold" or order.guest:
         return order
@@ -287,7 +299,9 @@ def ship(change: Change, order_id: str) -> None:
     if order.status != "placed":
         raise EventRejected(f"order {order_id} is {order.status}, it cannot ship", "order")
     old = order
-    order = count_threshold(change, msgspec.structs.replace(order, status="shipped", shipped_at=change.at))
+    order = msgspec.structs.replace(order, status="shipped", shipped_at=change.at)
+    if not counts_when_placed(_earning_of(change, order)):
+        order = count_threshold(change, order)
     record_order(change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) == "shipped":   # no earning: nothing pending
         validate_earn(change, order)
@@ -302,7 +316,7 @@ def deliver(change: Change, order_id: str) -> None:
     old = order
     order = msgspec.structs.replace(order, status="delivered", delivered_at=change.at,
                                     shipped_at=order.shipped_at or change.at)
-    if shipped_now:
+    if shipped_now and not counts_when_placed(_earning_of(change, order)):
         order = count_threshold(change, order)
     record_order(change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) in ("shipped", "delivered"):
