@@ -19,10 +19,14 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Optional
 
+from engine.model.events import TAX_RATE_PERCENTS
+
 TOPICS = ("customers/create", "orders/create", "orders/fulfilled", "orders/partially_fulfilled", "orders/updated",
           "orders/cancelled", "refunds/create")
-RATES = (Decimal("0.08"), Decimal("0.1"))
-SHIPPING_RATE = Decimal("0.1")   # CONTRACT.md: shipping is taxed at 10%
+# the contract's consumption tax rates (engine/model/events.py), exactly
+RATES = tuple(Decimal(p) / 100 for p in TAX_RATE_PERCENTS)
+# CONTRACT.md: shipping is taxed at the standard rate, the higher one
+SHIPPING_RATE = max(RATES)
 
 
 class ShopifyError(ValueError):
@@ -87,7 +91,7 @@ def _rate(line: dict, where: str) -> Decimal:
         if rate > 0:
             rates.append(rate)
     if not rates:
-        return Decimal("0.1")
+        return SHIPPING_RATE     # no tax line: the standard rate
     rate = max(rates)
     if rate not in RATES:
         raise ShopifyError(f"{where}tax_lines", f"tax rate {rate} is not 0.08 or 0.10 (Japanese consumption tax)")
