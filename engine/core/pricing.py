@@ -104,10 +104,6 @@ class Priced(msgspec.Struct, gc=False):
                 total += line.pv * line.qty
         return total
 
-    def items_tax(self) -> Fraction:
-        """Tax attributable to the items, for measures "incl. tax" (exact, not floored)."""
-        return sum((line.net_ex * frac(line.tax_rate) for line in self.lines), Fraction(0))
-
 
 def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fee] | None = None) -> Priced:
     pricing = version.pricing

@@ -371,9 +371,5 @@ def event_schema() -> dict:
     return schema
 
 
-def event_to_dict(event) -> dict:
-    return msgspec.to_builtins(event)
-
-
 if __name__ == "__main__":
     print(json.dumps(event_schema(), indent=2, ensure_ascii=False))

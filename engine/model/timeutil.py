@@ -50,10 +50,6 @@ def month_end(d: date) -> date:
     return date(d.year, d.month, calendar.monthrange(d.year, d.month)[1])
 
 
-def first_of_month(year: int, month: int) -> date:
-    return date(year, month, 1)
-
-
 # Sanity bounds of a time a ledger accepts: not program numbers, but what keeps a member's clock
 # from running for centuries (or past datetime's year 9999) on a mistyped year.
 EARLIEST_YEAR, LATEST_YEAR = 1970, 2199
@@ -83,10 +79,6 @@ def parse_instant(text: str, tz: ZoneInfo) -> datetime:
     if not EARLIEST_YEAR <= at.year <= LATEST_YEAR:
         raise ValueError(f"year {at.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
     return at
-
-
-def iso(at: datetime, tz: ZoneInfo) -> str:
-    return at.astimezone(tz).isoformat()
 
 
 def parse_day(text: str) -> date:

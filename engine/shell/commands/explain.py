@@ -128,11 +128,6 @@ def _period(p) -> str:
     return ", ".join(parts) or "0 days"
 
 
-def rule_text(program, rule: str) -> str:
-    text = program.rules.get(rule)
-    return f'{rule}: "{text}"' if text else rule
-
-
 # --- the story --------------------------------------------------------------------------------
 
 @dataclass
