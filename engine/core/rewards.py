@@ -8,7 +8,7 @@ from typing import Optional
 import msgspec
 
 from engine.core.business_days import business_days_before
-from engine.model.errors import EventRejected
+from engine.format.messages import rejected
 from engine.model.timeutil import parse_day
 from engine.model.events import OrderPlaced
 from engine.core.pricing import Fee
@@ -44,7 +44,7 @@ def check_deadline(version: Version, cart: OrderPlaced, today: date) -> Optional
     try:
         delivery = parse_day(cart.delivery_date)
     except ValueError as exc:
-        raise EventRejected(f"not a usable date: {cart.delivery_date!r} ({exc})", "delivery_date") from None
+        raise rejected("event.unusable_date", "delivery_date", value=repr(cart.delivery_date), detail=str(exc)) from None
     last = business_days_before(delivery, dl.business_days, dl.calendar)
     return DeadlineCheck(last, today > last, dl.rule, dl.applies_to)
 

@@ -54,9 +54,10 @@ def validate(paths: tuple[str, ...], fmt: str, lang: Optional[str]) -> None:
         except ProgramError as exc:
             problems.extend(exc.problems)
     if fmt == "json":
-        click.echo(json.dumps([{"file": p.pos.file, "line": p.pos.line, "col": p.pos.col,
-                                "message": i18n.translate(p.message, lang),
-                                "hint": i18n.translate_hint(p.hint, lang)} for p in problems], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([{"file": p.pos.file, "line": p.pos.line, "col": p.pos.col, "code": p.code,
+                                "message": i18n.translate(p, lang), "hint": i18n.translate_hint(p, lang),
+                                "hint_code": p.hint_code} for p in problems],
+                              ensure_ascii=False, indent=2, default=str))
     else:
         for p in problems:
             click.echo(i18n.format_problem(p, lang))
