@@ -146,12 +146,11 @@ def test_i18n_catalog():
     assert i18n.lang_from_env({}) == "en"
     with pytest.raises(ValueError):
         i18n.resolve_lang("fr")
-    # an unknown message stays in English rather than breaking validate
-    assert i18n.translate("something new the loader says", "ja") == "something new the loader says"
-    assert i18n.translate("versions.0.tiers: 'window' is a required property", "ja") == \
+    # by code: the same arguments in either language
+    assert i18n.translate("schema.required", "ja", field="versions.0.tiers", prop="'window'") == \
         "versions.0.tiers: 必須のキー 'window' がありません"
-    assert i18n.translate("unknown key 'x'", "en") == "unknown key 'x'"
-    assert i18n.translate_hint("expected one of: a, b", "ja") == "使えるキー: a, b"
+    assert i18n.translate("schema.unknown_key", "en", key="x") == "unknown key 'x'"
+    assert i18n.translate("hint.expected_one_of", "ja", names="a, b") == "使えるキー: a, b"
 
 
 # --- loyalty test -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Optional
 
 from engine.core import bonuses, ladder, orders, returns, subscriptions
 from engine.core.clock import advance
-from engine.model.errors import EventRejected
+from engine.format.messages import rejected
 from engine.model.events import (MemberRegistered, MemberUpdated, OrderCancelled, OrderDelivered, OrderPlaced, OrderReturned,
                      OrderShipped, PointsGranted, PointsHeld, PointsReleased, ReviewPosted, SubscriptionCancelled,
                      SubscriptionPaused, SubscriptionResumed, SubscriptionStarted)
@@ -35,7 +35,7 @@ def event_time(program: Program, event) -> datetime:
     try:
         return parse_instant(event.at, program.tz)
     except ValueError as exc:
-        raise EventRejected(f"not an ISO 8601 time: {event.at!r} ({exc})", "at") from None
+        raise rejected("event.not_iso_time", "at", value=repr(event.at), detail=str(exc)) from None
 
 
 def new_member(member: str) -> MemberState:
@@ -54,12 +54,13 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
                 event, (OrderShipped, OrderDelivered, OrderCancelled, OrderReturned)):
             pass  # the fulfilment of a guest order already recorded
         else:
-            raise EventRejected(f"unknown member {event.member}: no member.registered event came before", "member")
+            raise rejected("member.unknown", "member", member=event.member)
     elif isinstance(event, MemberRegistered):
-        raise EventRejected(f"member {event.member} is already registered", "type")
+        raise rejected("member.registered_twice", "type", member=event.member)
     if state.clock is not None and at < state.clock:
-        raise EventRejected(f"arrives out of order: {event.at} is before this member's last event or happening "
-                            f"({state.clock.isoformat()}); events of one member must come in time order", "at")
+        raise rejected("event.out_of_order", "at",
+                       detail=f"arrives out of order: {event.at} is before this member's last event or happening "
+                              f"({state.clock.isoformat()}); events of one member must come in time order")
     state = state.copy()
     state.settle_open_totals()
     settle_counted(state, program.tz)
@@ -126,7 +127,7 @@ def _member_fields(state: MemberState, event) -> None:
         try:
             state.birthday = date.fromisoformat(event.birthday)
         except ValueError:
-            raise EventRejected(f"not a date: {event.birthday!r}", "birthday") from None
+            raise rejected("event.not_date", "birthday", value=repr(event.birthday)) from None
     if event.attributes is not None:
         state.attributes = dict(event.attributes)
 
@@ -139,9 +140,9 @@ def _grant(change: Change, event: PointsGranted) -> None:
         try:
             fixed = parse_day(event.expires_on)
         except ValueError as exc:
-            raise EventRejected(f"not a usable date: {event.expires_on!r} ({exc})", "expires_on") from None
+            raise rejected("event.unusable_date", "expires_on", value=repr(event.expires_on), detail=str(exc)) from None
         if fixed < change.at.astimezone(change.program.tz).date():
-            raise EventRejected(f"expires_on {fixed} is already past", "expires_on")
+            raise rejected("points.expires_past", "expires_on", date=fixed)
     expires_on, rolling = on_acquire(change, fixed)
     kind = "limited" if fixed else "grant"
     rule = (expiry.limited_rule or expiry.rule) if fixed else f"grant:{event.reason}"
@@ -151,5 +152,5 @@ def _grant(change: Change, event: PointsGranted) -> None:
 def _hold(change: Change, amount: int, from_state: str, to_state: str, action: str) -> None:
     have = change.total(from_state)
     if amount > have:
-        raise EventRejected(f"asks to {action} {amount} but the member has only {have} {from_state}", "amount")
+        raise rejected("points.not_enough", "amount", action=action, amount=amount, have=have, state=from_state)
     change.move(amount, from_state, to_state, action, f"operator:{action}")

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import holidays
 
-from engine.model.errors import EventRejected
+from engine.format.messages import rejected
 
 
 @lru_cache(maxsize=16)
@@ -15,8 +15,9 @@ def _calendar(country: str) -> holidays.HolidayBase:
     try:
         return holidays.country_holidays(country)
     except NotImplementedError:
-        raise EventRejected(f"the program's holiday calendar {country!r} is not one the holidays package "
-                            f"knows (an ISO country code such as JP)", None) from None
+        raise rejected("calendar.unknown", None,
+                       detail=f"the program's holiday calendar {country!r} is not one the holidays package "
+                              f"knows (an ISO country code such as JP)") from None
 
 
 def is_business_day(d: date, country: str) -> bool:

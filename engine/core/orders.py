@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 import msgspec
 
 from engine.core.earning import EarnResult, compute_earn, threshold_grant
-from engine.model.errors import EventRejected
+from engine.format.messages import rejected
 from engine.model.events import OrderPlaced
 
 from engine.core.expiry import on_acquire
@@ -205,11 +205,11 @@ def quote_dict(plan: Plan) -> dict:
 def place(change: Change, cart: OrderPlaced) -> None:
     state = change.state
     if cart.order in state.orders:
-        raise EventRejected(f"order {cart.order} was already placed", "order")
+        raise rejected("order.placed_twice", "order", order=cart.order)
     plan = plan_order(change.program, state, cart, change.at)
     if plan.errors:
         f, reason, rule = plan.errors[0]
-        raise EventRejected(reason, f, rule)
+        raise rejected("order.priced", f, rule, detail=reason)
     red = plan.version.redemption
     spent = []
     if plan.exchange.units:
@@ -217,7 +217,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
     if plan.applied:
         spent += change.move(plan.applied, "valid", "used", "spend", red.rule if red else "")
     if sum(l.amount for l in spent) != plan.applied + plan.exchange.units:  # the limits include the balance
-        raise EventRejected("the balance changed while the order was priced", "redeem")
+        raise rejected("order.balance_changed", "redeem")
     if plan.earn.units > 0 and plan.version.earning.kind == "rate":
         expires_on, rolling = (on_acquire(change) if plan.earn_state == "valid" else (None, False))
         change.add_lot(plan.earn.units, plan.earn_state, plan.earn.main_rule, "earn", order=cart.order,
@@ -263,7 +263,7 @@ def _counts_at(change: Change) -> Optional[str]:
 def find_order(change: Change, order_id: str) -> Order:
     order = change.state.orders.get(order_id)
     if order is None:
-        raise EventRejected(f"unknown order {order_id} for member {change.state.member}", "order")
+        raise rejected("order.unknown", "order", order=order_id, member=change.state.member)
     return order
 
 
@@ -296,7 +296,7 @@ def count_threshold(change: Change, order: Order) -> Order:
 def ship(change: Change, order_id: str) -> None:
     order = find_order(change, order_id)
     if order.status != "placed":
-        raise EventRejected(f"order {order_id} is {order.status}, it cannot ship", "order")
+        raise rejected("order.cannot_ship", "order", order=order_id, status=order.status)
     old = order
     order = msgspec.structs.replace(order, status="shipped", shipped_at=change.at)
     if _counts_at(change) is not None and not order.counted:
@@ -311,7 +311,7 @@ def ship(change: Change, order_id: str) -> None:
 def deliver(change: Change, order_id: str) -> None:
     order = find_order(change, order_id)
     if order.status not in ("placed", "shipped"):
-        raise EventRejected(f"order {order_id} is {order.status}, it cannot be delivered", "order")
+        raise rejected("order.cannot_deliver", "order", order=order_id, status=order.status)
     # A delivery without a shipment event implies the shipment.
     shipped_now = order.shipped_at is None
     old = order

@@ -6,7 +6,7 @@ from datetime import datetime
 import msgspec
 
 from engine.core.earning import compute_earn
-from engine.model.errors import EventRejected
+from engine.format.messages import rejected
 from engine.model.events import CARD_METHOD, OrderReturned, brand_key
 from engine.core.lots import Change, ids_in, of_order
 from engine.core.orders import find_order, order_env
@@ -62,9 +62,9 @@ def do_restore(change: Change, order_id: str, units: int, rule: str) -> None:
 def cancel(change: Change, order_id: str) -> None:
     order = find_order(change, order_id)
     if order.status in ("cancelled", "returned"):
-        raise EventRejected(f"order {order_id} is already {order.status}", "order")
+        raise rejected("order.already", "order", order=order_id, status=order.status)
     if order.status == "delivered":
-        raise EventRejected(f"order {order_id} was delivered: send order.returned for its lines", "order")
+        raise rejected("order.delivered_use_return", "order", order=order_id)
     returns = change.version.returns
     rule = (returns.cancel_rule or returns.rule) if returns else (order.earn_rules[0] if order.earn_rules else "")
     # threshold earning: the order's amount leaves the carry, taking back the units it crossed
@@ -99,29 +99,32 @@ def return_lines(change: Change, event: OrderReturned) -> None:
     order = find_order(change, event.order)
     returns = change.version.returns
     if returns is None:
-        raise EventRejected("this program accepts no returns", "type")
+        raise rejected("returns.none", "type")
     if order.status in ("cancelled", "returned"):
-        raise EventRejected(f"order {order.id} is already {order.status}", "order")
+        raise rejected("order.already", "order", order=order.id, status=order.status)
     since = order.delivered_at if returns.counts_from == "delivered" else order.shipped_at
     if since is None:
-        raise EventRejected(f"order {order.id} has not been {returns.counts_from} yet; a return counts from then "
-                            f"(cancel it instead)", "order", returns.rule)
+        raise rejected("returns.other", "order", returns.rule,
+                       detail=f"order {order.id} has not been {returns.counts_from} yet; a return counts from then "
+                              f"(cancel it instead)")
     if returns.window is not None:
         last_day = returns.window.after(local_date(since, change.program.tz))
         if local_date(change.at, change.program.tz) > last_day:
-            raise EventRejected(f"the return window of {returns.window} from {returns.counts_from} "
-                                f"({local_date(since, change.program.tz)}) ended on {last_day}", "at", returns.rule)
+            raise rejected("returns.other", "at", returns.rule,
+                           detail=f"the return window of {returns.window} from {returns.counts_from} "
+                                  f"({local_date(since, change.program.tz)}) ended on {last_day}")
     returned = list(order.returned_by_line()) or [0] * len(order.lines)
     for i, ret in enumerate(event.lines):
         pos = _line_of(change, order, ret, i)
         line = order.lines[pos]
         refused = returns.refuse_tags.intersection(line.tags)
         if refused:
-            raise EventRejected(f"{ret.sku} is a {'/'.join(sorted(refused))} item and cannot be returned",
-                                f"lines[{i}].sku", returns.rule)
+            raise rejected("returns.other", f"lines[{i}].sku", returns.rule,
+                           detail=f"{ret.sku} is a {'/'.join(sorted(refused))} item and cannot be returned")
         if returned[pos] + ret.qty > line.qty:
-            raise EventRejected(f"returns {ret.qty} of {ret.sku} but only {line.qty - returned[pos]} "
-                                f"are kept on order {order.id}", f"lines[{i}].qty")
+            raise rejected("returns.other", f"lines[{i}].qty",
+                           detail=f"returns {ret.qty} of {ret.sku} but only {line.qty - returned[pos]} "
+                                  f"are kept on order {order.id}")
         returned[pos] += ret.qty
     returned = tuple(returned)
     version = next(v for v in change.program.versions if v.number == order.version)
@@ -154,22 +157,24 @@ def _line_of(change: Change, order: Order, ret, i: int) -> int:
     line its sku stands on. A return that cannot tell lines apart is refused, never guessed."""
     if ret.line is not None:
         if ret.line >= len(order.lines):
-            raise EventRejected(f"order {order.id} has {len(order.lines)} line(s): there is no line {ret.line} "
-                                f"(lines count from 0)", f"lines[{i}].line")
+            raise rejected("returns.other", f"lines[{i}].line",
+                           detail=f"order {order.id} has {len(order.lines)} line(s): there is no line {ret.line} "
+                                  f"(lines count from 0)")
         if order.lines[ret.line].sku != ret.sku:
-            raise EventRejected(f"line {ret.line} of order {order.id} is {order.lines[ret.line].sku}, not {ret.sku}",
-                                f"lines[{i}].line")
+            raise rejected("returns.other", f"lines[{i}].line",
+                           detail=f"line {ret.line} of order {order.id} is {order.lines[ret.line].sku}, not {ret.sku}")
         return ret.line
     at = [pos for pos, line in enumerate(order.lines) if line.sku == ret.sku]
     if not at:
         catalog = change.version.catalog
         if catalog is not None and ret.sku in catalog.rewards and not catalog.returnable:
-            raise EventRejected(f"{ret.sku} is a reward item: reward items cannot be returned or exchanged",
-                                f"lines[{i}].sku", catalog.rule)
-        raise EventRejected(f"sku {ret.sku} is not on order {order.id}", f"lines[{i}].sku")
+            raise rejected("returns.other", f"lines[{i}].sku", catalog.rule,
+                           detail=f"{ret.sku} is a reward item: reward items cannot be returned or exchanged")
+        raise rejected("returns.other", f"lines[{i}].sku", detail=f"sku {ret.sku} is not on order {order.id}")
     if len(at) > 1:
-        raise EventRejected(f"{ret.sku} stands on lines {', '.join(map(str, at))} of order {order.id}: "
-                            f"give the line's position in 'line'", f"lines[{i}].line")
+        raise rejected("returns.other", f"lines[{i}].line",
+                       detail=f"{ret.sku} stands on lines {', '.join(map(str, at))} of order {order.id}: "
+                              f"give the line's position in 'line'")
     return at[0]
 
 

@@ -7,7 +7,7 @@ from datetime import date
 import msgspec
 
 from engine.core.business_days import business_days_before
-from engine.model.errors import EventRejected
+from engine.format.messages import rejected
 from engine.model.timeutil import parse_day
 from engine.model.events import OrderPlaced
 from engine.core.pricing import Fee
@@ -48,7 +48,7 @@ def check_deadlines(version: Version, cart: OrderPlaced, today: date) -> tuple[D
         try:
             day = parse_day(text)
         except ValueError as exc:
-            raise EventRejected(f"not a usable date: {text!r} ({exc})", dl.counts_from) from None
+            raise rejected("event.unusable_date", dl.counts_from, value=repr(text), detail=str(exc)) from None
         last = business_days_before(day, dl.business_days, dl.calendar)
         checks.append(DeadlineCheck(last, today > last, dl.rule, dl.applies_to))
     return tuple(checks)

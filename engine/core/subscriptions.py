@@ -2,7 +2,7 @@
 member's history of changes (stage ladders count pause months from it)."""
 from __future__ import annotations
 
-from engine.model.errors import EventRejected
+from engine.format.messages import rejected
 from engine.core.lots import Change
 from engine.core.expiry import on_subscription_cancel
 from engine.model.state import SubChange, member_status
@@ -22,7 +22,7 @@ def change_subscription(change: Change, what: str, sub_id: str) -> str:
     state = change.state
     current = state.subscriptions.get(sub_id, "none")
     if current not in _ALLOWED[what]:
-        raise EventRejected(f"subscription {sub_id} is {current}; it cannot be {what}", "subscription")
+        raise rejected("subscription.state", "subscription", sub=sub_id, current=current, what=what)
     before = member_status(state.subscriptions)
     state.subscriptions[sub_id] = _TO[what]
     if what == "started":

@@ -24,7 +24,8 @@ import warnings
 from fractions import Fraction
 from typing import Any
 
-from engine.model.errors import EventRejected, Pos, Problem, ProgramError
+from engine.model.errors import EventRejected, Pos, ProgramError
+from engine.format.messages import problem, rejected
 
 MAX_SOURCE = 500
 MAX_STRING = 200
@@ -145,8 +146,8 @@ class Expr:
         try:
             return eval(self._code, self._globals, env)  # noqa: S307 - whitelisted, compiled at load
         except Exception as exc:  # a program expression failing on some input: refuse the event, name the line
-            raise EventRejected(f"the expression {self.source!r} at {self.pos} failed: {type(exc).__name__}: {exc}",
-                                None, self.rule) from None
+            raise rejected("expr.failed", None, self.rule, source=repr(self.source), pos=str(self.pos),
+                           error=f"{type(exc).__name__}: {exc}") from None
 
     def holds_in_happening(self, env: dict[str, Any]) -> bool:
         """The condition, checked where no event can be refused (a birth-month bonus, a version's
@@ -207,27 +208,28 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
 
     parents: dict = {}
 
-    def fail(message: str, node: ast.AST | None = None) -> ProgramError:
+    def fail(code: str, at: ast.AST | None = None, **args) -> ProgramError:
         # operators (ast.Pow, ast.And ...) carry no column: point at the expression they belong to
-        while node is not None and not hasattr(node, "col_offset"):
-            node = parents.get(node)
-        col = pos.col + lead + (node.col_offset if node is not None else 0)
-        return ProgramError([Problem(Pos(pos.file, pos.line, col), f"{what}: {message}")])
+        while at is not None and not hasattr(at, "col_offset"):
+            at = parents.get(at)
+        col = pos.col + lead + (at.col_offset if at is not None else 0)
+        return ProgramError([problem(Pos(pos.file, pos.line, col), code, what=what, **args)])
 
     if isinstance(source, bool) or not isinstance(source, (str, int, float)):
-        raise fail(f"expected text, got {type(source).__name__}")
+        raise fail("expr.not_text", type=type(source).__name__)
     source = str(source)
     if len(source) > MAX_SOURCE:
-        raise fail(f"longer than {MAX_SOURCE} characters")
+        raise fail("expr.too_long", n=MAX_SOURCE)
     lead = 0
     try:
         lead = len(source) - len(source.lstrip())
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         col = pos.col + lead + max((exc.offset or 1) - 1, 0)
-        raise ProgramError([Problem(Pos(pos.file, pos.line, col), f"{what}: syntax error in {source!r}: {exc.msg}")]) from None
+        raise ProgramError([problem(Pos(pos.file, pos.line, col), "expr.syntax", what=what, source=repr(source),
+                                    detail=exc.msg)]) from None
     except (ValueError, RecursionError, MemoryError):
-        raise fail(f"cannot parse {source!r}") from None
+        raise fail("expr.unparsable", source=repr(source)) from None
     used: set[str] = set()
     depth = {tree: 0}
     for node in ast.walk(tree):   # breadth first, no recursion
@@ -235,44 +237,46 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
             parents[child] = node
             depth[child] = depth[node] + 1
             if depth[child] > MAX_DEPTH:
-                raise fail(f"nested more than {MAX_DEPTH} levels deep")
+                raise fail("expr.too_deep", n=MAX_DEPTH)
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
-            raise fail(f"'{type(node).__name__}' is not allowed in program expressions", node)
+            raise fail("expr.not_allowed", node, node=type(node).__name__)
         if isinstance(node, ast.Name):
             if node.id.startswith("_"):
-                raise fail(f"name '{node.id}' is not allowed", node)
+                raise fail("expr.private_name", node, name=node.id)
             if node.id not in allowed and node.id not in FUNCTIONS:
                 from difflib import get_close_matches
 
                 near = get_close_matches(node.id, sorted(allowed), n=1)
                 # YAML and JSON spell the constants in lower case; expressions write them as Python does
                 constant = {"true": "True", "false": "False", "null": "None", "none": "None"}.get(node.id.lower())
-                hint = (f"; write {constant}" if constant else
-                        f"; did you mean '{near[0]}'?" if near else f"; known names: {', '.join(sorted(allowed))}")
-                raise fail(f"unknown name '{node.id}'{hint}", node)
+                if constant:
+                    raise fail("expr.unknown_name_constant", node, name=node.id, constant=constant)
+                if near:
+                    raise fail("expr.unknown_name_near", node, name=node.id, near=near[0])
+                raise fail("expr.unknown_name", node, name=node.id, names=", ".join(sorted(allowed)))
             used.add(node.id)
         elif isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
-                raise fail("only min, max, abs, floor, ceil and len can be called", node)
+                raise fail("expr.call", node)
             least, most = ARITY[node.func.id]
             if not least <= len(node.args) <= most:
                 count = f"{least}" if least == most else f"{least} to {most}"
-                raise fail(f"{node.func.id}() takes {count} argument(s), got {len(node.args)}", node)
+                raise fail("expr.arity", node, func=node.func.id, count=count, got=len(node.args))
         elif isinstance(node, ast.Constant):
             if isinstance(node.value, str) and len(node.value) > MAX_STRING:
-                raise fail(f"text constant longer than {MAX_STRING} characters", node)
+                raise fail("expr.long_text", node, n=MAX_STRING)
             if not isinstance(node.value, (str, int, float, bool, type(None))):
-                raise fail("only numbers, text, True/False and None are allowed as constants", node)
+                raise fail("expr.constant", node)
             if isinstance(node.value, float) and not math.isfinite(node.value):
-                raise fail(f"the number {source!r} is too large", node)
+                raise fail("expr.huge_number", node, source=repr(source))
             if isinstance(node.value, str) and isinstance(parents.get(node), ast.BinOp) \
                     and isinstance(parents[node].op, ast.Mod) and parents[node].left is node:
-                raise fail("text formatting with % is not allowed in program expressions", node)
+                raise fail("expr.percent_format", node)
     constant_failure = _constant_failure(tree, parents)
     if constant_failure is not None:
         node, exc = constant_failure
-        raise fail(f"{ast.unparse(node)!r} always fails: {type(exc).__name__}: {exc}", node)
+        raise fail("expr.always_fails", node, part=repr(ast.unparse(node)), error=f"{type(exc).__name__}: {exc}")
     rewrite = _Rewrite()
     tree = ast.fix_missing_locations(rewrite.visit(tree))
     with warnings.catch_warnings():   # Python's "perhaps you missed a comma?" is no message for a marketer

@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 from datetime import date
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +23,7 @@ from engine.format import yamlpos
 from engine.model.errors import Pos, Problem, ProgramError
 from engine.model.events import OrderPlaced, Payment
 from engine.format.expr import attribute_keys, compared_values, compile_expr
+from engine.format.messages import near_hint, problem
 from engine.format.program import (Bonus, Cap, Catalog, Deadline, Earning, ExchangeRules, Expiry, FeeRule, MemberDiscount,
                       MigrationStep, MinToPay, PerAmount, Perk, Pricing, Program, RateRow, Redemption, Refusal,
                       Returns, Reward,
@@ -85,7 +87,7 @@ def _non_finite(data: Any, positions: yamlpos.Positions) -> tuple[list[Problem],
         elif isinstance(value, float) and not math.isfinite(value):
             paths.add(path)
             written = {"nan": ".nan", "inf": ".inf", "-inf": "-.inf"}[repr(value)]
-            problems.append(Problem(positions.at(path), f"{_field(path)}: must be a finite number (got {written})"))
+            problems.append(problem(positions.at(path), "number.not_finite", field=_field(path), value=written))
     return problems, paths
 
 
@@ -106,26 +108,76 @@ def _schema_problems(data: Any, positions: yamlpos.Positions) -> list[Problem]:
                 if key in known:
                     continue
                 near = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"did you mean '{near[0]}'?" if near else f"expected one of: {', '.join(known)}"
-                problems.append(Problem(positions.at(path + (key,), key=True), f"unknown key '{key}'", hint))
+                hint = near_hint(near, ("hint.expected_one_of", {"names": ", ".join(known)}))
+                problems.append(problem(positions.at(path + (key,), key=True), "schema.unknown_key", hint, key=key))
             continue
-        field = _field(path)
-        message = error.message
-        if error.validator == "enum":
-            near = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
-            message = f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
-            if near:
-                problems.append(Problem(positions.at(path), f"{field}: {message}", f"did you mean '{near[0]}'?"))
-                continue
-        elif error.validator == "minimum" and isinstance(error.instance, (int, float)) and error.instance < 0:
-            message = f"must not be negative (got {error.instance})"
-        elif error.validator == "type" and error.validator_value == "integer" and isinstance(error.instance, float):
-            message = f"must be a whole number (got {error.instance!r})"
-            if error.instance.is_integer() and abs(error.instance) < 1e16:
-                problems.append(Problem(positions.at(path), f"{field}: {message}", f"write {int(error.instance)}"))
-                continue
-        problems.append(Problem(positions.at(path), f"{field}: {message}"))
+        problems.append(_schema_problem(error, positions.at(path), _field(path)))
     return problems
+
+
+_PLAIN = {"maximum": "schema.maximum", "exclusiveMaximum": "schema.exclusiveMaximum", "minimum": "schema.minimum",
+          "exclusiveMinimum": "schema.exclusiveMinimum", "format": "schema.format", "pattern": "schema.pattern",
+          "oneOf": "schema.many_branches", "const": "schema.const", "uniqueItems": "schema.unique"}
+_COMMAS = re.compile(r"-?\d{1,3}(?:,\d{3})+")
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*[%％]")
+
+
+def _slip_hint(error, value: Any):
+    """A hint for the marketer's usual slips: '50,000' for a number, 5 or '5%' for a rate of 5%."""
+    if isinstance(value, str) and _COMMAS.fullmatch(value.strip()):
+        return ("hint.number_commas", {"n": value.strip().replace(",", "")})
+    percent = None
+    if isinstance(value, str) and _PERCENT.fullmatch(value.strip()):
+        percent = _PERCENT.fullmatch(value.strip()).group(1)
+    elif (error.validator in ("maximum", "exclusiveMaximum") and error.validator_value == 1
+          and isinstance(value, (int, float)) and not isinstance(value, bool) and 1 < value <= 100):
+        percent = f"{value:g}"
+    if percent is not None:
+        fraction = f"{float(percent) / 100:.6g}"
+        return ("hint.rate_fraction", {"percent": percent, "fraction": fraction})
+    return None
+
+
+def _schema_problem(error, pos: Pos, field: str) -> Problem:
+    """One schema error as a problem by code (its English text as jsonschema words it)."""
+    value, limit = error.instance, error.validator_value
+    kind = error.validator
+    slip = _slip_hint(error, value)
+    if kind == "enum":
+        near = difflib.get_close_matches(str(value), [str(v) for v in limit], n=1)
+        return problem(pos, "schema.enum", near_hint(near) or slip, field=field, value=repr(value),
+                       choices=", ".join(map(str, limit)))
+    if kind == "minimum" and isinstance(value, (int, float)) and value < 0:
+        return problem(pos, "number.negative", slip, field=field, value=value)
+    if kind == "type" and limit == "integer" and isinstance(value, float):
+        hint = ("hint.write", {"n": int(value)}) if value.is_integer() and abs(value) < 1e16 else None
+        return problem(pos, "number.not_whole", hint, field=field, value=repr(value))
+    if kind == "required":
+        missing = next((p for p in limit if isinstance(value, dict) and p not in value), None)
+        if missing is not None and error.message == f"{missing!r} is a required property":
+            return problem(pos, "schema.required", field=field, prop=repr(missing))
+    if kind == "type":
+        types = ", ".join(repr(t) for t in (limit if isinstance(limit, list) else [limit]))
+        if error.message == f"{value!r} is not of type {types}":
+            return problem(pos, "schema.type", slip, field=field, value=repr(value), types=types)
+    if kind in _PLAIN:
+        code = _PLAIN[kind]
+        shown = repr(limit) if kind in ("format", "pattern", "oneOf") else limit
+        if kind == "oneOf":
+            shown = ", ".join(repr(s) for s in limit)
+        candidate = problem(pos, code, slip, field=field, value=repr(value), limit=shown)
+        if candidate.message == f"{field}: {error.message}":
+            return candidate
+    for code, ends in (("schema.too_short", " is too short"), ("schema.too_long", " is too long"),
+                       ("schema.empty", " should be non-empty"),
+                       ("schema.few_properties", " does not have enough properties"),
+                       ("schema.no_branch", " is not valid under any of the given schemas"),
+                       ("schema.unique", " has non-unique elements")):
+        if error.message == f"{value!r}{ends}":
+            return problem(pos, code, slip, field=field, value=repr(value))
+    if kind == "const" and error.message == f"{limit!r} was expected":
+        return problem(pos, "schema.const", field=field, limit=repr(limit))
+    return problem(pos, "schema.other", slip, field=field, detail=error.message)
 
 
 class _Compiler:
@@ -143,15 +195,14 @@ class _Compiler:
     def pos(self, path: tuple) -> Pos:
         return self.positions.at(path)
 
-    def problem(self, path: tuple, message: str, hint: str | None = None, key: bool = False) -> None:
-        self.problems.append(Problem(self.positions.at(path, key=key), message, hint))
+    def problem(self, path: tuple, code: str, hint=None, key: bool = False, **args) -> None:
+        self.problems.append(problem(self.positions.at(path, key=key), code, hint, **args))
 
     def rule(self, node: dict, path: tuple) -> str:
         rule_id = node["rule_id"]
         if self.rules and rule_id not in self.rules:
             near = difflib.get_close_matches(rule_id, list(self.rules), n=1)
-            self.problem(path + ("rule_id",), f"unknown rule id '{rule_id}': declare it under 'rules'",
-                         f"did you mean '{near[0]}'?" if near else None)
+            self.problem(path + ("rule_id",), "rule.unknown", near_hint(near), rule=rule_id)
         return rule_id
 
     def expr(self, text: str, path: tuple, names: frozenset, what: str, rule: str | None = None):
@@ -178,10 +229,8 @@ class _Compiler:
                 if value in values:
                     continue
                 near = difflib.get_close_matches(value, sorted(values), n=1)
-                hint = (f"did you mean '{near[0]}'?" if near else
-                        f"{kind}s are: {', '.join(sorted(values))}" if values else f"the program has no {kind}s")
-                self.problems.append(Problem(Pos(compiled.pos.file, compiled.pos.line, compiled.pos.col + lead + col),
-                                             f"{what}: no {kind} '{value}' in this program", hint))
+                self.problems.append(problem(Pos(compiled.pos.file, compiled.pos.line, compiled.pos.col + lead + col),
+                                             f"values.no_{kind}", _names_hint(near, kind, values), what=what, value=value))
         for compiled, what in exprs:
             if "attributes" in known and "attributes" in compiled.names:
                 values, kind = known["attributes"]
@@ -189,10 +238,9 @@ class _Compiler:
                     if key not in values:
                         near = difflib.get_close_matches(key, sorted(values), n=1)
                         lead = len(compiled.source) - len(compiled.source.lstrip())
-                        self.problems.append(Problem(
+                        self.problems.append(problem(
                             Pos(compiled.pos.file, compiled.pos.line, compiled.pos.col + lead + col),
-                            f"{what}: no {kind} '{key}' in this program",
-                            f"did you mean '{near[0]}'?" if near else f"{kind}s are: {', '.join(sorted(values))}"))
+                            f"values.no_{kind}", _names_hint(near, kind, values), what=what, value=key))
 
     @staticmethod
     def period(node: dict | None) -> Period | None:
@@ -222,13 +270,13 @@ class _Compiler:
         for i, level in enumerate(node["levels"]):
             lpath = path + ("levels", i)
             if level["id"] in seen:
-                self.problem(lpath + ("id",), f"tier '{level['id']}' is declared twice")
+                self.problem(lpath + ("id",), "tier.twice", tier=level['id'])
             seen.add(level["id"])
             if levels and level["min"] <= levels[-1].min:
-                self.problem(lpath + ("min",), f"tier '{level['id']}' needs a higher min than '{levels[-1].id}' ({levels[-1].min})")
+                self.problem(lpath + ("min",), "tier.min_order", tier=level['id'], prev=levels[-1].id, min=levels[-1].min)
             levels.append(TierLevel(level["id"], level["min"], self.pos(lpath)))
         if levels and levels[0].min != 0:
-            self.problem(path + ("levels", 0, "min"), "the first tier must start at min 0 (every member has a tier)")
+            self.problem(path + ("levels", 0, "min"), "tier.first_min")
         return Tiers(self.rule(node, path), self.pos(path), self.period(node["window"]), node["measure"],
                      node.get("counts_from", "placed"), tuple(levels), node.get("compare") == "more_than")
 
@@ -243,44 +291,42 @@ class _Compiler:
             valid_from = date.fromisoformat(row["from"]) if "from" in row else None
             valid_until = date.fromisoformat(row["until"]) if "until" in row else None
             if valid_from and valid_until and valid_until < valid_from:
-                self.problem(rpath + ("until",), f"'until' ({valid_until}) is before 'from' ({valid_from})")
+                self.problem(rpath + ("until",), "rates.until_before_from", until=valid_until, since=valid_from)
             rate = row.get("rate")
             flat, by, values, bands = None, None, {}, ()
             if rate is None:   # a campaign row: multiply / add what the rows below give
                 if i == len(node["rates"]) - 1:
-                    self.problem(rpath, "a campaign row (multiply/add) needs a row below it that gives the rate",
-                                 "put it above the rows whose rates it multiplies")
+                    self.problem(rpath, "rates.campaign_last_row", ("hint.campaign_above", {}))
             elif isinstance(rate, dict) and "bands" in rate:
                 by = rate["by"]
                 bands = tuple((b["from"], self.frac(b["rate"])) for b in rate["bands"])
                 if [b[0] for b in bands] != sorted({b[0] for b in bands}):
-                    self.problem(rpath + ("rate", "bands"), "bands must start at increasing 'from' values")
+                    self.problem(rpath + ("rate", "bands"), "rates.bands_order")
             elif isinstance(rate, dict):
                 by = rate["by"]
                 values = {k: self.frac(v) for k, v in rate["values"].items()}
                 if by == "tier":
                     if not tiers:
-                        self.problem(rpath + ("rate", "by"), "rates by tier need a 'tiers' section")
+                        self.problem(rpath + ("rate", "by"), "rates.need_tiers")
                     for key in values:
                         if key not in tier_ids:
                             near = difflib.get_close_matches(key, tier_ids, n=1)
-                            self.problem(rpath + ("rate", "values", key), f"unknown tier '{key}'",
-                                         f"did you mean '{near[0]}'?" if near else f"tiers are: {', '.join(tier_ids)}", key=True)
+                            self.problem(rpath + ("rate", "values", key), "rates.unknown_tier",
+                                         near_hint(near, ("hint.tiers_are", {"names": ", ".join(tier_ids)})),
+                                         key=True, tier=key)
                     # A row without a tier's rate lets that tier fall through to the next row;
                     # the last row has nothing to fall to, so it must cover every tier.
                     if i == len(node["rates"]) - 1:
                         for tier_id in tier_ids:
                             if tier_id not in values:
-                                self.problem(rpath + ("rate", "values"), f"no rate for tier '{tier_id}' in the last rates row")
+                                self.problem(rpath + ("rate", "values"), "rates.no_rate_last_row", tier=tier_id)
             else:
                 flat = self.frac(rate)
             for t, tag in enumerate(row.get("exclude_tags", ())):
                 if self.declared_tags is not None and tag not in self.declared_tags:
                     near = difflib.get_close_matches(tag, sorted(self.declared_tags), n=1)
-                    self.problem(rpath + ("exclude_tags", t), f"no tag '{tag}' in this program",
-                                 f"did you mean '{near[0]}'?" if near else
-                                 f"tags are: {', '.join(sorted(self.declared_tags))}" if self.declared_tags
-                                 else "the program has no tags")
+                    self.problem(rpath + ("exclude_tags", t), "rates.no_tag",
+                                 _names_hint(near, "tag", self.declared_tags), tag=tag)
             rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values, bands,
                                 frozenset(row.get("exclude_tags", ())),
                                 self.frac(row["multiply"]) if "multiply" in row else None,
@@ -317,27 +363,25 @@ class _Compiler:
                              and (earlier.flat is not None
                                   or (earlier.by == "tier" and tier_ids and set(tier_ids) <= set(earlier.values))))
                 if takes_all:
-                    self.problem(path + (j,), f"this rate row can never match: row {i + 1} ({earlier.rule}, line "
-                                 f"{earlier.pos.line}) above it takes every line",
-                                 "the first matching row wins: move this row above it")
+                    self.problem(path + (j,), "rates.never_matches_all", ("hint.first_row_wins_move", {}),
+                                 n=i + 1, rule=earlier.rule, line=earlier.pos.line)
                     break
                 if condition(earlier) == condition(row) and covers(earlier, row):
-                    self.problem(path + (j,), f"this rate row can never match: row {i + 1} ({earlier.rule}, line "
-                                 f"{earlier.pos.line}) above it has the same condition",
-                                 "the first matching row wins: change or remove one of them")
+                    self.problem(path + (j,), "rates.never_matches_same", ("hint.first_row_wins_change", {}),
+                                 n=i + 1, rule=earlier.rule, line=earlier.pos.line)
                     break
 
     def migration(self, nodes: list | None, path: tuple, index: int) -> tuple:
         steps = []
         if nodes and index == 0:
-            self.problem(path, "the first version has nothing to migrate from")
+            self.problem(path, "migration.first_version")
         for i, node in enumerate(nodes or []):
             spath = path + (i,)
             op = node["op"]
             need = {"convert_units": ["from_unit_value_yen"], "grant": ["units"]}.get(op, [])
             for key in need:
                 if key not in node:
-                    self.problem(spath + ("op",), f"op {op} needs '{key}'")
+                    self.problem(spath + ("op",), "migration.op_needs", op=op, key=key)
             rem = node.get("remainder") or {}
             when = self.expr(node["when"], spath + ("when",), BONUS_NAMES, "when", node["rule_id"]) if "when" in node else None
             steps.append(MigrationStep(self.rule(node, spath), self.pos(spath), op, node.get("from_unit_value_yen", 0),
@@ -372,7 +416,7 @@ class _Compiler:
         rewards = {}
         for i, r in enumerate(node["rewards"]):
             if r["id"] in rewards:
-                self.problem(path + ("rewards", i, "id"), f"reward '{r['id']}' is declared twice")
+                self.problem(path + ("rewards", i, "id"), "catalog.reward_twice", reward=r['id'])
             rewards[r["id"]] = Reward(r["id"], r.get("name", r["id"]), r["units"], self.pos(path + ("rewards", i)))
         return Catalog(self.rule(node, path), self.pos(path), rewards, node.get("returnable", False))
 
@@ -380,7 +424,7 @@ class _Compiler:
         if node is None:
             return None
         if catalog is None:
-            self.problem(path, "an 'exchange' section needs a 'catalog' of rewards")
+            self.problem(path, "exchange.needs_catalog")
         ref = node.get("refuse_methods")
         refuse = Refusal(self.rule(ref, path + ("refuse_methods",)), self.pos(path + ("refuse_methods",)),
                          frozenset(ref["methods"]), ref["reason"]) if ref else None
@@ -404,13 +448,13 @@ class _Compiler:
 
     def expiry(self, node: dict | None, path: tuple) -> Expiry:
         if node is None:
-            self.problem(path, "every version needs an 'expiry' section (kind: none if points never expire)")
+            self.problem(path, "expiry.missing")
             return Expiry("", self.pos(path), "none", None, None)
         if node["kind"] != "none" and "period" not in node:
-            self.problem(path + ("kind",), f"expiry kind '{node['kind']}' needs a 'period'")
+            self.problem(path + ("kind",), "expiry.needs_period", kind=node['kind'])
         limited = node.get("limited_time_rule_id")
         if limited and self.rules and limited not in self.rules:
-            self.problem(path + ("limited_time_rule_id",), f"unknown rule id '{limited}': declare it under 'rules'")
+            self.problem(path + ("limited_time_rule_id",), "rule.unknown", rule=limited)
         cancel = node.get("on_subscription_cancel")
         return Expiry(self.rule(node, path), self.pos(path), node["kind"], self.period(node.get("period")), limited,
                       self.rule(cancel, path + ("on_subscription_cancel",)) if cancel else None)
@@ -420,6 +464,9 @@ class _Compiler:
         for i, node in enumerate(nodes or []):
             bpath = path + (i,)
             when = self.expr(node["when"], bpath + ("when",), BONUS_NAMES, "when", node["rule_id"]) if "when" in node else None
+            if node.get("once_per") == "member":
+                # the engine keeps no record of a bonus given to a member: refused rather than ignored
+                self.problem(bpath + ("once_per",), "bonus.once_per_member")
             out.append(Bonus(self.rule(node, bpath), self.pos(bpath), node["on"], node["units"], when, node.get("once_per")))
         return tuple(out)
 
@@ -444,10 +491,10 @@ class _Compiler:
             numbers = [g["number"] for g in items]
             for i, n in enumerate(numbers):
                 if n in numbers[:i]:
-                    self.problem(gpath + (i, "number"), f"gift number {n} is listed twice")
+                    self.problem(gpath + (i, "number"), "ladder.gift_twice", n=n)
                 after = items[i].get("after_gift")
                 if after is not None and after not in numbers[:i]:
-                    self.problem(gpath + (i, "after_gift"), f"gift {n} follows gift {after}, which is not listed before it")
+                    self.problem(gpath + (i, "after_gift"), "ladder.gift_after", n=n, after=after)
             return tuple(LadderGift(g["number"], g["after_months"], self.pos(gpath + (i,)), g.get("after_gift"))
                          for i, g in enumerate(items))
 
@@ -456,7 +503,7 @@ class _Compiler:
         for i, lv in enumerate(node["levels"]):
             lpath = path + ("levels", i)
             if lv["id"] in seen:
-                self.problem(lpath + ("id",), f"level '{lv['id']}' is declared twice")
+                self.problem(lpath + ("id",), "ladder.level_twice", level=lv['id'])
             seen.add(lv["id"])
             steps = {}
             for key in ("up", "again"):
@@ -464,34 +511,34 @@ class _Compiler:
                 steps[key] = LadderStep(self.rule(st, lpath + (key,)), self.pos(lpath + (key,)), st.get("months", 0),
                                         st.get("amount", 0), st.get("combine", "all")) if st else None
             if steps["up"] is not None and i == count - 1:
-                self.problem(lpath + ("up",), f"'{lv['id']}' is the top level: there is no level above it",
-                             "use 'again' to give the top level's gifts again")
+                self.problem(lpath + ("up",), "ladder.top_up",
+                             ("hint.use_again", {}), level=lv['id'])
             if steps["up"] is None and i < count - 1:
-                self.problem(lpath, f"level '{lv['id']}' needs an 'up' step (the levels above it are unreachable)")
+                self.problem(lpath, "ladder.needs_up", level=lv['id'])
             if steps["again"] is not None and i < count - 1:
-                self.problem(lpath + ("again",), "'again' belongs to the top level only")
+                self.problem(lpath + ("again",), "ladder.again_top_only")
             own = lv.get("gifts", True)
             if isinstance(own, list):
                 gifts = gift_list(own, lpath + ("gifts",))
             else:
                 gifts = default_gifts if own else ()
             if gifts and not gifts_node:
-                self.problem(lpath + ("gifts",), "level gifts need the ladder's 'gifts' section (its rule_id)")
+                self.problem(lpath + ("gifts",), "ladder.gifts_need_section")
             levels.append(LadderLevel(lv["id"], self.pos(lpath), steps["up"], steps["again"], gifts))
         ids = [lv.id for lv in levels]
         cancel = node.get("cancel") or {}
         reset_to = cancel.get("reset_to", ids[0] if ids else "")
         if ids and reset_to not in ids:
             near = difflib.get_close_matches(reset_to, ids, n=1)
-            self.problem(path + ("cancel", "reset_to"), f"unknown level '{reset_to}'",
-                         f"did you mean '{near[0]}'?" if near else f"levels are: {', '.join(ids)}")
+            self.problem(path + ("cancel", "reset_to"), "ladder.unknown_level",
+                         near_hint(near, ("hint.levels_are", {"names": ", ".join(ids)})), level=reset_to)
         notice = None
         if gifts_node and "notice" in gifts_node:
             nn = gifts_node["notice"]
             notice = LadderNotice(self.rule(nn, path + ("gifts", "notice")), self.pos(path + ("gifts", "notice")),
                                   nn.get("of_number", 1), nn.get("months_before", 1))
             if notice.of_number not in {g.number for g in default_gifts}:
-                self.problem(path + ("gifts", "notice", "of_number"), f"no gift number {notice.of_number} in the schedule")
+                self.problem(path + ("gifts", "notice", "of_number"), "ladder.no_gift_number", n=notice.of_number)
         enrol = node.get("enrol") or {}
         opt_out = (self.expr(enrol["opt_out_when"], path + ("enrol", "opt_out_when"), frozenset({"attributes"}),
                              "opt_out_when", enrol["rule_id"]) if "opt_out_when" in enrol else None)
@@ -544,13 +591,22 @@ class _Compiler:
         if version.ladder is not None:
             levels |= {lv.id for lv in version.ladder.levels}
         known = {"tier": (frozenset(levels), "tier"), "course": (COURSES, "course"),
-                 "payment_method": (PAYMENT_METHODS, "payment method")}
+                 "payment_method": (PAYMENT_METHODS, "payment_method")}
         if self.declared_tags is not None:
             known["tags"] = (self.declared_tags, "tag")
         if self.declared_attributes is not None:
             known["attributes"] = (self.declared_attributes, "attribute")
         self.known_values(self.version_exprs, known)
         return version
+
+
+def _names_hint(near: list, kind: str, names) -> tuple[str, dict]:
+    """did you mean X? / the names there are / there are none (kind: tier, course, payment_method, tag, attribute)."""
+    if near:
+        return ("hint.did_you_mean", {"near": near[0]})
+    if names:
+        return (f"hint.{kind}_names", {"names": ", ".join(sorted(names))})
+    return (f"hint.no_{kind}s", {})
 
 
 def _merge(base: Any, change: Any, at: tuple, written: tuple, src: dict, changed: list) -> Any:
@@ -590,12 +646,10 @@ def _inherit(versions: list[dict]) -> list[tuple[dict, dict, list, list]]:
         for section, change in (node.get("changes") or {}).items():
             where = ("versions", i, "changes", section)
             if section in node:
-                problems.append((where, f"'{section}' is written whole in this version and changed under 'changes': "
-                                        f"write one of them"))
+                problems.append((where, "changes.whole_and_changed", {"section": section}))
                 continue
             if section not in prev:
-                problems.append((where, f"'changes' cannot change '{section}': the version before has no '{section}'",
-                                 ))
+                problems.append((where, "changes.no_previous", {"section": section}))
                 continue
             merged[section] = dict(prev[section]) if isinstance(prev[section], dict) else prev[section]
             for key, value in change.items():   # the section stays where it was written; its changed keys here
@@ -614,14 +668,14 @@ def _time_zone(name: str, positions: yamlpos.Positions) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
         shown = name if len(name) <= 60 else name[:60] + "..."
-        raise ProgramError([Problem(positions.at(("time_zone",)), f"unknown time zone '{shown}'",
-                                    "an IANA zone name such as Asia/Tokyo")]) from None
+        raise ProgramError([problem(positions.at(("time_zone",)), "program.unknown_time_zone",
+                                    ("hint.iana_zone", {}), tz=shown)]) from None
 
 
 def parse_program(text: str | bytes, filename: str) -> Program:
     data, positions = yamlpos.load(text, filename)
     if not isinstance(data, dict):
-        raise ProgramError([Problem(Pos(filename, 1, 1), "a program file is a mapping (program:, name:, versions: ...)")])
+        raise ProgramError([problem(Pos(filename, 1, 1), "program.not_mapping")])
     problems = _schema_problems(data, positions)
     if problems:
         raise ProgramError(problems)
@@ -637,7 +691,7 @@ def parse_program(text: str | bytes, filename: str) -> Program:
     if any("changes" in v for v in data["versions"]):
         # the sections a version changes key by key, checked again as merged (a changed key with
         # a wrong value, a key the section does not have), at the line that changed them
-        problems = [Problem(positions.at(where), message) for _, _, _, found in inherited for where, message in found]
+        problems = [problem(positions.at(where), code, **args) for _, _, _, found in inherited for where, code, args in found]
         problems += _schema_problems({**data, "versions": [m for m, _, _, _ in inherited]}, _Versions(positions, relocated))
         if problems:
             raise ProgramError(problems)
@@ -652,11 +706,12 @@ def parse_program(text: str | bytes, filename: str) -> Program:
     compiler.positions = positions
     for i in range(1, len(versions)):
         if versions[i].number <= versions[i - 1].number:
-            compiler.problem(("versions", i, "version"), f"version {versions[i].number} must be higher than {versions[i - 1].number}")
+            compiler.problem(("versions", i, "version"), "version.order",
+                             n=versions[i].number, m=versions[i - 1].number)
         if versions[i].effective_from <= versions[i - 1].effective_from:
             compiler.problem(("versions", i, "effective_from"),
-                             f"effective_from {versions[i].effective_from} overlaps version {versions[i - 1].number} "
-                             f"(from {versions[i - 1].effective_from}): each version must start later than the one before")
+                             "version.overlap", date=versions[i].effective_from, n=versions[i - 1].number,
+                             since=versions[i - 1].effective_from)
     if compiler.problems:
         raise ProgramError(compiler.problems)
     accounting = _accounting(data.get("accounting") or {}, positions, compiler)
@@ -683,7 +738,7 @@ def _accounting(section: dict, positions, compiler) -> Accounting:
         try:
             date(2000, month, day)   # a leap year: 02-29 is a date
         except ValueError:
-            compiler.problem(("accounting", "prepaid", "report_dates", i), f"{text} is not a day of the year (MM-DD)")
+            compiler.problem(("accounting", "prepaid", "report_dates", i), "accounting.not_a_day", text=text)
         dates.append((month, day))
     return Accounting(points=get("points"), expected_breakage=float(get("expected_breakage")),
                       breakage_window_months=int(get("breakage_window_months")),
@@ -732,5 +787,5 @@ def load_program(path: str | Path) -> Program:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ProgramError([Problem(Pos(str(path), 1, 1), f"cannot read file: {exc.strerror}")]) from None
+        raise ProgramError([problem(Pos(str(path), 1, 1), "file.unreadable", detail=exc.strerror)]) from None
     return parse_program(raw, str(path))

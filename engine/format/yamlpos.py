@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from engine.model.errors import Pos, Problem, ProgramError
+from engine.format.messages import problem
 
 # An alias may point at a large subtree; expanding aliases repeatedly ("billion laughs") must stop.
 MAX_NODES = 200_000
@@ -35,7 +36,7 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise ProgramError([Problem(self.pos(node), f"document expands to more than {MAX_NODES} values (alias bomb?)")])
+            raise ProgramError([problem(self.pos(node), "yaml.alias_bomb", n=MAX_NODES)])
         self.positions.values[path] = self.pos(node)
         if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
             self.positions.quoted.add(path)
@@ -43,15 +44,15 @@ class _Builder:
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    self.problems.append(Problem(self.pos(key_node), "merge keys ('<<') are not supported; write the keys out"))
+                    self.problems.append(problem(self.pos(key_node), "yaml.merge_key"))
                     continue
                 # Keys are words, taken as written: YAML 1.1 would read the key 'on' as true.
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag in ("tag:yaml.org,2002:null",):
-                    self.problems.append(Problem(self.pos(key_node), "a key must be a plain word"))
+                    self.problems.append(problem(self.pos(key_node), "yaml.key_not_word"))
                     continue
                 key = key_node.value
                 if key in out:
-                    self.problems.append(Problem(self.pos(key_node), f"duplicate key '{key}' (an earlier one is at line {self.positions.keys[path + (key,)].line})"))
+                    self.problems.append(problem(self.pos(key_node), "yaml.duplicate_key", key=key, line=self.positions.keys[path + (key,)].line))
                     continue
                 self.positions.keys[path + (key,)] = self.pos(key_node)
                 out[key] = self.build(value_node, path + (key,))
@@ -67,7 +68,7 @@ class _Builder:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
-            self.problems.append(Problem(self.pos(node), f"cannot read value: {exc}"))
+            self.problems.append(problem(self.pos(node), "yaml.bad_value", detail=str(exc)))
             return None
 
 
@@ -127,7 +128,7 @@ def load(text: str | bytes, filename: str) -> tuple[Any, Positions]:
             line_start = text.rfind(b"\n", 0, exc.start) + 1
             # columns count characters, as an editor does, not bytes
             col = len(text[line_start:exc.start].decode("utf-8", errors="replace")) + 1
-            raise ProgramError([Problem(Pos(filename, line, col), "the file is not UTF-8 text")]) from None
+            raise ProgramError([problem(Pos(filename, line, col), "file.not_utf8")]) from None
     try:
         try:
             node = yaml.compose(text, Loader=_loader_for(text))
@@ -142,24 +143,24 @@ def load(text: str | bytes, filename: str) -> tuple[Any, Positions]:
         line = text.count("\n", 0, at) + 1
         col = at - (text.rfind("\n", 0, at) + 1) + 1
         code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
-        raise ProgramError([Problem(Pos(filename, line, col),
-                                    f"the file holds a character YAML does not allow (#x{code:04X})")]) from None
+        raise ProgramError([problem(Pos(filename, line, col), "yaml.bad_character", char=f"#x{code:04X}")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        msg = " ".join(str(x) for x in (exc.context, exc.problem) if x)
-        raise ProgramError([Problem(Pos(filename, line, col), f"YAML syntax: {msg}")]) from None
+        parts = [str(x) for x in (exc.context, exc.problem) if x]
+        raise ProgramError([problem(Pos(filename, line, col), "yaml.syntax", detail=" ".join(parts),
+                                    parts=parts)]) from None
     except yaml.YAMLError as exc:
-        raise ProgramError([Problem(Pos(filename, 1, 1), f"YAML: {exc}")]) from None
+        raise ProgramError([problem(Pos(filename, 1, 1), "yaml.other", detail=str(exc))]) from None
     except RecursionError:
-        raise ProgramError([Problem(Pos(filename, 1, 1), "YAML nesting too deep")]) from None
+        raise ProgramError([problem(Pos(filename, 1, 1), "yaml.nesting")]) from None
     if node is None:
-        raise ProgramError([Problem(Pos(filename, 1, 1), "the file is empty")])
+        raise ProgramError([problem(Pos(filename, 1, 1), "file.empty")])
     builder = _Builder(filename)
     try:
         data = builder.build(node, ())
     except RecursionError:
-        raise ProgramError([Problem(Pos(filename, 1, 1), "YAML nesting too deep")]) from None
+        raise ProgramError([problem(Pos(filename, 1, 1), "yaml.nesting")]) from None
     if builder.problems:
         raise ProgramError(builder.problems)
     return data, builder.positions

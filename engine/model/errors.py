@@ -1,7 +1,8 @@
 """Errors that point at what a person wrote: a program file position, or an event id and field."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,12 @@ class Problem:
     pos: Pos
     message: str
     hint: str | None = None
+    # the message by code (engine/format/messages.py): its texts in every language are looked up
+    # there, filled in with ``args``; ``message`` and ``hint`` are the English texts
+    code: str | None = field(default=None, compare=False)
+    args: Mapping[str, Any] | None = field(default=None, compare=False)
+    hint_code: str | None = field(default=None, compare=False)
+    hint_args: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         text = f"{self.pos}: {self.message}"
@@ -38,10 +45,13 @@ class ProgramError(Exception):
 class EventRejected(Exception):
     """An event cannot be applied. Nothing it asked for changes the ledger."""
 
-    def __init__(self, reason: str, field: str | None = None, rule: str | None = None):
+    def __init__(self, reason: str, field: str | None = None, rule: str | None = None,
+                 code: str | None = None, args: Mapping[str, Any] | None = None):
         self.reason = reason
         self.field = field
         self.rule = rule
+        self.code = code          # the reason by code (engine/format/messages.py), filled in with args
+        self.args = dict(args or {})
         super().__init__(reason)
 
     def describe(self, event_id: str | None) -> str:

@@ -194,10 +194,14 @@ _cart_decoder = msgspec.json.Decoder(OrderPlaced)
 class BadEvent(Exception):
     """An input line that is not a valid event. ``event_id`` is set when the line had one."""
 
-    def __init__(self, event_id: str | None, reason: str, field: str | None = None, at: str | None = None):
+    def __init__(self, event_id: str | None, reason: str, field: str | None = None, at: str | None = None,
+                 code: str = "event.decode", args: dict | None = None):
         self.event_id = event_id
         self.reason = reason
         self.field = field
+        # the reason by code (engine/format/messages.py): the English text is ``reason``
+        self.code = code
+        self.args = args if args is not None else {"detail": reason}
         # the line's `at` as written, when it had one: a past view lists a refusal only up to its time
         self.at = at
         super().__init__(reason)
@@ -213,14 +217,14 @@ def _explain(raw: bytes | str, exc: Exception) -> BadEvent:
         if isinstance(obj, dict) and isinstance(obj.get("at"), str):
             at = obj["at"]
     except (ValueError, RecursionError):
-        return BadEvent(None, f"malformed JSON: {exc}")
+        return BadEvent(None, f"malformed JSON: {exc}", code="event.malformed_json", args={"detail": str(exc)})
     at = at if at is None or not _bad_string(at) else None
     bad = next(_bad_strings(obj), None) if isinstance(obj, dict) else None
     if bad is not None:
         # msgspec reads a lone surrogate escape (\ud800) as "Input data was truncated"
-        return BadEvent(event_id, _reason_for(bad[1]), bad[0], at)
+        return BadEvent(event_id, _reason_for(bad[1]), bad[0], at, code="event.bad_string")
     text = str(exc)
-    field = None
+    field, code, args = None, "event.decode", None
     if " - at `$." in text:
         text, _, where = text.partition(" - at `")
         field = where.rstrip("`").removeprefix("$.")
@@ -230,11 +234,13 @@ def _explain(raw: bytes | str, exc: Exception) -> BadEvent:
     if "matching regex" in text and field is not None and field.split(".")[-1] == "at":
         text = (f"not a time: {obj.get('at')!r}; give ISO 8601 with an offset (2025-11-04T10:00:00+09:00) "
                 f"or a bare date (2025-11-04)")
+        code, args = "event.not_time", {"value": repr(obj.get("at"))}
     elif "matching regex" in text:
         text = text.split(" matching regex")[0] + " in the form YYYY-MM-DD"
     if "Invalid value" in text and field == "type":
         text = f"unknown event type {obj.get('type')!r}"
-    return BadEvent(event_id, text, field, at)
+        code, args = "event.unknown_type", {"type": repr(obj.get("type"))}
+    return BadEvent(event_id, text, field, at, code, args)
 
 
 CONTROL_CHARACTERS_REASON = "Expected `str` without control characters"
@@ -315,12 +321,13 @@ def _check_tax_rates(decoded: OrderPlaced) -> None:
     only for an exchange on its own."""
     if not decoded.lines and not decoded.exchanges:
         raise BadEvent(decoded.id, "Expected `array` of length >= 1 (an order with no line must carry exchanges)",
-                       "lines", decoded.at)
+                       "lines", decoded.at, "event.no_lines")
     for i, line in enumerate(decoded.lines):
         if line.tax_rate not in TAX_RATES:
             raise BadEvent(decoded.id, f"tax_rate {line.tax_rate!r} is not a consumption tax rate: give one of "
                                        f"{', '.join(f'{r:.2f}' for r in TAX_RATES)}", f"lines[{i}].tax_rate",
-                           decoded.at)
+                           decoded.at, "event.tax_rate",
+                           {"value": repr(line.tax_rate), "rates": ", ".join(f"{r:.2f}" for r in TAX_RATES)})
 
 
 def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
@@ -331,7 +338,8 @@ def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
     except UnicodeEncodeError as exc:      # a text (not bytes) holding a lone surrogate
         raise _explain(raw, exc) from None
     except RecursionError:
-        raise BadEvent(None, "malformed JSON: nested too deeply") from None
+        raise BadEvent(None, "malformed JSON: nested too deeply", code="event.malformed_json",
+                       args={"detail": "nested too deeply"}) from None
     # Strings without control characters or lone surrogates: msgspec's JSON reader refuses raw
     # U+0000–U+001F inside a string, so a decoded string holds one only through a backslash escape
     # (\n, \u0001, \ud800 ...), and DEL only through \u007f or the character itself; input with
@@ -348,7 +356,8 @@ def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
         bad = _bad_string_field(raw, decoded)
         if bad is not None:
             field, value = bad
-            raise BadEvent(decoded.id, _reason_for(value), field, None if field == "at" else decoded.at)
+            raise BadEvent(decoded.id, _reason_for(value), field, None if field == "at" else decoded.at,
+                           "event.bad_string")
     if type(decoded) is OrderPlaced:
         _check_tax_rates(decoded)
     return decoded

@@ -29,4 +29,4 @@ def event_lines(stream: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[Union
             if not line:
                 break
         yield BadEvent(None, f"the line is longer than {limit:,} bytes (the most one event may take); "
-                             f"is this a JSON Lines file of events?")
+                             f"is this a JSON Lines file of events?", code="event.line_too_long", args={"limit": limit})

@@ -47,7 +47,8 @@ def refusal_of_line(bad: BadEvent, line_no: Optional[int]) -> dict:
     where = f"line {line_no}: " if line_no is not None and event_id is None else ""
     field_text = f", field {bad.field}" if bad.field else ""
     reason = f"{where}event {event_id or '?'}{field_text}: {bad.reason}"
-    return {"event": event_id, "field": bad.field, "reason": reason, "line": line_no, "at": bad.at}
+    return {"event": event_id, "field": bad.field, "reason": reason, "line": line_no, "at": bad.at,
+            "code": bad.code, "args": bad.args}
 
 
 def event_digest(event) -> str:
@@ -127,14 +128,14 @@ class Runner:
             # now that the member's state has moved on. A corrected event (another body
             # under the same id) is judged afresh.
             result.rejected.append({"event": event.id, "field": None, "reason": refused[1], "repeat": True,
-                                    "at": event.at})
+                                    "at": event.at, "code": "refusal.recorded", "args": {"detail": refused[1]}})
             return
         try:
             outcome = apply(self.program, self.state_of(event.member), event)
         except EventRejected as rej:
             reason = rej.describe(event.id)
             result.rejected.append({"event": event.id, "field": rej.field, "reason": reason, "rule": rej.rule,
-                                    "at": event.at})
+                                    "at": event.at, "code": rej.code, "args": rej.args or None})
             self.store.reject(event.id, event.member, reason, digest or event_digest(event))
             return
         self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,

@@ -11,6 +11,7 @@ A view over ledgers: it reads stores and states, never writes them.
 """
 from __future__ import annotations
 
+from engine.format import messages
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -366,11 +367,11 @@ def compare(old: Side, new: Side) -> dict:
             row["delta"]["refused"] = row["delta"].get("refused", 0) + 1
     warnings = []
     if old.program.id != new.program.id:
-        warnings.append(f"OLD is program {old.program.id!r} and NEW is program {new.program.id!r}: "
-                        f"two different programs, not two versions of one")
+        warnings.append(("diff.two_programs", {"old": old.program.id, "new": new.program.id}))
     t_delta = {k: totals["new"][k] - totals["old"][k] for k in METRICS}
     return {
-        "warnings": warnings,
+        "warnings": [messages.render(code, args) for code, args in warnings],
+        "warning_codes": [{"code": code, "args": args} for code, args in warnings],
         "old": _side_head(old), "new": _side_head(new),
         "headline": {"cost_yen": t_delta["cost_yen"], "liability_yen": t_delta["liability_yen"],
                      "to_pay_yen": t_delta["to_pay_yen"], "refused_by_new": len(only_new),

@@ -54,9 +54,10 @@ def validate(paths: tuple[str, ...], fmt: str, lang: Optional[str]) -> None:
         except ProgramError as exc:
             problems.extend(exc.problems)
     if fmt == "json":
-        click.echo(json.dumps([{"file": p.pos.file, "line": p.pos.line, "col": p.pos.col,
-                                "message": i18n.translate(p.message, lang),
-                                "hint": i18n.translate_hint(p.hint, lang)} for p in problems], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([{"file": p.pos.file, "line": p.pos.line, "col": p.pos.col, "code": p.code,
+                                "message": i18n.translate(p, lang), "hint": i18n.translate_hint(p, lang),
+                                "hint_code": p.hint_code} for p in problems],
+                              ensure_ascii=False, indent=2, default=str))
     else:
         for p in problems:
             click.echo(i18n.format_problem(p, lang))
@@ -80,16 +81,28 @@ def _read_lines(events: str):
 @click.argument("events", metavar="EVENTS")
 @click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db), :memory:, or postgresql://user@host:port/db")
 @click.option("--as-of", "as_of", default=None, help="Report time (default: the last event's time)")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (the same as --format json)")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default=None,
+              help="text (a summary, then members on request), json (the whole report) or csv (one row per member)")
+@click.option("--member", "members", multiple=True, metavar="ID", help="List this member (repeat for more)")
+@click.option("--top", type=click.IntRange(min=1), default=None, metavar="N",
+              help="List the N members with the most valid points")
+@click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
+              help="Language of the report (default: from the locale, LANG=ja_JP.UTF-8 gives ja; else en)")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes: above 1, the events are replayed sharded by member (engine/run/parallel.py); "
                    "needs a SQLite or PostgreSQL --db")
 @click.option("--cluster", default=None, metavar="tcp://HOST:PORT",
               help="Replay on the Dask scheduler at this address, sharded by member (engine/run/cluster.py); "
                    "EVENTS may then be a folder of .jsonl files")
-def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str], as_json: bool, jobs: int,
-        cluster: Optional[str]) -> None:
-    """Apply EVENTS (.jsonl, or - for stdin) to the ledger and report every member."""
+def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str], as_json: bool, fmt: Optional[str],
+        members: tuple[str, ...], top: Optional[int], lang: Optional[str], jobs: int, cluster: Optional[str]) -> None:
+    """Apply EVENTS (.jsonl, or - for stdin) to the ledger and report: a summary (members, points by
+    state, their yen value), then members on request (--member, --top)."""
+    from engine.format import i18n
+
+    lang = i18n.resolve_lang(lang)
+    fmt = fmt or ("json" if as_json else "text")
     from engine.store import open_store
     from engine.store.sqlite import StoreError
 
@@ -100,9 +113,8 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
     if cluster and Path(events).is_dir():
         pass   # a folder of .jsonl files, read one after the other
     elif events != "-" and not Path(events).is_file():
-        what = "not a regular file (give a JSON Lines file of events, or - for standard input)" \
-            if Path(events).exists() else "no such events file"
-        click.echo(f"{events}: {what}", err=True)
+        code = "file.not_regular" if Path(events).exists() else "file.no_events"
+        click.echo(i18n.translate(code, lang, path=events), err=True)
         sys.exit(1)
     spec = db or _default_db(program)
     if jobs > 1 and spec == ":memory:":
@@ -115,7 +127,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
         click.echo(str(exc), err=True)
         sys.exit(1)
     try:
-        report, result = _run_and_report(program, store, events, as_of, jobs, program_path, spec, cluster)
+        report, result = _run_and_report(program, store, events, as_of, jobs, program_path, spec, lang, cluster)
     except StoreError as exc:
         click.echo(f"loyalty run: {exc}", err=True)
         sys.exit(1)
@@ -124,15 +136,13 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
             store.close()
         except StoreError:
             pass  # the error that ended the run was already said
-    if as_json:
-        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
-    else:
-        _print_report(report)
+    _print_report(program, report, fmt, lang, members, top)
     sys.exit(1 if result.rejected else 0)
 
 
 def _run_and_report(program: Program, store, events: str, as_of: Optional[str], jobs: int = 1,
-                    program_path: Optional[str] = None, spec: Optional[str] = None, cluster: Optional[str] = None):
+                    program_path: Optional[str] = None, spec: Optional[str] = None, lang: str = "en",
+                    cluster: Optional[str] = None):
     from engine.shell.progress import count_lines, replay_progress
     from engine.run.report import PastViewUnavailable, ledger_report
     from engine.run.runner import Runner, parse_as_of
@@ -194,30 +204,28 @@ def _run_and_report(program: Program, store, events: str, as_of: Optional[str], 
         sys.exit(1)
     later = len(result.rejected) - len(report["rejected"])
     if later:
-        click.echo(f"loyalty run: {later:,} of the events refused in this run are after --as-of: not listed in "
-                   "the report (the exit status counts them)", err=True)
+        from engine.shell.words import label
+
+        click.echo(label("run.later_refused", lang, n=f"{later:,}"), err=True)
     return report, result
 
 
-def _print_report(report: dict) -> None:
-    cols = ("valid", "pending", "held", "used", "expired", "void")
-    click.echo(f"{report['program']['id']} v{report['program']['version']} as of {report['as_of']}: "
-               f"{report['applied']} applied, {report['skipped']} skipped (already applied), "
-               f"{len(report['rejected'])} rejected")
-    header = f"{'member':<14}{'tier':<12}" + "".join(f"{c:>9}" for c in cols)
-    click.echo(header)
-    click.echo("-" * len(header))
-    totals = dict.fromkeys(cols, 0)
-    for member, m in report["members"].items():
-        click.echo(f"{member:<14}{str(m['tier'] or '-'):<12}" + "".join(f"{m['points'][c]:>9,}" for c in cols))
-        for c in cols:
-            totals[c] += m["points"][c]
-    click.echo("-" * len(header))
-    click.echo(f"{'total':<26}" + "".join(f"{totals[c]:>9,}" for c in cols))
-    for e in report["effects"]:
-        click.echo(f"effect {e['type']} {e['member']} {e['at']} {e.get('detail')}")
-    for r in report["rejected"]:
-        click.echo(f"rejected: {r['reason']}", err=True)
+def _print_report(program: Program, report: dict, fmt: str, lang: str, members=(), top=None) -> None:
+    from engine.shell import runreport
+
+    if fmt == "json":
+        click.echo(runreport.as_json(report, members, top))
+    elif fmt == "csv":
+        click.echo(runreport.as_csv(report, members, top), nl=False)
+    else:
+        parts = runreport.text_parts(program, report, lang, members, top)
+        if sys.stdout.isatty():
+            runreport.print_rich(parts)
+        else:
+            for line in runreport.plain_lines(parts):
+                click.echo(line)
+        for r in parts["rejected"]:
+            click.echo(r, err=True)
 
 
 @cli.command()
@@ -225,8 +233,14 @@ def _print_report(report: dict) -> None:
 @click.argument("cart", metavar="CART")
 @click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db), :memory:, or postgresql://user@host:port/db")
 @click.option("--json", "as_json", is_flag=True)
-def quote(program_path: str, cart: str, db: Optional[str], as_json: bool) -> None:
+@click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
+              help="Language of the text (default: from the locale, LANG=ja_JP.UTF-8 gives ja; else en)")
+def quote(program_path: str, cart: str, db: Optional[str], as_json: bool, lang: Optional[str]) -> None:
     """Price CART (an order.placed object as JSON, or - for stdin) without changing anything."""
+    from engine.format import i18n
+    from engine.shell.words import error_words, label, state_name, yen
+
+    lang = i18n.resolve_lang(lang)
     from engine.shell.api import quote as quote_cart
     from engine.model.events import BadEvent, decode_cart
     from engine.store import open_store
@@ -259,27 +273,39 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool) -> Non
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         t = out.get("totals", {})
-        for key in ("items_ex_tax", "fees_ex_tax", "shipping_ex_tax", "tax_total", "grand_total", "to_pay"):
-            if key in t:
+        keys = [k for k in ("items_ex_tax", "fees_ex_tax", "shipping_ex_tax", "tax_total", "grand_total", "to_pay")
+                if k in t]
+        if lang == "ja":
+            names = {k: label(f"quote.{k}", lang) for k in keys}
+            from engine.shell.runreport import _width
+
+            wide = max((_width(n) for n in names.values()), default=0) + 2
+            for key in keys:
+                figure = yen(t[key], lang)
+                click.echo(names[key] + " " * (wide - _width(names[key])) + f"{figure:>12}")
+        else:
+            for key in keys:
                 click.echo(f"{key:<18}{t[key]:>10,}")
         if "redeem" in out:
-            click.echo(f"redeem: max {out['redeem']['max']}, applied {out['redeem']['applied']} ({out['redeem']['why']})")
-            click.echo(f"earn: {out['earn']['points']} {out['earn']['state']} ({', '.join(out['earn']['rules'])})")
+            r = out["redeem"]
+            click.echo(label("quote.redeem", lang, max=r["max"], applied=r["applied"], why=r["why"]))
+            click.echo(label("quote.earn", lang, points=out["earn"]["points"],
+                             state=state_name(out["earn"]["state"], lang), rules=", ".join(out["earn"]["rules"])))
         if out.get("exchange", {}).get("points"):
             ex = out["exchange"]
-            click.echo(f"exchange: {ex['points']} for " + ", ".join(f"{r['reward']} x{r['qty']}" for r in ex["rewards"])
-                       + "".join(f"; {f['kind']} ¥{f['ex_tax']:,} ex. tax" for f in ex["fees"]))
+            rewards = ", ".join(f"{r['reward']} x{r['qty']}" for r in ex["rewards"])
+            click.echo(label("quote.exchange", lang, points=ex["points"], rewards=rewards)
+                       + "".join(label("quote.fee", lang, kind=f["kind"], yen=yen(f["ex_tax"], lang)) for f in ex["fees"]))
         if "deadline" in out:
             d = out["deadline"]
-            if d.get("note"):
+            if d.get("note") and lang != "ja":
                 click.echo(d["note"])
             elif d.get("late"):
-                click.echo(f"past the deadline for this delivery ({d['last_day']}, {d['rule']}): "
-                           f"requests made now go with the next delivery")
+                click.echo(label("quote.late", lang, last_day=d["last_day"], rule=d["rule"]))
             else:
-                click.echo(f"requests on time for this delivery (deadline {d['last_day']}, {d['rule']})")
+                click.echo(label("quote.on_time", lang, last_day=d["last_day"], rule=d["rule"]))
         for e in out["errors"]:
-            click.echo(f"error: {e['field']}: {e['reason']}", err=True)
+            click.echo(label("quote.error", lang, field=e["field"], reason=error_words(e, lang)), err=True)
     sys.exit(1 if out["errors"] else 0)
 
 

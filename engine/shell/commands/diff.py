@@ -528,7 +528,7 @@ def diff(old_path: str, new_path: str, events: str, html_out: Optional[str], as_
         click.echo("loyalty diff: --cluster reads EVENTS twice: give a file or a folder, not standard input", err=True)
         sys.exit(1)
     if not (cluster and Path(events).is_dir()) and events != "-" and not Path(events).is_file():
-        click.echo(translate(f"{events}: no such events file", lang_from_env()), err=True)
+        click.echo(translate("file.no_events", lang_from_env(), path=events), err=True)
         sys.exit(1)
     try:
         report = build_report(old_path, new_path, events, as_of, cluster=cluster)
@@ -547,7 +547,7 @@ def diff(old_path: str, new_path: str, events: str, html_out: Optional[str], as_
     from engine.format.i18n import lang_from_env, translate
 
     lang = lang_from_env()
-    report["warnings"] = [translate(w, lang) for w in report["warnings"]]
+    report["warnings"] = [translate(w["code"], lang, **w["args"]) for w in report.get("warning_codes", ())]
     if fmt != "table":
         for warning in report["warnings"]:
             click.echo(f"warning: {warning}", err=True)
