@@ -3,7 +3,8 @@
 Measures, side by side in one run, for every program in programs/: quote latency per cart,
 replay throughput into memory and SQLite; for &est also the hand-written floor and zen-engine, how
 cost grows with events and with one member's lots, and replay with jobs=1 against jobs=2
-(engine/run/parallel.py); and `loyalty validate programs`. Prints the Markdown table (or JSON with
+(engine/run/parallel.py); the HTTP service under load (bench/service_load.py: SQLite one worker,
+PostgreSQL two workers with LOYALTY_PG_URL); and `loyalty validate programs`. Prints the Markdown table (or JSON with
 --json); a full run rewrites BENCHMARKS.md.
 """
 from __future__ import annotations
@@ -25,10 +26,10 @@ SIZES = {
              "scale": [(10_000, "memory"), (100_000, "memory"), (1_000_000, "memory"), (10_000, "sqlite"),
                        (100_000, "sqlite")],
              "lots": [(10, 300), (1_000, 100), (100_000, 7)], "validate_reps": 3,
-             "parallel_events": 20_000, "parallel_reps": 3},
+             "parallel_events": 20_000, "parallel_reps": 3, "http_seconds": 8.0, "http_clients": 4},
     "quick": {"replay_events": 300, "quote_carts": 50, "quote_reps": 2, "compare_carts": 100, "compare_reps": 2,
               "scale": [(10_000, "memory")], "lots": [(10, 30), (1_000, 10), (10_000, 2)], "validate_reps": 1,
-              "parallel_events": 1_000, "parallel_reps": 1},
+              "parallel_events": 1_000, "parallel_reps": 1, "http_seconds": 1.0, "http_clients": 2},
 }
 EXPECTED = ("andest", "ansage", "amare", "rewards_circle", "manda")
 
@@ -99,6 +100,8 @@ def run(quick: bool) -> dict:
             if one is not None:
                 out["lots"].append(one)
         out["parallel"] = section("parallel", suite.parallel_replay, sizes["parallel_events"], sizes["parallel_reps"])
+    log("[bench] the HTTP service under load (loyalty serve, client processes)")
+    out["http"] = section("http", suite.http_load, sizes["http_seconds"], sizes["http_clients"])
     log("[bench] loyalty validate programs")
     out["validate"] = section("validate", suite.validate, sizes["validate_reps"])
     out["machine"]["load_avg_end"] = os.getloadavg()[0]
@@ -128,6 +131,14 @@ def check(results: dict) -> list[str]:
     if c and c["agree"] != c["carts"]:
         problems.append(f"engine, hand-written and zen-engine disagree on {c['carts'] - c['agree']} carts: "
                         f"{c['mismatches']}")
+    for run in (results.get("http") or {}).get("runs", []):
+        for m in run["modes"]:
+            if m["server_errors"] or m["errors"]:
+                problems.append(f"http {run['store']} {m['mode']}: {m['server_errors']} 5xx, {m['errors']} broken "
+                                f"requests: {m['first_errors']}")
+        if run["negative_balances"] or run["ledger_errors"]:
+            problems.append(f"http {run['store']}: {run['negative_balances']} negative balances, "
+                            f"{run['ledger_errors']}")
     v = results.get("validate")
     if v and v["exit"] != 0:
         problems.append(f"loyalty validate programs failed: {v.get('output', '')}")

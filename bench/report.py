@@ -209,6 +209,10 @@ def markdown(r: dict) -> str:
         if not p["postgresql"]:
             lines += ["", "PostgreSQL: not measured in this run (set `LOYALTY_PG_URL`, e.g. `source .ci/pg.sh`)."]
 
+    h = r.get("http")
+    if h:
+        lines += ["", "## 7. The HTTP service under load (issue 23)", ""] + http_section(r, h)
+
     lines += ["", "## Workloads", "",
               "`bench/workloads.py`, fixed seed, stdlib only: every member gets its own `random.Random`, so the "
               "first members of a 1M-event workload are the members of the 10k one. Per member: registration "
@@ -223,3 +227,63 @@ def markdown(r: dict) -> str:
               "python -m bench --quick         # CI: small sizes, a few seconds, no file written",
               "python -m bench.profile replay  # cProfile of a replay (or: quote)", "```", ""]
     return "\n".join(lines)
+
+
+# Issue 23's targets for the HTTP service on this 2-core machine, load generator included.
+HTTP_TARGETS = [
+    ("SQLite", 1, "quote", "quotes ≥ 3,000/s, p99 ≤ 5 ms (one SQLite worker)",
+     lambda m: m["quotes_per_s"] >= 3000 and m["p99_ms"] <= 5),
+    ("PostgreSQL", 2, "quote", "quotes ≥ 5,000/s (PostgreSQL, two workers)", lambda m: m["quotes_per_s"] >= 5000),
+    ("SQLite", 1, "events", "events ≥ 2,000/s, p99 ≤ 15 ms (SQLite)",
+     lambda m: m["events_per_s"] >= 2000 and m["p99_ms"] <= 15),
+    ("PostgreSQL", 2, "events", "events ≥ 2,000/s, p99 ≤ 15 ms (PostgreSQL)",
+     lambda m: m["events_per_s"] >= 2000 and m["p99_ms"] <= 15),
+    ("SQLite", 1, "mixed", "mixed (35% events) ≥ 2,500 requests/s (SQLite)", lambda m: m["requests_per_s"] >= 2500),
+    ("PostgreSQL", 2, "mixed", "mixed (35% events) ≥ 2,500 requests/s (PostgreSQL)",
+     lambda m: m["requests_per_s"] >= 2500),
+]
+
+
+def http_section(r: dict, h: dict) -> list[str]:
+    andest = next((p for p in r["programs"] if p["program"] == "andest"), None)
+    q = andest["quote"] if andest else None
+    lines = [f"`loyalty serve programs/andest.yaml` on 127.0.0.1, started by `bench/service_load.py` (also runnable "
+             "alone: `python bench/service_load.py [--db postgresql://... --workers 2]`). The load generator is "
+             f"{h['clients']} client **processes** (multiprocessing; `wrk` is not installed here), each one "
+             "keep-alive `http.client` connection, one request at a time, on the same 2 cores as the server: "
+             f"{h['seconds']:g} s a mode, 20 members shared by all clients (3,000 points each), so redemptions "
+             "race and the engine must refuse what the balance no longer covers. Modes: **quote** (every request "
+             "a `POST /quote`), **mixed** (65% quotes, 25% `order.placed`, 10% `order.shipped`: 35% events), "
+             "**events** (80% `order.placed`, 20% `order.shipped`). Latency is the client's, request to answer. "
+             "Every access line is written (JSON, to a file), as in production. Afterwards every member is read "
+             "back: no balance below zero, lots adding up to the points.", ""]
+    rows = []
+    for run in h["runs"]:
+        for m in run["modes"]:
+            refused = sum(m["rejections"].values())
+            rows.append([run["store"], run["workers"], m["mode"], _n(m["requests"]), _n(m["requests_per_s"]),
+                         _n(m["quotes_per_s"]), _n(m["events_per_s"]), m["p50_ms"], m["p99_ms"],
+                         m["event_p99_ms"] if m["event_p99_ms"] is not None else "–", m["server_errors"], refused])
+    lines += _table(["store", "workers", "mode", "requests", "requests/s", "quotes/s", "events/s", "p50 ms", "p99 ms",
+                     "event p99 ms", "5xx", "events refused (over the balance, late)"], rows)
+    neg = ", ".join(f"{run['store']}: {run['negative_balances']}" for run in h["runs"])
+    lines += ["", f"Negative balances after the run: {neg}. "
+              + ("In-process, the same run: `Engine.quote` on &est "
+                 f"p50 {_us(q['p50_us'])} µs, p99 {_us(q['p99_us'])} µs, {_n(q['per_s'])} quotes/s on one core "
+                 "(section 1–2): the rest of an HTTP quote's time is HTTP, JSON, the access line and the client."
+                 if q else ""), ""]
+    if not any(run["store"] == "PostgreSQL" for run in h["runs"]):
+        lines += ["PostgreSQL: not measured in this run (set `LOYALTY_PG_URL`).", ""]
+    lines += ["### Issue 23's targets", ""]
+    trows = []
+    for store, workers, mode, label, ok in HTTP_TARGETS:
+        run = next((x for x in h["runs"] if x["store"] == store and x["workers"] == workers), None)
+        m = next((x for x in run["modes"] if x["mode"] == mode), None) if run else None
+        if m is None:
+            trows.append([label, "not measured", "–"])
+            continue
+        measured = f"{_n(m['requests_per_s'])} req/s ({_n(m['quotes_per_s'])} quotes/s, {_n(m['events_per_s'])} events/s), " \
+                   f"p99 {m['p99_ms']} ms, {m['server_errors']} 5xx"
+        trows.append([label, measured, "yes" if ok(m) and not m["server_errors"] else "**no**"])
+    lines += _table(["target", "measured", "met"], trows)
+    return lines

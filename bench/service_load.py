@@ -1,16 +1,22 @@
 """Load test of `loyalty serve` on loopback: concurrent checkouts on shared members.
 
-    python bench/service_load.py [--clients 8] [--members 20] [--requests 6000] [--seconds 60]
-                                 [--db postgresql://... --workers 2]
+    python bench/service_load.py [--clients 4] [--members 20] [--requests 1000000] [--seconds 10]
+                                 [--mode quote|mixed|events] [--db postgresql://... --workers 2]
+
+The load generator is CLIENTS separate client *processes* (multiprocessing, fork), each with its own
+keep-alive http.client connection, one request at a time (a closed loop): not Python threads, whose
+GIL made the old figures the client's. `python -m bench` runs it for SQLite (one worker) and
+PostgreSQL (two workers, with LOYALTY_PG_URL) in three modes: quote-only, mixed and events-only.
 
 Starts `loyalty serve` on a temporary SQLite ledger (or on --db, a PostgreSQL URL on this machine,
 with --workers processes) on a free 127.0.0.1 port (never anything but loopback), registers the members and grants them points, then runs CLIENTS threads, each with its
 own keep-alive connection, sharing one budget of REQUESTS requests and SECONDS seconds (whichever
 ends first; then everything stops by itself):
 
-- 55% POST /quote: a cart for a random member, asking to use "max" or a fixed number of points;
-- 35% POST /events: an order.placed for a random member, using "max", a fixed number, or no points;
-- 10% POST /events: an order.shipped for one of that member's placed orders (pending → valid).
+- mixed: 65% POST /quote (a cart for a random member, asking to use "max" or a fixed number of
+  points), 25% POST /events with an order.placed (using "max", a fixed number, or no points) and
+  10% an order.shipped for one of the orders this client placed (pending → valid): 35% events;
+- quote: every request a POST /quote; events: 80% order.placed, 20% order.shipped.
 
 Several clients hit the same member at once, so redemptions race: the engine must refuse the ones
 the balance no longer covers. Afterwards every member is read back and the run fails (exit 1) if
@@ -23,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import itertools
 import json
 import os
 import random
@@ -33,11 +38,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Optional
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,159 +137,202 @@ def reason_class(reason: str) -> str:
     return reason.split(": ", 1)[-1][:70]
 
 
+MIXES = {"mixed": (0.65, 0.90), "quote": (1.0, 1.0), "events": (0.0, 0.80)}   # (quote below, order below)
+
+_clock = None   # a multiprocessing.Value shared by the client processes: the events' times increase
+
+
+def _init(clock) -> None:
+    global _clock
+    _clock = clock
+
+
+def _now_at() -> str:
+    with _clock.get_lock():
+        _clock.value += 1
+        n = _clock.value
+    return (START + timedelta(days=1, seconds=n)).isoformat()
+
+
+def _client(job: tuple) -> dict:
+    """One client process: requests one after another on one keep-alive connection until the deadline."""
+    n, port, token, members, mode, deadline, budget, seed = job
+    quote_below, order_below = MIXES[mode]
+    rng = random.Random(seed * 1000 + n)
+    client = Client(port, token)
+    placed: dict[str, list[str]] = defaultdict(list)
+    latencies: dict[str, list[float]] = defaultdict(list)
+    statuses: Counter = Counter()
+    rejections: Counter = Counter()
+    errors: list[str] = []
+    seq = 0
+    while seq < budget and time.time() < deadline:
+        seq += 1
+        member = rng.choice(members)
+        roll = rng.random()
+        try:
+            if roll < quote_below:
+                kind = "quote"
+                body = cart(f"q{mode}{n}-{seq}", member, _now_at(), f"qo{n}-{seq}", rng)
+                status, answer, elapsed = client.call("POST", "/quote", body)
+            elif roll < order_below or not placed[member]:
+                kind = "order"
+                order_id = f"o{mode}{n}-{seq}"
+                body = cart(f"e{mode}{n}-{seq}", member, _now_at(), order_id, rng)
+                status, answer, elapsed = client.call("POST", "/events", body)
+                if answer.get("applied"):
+                    placed[member].append(order_id)
+            else:
+                kind = "ship"
+                order_id = placed[member].pop(0)
+                body = {"id": f"s{mode}{n}-{seq}", "type": "order.shipped", "at": _now_at(), "member": member,
+                        "order": order_id}
+                status, answer, elapsed = client.call("POST", "/events", body)
+        except Exception as exc:  # a broken connection is a failure of the run
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
+        latencies[kind].append(elapsed)
+        statuses[f"{kind} {status}"] += 1
+        for r in answer.get("rejected", ()) if isinstance(answer, dict) else ():
+            rejections[reason_class(r.get("reason", ""))] += 1
+        if status >= 500:
+            errors.append(f"{kind}: {status} {answer}")
+    return {"latencies": dict(latencies), "statuses": dict(statuses), "rejections": dict(rejections),
+            "errors": errors}
+
+
+def seed_members(port: int, token: str, count: int, grant: int, prefix: str = "m") -> list[str]:
+    members = [f"{prefix}{i:03d}" for i in range(count)]
+    seed_events = []
+    for i, m in enumerate(members):
+        seed_events.append({"id": f"reg-{m}", "type": "member.registered", "member": m,
+                            "at": (START + timedelta(minutes=i)).isoformat()})
+        seed_events.append({"id": f"grant-{m}", "type": "points.granted", "member": m, "amount": grant,
+                            "reason": "load test", "at": (START + timedelta(minutes=i, seconds=30)).isoformat()})
+    status, answer, _ = Client(port, token).call("POST", "/events", seed_events)
+    assert status == 200, answer
+    return members
+
+
+def run_mode(port: int, token: str, members: list[str], mode: str, clients: int, seconds: float,
+             requests: int = 10**9, seed: int = 7, clock=None) -> dict:
+    """One load: CLIENTS processes for SECONDS; the figures of the mode."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    clock = clock if clock is not None else ctx.Value("q", 0)
+    deadline = time.time() + seconds
+    jobs = [(n, port, token, members, mode, deadline, max(1, requests // clients), seed) for n in range(clients)]
+    started = time.perf_counter()
+    with ctx.Pool(clients, initializer=_init, initargs=(clock,)) as pool:
+        parts = pool.map(_client, jobs)
+    wall = time.perf_counter() - started
+    latencies: dict[str, list[float]] = defaultdict(list)
+    statuses: Counter = Counter()
+    rejections: Counter = Counter()
+    errors: list[str] = []
+    for part in parts:
+        for k, v in part["latencies"].items():
+            latencies[k] += v
+        statuses.update(part["statuses"])
+        rejections.update(part["rejections"])
+        errors += part["errors"]
+    counts = {k: len(v) for k, v in latencies.items()}
+    total = sum(counts.values())
+    ev_lat = latencies["order"] + latencies["ship"]
+    all_lat = latencies["quote"] + ev_lat
+    ms = lambda values, q: round(percentile(values, q) * 1000, 2) if values else None
+    return {"mode": mode, "clients": clients, "seconds": round(wall, 2), "requests": total,
+            "requests_per_s": round(total / wall, 1),
+            "quotes_per_s": round(counts.get("quote", 0) / wall, 1),
+            "events_per_s": round((counts.get("order", 0) + counts.get("ship", 0)) / wall, 1),
+            "p50_ms": ms(all_lat, 0.50), "p99_ms": ms(all_lat, 0.99),
+            "quote_p50_ms": ms(latencies["quote"], 0.50), "quote_p99_ms": ms(latencies["quote"], 0.99),
+            "event_p50_ms": ms(ev_lat, 0.50), "event_p99_ms": ms(ev_lat, 0.99),
+            "statuses": dict(sorted(statuses.items())), "rejections": dict(rejections.most_common()),
+            "server_errors": sum(v for k, v in statuses.items() if int(k.rsplit(" ", 1)[1]) >= 500),
+            "errors": len(errors), "first_errors": errors[:5]}
+
+
+def check_members(port: int, token: str, members: list[str]) -> tuple[int, list[str]]:
+    """Every member read back: (members with a balance below zero, errors such as lots not adding up)."""
+    setup = Client(port, token)
+    negative, errors = 0, []
+    for m in members:
+        status, member, _ = setup.call("GET", f"/members/{m}?as_of={(START + timedelta(days=400)).date()}")
+        if status != 200:
+            errors.append(f"GET /members/{m}: {status}")
+            continue
+        points = member["points"]
+        if any(v < 0 for v in points.values()) or any(lot["amount"] <= 0 for lot in member["lots"]):
+            negative += 1
+        by_state: Counter = Counter()
+        for lot in member["lots"]:
+            by_state[lot["state"]] += lot["amount"]
+        if any(by_state[s] != points.get(s, 0) for s in ("valid", "pending", "held", "used", "expired", "void")):
+            errors.append(f"{m}: lots {dict(by_state)} do not add up to points {points}")
+    return negative, errors
+
+
+def measure(program: str, db: str, workers: int, modes: tuple[str, ...], clients: int, seconds: float,
+            members: int = 20, grant: int = 3000, log_dir: Optional[Path] = None) -> dict:
+    """Start `loyalty serve` on DB with WORKERS, run each mode, read every member back, stop it."""
+    import multiprocessing
+
+    token = secrets.token_urlsafe(32)
+    tmp = log_dir or Path(tempfile.mkdtemp(prefix="loyalty-load-"))
+    port = free_port()
+    store = "PostgreSQL" if db.startswith(("postgresql://", "postgres://")) else "SQLite"
+    server = start_server(program, db, port, token, tmp / "server.log", workers)
+    out: dict = {"store": store, "workers": workers, "clients": clients, "members": members, "modes": []}
+    try:
+        names = seed_members(port, token, members, grant)
+        clock = multiprocessing.get_context("fork").Value("q", 0)
+        for mode in modes:
+            out["modes"].append(run_mode(port, token, names, mode, clients, seconds, clock=clock))
+        out["negative_balances"], problems = check_members(port, token, names)
+        out["ledger_errors"] = problems[:5]
+    finally:
+        stop_server(server)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--program", default=str(ROOT / "programs" / "andest.yaml"))
-    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--clients", type=int, default=4, help="client processes")
     ap.add_argument("--members", type=int, default=20)
-    ap.add_argument("--requests", type=int, default=6000, help="total requests (bounded)")
-    ap.add_argument("--seconds", type=float, default=60.0, help="wall-clock bound")
+    ap.add_argument("--seconds", type=float, default=10.0, help="wall-clock length of each mode")
+    ap.add_argument("--mode", action="append", choices=sorted(MIXES), help="quote, mixed or events (repeatable; "
+                                                                             "default all three)")
     ap.add_argument("--grant", type=int, default=3000, help="points granted to each member at the start")
-    ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--db", default=None, help="ledger (default: a new SQLite file); a PostgreSQL URL on loopback "
                                                "must name an empty database")
     ap.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL only)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args()
-
-    token = secrets.token_urlsafe(32)
     tmp = Path(tempfile.mkdtemp(prefix="loyalty-load-"))
-    port = free_port()
     db = args.db or str(tmp / "bench.db")
     host = urlsplit(db).hostname if db.startswith(("postgresql://", "postgres://")) else "127.0.0.1"
     if not (host and (host.startswith("127.") or host in ("localhost", "::1"))):
         raise SystemExit("--db: a PostgreSQL server on this machine only (127.0.0.1, localhost)")
-    store = "PostgreSQL" if args.db else "SQLite"
-    server = start_server(args.program, db, port, token, tmp / "server.log", args.workers)
-    try:
-        members = [f"m{i:03d}" for i in range(args.members)]
-        setup = Client(port, token)
-        seed_events = []
-        for i, m in enumerate(members):
-            seed_events.append({"id": f"reg-{m}", "type": "member.registered", "member": m,
-                                "at": (START + timedelta(minutes=i)).isoformat()})
-            seed_events.append({"id": f"grant-{m}", "type": "points.granted", "member": m, "amount": args.grant,
-                                "reason": "load test", "at": (START + timedelta(minutes=i, seconds=30)).isoformat()})
-        status, answer, _ = setup.call("POST", "/events", seed_events)
-        assert status == 200, answer
-
-        clock = itertools.count()
-        clock_lock = threading.Lock()
-        budget = itertools.count()
-        deadline = time.monotonic() + args.seconds
-        placed: dict[str, list[str]] = defaultdict(list)
-        placed_lock = threading.Lock()
-        latencies: dict[str, list[float]] = defaultdict(list)
-        statuses: Counter = Counter()
-        rejections: Counter = Counter()
-        counts: Counter = Counter()
-        errors: list[str] = []
-
-        def now_at() -> str:
-            with clock_lock:
-                return (START + timedelta(days=1, minutes=next(clock))).isoformat()
-
-        def worker(n: int) -> None:
-            rng = random.Random(args.seed * 1000 + n)
-            client = Client(port, token)
-            seq = 0
-            while next(budget) < args.requests and time.monotonic() < deadline:
-                seq += 1
-                member = rng.choice(members)
-                roll = rng.random()
-                try:
-                    if roll < 0.55:
-                        kind = "quote"
-                        body = cart(f"q{n}-{seq}", member, now_at(), f"qo{n}-{seq}", rng)
-                        status, answer, elapsed = client.call("POST", "/quote", body)
-                    elif roll < 0.90 or not placed[member]:
-                        kind = "order"
-                        order_id = f"o{n}-{seq}"
-                        body = cart(f"e{n}-{seq}", member, now_at(), order_id, rng)
-                        status, answer, elapsed = client.call("POST", "/events", body)
-                        if answer.get("applied"):
-                            with placed_lock:
-                                placed[member].append(order_id)
-                    else:
-                        kind = "ship"
-                        with placed_lock:
-                            order_id = placed[member].pop(0) if placed[member] else None
-                        if order_id is None:
-                            continue
-                        body = {"id": f"s{n}-{seq}", "type": "order.shipped", "at": now_at(), "member": member,
-                                "order": order_id}
-                        status, answer, elapsed = client.call("POST", "/events", body)
-                except Exception as exc:  # a broken connection is a failure of the run
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                latencies[kind].append(elapsed)
-                statuses[(kind, status)] += 1
-                counts[kind] += 1
-                for r in answer.get("rejected", ()) if isinstance(answer, dict) else ():
-                    rejections[reason_class(r.get("reason", ""))] += 1
-                if status >= 500:
-                    errors.append(f"{kind}: {status} {answer}")
-
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.clients)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - started
-
-        # Read every member back: no balance below zero, and the lots add up to the points.
-        negative = []
-        for m in members:
-            status, member, _ = setup.call("GET", f"/members/{m}?as_of={(START + timedelta(days=400)).date()}")
-            if status != 200:
-                errors.append(f"GET /members/{m}: {status}")
-                continue
-            points = member["points"]
-            if any(v < 0 for v in points.values()) or any(lot["amount"] <= 0 for lot in member["lots"]):
-                negative.append((m, points))
-            by_state = Counter()
-            for lot in member["lots"]:
-                by_state[lot["state"]] += lot["amount"]
-            if any(by_state[s] != points.get(s, 0) for s in ("valid", "pending", "held", "used", "expired", "void")):
-                errors.append(f"{m}: lots {dict(by_state)} do not add up to points {points}")
-    finally:
-        stop_server(server)
-
-    events = counts["order"] + counts["ship"]
-    ev_lat = latencies["order"] + latencies["ship"]
-    figures = {
-        "store": store, "workers": args.workers, "clients": args.clients, "members": args.members, "requests": sum(counts.values()),
-        "seconds": round(wall, 2),
-        "quotes_per_s": round(counts["quote"] / wall, 1), "events_per_s": round(events / wall, 1),
-        "requests_per_s": round(sum(counts.values()) / wall, 1),
-        "quote_p50_ms": round(percentile(latencies["quote"], 0.50) * 1000, 2),
-        "quote_p99_ms": round(percentile(latencies["quote"], 0.99) * 1000, 2),
-        "event_p50_ms": round(percentile(ev_lat, 0.50) * 1000, 2),
-        "event_p99_ms": round(percentile(ev_lat, 0.99) * 1000, 2),
-        "statuses": {f"{k} {s}": v for (k, s), v in sorted(statuses.items())},
-        "rejections": dict(rejections.most_common()),
-        "negative_balances": len(negative), "errors": len(errors),
-    }
+    figures = measure(args.program, db, args.workers, tuple(args.mode or ("quote", "mixed", "events")), args.clients,
+                      args.seconds, args.members, args.grant, tmp)
     if args.json:
         print(json.dumps(figures, ensure_ascii=False))
     else:
-        print(f"loyalty serve on 127.0.0.1 ({store}, {args.workers} worker(s)), {args.clients} clients on {args.members} shared members, "
-              f"{figures['requests']} requests in {wall:.1f} s")
-        print(f"  quotes/s  {figures['quotes_per_s']:>8}   p50 {figures['quote_p50_ms']:>6} ms   "
-              f"p99 {figures['quote_p99_ms']:>6} ms   ({counts['quote']} quotes)")
-        print(f"  events/s  {figures['events_per_s']:>8}   p50 {figures['event_p50_ms']:>6} ms   "
-              f"p99 {figures['event_p99_ms']:>6} ms   ({counts['order']} orders, {counts['ship']} shipments)")
-        print(f"  total     {figures['requests_per_s']:>8} requests/s")
-        print("  answers:  " + ", ".join(f"{k}: {v}" for k, v in figures["statuses"].items()))
-        for reason, n in rejections.most_common():
-            print(f"  rejected  {n:>5}  {reason}")
-        print(f"  negative balances: {len(negative)}; 5xx or broken connections: {len(errors)}")
-    for e in errors[:10]:
-        print(f"  error: {e}", file=sys.stderr)
-    for m, p in negative[:10]:
-        print(f"  negative: {m} {p}", file=sys.stderr)
-    return 1 if negative or errors else 0
+        print(f"loyalty serve on 127.0.0.1 ({figures['store']}, {args.workers} worker(s)), {args.clients} client "
+              f"processes on {args.members} shared members")
+        for m in figures["modes"]:
+            print(f"  {m['mode']:<7} {m['requests_per_s']:>8} req/s  p50 {m['p50_ms']} ms  p99 {m['p99_ms']} ms  "
+                  f"(quotes {m['quotes_per_s']}/s, events {m['events_per_s']}/s; event p99 {m['event_p99_ms']} ms)  "
+                  f"5xx {m['server_errors']}  errors {m['errors']}")
+            for reason, n in m["rejections"].items():
+                print(f"          rejected {n:>5}  {reason}")
+        print(f"  negative balances: {figures['negative_balances']}; ledger errors: {figures['ledger_errors']}")
+    bad = figures["negative_balances"] or figures["ledger_errors"] or any(m["server_errors"] or m["errors"]
+                                                                          for m in figures["modes"])
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

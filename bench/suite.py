@@ -311,3 +311,37 @@ def validate(reps: int) -> dict:
         per_file[path.name] = statistics.median(runs) * 1000
     return {"command": "loyalty validate programs", "exit": code, "output": output, "wall_s": statistics.median(walls),
             "startup_s": startup, "load_ms": per_file}
+
+
+# --- (7) the HTTP service under load -------------------------------------------------------------
+
+def http_load(seconds: float, clients: int) -> dict:
+    """`loyalty serve` on loopback (bench/service_load.py): SQLite with one worker, and PostgreSQL with
+    two workers on a fresh database when LOYALTY_PG_URL is set; quote-only, mixed and events-only."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from . import service_load
+
+    program = str(ROOT / "programs" / "andest.yaml")
+    modes = ("quote", "mixed", "events")
+    out = {"seconds": seconds, "clients": clients, "runs": []}
+    with tempfile.TemporaryDirectory(prefix="loyalty-http-") as tmp:
+        out["runs"].append(service_load.measure(program, str(Path(tmp) / "bench.db"), 1, modes, clients, seconds,
+                                                log_dir=Path(tmp)))
+    url = os.environ.get("LOYALTY_PG_URL")
+    if url:
+        import psycopg
+
+        name = f"loyalty_bench_http_{os.getpid()}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"CREATE DATABASE {name}")
+        try:
+            with tempfile.TemporaryDirectory(prefix="loyalty-http-") as tmp:
+                db = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+                out["runs"].append(service_load.measure(program, db, 2, modes, clients, seconds, log_dir=Path(tmp)))
+        finally:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    out["load_avg_end"] = os.getloadavg()[0]
+    return out

@@ -587,6 +587,27 @@ def test_ANS_13_earn_base_is_incl_tax():
     assert e.quote(cart("o1", T("2025-02-01"), [ln("A", 12345, 0.08)]))["earn"]["points"] == 133
 
 
+
+def test_ANS_13_a_base_of_2099_earns_20_not_21():
+    """ANS-13: the base is the invoice incl. tax, each rate's tax once and floored, so ¥2,099 at
+    1 % (one-off, ANS-3) earns floor(20.99) = 20, never 21.
+
+    Lines 1,029 @8 % and 899 @10 %: tax floor(82.32) = 82 and floor(89.9) = 89 → invoice
+    1,029 + 82 + 899 + 89 = 2,099 → 20. Unfloored taxes would make 2,100.22 → 21.
+    Boundary: 1,945 @8 % → 1,945 + floor(155.6) = 2,100 → 21.
+    Minus the points used (ANS-7): 2,363 @10 % → 2,363 + floor(236.3) = 2,599, 500 points used →
+    2,099 → 20.
+    """
+    e = ansage()
+    register(e)
+    q = e.quote(cart("o1", T("2025-02-01"), [ln("A", 1029, 0.08), ln("B", 899, 0.10)]))
+    assert q["totals"]["tax"] == {"0.08": 82, "0.10": 89}
+    assert q["earn"]["points"] == 20
+    assert e.quote(cart("o1", T("2025-02-01"), [ln("A", 1945, 0.08)]))["earn"]["points"] == 21
+    grant(e, 500)
+    q = e.quote(cart("o1", T("2025-02-01"), [ln("A", 2363, 0.10)], redeem=500))
+    assert (q["totals"]["grand_total"], q["redeem"]["applied"], q["earn"]["points"]) == (2599, 500, 20)
+
 # --- ANS-14 rewards --------------------------------------------------------------------------
 
 def test_ANS_14_reward_exchange_spends_700_and_800():
@@ -729,6 +750,32 @@ def test_ANS_15_late_exchange_goes_with_the_next_order():
     place(e, c)
     assert balances(e, T("2025-12-01", "12:00")) == pts(valid=2032 - 700, pending=32, used=700)
 
+
+
+def test_ANS_15_the_exchange_counts_from_ship_date_the_point_use_from_delivery_date():
+    """ANS-15: 「発送予定日の2営業日前まで」 for an exchange, 「お届け予定日の2営業日前までに」 for the
+    subscription's point use: two deadlines from two dates of one order.
+
+    Ships Wed 2025-11-05, arrives Fri 11-07. Exchange: Tue 11-04 day 1, Mon 11-03 Culture Day,
+    Sun/Sat skipped, Fri 10-31 day 2 → last day 10-31. Point use: Thu 11-06 day 1, Wed 11-05
+    day 2 → last day 11-05. A request on Tue 11-04 with both: the exchange is late (deferred to
+    the next delivery, 0 points now), the 500 points are on time (applied now).
+    On 11-05 the point use is still on time (its last day); on Thu 11-06 it is late.
+    """
+    e = ansage()
+    register(e)
+    grant(e, 2000)
+    q = e.quote(_sub_cart("o1", T("2025-11-04"), "2025-11-07", ship="2025-11-05",
+                          exchanges=[("cutting_board", 1)], redeem=500))
+    by_cover = {tuple(d["covers"]): (d["last_day"], d["late"]) for d in q["deadlines"]}
+    assert by_cover == {("exchanges",): ("2025-10-31", True), ("redeem_subscription",): ("2025-11-05", False)}
+    assert q["exchange"]["points"] == 0
+    assert q["deadline"]["deferred"]["exchanges"] == [{"reward": "cutting_board", "qty": 1}]
+    assert q["redeem"]["applied"] == 500
+    q = e.quote(_sub_cart("o1", T("2025-11-05", "23:00"), "2025-11-07", ship="2025-11-05", redeem=500))
+    assert q["redeem"]["applied"] == 500
+    q = e.quote(_sub_cart("o1", T("2025-11-06", "09:00"), "2025-11-07", ship="2025-11-05", redeem=500))
+    assert q["redeem"]["applied"] == 0
 
 def test_ANS_16_subscription_point_use_deferred_one_off_not():
     """ANS-16 / ANS-15: the subscription course's point use for a delivery must be set 2 business
@@ -929,6 +976,31 @@ def test_AMA_4_handling_fee_for_ship_now():
     assert q["totals"]["tax"] == {"0.08": 1600, "0.10": 240}
     assert q["totals"]["grand_total"] == 24240
 
+
+
+def test_AMA_4_apply_now_is_an_exchange_with_no_lines():
+    """AMA-4: "apply now" (今すぐ申し込む) is an exchange on its own: no product, `lines: []`
+    with `exchanges`, shipped at once, paying the handling fee (ASSUMPTION ¥1,000 ex. tax).
+
+    42 points (ssr_example_42): exchange fee 1 unit = 1,400; handling 1,000; tax 10 % of 2,400 =
+    240; grand total 2,640. Balance 100 → after placing, valid 58, used 42. The same cart with
+    no exchanges and no lines is refused (an order of nothing), the ledger unchanged.
+    """
+    e = amare()
+    register(e)
+    grant(e, 100)
+    c = cart("now1", T("2025-02-10"), [], course="one_off", exchanges=[("ssr_example_42", 1)],
+             fulfilment="ship_now")
+    q = e.quote(c)
+    assert q["errors"] == []
+    assert sorted((f["kind"], f["ex_tax"]) for f in q["exchange"]["fees"]) == [("exchange_fee", 1400),
+                                                                                ("handling_fee", 1000)]
+    assert (q["totals"]["tax"], q["totals"]["grand_total"]) == ({"0.10": 240}, 2640)
+    place(e, c)
+    assert balances(e, T("2025-02-10", "12:00")) == pts(valid=58, used=42)
+    bad = cart("now2", T("2025-02-11"), [], course="one_off")
+    place(e, bad, expect="rejected")
+    assert balances(e, T("2025-02-11", "12:00")) == pts(valid=58, used=42)
 
 @pytest.mark.parametrize("price,course,handling", [
     # 11,111 + floor(888.88) = 11,999 incl. tax: under 12,000 → charged

@@ -151,9 +151,14 @@ def test_hole17_14_event_at_exactly_T_counts_AND_1():
 
 def test_hole17_14_expiry_due_between_two_events_appears_at_T_AND_5(spec):
     # Sign-up on 2025-01-10: 500 points, their last valid day 1 year later, 2026-01-10 (AND-5, no
-    # acquisition since); a review on 2026-06-01 gives 300 more (AND-9). As of 2026-03-01, between
-    # the two events, the 500 had expired and the review's 300 did not exist: 0 valid, 500 expired.
+    # acquisition since); a review on 2026-06-01 gives 300 more (AND-9; AND-8: of a bag received as
+    # a ¥0 sample on 05-31, which earns nothing). As of 2026-03-01, between the events, the 500 had
+    # expired and the review's 300 did not exist: 0 valid, 500 expired.
+    sample = [{"sku": "BAG-S", "product": "BAG", "qty": 1, "unit_price": 0, "tax_rate": 0.10}]
     e = engine_with(spec, [event("e1", "member.registered", "2025-01-10T10:00:00+09:00"),
+                           event("s1", "order.placed", "2026-05-30T10:00:00+09:00", order="s1", course="one_off",
+                                 payment={"method": "credit_card"}, lines=sample),
+                           event("s2", "order.shipped", "2026-05-31T10:00:00+09:00", order="s1"),
                            event("e2", "review.posted", "2026-06-01T10:00:00+09:00", product="BAG")])
     assert e.member("m1", "2026-03-01T00:00:00+09:00")["points"] == points(expired=500)
     assert e.member("m1", "2026-01-10T23:59:59+09:00")["points"] == points(valid=500)   # the last valid day

@@ -88,7 +88,7 @@ def test_hole17_02_a_postgresql_ledger_that_applied_an_id_twice_stops_its_upgrad
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("DELETE FROM events WHERE member = 'm2'")
         with psycopg.connect(url) as conn:
-            assert migrate(conn) == [5]
+            assert migrate(conn) == [v for v, _, _ in MIGRATIONS[4:]]   # 5 and those after it
         assert pg_rows(url, "SELECT program, id, member FROM event_ids") == [("andest", "e1", "m1")]
 
 

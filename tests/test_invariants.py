@@ -58,6 +58,7 @@ from engine.store.memory import MemoryStore
 from engine.core.clock import _next as clock_next
 from engine.core.tiers import counted_of, window_by_orders, window_by_sums
 from engine.store.sqlite import SQLiteStore
+from engine.model.timeutil import parse_instant
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = os.environ.get("LOYALTY_RELIABILITY", "").lower() == "long"
@@ -618,6 +619,7 @@ class Ledger:
         self.order_of_event: dict[str, str] = {}      # cancel/return event id -> order id
         self.spent_on: dict[tuple[str, str], int] = {}  # (member, order) -> units it used
         self.taken_back: Counter = Counter()           # (member, order) -> units voided/owed by its cancel/returns
+        self.taken_back_yen: Counter = Counter()       # the same in yen, each unit at its version's value
         self.debt_before: Optional[int] = None
 
     def snapshot(self, member: str) -> tuple:
@@ -691,7 +693,18 @@ class Ledger:
             self.order_of_event[event["id"]] = event["order"]
             debt = state.debt - (self.debt_before if self.debt_before is not None else 0)
             self.taken_back[(member, event["order"])] += sum(e.amount for e in mine if e.to_state == "void") + max(debt, 0)
+            now = self.program.version_at(parse_instant(event["at"], self.program.tz)).number
+            self.taken_back_yen[(member, event["order"])] += sum(
+                e.amount * self.unit_yen(e.version) for e in mine if e.to_state == "void") + max(debt, 0) * self.unit_yen(now)
         self.recount(member, state)
+
+    def unit_yen(self, version: Optional[int]) -> int:
+        """A unit's yen value under a version (1 where the version states none): a revision may re-value
+        units (RC-1: a credit of 1,100 yen becomes 450), so bounds across versions hold in yen."""
+        for v in self.program.versions:
+            if v.number == version and v.redemption is not None and v.redemption.unit_value_yen:
+                return v.redemption.unit_value_yen
+        return 1
 
     def recount(self, member: str, state: MemberState) -> None:
         """Per order: what its lots were granted, what its cancellations and returns took back (void
@@ -716,10 +729,13 @@ class Ledger:
         if threshold:
             # threshold earning (RC-0/RC-2): an order's amount may have fed a credit granted on another
             # order's shipment, so the bound holds per member: never more than the thresholds gave.
-            total_earned = sum(e.amount for e in self.store.ledger.get(member, [])
+            # In yen: a revision re-values units (RC-1), so a credit earned at 1,100 yen may be taken
+            # back after the switch as credits of 450.
+            total_earned = sum(e.amount * self.unit_yen(e.version) for e in self.store.ledger.get(member, [])
                                if e.from_state is None and (lots.get(e.lot) is not None and lots[e.lot].kind == "earn"))
-            assert sum(taken.values()) <= total_earned, \
-                f"{member}: cancellations/returns took back {sum(taken.values())} but orders earned {total_earned} in all"
+            taken_yen = sum(t for (m, _), t in self.taken_back_yen.items() if m == member)
+            assert taken_yen <= total_earned, \
+                f"{member}: cancellations/returns took back {taken_yen} yen but orders earned {total_earned} yen in all"
         else:
             for order, units in taken.items():
                 assert units <= earned.get(order, 0), \
@@ -1072,14 +1088,15 @@ def test_cancelling_a_shipped_threshold_order_takes_back_only_its_credits():
         f"valid/void/debt/carry = {state.balances()['valid']}/{state.balances()['void']}/{state.debt}/{state.carry}"
 
 
-def test_cancelling_an_unshipped_threshold_order_takes_back_nothing():
-    """RC-0: an order counts when it ships; cancelled before that it gave nothing and takes nothing
-    (no void, no debt owed from the member's next credits)."""
+def test_cancelling_an_unshipped_threshold_order_takes_back_only_its_credits():
+    """RC-0: an order counts when it is placed (「この時点で」): the unshipped order gave its 2
+    credits at once; cancelled before shipping it takes back those 2 and its 26,400 leave the carry
+    (2,400 - 26,400 < 0: back to 0), never the member's own 5 (no debt owed from later credits)."""
     store, result = _apply_all("rewards_circle", RC_MEMBER + [
         {"id": "c", "type": "order.cancelled", "at": "2025-11-13T10:00:00+09:00", "member": "m1", "order": "o1"}])
     assert not result.rejected, result.rejected
     state = store.states["m1"]
-    assert (state.balances()["valid"], state.balances()["void"], state.debt) == (5, 0, 0), \
+    assert (state.balances()["valid"], state.balances()["void"], state.debt, state.carry) == (5, 2, 0, 0), \
         f"valid/void/debt = {state.balances()['valid']}/{state.balances()['void']}/{state.debt}"
 
 

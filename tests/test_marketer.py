@@ -328,7 +328,13 @@ def test_diff_silver_rate_by_hand(two_versions):
     rows = {r["member"]: r for r in report["members"]}
     # m1: OLD 500 + 513 + 190 = 1,203; NEW 500 + 513 + 285 = 1,298
     assert rows["m1"]["old"]["granted"] == 1203 and rows["m1"]["new"]["granted"] == 1298
-    assert rows["m1"]["delta"] == {"granted": 95, "used": 0, "expired": 0, "void": 0, "outstanding": 95, "cost_yen": 95}
+    # the 95 more points are still outstanding: +95 yen of liability; the customer pays the same
+    assert rows["m1"]["delta"] == {"granted": 95, "used": 0, "expired": 0, "void": 0, "outstanding": 95, "cost_yen": 95,
+                                   "liability_yen": 95, "items_yen": 0, "fees_yen": 0, "points_yen": 0,
+                                   "to_pay_yen": 0, "orders": 0, "clamped": 0, "clamped_units": 0}
+    # named by the rule that produced it: the earning rule of the silver row (AND-5 in andest.yaml)
+    earn = [r for r in report["by_rule"] if r["delta"].get("granted")]
+    assert len(earn) == 1 and earn[0]["delta"]["granted"] == 95 and earn[0]["line"].startswith(str(new))
     assert rows["m1"]["old"]["tier"] == rows["m1"]["new"]["tier"] == "silver"
     # m2: 500 + 47 under both
     assert rows["m2"]["old"]["granted"] == rows["m2"]["new"]["granted"] == 547 and not rows["m2"]["changed"]

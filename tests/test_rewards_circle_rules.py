@@ -141,21 +141,22 @@ def valid_lots(e: Engine, at: str, member: str = "m1") -> list[dict]:
 # RC-0 — version 1's earn (ASSUMPTION: 1 credit per ¥22,000 incl. tax, counted at shipment)
 # ============================================================================================
 
-def test_RC_0_v1_one_credit_per_22000_incl_tax_counted_when_shipped():
-    """RC-0: "Purchase amounts in RC are incl. tax, after discounts, counted when the order ships
-    (ASSUMPTION). Version 1's earn rule ... ASSUMPTION 1 credit per ¥22,000".
+def test_RC_0_v1_one_credit_per_22000_incl_tax_at_the_purchase():
+    """RC-0: "Purchase amounts in RC are incl. tax, after discounts, counted when the order is
+    placed: the page's own example grants the credit at the moment of the purchase (「この時点で」).
+    Version 1's earn rule ... ASSUMPTION 1 credit per ¥22,000".
 
     One line 20,000 @10 % = 22,000 incl. tax (ex. tax it would be only 20,000 → 0 credits).
-    Placed 2025-09-02 10:00: nothing yet (counted at shipment). Shipped 15:00: 22,000 // 22,000
-    = 1 credit, carry 0. Rule RC-0, version 1, last valid day 2025-09-02 + 180 = 2026-03-01.
+    Placed 2025-09-02 10:00: 22,000 // 22,000 = 1 credit at once, carry 0; the shipment at 15:00
+    adds nothing. Rule RC-0, version 1, last valid day 2025-09-02 + 180 = 2026-03-01.
     """
     e = engine()
     register(e)
     place(e, cart("o1", T("2025-09-02"), [ln(20000)]))
-    assert valid(e, T("2025-09-02", "12:00")) == 0
-    ship(e, "o1", T("2025-09-02", "15:00"))
-    lots = valid_lots(e, T("2025-09-02", "16:00"))
+    lots = valid_lots(e, T("2025-09-02", "10:00"))
     assert [(l["amount"], l["rule"], l["version"], l["expires_on"]) for l in lots] == [(1, "RC-0", 1, "2026-03-01")]
+    ship(e, "o1", T("2025-09-02", "15:00"))
+    assert valid(e, T("2025-09-02", "16:00")) == 1
     assert e.runner.state_of("m1").carry == 0
 
 
@@ -187,19 +188,20 @@ def test_RC_0_amount_is_after_coupon_discount():
     assert e.runner.state_of("m1").carry == 0
 
 
-def test_RC_0_order_placed_under_v1_shipped_under_v2_counts_under_v2():
-    """RC-0: counted when the order ships, so by the version in force at shipment (X-2).
+def test_RC_0_order_placed_under_v1_counts_under_v1_and_its_carry_crosses_the_switch():
+    """RC-0: counted when the order is placed, so by the version in force then (X-2).
 
-    13,000 incl. tax (11,819 @10 %) placed 2025-11-01 (v1), shipped 2025-11-05 (v2, RC-2):
-    13,000 // 12,000 = 1 credit, carry 1,000 (under v1 it would have been 0 and 13,000 carried).
-    The credit is rule RC-2, version 2, last valid day 2026-05-04.
+    13,000 incl. tax (11,819 @10 %) placed 2025-11-01 (v1): 13,000 < 22,000 → 0 credits, carry
+    13,000. On the switch 2025-11-04 the carry meets version 2's 12,000 (RC-3): 1 credit, carry
+    1,000, last valid day 2025-11-04 + 180 = 2026-05-03. Shipped 2025-11-05 (v2): nothing more.
     """
     e = engine()
     register(e)
     place(e, cart("o1", T("2025-11-01"), [ln(11819)]))
+    assert e.runner.state_of("m1").carry == 13000
     ship(e, "o1", T("2025-11-05", "15:00"))
     lots = valid_lots(e, T("2025-11-05", "16:00"))
-    assert [(l["amount"], l["rule"], l["version"], l["expires_on"]) for l in lots] == [(1, "RC-2", 2, "2026-05-04")]
+    assert [(l["amount"], l["rule"], l["version"], l["expires_on"]) for l in lots] == [(1, "RC-3", 2, "2026-05-03")]
     assert e.runner.state_of("m1").carry == 1000
 
 
@@ -616,7 +618,8 @@ def test_RC_7_use_limit_one_credit_per_6000(lines, amount, expected):
 def test_RC_7_three_credits_on_17999_rejected_ledger_unchanged():
     """RC-7: 3 credits need ≥ ¥18,000. 17,999 (16,363 @10 %) with {"credits": 3} → rejected
     (max 17,999 // 6,000 = 2), nothing booked: 50 valid, 0 used, same ledger entries, no order.
-    The same request on 18,000 (16,364 @10 %) is applied: to pay 18,000 - 3 × 450 = 16,650."""
+    The same request on 18,000 (16,364 @10 %) is applied: to pay 18,000 - 3 × 450 = 16,650; the
+    order counts at once (RC-0): 18,000 // 12,000 = 1 credit, so 50 - 3 + 1 = 48 valid."""
     e = engine()
     _big_balance(e)
     before = len(e.store.entries("m1"))
@@ -633,7 +636,7 @@ def test_RC_7_three_credits_on_17999_rejected_ledger_unchanged():
     assert e.quote(c2)["totals"]["to_pay"] == 16650
     place(e, c2)
     p = view(e, T("2025-11-10", "12:00"))["points"]
-    assert (p["valid"], p["used"]) == (47, 3)
+    assert (p["valid"], p["used"]) == (48, 3)
 
 
 # ============================================================================================
@@ -784,8 +787,9 @@ def test_RC_9_cancel_in_december_credits_end_0131():
 def test_X_2_X_3_every_lot_and_entry_carries_its_version_and_rule():
     """X-2/X-3: every ledger entry and lot records the program version and the rule.
 
-    Insider m1: 3 credits shipped 2025-07-05 (v1, RC-0), 1 spent 2025-10-01 (v1, RC-1), a carry of
-    20,000 from 2025-10-20 (18,182 @10 %), then an event on 2025-11-20 books the switch:
+    Insider m1: 3 credits bought 2025-07-05 (v1, RC-0), 1 spent 2025-10-01 (v1, RC-1) on an order of
+    11,000 that counts too, then 10,000 on 2025-10-20 (9,091 @10 %): a carry of 21,000 (< 22,000,
+    no v1 credit); then an event on 2025-11-20 books the switch:
     conversion (RC-6: 2 held → 4 + adjustment 1), RC-3 (1 credit from the carry), RC-4 (gift).
     Entries before the switch are version 1, from it version 2; every rule is an RC id.
     """
@@ -793,7 +797,7 @@ def test_X_2_X_3_every_lot_and_entry_carries_its_version_and_rule():
     register(e, insider=True)
     earn_v1_credits(e, 3, "2025-07-05")
     place(e, cart("spend", T("2025-10-01"), [ln(10000)], credits=1))
-    buy(e, "o-carry", "2025-10-20", [ln(18182)])
+    buy(e, "o-carry", "2025-10-20", [ln(9091)])
     send(e, "member.updated", T("2025-11-20"))
     entries = e.store.entries("m1")
     assert entries
@@ -815,22 +819,26 @@ def test_X_2_X_3_every_lot_and_entry_carries_its_version_and_rule():
 
 
 def test_RC_2_cancelled_orders_owe_nothing_and_take_back_exactly_their_credits():
-    """RC-0/RC-2: credits come when an order ships. An order of 25,000 + 10% = 27,500 yen cancelled
-    before shipping counted nothing: no credit, nothing owed. The same order shipped gives
-    27,500 // 12,000 = 2 credits (3,500 carried); cancelled after shipping, the 27,500 leave the
-    carry (3,500 - 27,500 = -24,000 → two thresholds back → 0) and exactly those 2 credits are
-    voided: nothing owed, nothing left."""
+    """RC-0/RC-2: credits come when an order is placed. An order of 25,000 + 10% = 27,500 yen gives
+    27,500 // 12,000 = 2 credits at once (3,500 carried); cancelled before shipping, the 27,500
+    leave the carry (3,500 - 27,500 = -24,000 → two thresholds back → 0) and exactly those 2
+    credits are voided: nothing owed, nothing left. The same order shipped, then cancelled: the
+    same again (void 2 + 2 = 4)."""
     from engine import Engine
 
     e = Engine("programs/rewards_circle.yaml")
     order = {"type": "order.placed", "member": "a", "course": "one_off", "payment": {"method": "credit_card"},
              "lines": [{"sku": "X", "qty": 1, "unit_price": 25000, "tax_rate": 0.10}]}
     for ev in [{"id": "r1", "type": "member.registered", "at": "2025-12-01", "member": "a"},
-               dict(order, id="o1", at="2025-12-02", order="o1"),
-               {"id": "c1", "type": "order.cancelled", "at": "2025-12-03", "member": "a", "order": "o1"}]:
+               dict(order, id="o1", at="2025-12-02", order="o1")]:
         assert not e.apply(ev).rejected
+    assert e.member("a", "2025-12-02")["points"]["valid"] == 2
+    assert e.runner.state_of("a").carry == 3500
+    assert not e.apply({"id": "c1", "type": "order.cancelled", "at": "2025-12-03", "member": "a",
+                        "order": "o1"}).rejected
     assert e.member("a", "2025-12-04")["points"] == {"valid": 0, "pending": 0, "held": 0, "used": 0,
-                                                     "expired": 0, "void": 0}
+                                                     "expired": 0, "void": 2}
+    assert e.runner.state_of("a").carry == 0
     for ev in [dict(order, id="o2", at="2025-12-05", order="o2"),
                {"id": "s2", "type": "order.shipped", "at": "2025-12-06", "member": "a", "order": "o2"}]:
         assert not e.apply(ev).rejected
@@ -839,5 +847,5 @@ def test_RC_2_cancelled_orders_owe_nothing_and_take_back_exactly_their_credits()
     assert not e.apply({"id": "c2", "type": "order.cancelled", "at": "2025-12-08", "member": "a",
                         "order": "o2"}).rejected
     points = e.member("a", "2025-12-09")["points"]
-    assert (points["valid"], points["void"], points.get("owed", 0)) == (0, 2, 0)
+    assert (points["valid"], points["void"], points.get("owed", 0)) == (0, 4, 0)
     assert e.runner.state_of("a").carry == 0

@@ -83,6 +83,7 @@ ROUTES = [
     ("post", "/quote", json.dumps(order("q1")).encode()),
     ("get", "/members/m1", None),
     ("get", "/openapi.json", None),
+    ("post", "/close", json.dumps({"as_of": "2025-01-31"}).encode()),
 ]
 WRONG = [
     {},
@@ -330,7 +331,7 @@ def test_member_as_of_and_unknown(client):
 def test_openapi_document_comes_from_the_structs(client):
     doc = client.get("/openapi.json", headers=AUTH).json()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {"/events", "/quote", "/members/{member_id}", "/openapi.json", "/healthz"}
+    assert set(doc["paths"]) == {"/events", "/quote", "/close", "/members/{member_id}", "/openapi.json", "/healthz"}
     schemas = doc["components"]["schemas"]
     assert {"OrderPlaced", "MemberRegistered", "EventsAnswer", "Quote", "Member", "Error"} <= set(schemas)
     assert schemas["OrderPlaced"]["properties"]["course"]["enum"] == ["one_off", "subscription"]
@@ -477,6 +478,8 @@ def test_docs_curl_examples_run_as_written(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             _, err = server.communicate()
-    log = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.strip()]  # every line JSON (issue 23)
+    log = [line for line in lines if "method" in line]
     assert len(log) == len(examples) and TOKEN not in err.decode()
+    assert all(line["request_id"] for line in log)
     assert (tmp_path / "loyalty-andest.db").exists()

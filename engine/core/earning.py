@@ -26,13 +26,22 @@ class EarnResult(msgspec.Struct, frozen=True, gc=False):
 
 
 def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
-    for row in rows:
+    for i, row in enumerate(rows):
         if row.valid_from and on < row.valid_from:
             continue
         if row.valid_until and on > row.valid_until:
             continue
+        if row.exclude_tags and not row.exclude_tags.isdisjoint(env.get("tags") or ()):
+            continue
         if row.when is not None and not row.when(env):
             continue
+        if row.campaign:
+            # a campaign row: the rate the rows below give the line, multiplied, plus the addition;
+            # a line no row below takes earns nothing under the campaign either
+            below, rate = _row_for(rows[i + 1:], env, on)
+            if below is None:
+                return None, None
+            return row, rate * (row.multiply if row.multiply is not None else 1) + (row.add or 0)
         rate = row.rate_for(env)
         if rate is None:
             continue

@@ -2,7 +2,9 @@
 clock passes the version's effective date (X-2). Built from general operations:
 
 - convert_units: every unit held is re-expressed at the new unit value. Each old unit becomes
-  floor(old / new) new units that keep its expiry; what each leaves over is pooled, the pool makes
+  floor(old / new) new units that keep its expiry (``per: lot``: each lot, a credit of the
+  member's, becomes floor(amount x old / new) units that keep its expiry, so a dearer new unit
+  still keeps each credit's own date); what each leaves over is pooled, the pool makes
   floor(pool / new) more (keeping the earliest, or latest, expiry of the lots that fed it), and a
   final part above zero makes one more unit: value is rounded up, never down (RC-6).
 - earn_from_carry: the carried purchase amount is measured against the new threshold (RC-3).
@@ -51,9 +53,12 @@ def convert_units(change: Change, step: MigrationStep, version: Version) -> None
                                         expires_on=expires_on)
         change.closed().append(ended)
         change.entry("convert", ended, lot.amount, lot.state, CONVERTED, step.rule)
-        change.add_lot(lot.amount * per_unit, lot.state, step.rule, "conversion", expires_on=expires_on,
-                       rolling=False, action="convert")
-        pool += lot.amount * left
+        if step.per == "lot":   # the lot's whole value at once: only its own remainder is pooled
+            made, rest = divmod(lot.amount * old_value, new_value)
+        else:                   # each unit on its own
+            made, rest = lot.amount * per_unit, lot.amount * left
+        change.add_lot(made, lot.state, step.rule, "conversion", expires_on=expires_on, rolling=False, action="convert")
+        pool += rest
         if expires_on is not None:
             if pool_expiry is None or (expires_on < pool_expiry if step.pool_expiry == "earliest" else expires_on > pool_expiry):
                 pool_expiry = expires_on

@@ -134,7 +134,9 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
         elif asked == "max":
             applied = limit.max
         elif asked is not None:
-            if asked > limit.max:
+            if asked > limit.max and program.clamp_requests:
+                applied = limit.max     # a what-if: what the customer would have been allowed
+            elif asked > limit.max:
                 errors.append((field_name, f"asks to use {asked}, but at most {limit.max} can be used: {limit.why}",
                                limit.rule))
             else:
@@ -233,7 +235,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         state.sub_streak = plan.subscription_month
         state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
         state.subscription_orders += 1
-    record_order(state, None, with_kept_amounts(Order(
+    order = with_kept_amounts(Order(
         id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
         payment_method=cart.payment.method, card_brand=cart.payment.brand, tier=plan.tier,
         version=plan.version.number, points_used=plan.applied,
@@ -242,11 +244,20 @@ def place(change: Change, cart: OrderPlaced) -> None:
                               points_share=pl.points_share) for pl in plan.priced.lines),
         exchange_units=plan.exchange.units, rewards=tuple((r, q) for r, q, _ in plan.exchange.rewards),
         fees=tuple((f.kind, f.ex_tax, f.tax_rate) for f in plan.priced.fees),
-        # threshold earning grants nothing at placement: its units come when the order ships
+        # threshold earning grants at placement only when it counts then (count_threshold below)
         used_lots=tuple(l.id for l in spent),
         earned=plan.earn.units if plan.version.earning and plan.version.earning.kind == "rate" else 0,
         earn_rules=plan.earn.rules,
-        subscription_month=plan.subscription_month)), change.program.tz)
+        subscription_month=plan.subscription_month))
+    if _counts_at(change) == "placed":    # RC-0: the credit comes at the purchase
+        order = count_threshold(change, order)
+    record_order(state, None, order, change.program.tz)
+
+
+def _counts_at(change: Change) -> Optional[str]:
+    """When threshold earning counts an order's amount (None: no threshold earning)."""
+    earning = change.version.earning
+    return earning.counts_at if earning is not None and earning.kind == "threshold" else None
 
 
 def find_order(change: Change, order_id: str) -> Order:
@@ -287,7 +298,11 @@ def ship(change: Change, order_id: str) -> None:
     if order.status != "placed":
         raise EventRejected(f"order {order_id} is {order.status}, it cannot ship", "order")
     old = order
-    order = count_threshold(change, msgspec.structs.replace(order, status="shipped", shipped_at=change.at))
+    order = msgspec.structs.replace(order, status="shipped", shipped_at=change.at)
+    if _counts_at(change) is not None and not order.counted:
+        # counted at shipment; also an order placed under a version that counted at shipment and
+        # shipped under one that counts at placement (nothing is counted twice: `counted` says so)
+        order = count_threshold(change, order)
     record_order(change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) == "shipped":   # no earning: nothing pending
         validate_earn(change, order)
@@ -302,7 +317,7 @@ def deliver(change: Change, order_id: str) -> None:
     old = order
     order = msgspec.structs.replace(order, status="delivered", delivered_at=change.at,
                                     shipped_at=order.shipped_at or change.at)
-    if shipped_now:
+    if shipped_now and _counts_at(change) is not None and not order.counted:
         order = count_threshold(change, order)
     record_order(change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) in ("shipped", "delivered"):

@@ -19,7 +19,11 @@ from engine.model.timeutil import local_date
 def remove_earned(change: Change, order: Order, units: int, rule: str) -> None:
     """Take back ``units`` the order earned: its pending points first, then its valid ones; what the
     member already spent is taken from the rest of the balance, and what is still missing is owed
-    (settled from the next points that become valid), so a balance never goes negative."""
+    (settled from the next points that become valid), so a balance never goes negative. Nothing
+    to take back (``units`` ≤ 0: a threshold order whose cancellation already took back more
+    through the carry than it earned itself) takes nothing and owes nothing."""
+    if units <= 0:
+        return
     left = units
     for state in ("pending", "valid"):
         moved = change.move(left, state, "void", "void", rule, where=of_order(order.id))

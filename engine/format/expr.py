@@ -313,3 +313,57 @@ def _constant_failure(tree: ast.Expression, parents: dict) -> tuple[ast.AST, Exc
         except Exception as exc:  # noqa: BLE001 - whatever it raises, it raises for every event
             return node, exc
     return None
+
+
+def compared_values(source: str) -> list[tuple[str, str, int]]:
+    """(name, text, column) for every text a name is compared with in ``source``: ``tier ==
+    'gold'``, ``'gold' != tier``, ``course in ('one_off', 'subscription')``, ``'sale' in tags``
+    (a text ``in`` a list name). The column is 0-based in the stripped source. For the loader's
+    check that each names something the program knows."""
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    out: list[tuple[str, str, int]] = []
+
+    def texts(node: ast.AST) -> list[tuple[str, int]]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [(node.value, node.col_offset)]
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return [t for elt in node.elts for t in texts(elt)]
+        return []
+
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        for (a, b), op in zip(zip(operands, operands[1:]), node.ops):
+            if isinstance(op, (ast.Eq, ast.NotEq)):
+                for name, other in ((a, b), (b, a)):
+                    if isinstance(name, ast.Name):
+                        out += [(name.id, v, col) for v, col in texts(other)]
+            elif isinstance(op, (ast.In, ast.NotIn)):
+                if isinstance(a, ast.Name):          # tier in ('gold', 'silver')
+                    out += [(a.id, v, col) for v, col in texts(b)]
+                elif isinstance(b, ast.Name):        # 'sale' in tags
+                    out += [(b.id, v, col) for v, col in texts(a)]
+    return out
+
+
+def attribute_keys(source: str) -> list[tuple[str, int]]:
+    """(key, column) of every ``attributes['key']`` (and ``attributes.get('key')``) in ``source``."""
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    out: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "attributes":
+            key = node.slice
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                out.append((key.value, key.col_offset))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and isinstance(node.func.value, ast.Name) and node.func.value.id == "attributes" and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            out.append((node.args[0].value, node.args[0].col_offset))
+    return out

@@ -5,6 +5,7 @@ Like beancount's loader, it reports every problem it finds in one pass, each as
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -12,19 +13,20 @@ import math
 from datetime import date
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
 from engine.format import yamlpos
 from engine.model.errors import Pos, Problem, ProgramError
-from engine.format.expr import compile_expr
+from engine.model.events import OrderPlaced, Payment
+from engine.format.expr import attribute_keys, compared_values, compile_expr
 from engine.format.program import (Bonus, Cap, Catalog, Deadline, Earning, ExchangeRules, Expiry, FeeRule, MemberDiscount,
                       MigrationStep, MinToPay, PerAmount, Perk, Pricing, Program, RateRow, Redemption, Refusal,
                       Returns, Reward,
                       TierLevel, Tiers, Version)
-from engine.format.program import Ladder, LadderGift, LadderLevel, LadderNotice, LadderStep
+from engine.format.program import Accounting, Ladder, LadderGift, LadderLevel, LadderNotice, LadderStep
 from engine.model.timeutil import Period, start_of
 
 # The schemas ship inside the package (a wheel has no top-level schema/); schema/ at the top of the
@@ -36,6 +38,9 @@ LINE_NAMES = frozenset({"course", "tier", "tags", "sku", "product", "qty", "unit
                         "payment_method", "card_brand", "guest", "order_date", "subscription_month"})
 FEE_NAMES = frozenset({"fulfilment", "course", "items_incl_tax", "items_ex_tax", "payment_method", "units"})
 BONUS_NAMES = frozenset({"attributes", "tier", "product", "bought"})
+# The values the events can carry for these names (engine/model/events.py)
+COURSES = frozenset(get_args(get_type_hints(OrderPlaced)["course"]))
+PAYMENT_METHODS = frozenset(get_args(get_type_hints(Payment)["method"]))
 # Sections a version inherits from the one before (a migration belongs to its own version only).
 SECTIONS = ("pricing", "tiers", "earning", "redemption", "expiry", "bonuses", "returns", "catalog", "exchange", "perks",
             "ladder")
@@ -131,6 +136,9 @@ class _Compiler:
         self.positions = positions
         self.rules = rules
         self.problems: list[Problem] = []
+        self.version_exprs: list = []     # (Expr, what) compiled for the version being built
+        self.declared_tags: frozenset | None = None         # the program's `tags`, when it lists them
+        self.declared_attributes: frozenset | None = None   # the program's `attributes`, when it lists them
 
     def pos(self, path: tuple) -> Pos:
         return self.positions.at(path)
@@ -148,10 +156,43 @@ class _Compiler:
 
     def expr(self, text: str, path: tuple, names: frozenset, what: str, rule: str | None = None):
         try:
-            return compile_expr(text, self.positions.at(path, text=True), names, what, rule)
+            compiled = compile_expr(text, self.positions.at(path, text=True), names, what, rule)
         except ProgramError as exc:
             self.problems.extend(exc.problems)
             return None
+        self.version_exprs.append((compiled, what))
+        return compiled
+
+    def known_values(self, exprs: list, known: dict[str, tuple[frozenset, str]]) -> None:
+        """Texts an expression compares a name with that name nothing the program knows: a tier or
+        level the version does not have (``tier == 'platinum'``), a course or payment method the
+        events cannot carry, a tag or attribute outside the program's declared ``tags`` /
+        ``attributes`` (checked only when the program declares them)."""
+        for compiled, what in exprs:
+            source = compiled.source
+            lead = len(source) - len(source.lstrip())
+            for name, value, col in compared_values(source):
+                if name not in known:
+                    continue
+                values, kind = known[name]
+                if value in values:
+                    continue
+                near = difflib.get_close_matches(value, sorted(values), n=1)
+                hint = (f"did you mean '{near[0]}'?" if near else
+                        f"{kind}s are: {', '.join(sorted(values))}" if values else f"the program has no {kind}s")
+                self.problems.append(Problem(Pos(compiled.pos.file, compiled.pos.line, compiled.pos.col + lead + col),
+                                             f"{what}: no {kind} '{value}' in this program", hint))
+        for compiled, what in exprs:
+            if "attributes" in known and "attributes" in compiled.names:
+                values, kind = known["attributes"]
+                for key, col in attribute_keys(compiled.source):
+                    if key not in values:
+                        near = difflib.get_close_matches(key, sorted(values), n=1)
+                        lead = len(compiled.source) - len(compiled.source.lstrip())
+                        self.problems.append(Problem(
+                            Pos(compiled.pos.file, compiled.pos.line, compiled.pos.col + lead + col),
+                            f"{what}: no {kind} '{key}' in this program",
+                            f"did you mean '{near[0]}'?" if near else f"{kind}s are: {', '.join(sorted(values))}"))
 
     @staticmethod
     def period(node: dict | None) -> Period | None:
@@ -203,9 +244,13 @@ class _Compiler:
             valid_until = date.fromisoformat(row["until"]) if "until" in row else None
             if valid_from and valid_until and valid_until < valid_from:
                 self.problem(rpath + ("until",), f"'until' ({valid_until}) is before 'from' ({valid_from})")
-            rate = row["rate"]
+            rate = row.get("rate")
             flat, by, values, bands = None, None, {}, ()
-            if isinstance(rate, dict) and "bands" in rate:
+            if rate is None:   # a campaign row: multiply / add what the rows below give
+                if i == len(node["rates"]) - 1:
+                    self.problem(rpath, "a campaign row (multiply/add) needs a row below it that gives the rate",
+                                 "put it above the rows whose rates it multiplies")
+            elif isinstance(rate, dict) and "bands" in rate:
                 by = rate["by"]
                 bands = tuple((b["from"], self.frac(b["rate"])) for b in rate["bands"])
                 if [b[0] for b in bands] != sorted({b[0] for b in bands}):
@@ -229,10 +274,58 @@ class _Compiler:
                                 self.problem(rpath + ("rate", "values"), f"no rate for tier '{tier_id}' in the last rates row")
             else:
                 flat = self.frac(rate)
-            rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values, bands))
+            for t, tag in enumerate(row.get("exclude_tags", ())):
+                if self.declared_tags is not None and tag not in self.declared_tags:
+                    near = difflib.get_close_matches(tag, sorted(self.declared_tags), n=1)
+                    self.problem(rpath + ("exclude_tags", t), f"no tag '{tag}' in this program",
+                                 f"did you mean '{near[0]}'?" if near else
+                                 f"tags are: {', '.join(sorted(self.declared_tags))}" if self.declared_tags
+                                 else "the program has no tags")
+            rows.append(RateRow(self.rule(row, rpath), self.pos(rpath), when, valid_from, valid_until, flat, by, values, bands,
+                                frozenset(row.get("exclude_tags", ())),
+                                self.frac(row["multiply"]) if "multiply" in row else None,
+                                self.frac(row["add"]) if "add" in row else None))
+        written = [("when" in r) for r in node.get("rates", [])]
+        if all(r.when is not None or not w for r, w in zip(rows, written)):   # (a broken when: said already)
+            self.unreachable_rows(rows, path + ("rates",), tier_ids)
         return Earning(self.rule(node, path), self.pos(path), node["base"], node.get("after_points", False),
                        node.get("pending_until", "shipped"), node.get("guests_earn", False), tuple(rows),
-                       node.get("kind", "rate"), node.get("per_yen", 0), node.get("units", 1))
+                       node.get("kind", "rate"), node.get("per_yen", 0), node.get("units", 1),
+                       node.get("counts_at", "shipped"))
+
+    def unreachable_rows(self, rows: list[RateRow], path: tuple, tier_ids: list[str]) -> None:
+        """Rows that can never match (the first matching row wins): below a row that takes every
+        line (no condition, no dates, no excluded tag, a rate for every line), or below a row with
+        the same condition that has a rate for every line this one has."""
+        def condition(row: RateRow) -> tuple:
+            return (row.when.source if row.when is not None else None, row.valid_from, row.valid_until,
+                    row.exclude_tags, row.by)
+
+        def covers(row: RateRow, other: RateRow) -> bool:
+            if row.campaign:
+                return False
+            if row.flat is not None:
+                return True
+            if row.bands or other.bands or other.flat is not None or other.campaign:
+                return False
+            return row.by == other.by and set(other.values) <= set(row.values)
+
+        for j, row in enumerate(rows):
+            for i, earlier in enumerate(rows[:j]):
+                takes_all = (not earlier.campaign and earlier.when is None and earlier.valid_from is None
+                             and earlier.valid_until is None and not earlier.exclude_tags
+                             and (earlier.flat is not None
+                                  or (earlier.by == "tier" and tier_ids and set(tier_ids) <= set(earlier.values))))
+                if takes_all:
+                    self.problem(path + (j,), f"this rate row can never match: row {i + 1} ({earlier.rule}, line "
+                                 f"{earlier.pos.line}) above it takes every line",
+                                 "the first matching row wins: move this row above it")
+                    break
+                if condition(earlier) == condition(row) and covers(earlier, row):
+                    self.problem(path + (j,), f"this rate row can never match: row {i + 1} ({earlier.rule}, line "
+                                 f"{earlier.pos.line}) above it has the same condition",
+                                 "the first matching row wins: change or remove one of them")
+                    break
 
     def migration(self, nodes: list | None, path: tuple, index: int) -> tuple:
         steps = []
@@ -250,7 +343,8 @@ class _Compiler:
             steps.append(MigrationStep(self.rule(node, spath), self.pos(spath), op, node.get("from_unit_value_yen", 0),
                                        rem.get("pool_expiry", "earliest"), self.period(rem.get("round_up_expires_after")),
                                        when, node.get("units", 0),
-                                       date.fromisoformat(node["expires_on"]) if "expires_on" in node else None))
+                                       date.fromisoformat(node["expires_on"]) if "expires_on" in node else None,
+                                       node.get("per", "unit")))
         return tuple(steps)
 
     def perks(self, nodes: list | None, path: tuple) -> tuple:
@@ -428,9 +522,10 @@ class _Compiler:
 
     def version(self, node: dict, path: tuple, tz: ZoneInfo, index: int = 0) -> Version:
         effective = date.fromisoformat(node["effective_from"])
+        self.version_exprs = []
         tiers = self.tiers(node.get("tiers"), path + ("tiers",))
         catalog = self.catalog(node.get("catalog"), path + ("catalog",))
-        return Version(
+        version = Version(
             number=node["version"], effective_from=effective, starts_at=start_of(effective, tz), pos=self.pos(path),
             pricing=self.pricing(node.get("pricing"), path + ("pricing",)),
             tiers=tiers,
@@ -445,19 +540,70 @@ class _Compiler:
             perks=self.perks(node.get("perks"), path + ("perks",)),
             ladder=self.ladder(node.get("ladder"), path + ("ladder",)),
         )
+        levels = {t.id for t in tiers.levels} if tiers else set()
+        if version.ladder is not None:
+            levels |= {lv.id for lv in version.ladder.levels}
+        known = {"tier": (frozenset(levels), "tier"), "course": (COURSES, "course"),
+                 "payment_method": (PAYMENT_METHODS, "payment method")}
+        if self.declared_tags is not None:
+            known["tags"] = (self.declared_tags, "tag")
+        if self.declared_attributes is not None:
+            known["attributes"] = (self.declared_attributes, "attribute")
+        self.known_values(self.version_exprs, known)
+        return version
 
 
-def _inherit(versions: list[dict]) -> list[tuple[dict, dict]]:
-    """Each version inherits the sections of the one before. Returns (merged, section → source path)."""
+def _merge(base: Any, change: Any, at: tuple, written: tuple, src: dict, changed: list) -> Any:
+    """``change`` laid over ``base``: mappings key by key (down to the values), a list or a value
+    replaces the one before. ``src`` learns where each written part stands (``at``: the path in the
+    version, ``written``: the path in the file); ``changed`` lists the values written."""
+    src[at] = written
+    if isinstance(base, dict) and isinstance(change, dict):
+        out = dict(base)
+        for key, value in change.items():
+            out[key] = _merge(base.get(key), value, at + (key,), written + (key,), src, changed)
+        return out
+    for k in [k for k in src if len(k) > len(at) and k[:len(at)] == at]:
+        del src[k]   # what the replaced value held was written elsewhere: no longer
+    changed.append(at)
+    return change
+
+
+def _inherit(versions: list[dict]) -> list[tuple[dict, dict, list, list]]:
+    """Each version inherits the sections of the one before: a section it writes replaces the one
+    before whole; a section under its ``changes`` keeps the one before and changes only the keys
+    written there (_merge). Returns (merged, source paths, changed paths, problems) per version:
+    the source paths map a path in the version (a tuple, its first part the section) to the path
+    it was written at, the longest known part of a path deciding."""
     merged_list, prev, prev_src = [], {}, {}
     for i, node in enumerate(versions):
         merged, src = dict(prev), dict(prev_src)
+        changed: list = []
+        problems: list = []
         for key, value in node.items():
+            if key == "changes":
+                continue
             merged[key] = value
-            src[key] = ("versions", i, key)
-        merged_list.append((merged, src))
+            for k in [k for k in src if k[:1] == (key,)]:
+                del src[k]
+            src[(key,)] = ("versions", i, key)
+        for section, change in (node.get("changes") or {}).items():
+            where = ("versions", i, "changes", section)
+            if section in node:
+                problems.append((where, f"'{section}' is written whole in this version and changed under 'changes': "
+                                        f"write one of them"))
+                continue
+            if section not in prev:
+                problems.append((where, f"'changes' cannot change '{section}': the version before has no '{section}'",
+                                 ))
+                continue
+            merged[section] = dict(prev[section]) if isinstance(prev[section], dict) else prev[section]
+            for key, value in change.items():   # the section stays where it was written; its changed keys here
+                merged[section][key] = _merge(prev[section].get(key), value, (section, key), where + (key,), src, changed)
+        merged.pop("changes", None)
+        merged_list.append((merged, src, changed, problems))
         prev = {k: v for k, v in merged.items() if k in SECTIONS}
-        prev_src = {k: v for k, v in src.items() if k in SECTIONS}
+        prev_src = {k: v for k, v in src.items() if k[0] in SECTIONS}
     return merged_list
 
 
@@ -481,11 +627,28 @@ def parse_program(text: str | bytes, filename: str) -> Program:
         raise ProgramError(problems)
     tz = _time_zone(data["time_zone"], positions)
     compiler = _Compiler(filename, positions, dict(data.get("rules") or {}))
+    if "tags" in data:
+        compiler.declared_tags = frozenset(data["tags"])
+    if "attributes" in data:
+        compiler.declared_attributes = frozenset(data["attributes"])
     versions = []
-    for i, (merged, src) in enumerate(_inherit(data["versions"])):
+    inherited = _inherit(data["versions"])
+    relocated = [_Relocated(positions, ("versions", i), src) for i, (_, src, _, _) in enumerate(inherited)]
+    if any("changes" in v for v in data["versions"]):
+        # the sections a version changes key by key, checked again as merged (a changed key with
+        # a wrong value, a key the section does not have), at the line that changed them
+        problems = [Problem(positions.at(where), message) for _, _, _, found in inherited for where, message in found]
+        problems += _schema_problems({**data, "versions": [m for m, _, _, _ in inherited]}, _Versions(positions, relocated))
+        if problems:
+            raise ProgramError(problems)
+    for i, (merged, src, changed, _) in enumerate(inherited):
         # Positions of inherited sections point at the version that wrote them.
-        compiler.positions = _Relocated(positions, ("versions", i), src)
-        versions.append(compiler.version(merged, ("versions", i), tz, i))
+        compiler.positions = relocated[i]
+        version = compiler.version(merged, ("versions", i), tz, i)
+        if changed:
+            version = dataclasses.replace(version, changed=tuple(
+                (".".join(str(p) for p in path), relocated[i].at(("versions", i) + path)) for path in changed))
+        versions.append(version)
     compiler.positions = positions
     for i in range(1, len(versions)):
         if versions[i].number <= versions[i - 1].number:
@@ -496,13 +659,43 @@ def parse_program(text: str | bytes, filename: str) -> Program:
                              f"(from {versions[i - 1].effective_from}): each version must start later than the one before")
     if compiler.problems:
         raise ProgramError(compiler.problems)
+    accounting = _accounting(data.get("accounting") or {}, positions, compiler)
+    if compiler.problems:
+        raise ProgramError(compiler.problems)
     digest = hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()[:24]
     return Program(data["program"], data["name"], data["unit"], tz, filename, dict(data.get("rules") or {}),
-                   tuple(versions), digest=digest)
+                   tuple(versions), digest=digest, accounting=accounting)
+
+
+def _accounting(section: dict, positions, compiler) -> Accounting:
+    """The ``accounting:`` section, each key missing from the file taken from the schema's default
+    (the documented figures: no number of it lives in the engine's code)."""
+    spec = program_schema()["properties"]["accounting"]["properties"]
+    prepaid_spec = spec["prepaid"]["properties"]
+    prepaid = section.get("prepaid") or {}
+
+    def get(key, src=section, keys=spec):
+        return src.get(key, keys[key].get("default"))
+
+    dates = []
+    for i, text in enumerate(get("report_dates", prepaid, prepaid_spec)):
+        month, day = int(text[:2]), int(text[3:])
+        try:
+            date(2000, month, day)   # a leap year: 02-29 is a date
+        except ValueError:
+            compiler.problem(("accounting", "prepaid", "report_dates", i), f"{text} is not a day of the year (MM-DD)")
+        dates.append((month, day))
+    return Accounting(points=get("points"), expected_breakage=float(get("expected_breakage")),
+                      breakage_window_months=int(get("breakage_window_months")),
+                      unit_value_yen=section.get("unit_value_yen"), report_dates=tuple(dates),
+                      deposit_threshold_yen=int(get("deposit_threshold_yen", prepaid, prepaid_spec)),
+                      deposit_share=float(get("deposit_share", prepaid, prepaid_spec)))
 
 
 class _Relocated:
-    """Positions seen from one version: an inherited section's paths lead to where it was written."""
+    """Positions seen from one version: an inherited section's paths lead to where it was written
+    (the longest part of the path whose source is known: a key changed under ``changes`` leads to
+    the line that changed it, its neighbours to the version that wrote them)."""
 
     def __init__(self, base: yamlpos.Positions, vpath: tuple, src: dict):
         self.base, self.vpath, self.src = base, vpath, src
@@ -510,8 +703,26 @@ class _Relocated:
     def at(self, path: tuple, key: bool = False, text: bool = False) -> Pos:
         path = tuple(path)
         n = len(self.vpath)
-        if path[:n] == self.vpath and len(path) > n and path[n] in self.src:
-            path = self.src[path[n]] + path[n + 1:]
+        if path[:n] == self.vpath and len(path) > n:
+            rel = path[n:]
+            for cut in range(len(rel), 0, -1):
+                found = self.src.get(rel[:cut])
+                if found is not None:
+                    path = found + rel[cut:]
+                    break
+        return self.base.at(path, key, text)
+
+
+class _Versions:
+    """Positions of a document whose versions are the merged ones: each version's paths relocated."""
+
+    def __init__(self, base: yamlpos.Positions, relocated: list):
+        self.base, self.relocated = base, relocated
+
+    def at(self, path: tuple, key: bool = False, text: bool = False) -> Pos:
+        path = tuple(path)
+        if len(path) >= 2 and path[0] == "versions" and isinstance(path[1], int) and path[1] < len(self.relocated):
+            return self.relocated[path[1]].at(path, key, text)
         return self.base.at(path, key, text)
 
 

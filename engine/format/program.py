@@ -76,6 +76,15 @@ class RateRow(Ruled):
     by: Optional[str]
     values: dict = field(default_factory=dict)
     bands: tuple = ()   # ((from, rate), ...) ascending: the last band whose 'from' ≤ the value
+    exclude_tags: frozenset = frozenset()   # the row does not take a line carrying any of these tags
+    # a campaign row (no rate of its own): the rate the rows below give the line, times
+    # ``multiply``, plus ``add``
+    multiply: Optional[Fraction] = None
+    add: Optional[Fraction] = None
+
+    @property
+    def campaign(self) -> bool:
+        return self.multiply is not None or self.add is not None
 
     def rate_for(self, env: dict) -> Optional[Fraction]:
         if self.flat is not None:
@@ -100,6 +109,7 @@ class Earning(Ruled):
     kind: str = "rate"    # rate | threshold
     per_yen: int = 0      # threshold: yen of cumulative purchases for each grant of `units`
     units: int = 1
+    counts_at: str = "shipped"   # threshold: an order's amount joins the carry when placed | shipped
     # What the rows read, worked out once (earning.compute_earn): the order's names, a key of the
     # line's names, and whether any row has dates. A row choice depends on nothing else, so it is
     # remembered by those values (a cache: the same answer as choosing again, bounded in size).
@@ -115,6 +125,8 @@ class Earning(Ruled):
                 names |= row.when.names
             if row.by is not None:
                 names.add(row.by)
+            if row.exclude_tags:
+                names.add("tags")
         on_line = names & LINE_FIELDS
         object.__setattr__(self, "order_names", tuple(sorted(names - on_line)))
         # the line's part of the key, read in C (one name: the value itself; several: a tuple)
@@ -136,6 +148,7 @@ class MigrationStep(Ruled):
     when: Optional[Expr] = None
     units: int = 0
     expires_on: Optional[date] = None
+    per: str = "unit"                    # convert_units: each old unit on its own, or each lot as a whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,9 +284,25 @@ class Version:
     migration: tuple = ()        # MigrationStep, run per member when this version comes into force
     perks: tuple = ()            # Perk
     ladder: Optional["Ladder"] = None   # a ladder of levels decided monthly (engine/core/ladder.py)
+    # the keys this version changed under `changes` (the rest inherited): ("redemption.cap_per_order.units", Pos)
+    changed: tuple = ()
 
     def bonuses_on(self, trigger: str) -> tuple[Bonus, ...]:
         return tuple(b for b in self.bonuses if b.on == trigger) if self.bonuses else ()
+
+
+@dataclass(frozen=True, slots=True)
+class Accounting:
+    """How the shop's books treat the units (engine/run/liability.py): the program's ``accounting:``
+    section, every figure read from the file or the schema's documented default."""
+
+    points: str                       # free | prepaid (資金決済法)
+    expected_breakage: float          # share of issued units expected never to be used
+    breakage_window_months: int       # trailing window of the observed breakage
+    unit_value_yen: Optional[int]     # for versions without redemption.unit_value_yen
+    report_dates: tuple[tuple[int, int], ...] = ()   # prepaid: (month, day) base dates
+    deposit_threshold_yen: int = 0    # prepaid: balance above which a deposit is due
+    deposit_share: float = 0.0        # prepaid: share of the balance to deposit
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +315,11 @@ class Program:
     rules: dict          # rule id -> description, as the program file states them
     versions: tuple[Version, ...]  # ascending by effective_from
     digest: str = ""     # of the program file's text: what a member state's cached next happening was computed for
+    accounting: Optional[Accounting] = None   # the books' view of the units (None: a Program built by hand)
+    # a what-if replay (loyalty diff): a redemption asking for more than the limits allow is
+    # decided again as the limits allow (clamped to the most it may use), not refused; live
+    # ledgers always refuse it (CONTRACT: the order is rejected with the limit's rule)
+    clamp_requests: bool = False
     # derived once from the versions (the clock asks per event): whether any version pays a
     # birth-month bonus, and the version that follows each version number
     has_birthday_bonus: bool = field(init=False, default=False)
@@ -301,6 +335,15 @@ class Program:
         if number in self.following:
             return self.following[number]
         return next((v for v in self.versions if v.number > number), None)
+
+    def unit_value_yen(self, number: int) -> float:
+        """The yen value of a unit of version ``number``: its redemption's unit_value_yen, else the
+        accounting section's (0: the program states none)."""
+        version = next((v for v in self.versions if v.number == number), None)
+        if version is not None and version.redemption is not None:
+            return version.redemption.unit_value_yen
+        acc = self.accounting
+        return acc.unit_value_yen if acc is not None and acc.unit_value_yen is not None else 0
 
     def version_at(self, at: datetime) -> Version:
         chosen = self.versions[0]

@@ -347,6 +347,10 @@ class Entry(msgspec.Struct, frozen=True, gc=False, kw_only=True, array_like=True
     to_state: str
     rule: str
     version: int
+    # when the entry was written into the ledger (the run or close that booked it; None: an entry
+    # the core made and no store has booked yet, or one booked before the ledger kept the time).
+    # ``at`` is its business time, the moment it belongs to (engine/run/liability.py).
+    booked_at: Optional[datetime] = None
 
 
 class Effect(msgspec.Struct, frozen=True, kw_only=True):

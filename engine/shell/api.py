@@ -51,6 +51,29 @@ class Engine:
             cart = decode_cart(msgspec.json.encode(cart) if isinstance(cart, dict) else cart)
         return quote(self.program, self.runner.state_of(cart.member), cart, at, self.views)
 
+    def close(self, at: str | datetime, booked_at: Optional[datetime] = None) -> dict:
+        """Close the ledger through ``at`` (a bare date: the end of that day): every member's
+        happenings due by then booked with no event (engine/run/close.py). Idempotent. Returns
+        the close answer (docs/CONTRACT.md)."""
+        from engine.run.close import close, close_time
+
+        when = at if isinstance(at, datetime) else close_time(at, self.program)
+        self.runner.commit()
+        try:
+            result = close(self.program, self.store, when, booked_at)
+        finally:
+            self.runner.cache.clear()   # the close wrote members' states behind the runner's back
+            self.views = Views(self.program)
+        return result.answer(self.program)
+
+    def liability(self, start: str, end: str) -> dict:
+        """The liability report for the months ``start`` to ``end`` ("YYYY-MM" or dates) as a dict
+        (engine/run/liability.py, docs/CONTRACT.md)."""
+        from engine.run.liability import liability_report, month_range
+
+        self.runner.commit()
+        return liability_report(self.program, self.store, *month_range(start, end))
+
     def member(self, member: str, at: Optional[str | datetime] = None) -> Optional[dict]:
         """The member object as of ``at`` (default: now); None when the member had no event by then.
         A time before the member's last event rebuilds it from its events up to then (raises

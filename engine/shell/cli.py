@@ -286,9 +286,9 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool) -> Non
 def _register_commands() -> None:
     """The extra commands, one module each in engine/shell/commands/ (each lists its click commands in
     COMMANDS). Such modules import heavy libraries inside their command functions, so start-up stays fast."""
-    from engine.shell.commands import db, diff, explain, migrate, serve, testcmd
+    from engine.shell.commands import db, diff, explain, ledger, migrate, serve, testcmd
 
-    for module in (db, diff, explain, migrate, serve, testcmd):
+    for module in (db, diff, explain, ledger, migrate, serve, testcmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

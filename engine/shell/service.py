@@ -29,12 +29,19 @@ How it is put together:
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextvars
+import hashlib
 import hmac
 import json
 import logging
+import os
+import re
 import sqlite3
 import sys
 import time
+import uuid
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
@@ -43,6 +50,8 @@ import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 
+from engine.shell import metrics, shopify
+from engine.shell.shopify import ShopifyError
 from engine.shell.api import Engine
 from engine.model.events import BadEvent, Event, OrderPlaced, decode_cart, printable
 from engine.format.loader import load_program
@@ -54,7 +63,13 @@ from engine.model.timeutil import parse_instant
 MAX_BODY = 1 << 20           # bytes a request body may hold (1 MiB); more is 413
 MAX_EVENTS = 1000            # events one POST /events may carry; more is 413
 YEARS = (1970, 2199)         # times outside these years are refused (the clock would run for seconds)
-HEALTH_TIMEOUT = 5.0         # seconds /healthz waits for the engine thread
+HEALTH_TIMEOUT = 5.0         # seconds /healthz and /readyz wait for the engine thread
+BODY_TIMEOUT = 10.0          # seconds a client has to send a whole request body; slower is 408
+STORE_RETRIES = 1            # a failed store operation is retried this many times (after a rollback)
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")   # an X-Request-Id taken as given; anything else is replaced
+
+# The request being answered: every log line written meanwhile (on the loop or the engine thread) carries it.
+request_context: contextvars.ContextVar[dict] = contextvars.ContextVar("loyalty_request", default={})
 
 log = logging.getLogger("loyalty.service")
 access_logger = logging.getLogger("loyalty.access")
@@ -191,7 +206,9 @@ class EngineHost:
         self.engine: Engine = self._pool.submit(Engine, program, db_url).result()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, self.engine, *args)
+        # the request's context goes with the work, so a log line of the engine thread names the request
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._pool, context.run, fn, self.engine, *args)
 
     def close(self) -> None:
         try:
@@ -205,6 +222,7 @@ class _Peek(msgspec.Struct):
     id: Any = None
     at: Any = None
     member: Any = None
+    type: Any = None
 
 
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
@@ -288,27 +306,43 @@ def apply_body(engine: Engine, body: bytes) -> tuple[int, dict, list[str]]:
     for index, raw in enumerate(items):
         peek = _peek(raw)
         event_id, member = _text(peek.id), _text(peek.member)
+        kind = peek.type if isinstance(peek.type, str) and len(peek.type) <= 40 and peek.type.isprintable() else "?"
         if member and member not in members:
             members.append(member)
-        before = len(result.rejected)
-        try:
-            if _time_outside(peek.at, engine.program) and not (event_id and engine.store.is_applied(event_id)):
-                reason = _years_reason(f"event {event_id or '?'}, field at", peek.at)
-                result.rejected.append({"event": event_id, "field": "at", "reason": reason, "rule": None})
-                engine.store.reject(event_id, member, reason)
-            else:
-                engine.runner.apply_one(raw, result)
-            engine.store.commit()
-        except Exception as exc:
-            _rollback(engine)
-            if _is_store_error(exc):
-                log.exception("store failure while applying events")
-                raise StoreUnavailable(str(exc)) from None
-            log.exception("engine failure on event %s", event_id)
-            del result.rejected[before:]
-            result.rejected.append({"event": event_id, "field": None, "reason": _fault_reason(event_id, exc),
-                                    "rule": None})
-        indexes.extend([None if single else index] * (len(result.rejected) - before))
+        before = (len(result.rejected), len(result.applied), len(result.skipped))
+        started = time.perf_counter()
+        for attempt in range(STORE_RETRIES + 1):
+            try:
+                if _time_outside(peek.at, engine.program) and not (event_id and engine.store.is_applied(event_id)):
+                    reason = _years_reason(f"event {event_id or '?'}, field at", peek.at)
+                    result.rejected.append({"event": event_id, "field": "at", "reason": reason, "rule": None})
+                    engine.store.reject(event_id, member, reason)
+                else:
+                    engine.runner.apply_one(raw, result)
+                engine.store.commit()
+            except Exception as exc:
+                _rollback(engine)
+                # what the failed attempt listed is forgotten with its transaction
+                del result.rejected[before[0]:], result.applied[before[1]:], result.skipped[before[2]:]
+                if _is_store_error(exc):
+                    metrics.STORE_ERRORS.labels("apply").inc()
+                    if attempt < STORE_RETRIES:
+                        metrics.STORE_RETRIES.labels("apply").inc()
+                        log.warning("store failure while applying event %s, retried: %s", event_id, str(exc)[:200])
+                        continue
+                    log.exception("store failure while applying events")
+                    raise StoreUnavailable(str(exc)) from None
+                log.exception("engine failure on event %s", event_id)
+                result.rejected.append({"event": event_id, "field": None, "reason": _fault_reason(event_id, exc),
+                                        "rule": None})
+            break
+        metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
+        outcome = ("rejected" if len(result.rejected) > before[0] else
+                   "skipped" if len(result.skipped) > before[2] else "applied")
+        metrics.EVENTS.labels(kind, outcome).inc()
+        for refusal in result.rejected[before[0]:]:
+            metrics.count_refusal(refusal)
+        indexes.extend([None if single else index] * (len(result.rejected) - before[0]))
     rejected = [{"event": r.get("event"), "reason": r["reason"], "field": r.get("field"), "rule": r.get("rule"),
                  "index": i} for r, i in zip(result.rejected, indexes)]
     answer = {"applied": result.applied, "skipped": result.skipped, "rejected": rejected}
@@ -328,14 +362,30 @@ def quote_body(engine: Engine, body: bytes) -> tuple[int, dict, Optional[str]]:
     if _time_outside(cart.at, engine.program):
         return 422, {"errors": [{"field": "at", "reason": _years_reason(f"event {cart.id}, field at", cart.at),
                                  "rule": None}]}, cart.member
-    _forget_if_shared(engine, cart.member)
-    try:
-        out = engine.quote(cart)
-    except Exception as exc:
-        if _is_store_error(exc):
+    started = time.perf_counter()
+    out: Optional[dict] = None
+    fault: Optional[Exception] = None
+    for attempt in range(STORE_RETRIES + 1):
+        _forget_if_shared(engine, cart.member)
+        try:
+            out = engine.quote(cart)
+        except Exception as exc:
+            if not _is_store_error(exc):
+                fault = exc
+                break
+            metrics.STORE_ERRORS.labels("quote").inc()
+            _rollback(engine)
+            if attempt < STORE_RETRIES:
+                metrics.STORE_RETRIES.labels("quote").inc()
+                log.warning("store failure while quoting, retried: %s", str(exc)[:200])
+                continue
             log.exception("store failure while quoting")
             raise StoreUnavailable(str(exc)) from None
-        log.exception("engine failure quoting cart %s", cart.id)
+        break
+    metrics.QUOTE_SECONDS.observe(time.perf_counter() - started)
+    if fault is not None or out is None:
+        exc = fault or RuntimeError("no quote")
+        log.error("engine failure quoting cart %s", cart.id, exc_info=(type(exc), exc, exc.__traceback__))
         detail = str(exc)[:200]
         return 422, {"errors": [{"field": None, "rule": None, "reason": f"event {cart.id}: the engine could not price "
                                  f"this cart ({type(exc).__name__}" + (f": {detail}" if detail else "") + ")"}]}, cart.member
@@ -383,9 +433,128 @@ def member_answer(engine: Engine, member: str, as_of: Optional[str]) -> tuple[in
     return 200, {"member": member, "as_of": when.astimezone(program.tz).isoformat(), **view}
 
 
+def close_body(engine: Engine, body: bytes) -> tuple[int, dict]:
+    """POST /close on the engine thread: {"as_of": T} closes the ledger through T (a bare date:
+    the end of that day). (status, the close answer or an error)."""
+    program = engine.program
+    try:
+        asked = msgspec.json.decode(body or b"{}")
+    except msgspec.DecodeError as exc:
+        return 400, {"error": f"not JSON: {exc}", "status": 400}
+    as_of = asked.get("as_of") if isinstance(asked, dict) else None
+    if not isinstance(as_of, str):
+        return 422, {"error": "as_of: a time with offset or a date is needed (the moment to close through)",
+                     "status": 422}
+    from engine.run.close import close_time
+
+    try:
+        when = close_time(as_of, program)
+    except (ValueError, TypeError, OverflowError) as exc:
+        return 422, {"error": f"as_of: not an ISO 8601 time with offset, nor a date: {as_of!r} ({exc})", "status": 422}
+    if not (YEARS[0] <= when.year <= YEARS[1]):
+        return 422, {"error": _years_reason("as_of", as_of), "status": 422}
+    try:
+        return 200, engine.close(when)
+    except Exception as exc:
+        _rollback(engine)
+        if _is_store_error(exc):
+            raise StoreUnavailable(str(exc)) from None
+        raise
+
+
 def health(engine: Engine) -> bool:
     engine.store.is_applied("")  # one read of the ledger
     return True
+
+
+def schema_state(store: Any) -> tuple[bool, str]:
+    """Whether the ledger's schema is the one this engine writes: (current, what was found)."""
+    if hasattr(store, "conn") and type(store).__name__ == "PostgresStore":
+        from engine.store.postgres import LATEST, schema_version
+
+        found = schema_version(store.conn)
+        return found == LATEST, f"PostgreSQL schema version {found}, this engine's {LATEST}"
+    if hasattr(store, "db") and type(store).__name__ == "SQLiteStore":
+        from engine.store.sqlite import SCHEMA_VERSION
+
+        row = store.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        columns = {r[1] for r in store.db.execute("PRAGMA table_info(events)")}
+        found = row[0] if row else "none"
+        ok = found == str(SCHEMA_VERSION) and {"digest", "body", "seq"} <= columns
+        return ok, f"SQLite schema version {found}, this engine's {SCHEMA_VERSION}" + ("" if ok else " (columns missing)")
+    return True, f"{type(store).__name__}: no schema"
+
+
+def readiness(engine: Engine) -> dict:
+    """GET /readyz on the engine thread: the store answers, its schema is current, the program is loaded."""
+    program = engine.program
+    checks: dict[str, Any] = {}
+    try:
+        engine.store.is_applied("")
+        checks["store"] = "ok"
+        current, detail = schema_state(engine.store)
+        checks["schema"] = "ok" if current else "outdated"
+        checks["schema_detail"] = detail
+    except Exception as exc:
+        metrics.STORE_ERRORS.labels("ready").inc()
+        log.warning("readiness: store does not answer: %s", str(exc)[:200])
+        checks["store"] = "unavailable"
+        checks["schema"] = "unknown"
+    loaded = bool(program.versions)
+    ready = checks["store"] == "ok" and checks["schema"] == "ok" and loaded
+    return {"status": "ready" if ready else "unavailable", **checks,
+            "program": program.id, "version": program.versions[-1].number if loaded else None,
+            "digest": program.digest}
+
+
+# --- Shopify webhooks (docs/SHOPIFY.md; the mapping is engine/shell/shopify.py) -------------------
+
+SEEN_WEBHOOKS = 10_000   # webhook ids a worker remembers (the ledger's event ids are the durable guard)
+
+
+def signed(secret: bytes, body: bytes, given: Optional[bytes]) -> bool:
+    """X-Shopify-Hmac-SHA256: the base64 HMAC-SHA256 of the raw body, compared in constant time."""
+    if not secret or not given:
+        return False
+    expected = base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest())
+    return hmac.compare_digest(expected, given.strip())
+
+
+def placed_event(store: Any, event_id: str) -> Optional[dict]:
+    """The applied order.placed ``event_id`` as the ledger keeps it (its member and body), else None."""
+    name = type(store).__name__
+    if name == "SQLiteStore":
+        row = store.db.execute("SELECT member, body FROM events WHERE id=? AND status='applied'", (event_id,)).fetchone()
+    elif name == "PostgresStore":
+        row = store.conn.execute("SELECT member, body FROM events WHERE program=%s AND id=%s AND status='applied'",
+                                 (store.program, event_id)).fetchone()
+    else:
+        row = None
+    if row is None or row[1] is None:
+        return None
+    body = json.loads(row[1])
+    return {**body, "member": row[0]}
+
+
+def shopify_apply(engine: Engine, topic: str, payload: Any) -> tuple[int, dict, list[str]]:
+    """POST /webhooks/shopify on the engine thread: map the payload and apply its events."""
+    placed = None
+    if topic == "refunds/create" and isinstance(payload, dict) and payload.get("order_id") is not None:
+        try:
+            placed = placed_event(engine.store, shopify.placed_id(str(payload["order_id"])))
+        except Exception as exc:
+            if _is_store_error(exc):
+                metrics.STORE_ERRORS.labels("shopify").inc()
+                raise StoreUnavailable(str(exc)) from None
+            raise
+    try:
+        events = shopify.events_of(topic, payload, placed)
+    except ShopifyError as bad:
+        return 422, {"topic": topic, "error": f"{topic}: {bad}", "field": bad.field, "events": []}, []
+    if not events:
+        return 200, {"topic": topic, "events": [], "applied": [], "skipped": [], "rejected": []}, []
+    status, answer, members = apply_body(engine, _encode(events))
+    return 200, {"topic": topic, "events": [e["id"] for e in events], **answer}, members
 
 
 # --- the OpenAPI document --------------------------------------------------------------------------
@@ -431,6 +600,26 @@ def openapi_document(program: Program) -> dict:
                 "200": answer_of(quote, "the quote; `errors` lists what the checkout must fix"),
                 "401": unauthorized, "413": too_large,
                 "422": answer_of(quote, "not a cart: `errors` says why"),
+                "503": unavailable,
+            }}},
+        "/close": {"post": {
+            "operationId": "postClose",
+            "summary": "Close the ledger through a moment: every member's happenings due by then booked",
+            "description": "Expiries, birth-month bonuses, delayed restores and version switches due up to as_of are "
+                           "booked for every member with no event needed, one member a transaction; the close is "
+                           "recorded when all are done. Idempotent: a second close to the same moment books nothing.",
+            "requestBody": body({"type": "object", "required": ["as_of"], "properties": {"as_of": {
+                "type": "string", "description": "ISO 8601 with offset, or a bare date (the end of that day)"}}},
+                "the moment to close through"),
+            "responses": {
+                "200": answer_of({"type": "object", "properties": {
+                    "program": {"type": "string"}, "through": {"type": "string"}, "booked_at": {"type": "string"},
+                    "members": {"type": "integer"}, "members_booked": {"type": "integer"},
+                    "entries": {"type": "integer"}, "effects": {"type": "integer"}, "recorded": {"type": "boolean"},
+                    "previous_close": {"type": ["string", "null"]}}}, "the close (docs/CONTRACT.md)"),
+                "400": answer_of(error, "the body is not JSON"),
+                "401": unauthorized, "413": too_large,
+                "422": answer_of(error, "no usable as_of"),
                 "503": unavailable,
             }}},
         "/members/{member_id}": {"get": {
@@ -488,11 +677,16 @@ def _default_access_log(line: dict) -> None:
 
 
 class _JSONFormatter(logging.Formatter):
-    """Service errors as JSON lines too, the traceback in one field (never in a response)."""
+    """Every line the process writes (the service's, uvicorn's error and access loggers) as one JSON
+    object, with the request id when written while a request is answered; the traceback in one field
+    (never in a response)."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = {"ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        context = request_context.get()
+        if context:
+            line.update(context)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
@@ -514,31 +708,88 @@ def _setup_logging() -> None:
         log.propagate = False
 
 
+def uvicorn_log_config(level: str = "info") -> dict:
+    """uvicorn's own loggers (``uvicorn``, ``uvicorn.error``, ``uvicorn.access``) as JSON lines too."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "engine.shell.service._JSONFormatter"}},
+        "handlers": {"json": handler},
+        "loggers": {name: {"handlers": ["json"], "level": level.upper(), "propagate": False}
+                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+    }
+
+
+class BodyTimeout(Exception):
+    pass
+
+
+def _header(scope, wanted: bytes) -> Optional[bytes]:
+    for name, value in scope.get("headers", ()):
+        if name == wanted:
+            return value
+    return None
+
+
+def _request_id(scope) -> str:
+    given = _header(scope, b"x-request-id")
+    if given:
+        text = given.decode("latin-1")
+        if REQUEST_ID.fullmatch(text):
+            return text
+    return uuid.uuid4().hex
+
+
 class Front:
-    """Wraps Litestar's ASGI handler: the token check (before anything is read), the size check, the
-    last-resort JSON error, and one access-log line a request."""
+    """Wraps Litestar's ASGI handler: the request id, the token check (before anything is read), the
+    size check, the body read under a time limit, the last-resort JSON error, one access-log line a
+    request and the request counter."""
 
-    OPEN = frozenset({"/healthz"})
+    OPEN = frozenset({"/healthz", "/readyz", "/metrics", "/webhooks/shopify"})
 
-    def __init__(self, app, token: str, max_body: int, access_log: Callable[[dict], None]):
+    def __init__(self, app, token: str, max_body: int, access_log: Callable[[dict], None], digest: str = "",
+                 body_timeout: float = BODY_TIMEOUT):
         self.app = app
         self.token = token.encode()
         self.max_body = max_body
         self.access_log = access_log
+        self.digest = digest
+        self.body_timeout = body_timeout
 
     def authorized(self, scope) -> bool:
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                scheme, _, given = value.partition(b" ")
-                # constant-time comparison of the token (hmac.compare_digest)
-                return hmac.compare_digest(given.strip(), self.token) and scheme.lower() == b"bearer"
-        return False
+        value = _header(scope, b"authorization")
+        if value is None:
+            return False
+        scheme, _, given = value.partition(b" ")
+        # constant-time comparison of the token (hmac.compare_digest)
+        return hmac.compare_digest(given.strip(), self.token) and scheme.lower() == b"bearer"
 
     def too_large(self, scope) -> bool:
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                return value.isdigit() and int(value) > self.max_body
-        return False
+        value = _header(scope, b"content-length")
+        return value is not None and value.isdigit() and int(value) > self.max_body
+
+    async def read_body(self, receive) -> tuple[bytes, bool]:
+        """The whole body within body_timeout seconds: (body, too large)."""
+        chunks: list[bytes] = []
+        size = 0
+        deadline = time.monotonic() + self.body_timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BodyTimeout()
+            try:
+                message = await asyncio.wait_for(receive(), left)
+            except asyncio.TimeoutError:
+                raise BodyTimeout() from None
+            if message["type"] == "http.disconnect":
+                raise BodyTimeout()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return b"", True
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), False
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -546,11 +797,15 @@ class Front:
             return
         started = time.perf_counter()
         status = 0
+        request_id = _request_id(scope)
+        token = request_context.set({"request_id": request_id, "digest": self.digest})
+        scope["loyalty.request_id"] = request_id
 
         async def send_status(message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), (b"x-request-id", request_id.encode())]}
             await send(message)
 
         try:
@@ -559,6 +814,27 @@ class Front:
                                  ((b"www-authenticate", b'Bearer realm="loyalty"'),))
             elif self.too_large(scope):
                 await _send_json(send_status, 413, {"error": f"body over {self.max_body} bytes", "status": 413})
+            elif scope.get("method") in ("POST", "PUT", "PATCH"):
+                try:
+                    body, large = await self.read_body(receive)
+                except BodyTimeout:
+                    await _send_json(send_status, 408, {"error": f"the request body did not arrive within "
+                                                                 f"{self.body_timeout:g} s", "status": 408},
+                                     ((b"connection", b"close"),))
+                else:
+                    if large:
+                        await _send_json(send_status, 413, {"error": f"body over {self.max_body} bytes", "status": 413})
+                    else:
+                        sent = False
+
+                        async def replay():
+                            nonlocal sent
+                            if sent:
+                                return await receive()   # a disconnect, after the body
+                            sent = True
+                            return {"type": "http.request", "body": body, "more_body": False}
+
+                        await self.app(scope, replay, send_status)
             else:
                 await self.app(scope, receive, send_status)
         except Exception:
@@ -568,18 +844,45 @@ class Front:
         finally:
             members = scope.get("loyalty.members") or []
             line = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                    "method": scope.get("method"), "path": scope.get("path"), "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "member": members[0] if len(members) == 1 else (members[:20] or None)}
+                    "request_id": request_id, "method": scope.get("method"), "path": scope.get("path"),
+                    "status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "member": members[0] if len(members) == 1 else (members[:20] or None),
+                    "digest": self.digest, "outcome": scope.get("loyalty.outcome") or _outcome_of(status)}
             if "loyalty.events" in scope:
                 line["events"] = scope["loyalty.events"]
+            if scope.get("loyalty.codes"):
+                line["codes"] = scope["loyalty.codes"]
+                line["reasons"] = scope.get("loyalty.reasons")
+            route = scope["path"] if scope.get("path") in _ROUTES else ("/members/{id}" if str(scope.get("path", "")).startswith("/members/") else "other")
             try:
+                metrics.REQUESTS.labels(route, str(status)).inc()
                 self.access_log(line)
             except Exception:  # pragma: no cover - a log sink must not break a response
                 pass
+            request_context.reset(token)
+
+
+_ROUTES = frozenset({"/events", "/quote", "/openapi.json", "/healthz", "/readyz", "/metrics", "/webhooks/shopify"})
+
+
+def _outcome_of(status: int) -> str:
+    return {200: "ok", 401: "unauthorized", 404: "not_found", 408: "timeout", 413: "too_large",
+            422: "refused", 503: "unavailable"}.get(status, "error" if status >= 500 or status == 0 else "ok")
 
 
 # --- the app ---------------------------------------------------------------------------------------
+
+def _note_events(scope: dict, status: int, answer: dict, members: list[str]) -> None:
+    """What the access line of an events request says: members, count, outcome, refusal codes."""
+    scope["loyalty.members"] = members
+    rejected = answer.get("rejected", ())
+    scope["loyalty.events"] = len(answer.get("applied", ())) + len(answer.get("skipped", ())) + len(rejected)
+    if status == 422 or status == 200:
+        scope["loyalty.outcome"] = ("rejected" if rejected else "applied" if answer.get("applied") else "skipped")
+    if rejected:
+        scope["loyalty.codes"] = [metrics.refusal_code(r) for r in rejected][:20]
+        scope["loyalty.reasons"] = [r.get("reason") for r in rejected][:5]
+
 
 def _json_response(status: int, payload: Any) -> Response:
     return Response(content=_encode(payload), status_code=status, media_type=JSON)
@@ -603,7 +906,8 @@ def _error_handler(request: Request, exc: Exception) -> Response:
 
 
 def create_app(program_path: str | Program, db_url: str, token: str, *, max_body: int = MAX_BODY,
-               access_log: Optional[Callable[[dict], None]] = None) -> Litestar:
+               access_log: Optional[Callable[[dict], None]] = None, body_timeout: float = BODY_TIMEOUT,
+               shopify_secret: Optional[str] = None) -> Litestar:
     """The service for one program over one ledger store. Loads the program and opens the store
     now (so a bad program or store fails here, not on the first request)."""
     if not token:
@@ -616,9 +920,7 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
     async def post_events(request: Request) -> Response:
         body = await request.body()
         status, answer, members = await host.run(apply_body, body)
-        request.scope["loyalty.members"] = members
-        request.scope["loyalty.events"] = len(answer.get("applied", ())) + len(answer.get("skipped", ())) + \
-            len(answer.get("rejected", ()))
+        _note_events(request.scope, status, answer, members)
         return _json_response(status, answer)
 
     @post("/quote")
@@ -627,6 +929,11 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
         status, out, member = await host.run(quote_body, body)
         if member:
             request.scope["loyalty.members"] = [member]
+        request.scope["loyalty.outcome"] = "quoted" if status == 200 else "refused"
+        if status == 422:
+            errors = out.get("errors") or []
+            request.scope["loyalty.codes"] = [metrics.refusal_code(e) for e in errors][:20]
+            request.scope["loyalty.reasons"] = [e.get("reason") for e in errors][:5]
         return _json_response(status, out)
 
     @get("/members/{member_id:path}")   # :path, so that an id with a "/" (sent as %2F) is found too
@@ -634,6 +941,12 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
         member_id = request.path_params["member_id"].removeprefix("/")
         request.scope["loyalty.members"] = [member_id]
         status, out = await host.run(member_answer, member_id, request.query_params.get("as_of"))
+        return _json_response(status, out)
+
+    @post("/close")
+    async def post_close(request: Request) -> Response:
+        body = await request.body()
+        status, out = await host.run(close_body, body)
         return _json_response(status, out)
 
     @get("/openapi.json")
@@ -651,11 +964,62 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
             return _json_response(503, {"status": "unavailable"})
         return _json_response(200, {"status": "ok"})
 
+    secret = (shopify_secret if shopify_secret is not None else os.environ.get("LOYALTY_SHOPIFY_SECRET", "")).encode()
+    seen: "OrderedDict[str, None]" = OrderedDict()
+
+    @post("/webhooks/shopify")
+    async def post_shopify(request: Request) -> Response:
+        body = await request.body()
+        topic = request.headers.get("x-shopify-topic", "")
+        if not signed(secret, body, request.headers.get("x-shopify-hmac-sha256", "").encode("latin-1")):
+            metrics.WEBHOOKS.labels(topic if topic in shopify.TOPICS else "other", "unsigned").inc()
+            request.scope["loyalty.outcome"] = "unsigned"
+            log.warning("shopify webhook refused: bad or missing X-Shopify-Hmac-SHA256" +
+                        ("" if secret else " (LOYALTY_SHOPIFY_SECRET is not set)"))
+            return _json_response(401, {"error": "X-Shopify-Hmac-SHA256 does not sign this body", "status": 401})
+        label = topic if topic in shopify.TOPICS else "other"
+        webhook_id = request.headers.get("x-shopify-webhook-id", "")[:200]
+        if webhook_id and webhook_id in seen:
+            metrics.WEBHOOKS.labels(label, "duplicate").inc()
+            request.scope["loyalty.outcome"] = "duplicate"
+            return _json_response(200, {"topic": topic, "webhook": webhook_id, "duplicate": True})
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            metrics.WEBHOOKS.labels(label, "malformed").inc()
+            return _json_response(422, {"topic": topic, "error": f"malformed JSON: {str(exc)[:200]}", "events": []})
+        status, answer, members = await host.run(shopify_apply, topic, payload)
+        request.scope["loyalty.members"] = members
+        if "applied" in answer:
+            _note_events(request.scope, 200, answer, members)
+        request.scope["loyalty.outcome"] = request.scope.get("loyalty.outcome") or ("refused" if status >= 400 else "ok")
+        metrics.WEBHOOKS.labels(label, "refused" if status >= 400 else "applied" if answer.get("events") else "ignored").inc()
+        if webhook_id:
+            seen[webhook_id] = None
+            while len(seen) > SEEN_WEBHOOKS:
+                seen.popitem(last=False)
+        return _json_response(status, {"webhook": webhook_id or None, **answer})
+
+    @get("/readyz")
+    async def get_ready() -> Response:
+        try:
+            answer = await asyncio.wait_for(host.run(readiness), HEALTH_TIMEOUT)
+        except Exception:
+            log.exception("readiness check failed")
+            answer = {"status": "unavailable", "store": "unavailable", "program": program.id, "digest": program.digest}
+        return _json_response(200 if answer["status"] == "ready" else 503, answer)
+
+    @get("/metrics")
+    async def get_metrics() -> Response:
+        text, content_type = metrics.render()
+        return Response(content=text, media_type=content_type)
+
     def shutdown() -> None:
         host.close()
 
     app = Litestar(
-        route_handlers=[post_events, post_quote, get_member, get_openapi, get_health],
+        route_handlers=[post_events, post_quote, post_close, get_member, get_openapi, get_health, get_ready,
+                        get_metrics, post_shopify],
         exception_handlers={Exception: _error_handler},
         openapi_config=None,           # /openapi.json is ours, from the msgspec Structs
         request_max_body_size=max_body,
@@ -666,14 +1030,14 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
     _setup_logging()
     if access_log is None:
         access_log = _default_access_log
-    app.asgi_handler = Front(app.asgi_handler, token, max_body, access_log)
+    app.asgi_handler = Front(app.asgi_handler, token, max_body, access_log, program.digest, body_timeout)
+    metrics.set_program(program.id, program.versions[-1].number if program.versions else None, program.digest)
     app.state.engine_host = host
     return app
 
 
 def app_from_env() -> Litestar:
     """The uvicorn factory `loyalty serve` starts in each worker (settings come through the environment)."""
-    import os
-
     return create_app(os.environ["LOYALTY_SERVE_PROGRAM"], os.environ["LOYALTY_SERVE_DB"],
-                      os.environ["LOYALTY_API_TOKEN"])
+                      os.environ["LOYALTY_API_TOKEN"],
+                      body_timeout=float(os.environ.get("LOYALTY_BODY_TIMEOUT") or BODY_TIMEOUT))

@@ -1,9 +1,16 @@
 """The store interface the runner talks to."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Iterable, Iterator, Optional, Protocol
 
 from engine.model.state import Effect, Entry, MemberState
+
+
+def wall_clock() -> datetime:
+    """The time a store stamps on the entries it books (``Entry.booked_at``): now, in UTC. A store's
+    ``booked_clock`` attribute holds it; a test may put another clock there."""
+    return datetime.now(timezone.utc)
 
 
 class StoreError(Exception):
@@ -40,6 +47,19 @@ class Store(Protocol):
         event recorded before the ledger kept bodies): a past view replays them (engine/run/report.py)."""
 
     def last_time(self) -> Optional[str]: ...
+
+    def book(self, state: MemberState, entries: Iterable[Entry], effects: Iterable[Effect],
+             booked_at: datetime) -> None:
+        """Record what a close booked for one member with no event (engine/run/close.py): its new
+        state, the happenings' entries (stamped ``booked_at``) and effects, in the member's
+        transaction (the caller locked or loaded the member and commits)."""
+
+    def record_close(self, through: datetime, booked_at: datetime, snapshot: dict) -> None:
+        """Remember a finished close: every happening due up to ``through`` is booked; ``snapshot``
+        is what it found outstanding then (by expiry month)."""
+
+    def closes(self) -> list[dict]:
+        """Every recorded close, oldest first: {"through", "booked_at" (datetimes), "snapshot"}."""
 
     def commit(self) -> None:
         """End the current batch: everything saved so far is durable."""

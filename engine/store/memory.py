@@ -6,6 +6,9 @@ from typing import Iterator, Optional
 import msgspec
 
 from engine.model.state import Entry, MemberState
+from engine.store.base import wall_clock
+
+_stamp = msgspec.structs.replace
 
 
 class MemoryStore:
@@ -19,6 +22,8 @@ class MemoryStore:
         self.effect_rows: list[dict] = []
         self.bodies: dict[str, list[bytes]] = {}   # member -> its applied events' bodies, in order (past views)
         self._last_dt = None   # the latest clock saved (its text only when asked: isoformat costs 3 µs)
+        self.close_rows: list[dict] = []
+        self.booked_clock = wall_clock
 
     def is_applied(self, event_id: str) -> bool:
         return event_id in self.applied
@@ -31,13 +36,22 @@ class MemoryStore:
         self.bodies.setdefault(state.member, []).append(body)
         self.rejected.pop(event_id, None)
         self.rejected_digest.pop(event_id, None)
+        self.book(state, entries, effects, self.booked_clock() if entries else None)
+
+    def book(self, state, entries, effects, booked_at) -> None:
         self.states[state.member] = state
         if entries:
-            self.ledger.setdefault(state.member, []).extend(entries)
+            self.ledger.setdefault(state.member, []).extend(_stamp(e, booked_at=booked_at) for e in entries)
         if effects:
             self.effect_rows.extend(msgspec.to_builtins(e) for e in effects)
         if state.clock is not None and (self._last_dt is None or state.clock > self._last_dt):
             self._last_dt = state.clock
+
+    def record_close(self, through, booked_at, snapshot) -> None:
+        self.close_rows.append({"through": through, "booked_at": booked_at, "snapshot": snapshot})
+
+    def closes(self) -> list[dict]:
+        return [dict(row) for row in self.close_rows]
 
     def reject(self, event_id, member, reason, digest=None) -> None:
         if event_id is not None and event_id not in self.rejected_digest:

@@ -54,6 +54,7 @@ from typing import Iterator, Optional
 import msgspec
 
 from engine.model.state import Entry, MemberState
+from engine.store.base import wall_clock
 from engine.store.sqlite import StoreError
 
 # (version, name, statements). Append only: a released migration is never edited.
@@ -117,6 +118,12 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
              PRIMARY KEY (program, id))""",
         "INSERT INTO event_ids (program, id, member) SELECT program, id, member FROM events WHERE status = 'applied'",
         "DROP INDEX IF EXISTS events_by_id",
+    )),
+    # Issue 22: every entry keeps the time it was booked (NULL for those booked before: they count
+    # as booked at their business time). The ledger's closes (engine/run/close.py) are program-wide
+    # rows of ``meta`` (key 'close:<booked time>'), so no table that Citus cannot distribute by member.
+    (6, "ledger entries keep their booked time", (
+        "ALTER TABLE ledger ADD COLUMN booked_at TIMESTAMPTZ",
     )),
 ]
 LATEST = MIGRATIONS[-1][0]
@@ -240,6 +247,7 @@ class PostgresStore:
         self._state = _UNKNOWN               # that member's state under the lock
         self._checked: Optional[tuple[str, bool]] = None  # (event id, applied?) looked up with the lock
         self._chunk: Optional[_Chunk] = None  # the replay chunk whose transaction is open (lock_chunk)
+        self.booked_clock = wall_clock
         with self._guard():
             migrate(self.conn, self.name)
             self.conn.execute("INSERT INTO meta (program, key, value) VALUES (%s, 'created_at', now()::text) "
@@ -451,7 +459,7 @@ class PostgresStore:
                     copy.write_row((p, row[1], row[0]))
         if chunk.ledger_rows:
             with cur.copy("COPY ledger (program, member, at, source, action, lot, amount, from_state, to_state, "
-                          "rule, version) FROM STDIN") as copy:
+                          "rule, version, booked_at) FROM STDIN") as copy:
                 for row in chunk.ledger_rows:
                     copy.write_row((p, *row))
         if chunk.effect_rows:
@@ -488,8 +496,9 @@ class PostgresStore:
         if chunk.status(key) == "applied":  # as the primary key would: never applied twice
             raise StoreError(f"{self.name}: event {event_id} of member {member} is already applied")
         # every row first, then the buffers: an error here leaves nothing of the event behind
-        ledger = [(e.member, e.at, e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule, e.version)
-                  for e in entries]
+        booked = self.booked_clock() if entries else None
+        ledger = [(e.member, e.at, e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule, e.version,
+                   booked) for e in entries]
         effect_rows = [(f.member, f.type, f.at, _encode(f.detail).decode(), f.rule) for f in effects]
         if key in chunk.refused:      # refused earlier in this chunk: the refusal gives way
             del chunk.refused[key]
@@ -583,22 +592,58 @@ class PostgresStore:
                     "VALUES (%s, %s, %s, %s, %s, 'applied', %s)", (p, member, event_id, event_type, at, _text(body)))
             # the id's claim across members: an id applied for another member fails here, whole
             self._q("INSERT INTO event_ids (program, id, member) VALUES (%s, %s, %s)", (p, event_id, member))
-            self._q("INSERT INTO members (program, member, state, clock) VALUES (%s, %s, %s::json, %s) "
-                    "ON CONFLICT (program, member) DO UPDATE SET state = excluded.state, clock = excluded.clock",
-                    (p, member, _encode(state).decode(), state.clock))
-            if entries:  # one multi-row INSERT for all of the event's ledger rows
-                rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", (
-                    p, e.member, e.at, e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule,
-                    e.version)) for e in entries)
-                self._queue.append("INSERT INTO ledger (program, member, at, source, action, lot, amount, from_state, "
-                                   f"to_state, rule, version) VALUES {rows}")
-            if effects:
-                rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s::json, %s)", (
-                    p, f.member, f.type, f.at, _encode(f.detail).decode(), f.rule)) for f in effects)
-                self._queue.append(f"INSERT INTO effects (program, member, type, at, detail, rule) VALUES {rows}")
+            self._queue_book(state, entries, effects, self.booked_clock() if entries else None)
         self._state = state if self._locked else _UNKNOWN
         if self._checked is not None and self._checked[0] == event_id:
             self._checked = (event_id, True)
+
+    def _queue_book(self, state, entries, effects, booked_at) -> None:
+        """Queue the member's new state, its ledger rows (stamped ``booked_at``) and effects."""
+        p, member = self.program, state.member
+        self._q("INSERT INTO members (program, member, state, clock) VALUES (%s, %s, %s::json, %s) "
+                "ON CONFLICT (program, member) DO UPDATE SET state = excluded.state, clock = excluded.clock",
+                (p, member, _encode(state).decode(), state.clock))
+        if entries:  # one multi-row INSERT for all of the event's ledger rows
+            rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", (
+                p, e.member, e.at, e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule,
+                e.version, booked_at)) for e in entries)
+            self._queue.append("INSERT INTO ledger (program, member, at, source, action, lot, amount, from_state, "
+                               f"to_state, rule, version, booked_at) VALUES {rows}")
+        if effects:
+            rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s::json, %s)", (
+                p, f.member, f.type, f.at, _encode(f.detail).decode(), f.rule)) for f in effects)
+            self._queue.append(f"INSERT INTO effects (program, member, type, at, detail, rule) VALUES {rows}")
+
+    def book(self, state, entries, effects, booked_at) -> None:
+        """A close's writes for one member (no event row), in the member's transaction: the caller
+        holds its lock (``lock``) and commits."""
+        if self._chunk is not None:
+            raise StoreError(f"{self.name}: a close cannot book inside a replay chunk")
+        with self._guard():
+            self._tx(state.member)
+            self._queue_book(state, entries, effects, booked_at)
+        self._state = state if self._locked else _UNKNOWN
+
+    def record_close(self, through, booked_at, snapshot) -> None:
+        with self._guard():
+            self._end()
+            self._queue.append("BEGIN")
+            self._member = ""   # a transaction is open: ``commit`` ends it
+            row = {"through": through.isoformat(), "booked_at": booked_at.isoformat(), "snapshot": snapshot}
+            self._q("INSERT INTO meta (program, key, value) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                    (self.program, f"close:{booked_at.isoformat()}", _encode(row).decode()))
+
+    def closes(self) -> list[dict]:
+        with self._guard():
+            self._sync()
+            rows = self.conn.execute("SELECT value FROM meta WHERE program = %s AND key LIKE 'close:%%'",
+                                     (self.program,)).fetchall()
+        out = []
+        for (value,) in rows:
+            row = msgspec.json.decode(value)
+            out.append({"through": datetime.fromisoformat(row["through"]),
+                        "booked_at": datetime.fromisoformat(row["booked_at"]), "snapshot": row["snapshot"]})
+        return sorted(out, key=lambda row: row["booked_at"])
 
     def reject(self, event_id, member, reason, digest=None) -> None:
         if event_id is None:
@@ -654,10 +699,10 @@ class PostgresStore:
         with self._guard():
             self._sync()
             rows = self.conn.execute(
-                "SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version "
+                "SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version, booked_at "
                 "FROM ledger WHERE program = %s AND member = %s ORDER BY seq", (self.program, member)).fetchall()
         return [Entry(member=r[0], at=r[1], source=r[2], action=r[3], lot=r[4], amount=r[5], from_state=r[6],
-                      to_state=r[7], rule=r[8], version=r[9]) for r in rows]
+                      to_state=r[7], rule=r[8], version=r[9], booked_at=r[10]) for r in rows]
 
     def event_bodies(self, member: str) -> list[Optional[bytes]]:
         with self._guard():

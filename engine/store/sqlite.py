@@ -15,9 +15,9 @@ from typing import Iterator, Optional
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import StoreError
+from engine.store.base import StoreError, wall_clock
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: ledger.booked_at and the closes table (issue 22)
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -27,8 +27,10 @@ CREATE TABLE IF NOT EXISTS members (member TEXT PRIMARY KEY, state BLOB NOT NULL
 CREATE TABLE IF NOT EXISTS ledger (
   seq INTEGER PRIMARY KEY, member TEXT NOT NULL, at TEXT NOT NULL, source TEXT NOT NULL,
   action TEXT NOT NULL, lot TEXT NOT NULL, amount INTEGER NOT NULL CHECK (amount > 0),
-  from_state TEXT, to_state TEXT NOT NULL, rule TEXT NOT NULL, version INTEGER NOT NULL);
+  from_state TEXT, to_state TEXT NOT NULL, rule TEXT NOT NULL, version INTEGER NOT NULL, booked_at TEXT);
 CREATE INDEX IF NOT EXISTS ledger_member ON ledger (member, seq);
+CREATE TABLE IF NOT EXISTS closes (
+  seq INTEGER PRIMARY KEY, through TEXT NOT NULL, booked_at TEXT NOT NULL, snapshot TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS effects (
   seq INTEGER PRIMARY KEY, member TEXT NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL,
   detail TEXT NOT NULL, rule TEXT NOT NULL);
@@ -101,6 +103,8 @@ class SQLiteStore:
             if "body" not in columns or not self.db.execute(
                     "SELECT 1 FROM sqlite_master WHERE type='index' AND name='events_member'").fetchone():
                 self._keep_bodies()
+            if "booked_at" not in {row[1] for row in self.db.execute("PRAGMA table_info(ledger)")}:
+                self._keep_booked_times()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a usable SQLite ledger ({exc})") from None
         row = self.db.execute("SELECT value FROM meta WHERE key='program'").fetchone()
@@ -108,6 +112,7 @@ class SQLiteStore:
             self.db.execute("INSERT INTO meta VALUES ('program', ?), ('schema_version', ?)", (program_id, str(SCHEMA_VERSION)))
         elif row[0] != program_id:
             raise StoreError(f"{path} holds the ledger of program '{row[0]}', not '{program_id}'")
+        self.booked_clock = wall_clock
         self._in_tx = False
         self._checked_in_tx = False
         self._data_version = None
@@ -126,6 +131,21 @@ class SQLiteStore:
                 self.db.execute("ALTER TABLE events ADD COLUMN body BLOB")
                 self.db.execute("ALTER TABLE events ADD COLUMN seq INTEGER")
             self.db.execute("CREATE INDEX IF NOT EXISTS events_member ON events (member, seq)")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _keep_booked_times(self) -> None:
+        """Give the ledger the time each entry was booked (issue 22; NULL for the entries booked
+        before: they count as booked at their business time) and the table of closes."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if "booked_at" not in {row[1] for row in self.db.execute("PRAGMA table_info(ledger)")}:
+                self.db.execute("ALTER TABLE ledger ADD COLUMN booked_at TEXT")
+            self.db.execute("CREATE TABLE IF NOT EXISTS closes (seq INTEGER PRIMARY KEY, through TEXT NOT NULL, "
+                            "booked_at TEXT NOT NULL, snapshot TEXT NOT NULL)")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -198,13 +218,22 @@ class SQLiteStore:
             self._seq = int(row[0]) if row else 0
         self._seq += 1
         self._event_rows.append((event_id, state.member, event_type, at, body, self._seq))
+        self._book(state, entries, effects, self.booked_clock() if entries else None)
+
+    def book(self, state, entries, effects, booked_at) -> None:
+        """A close's writes for one member (no event row), in the open transaction."""
+        self._begin()
+        self._book(state, entries, effects, booked_at)
+
+    def _book(self, state, entries, effects, booked_at) -> None:
         self._dirty[state.member] = state
         at_obj = at_text = None
+        booked = booked_at.isoformat() if booked_at is not None else None
         for e in entries:
             if e.at is not at_obj:   # an event's entries share one time: its text once (isoformat costs 3 µs)
                 at_obj, at_text = e.at, e.at.isoformat()
             self._ledger_rows.append((e.member, at_text, e.source, e.action, e.lot, e.amount, e.from_state,
-                                      e.to_state, e.rule, e.version))
+                                      e.to_state, e.rule, e.version, booked))
         self._effect_rows.extend((f.member, f.type, f.at, _encode(f.detail).decode(), f.rule) for f in effects)
         if state.clock is not None and (self._last is None or state.clock > self._last):
             self._last = state.clock
@@ -220,8 +249,8 @@ class SQLiteStore:
                            [(m, _encode(st), st.clock.isoformat() if st.clock else None) for m, st in self._dirty.items()])
         if self._ledger_rows:
             db.executemany(
-                "INSERT INTO ledger (member, at, source, action, lot, amount, from_state, to_state, rule, version) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)", self._ledger_rows)
+                "INSERT INTO ledger (member, at, source, action, lot, amount, from_state, to_state, rule, version, "
+                "booked_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)", self._ledger_rows)
         if self._effect_rows:
             db.executemany("INSERT INTO effects (member, type, at, detail, rule) VALUES (?,?,?,?,?)", self._effect_rows)
         self._clear_buffers()
@@ -266,10 +295,22 @@ class SQLiteStore:
 
     def entries(self, member: str) -> list[Entry]:
         self._flush()
-        rows = self.db.execute("SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version "
-                               "FROM ledger WHERE member=? ORDER BY seq", (member,)).fetchall()
+        rows = self.db.execute("SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version, "
+                               "booked_at FROM ledger WHERE member=? ORDER BY seq", (member,)).fetchall()
         return [Entry(member=r[0], at=datetime.fromisoformat(r[1]), source=r[2], action=r[3], lot=r[4], amount=r[5],
-                      from_state=r[6], to_state=r[7], rule=r[8], version=r[9]) for r in rows]
+                      from_state=r[6], to_state=r[7], rule=r[8], version=r[9],
+                      booked_at=datetime.fromisoformat(r[10]) if r[10] else None) for r in rows]
+
+    def record_close(self, through, booked_at, snapshot) -> None:
+        self._begin()
+        self.db.execute("INSERT INTO closes (through, booked_at, snapshot) VALUES (?,?,?)",
+                        (through.isoformat(), booked_at.isoformat(), _encode(snapshot).decode()))
+
+    def closes(self) -> list[dict]:
+        self._flush()
+        return [{"through": datetime.fromisoformat(t), "booked_at": datetime.fromisoformat(b),
+                 "snapshot": msgspec.json.decode(s)}
+                for t, b, s in self.db.execute("SELECT through, booked_at, snapshot FROM closes ORDER BY seq")]
 
     def event_bodies(self, member: str) -> list[Optional[bytes]]:
         self._flush()
@@ -327,3 +368,24 @@ class SQLiteStore:
 for _name, _method in list(vars(SQLiteStore).items()):
     if callable(_method) and (_name == "__init__" or not _name.startswith("__")) and _name != "_failed":
         setattr(SQLiteStore, _name, _guarded(_method))
+
+
+def upgrade(path: str) -> tuple[int, int]:
+    """Bring an existing SQLite ledger's schema to this engine's (``loyalty db upgrade``): the same
+    steps the store takes when it opens one. Returns (version before, version after)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='program'").fetchone()
+            before = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a usable SQLite ledger ({exc})") from None
+    if row is None:
+        raise StoreError(f"{path}: not a usable SQLite ledger (no program recorded)")
+    SQLiteStore(path, row[0]).close()
+    return int(before[0]) if before else 1, SQLITE_SCHEMA_VERSION
+
+
+SQLITE_SCHEMA_VERSION = SCHEMA_VERSION

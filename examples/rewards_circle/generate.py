@@ -11,7 +11,8 @@ quantities and times. The generator never writes an event the engine should reje
 small model of each member's credits (lots with their last valid day, the carried amount) and asks
 to use credits only when the model holds enough and the order is large enough (RC-7):
 
-* earn at shipment (RC-0): ¥22,000 incl. tax a credit under version 1, ¥12,000 from 2025-11-04
+* earn when the order is placed (RC-0, 「この時点で」): ¥22,000 incl. tax a credit under version 1,
+  ¥12,000 from 2025-11-04
   (RC-2), the rest carried; a credit is valid 180 days from its issue date (RC-5);
 * on 2025-11-04 (RC-6, RC-3, RC-4): credits still valid become ceil(1,100 × N / 450), the carry
   gives its credits, Insiders get 1 gift credit; new credits from that day end 2026-05-03;
@@ -141,10 +142,10 @@ class Member:
             fields["redeem"] = {"credits": use}
             self.spend(day, use)
         self.emit(self.at(day, 10, 12), "order.placed", **fields)
+        self.earn(day, amount)                                 # RC-0: counted at the purchase
         ship_day = day + timedelta(days=rng.randint(1, 3) if ship_after is None else ship_after)
         self.advance(ship_day)
         self.emit(self.at(ship_day, 14, 16), "order.shipped", order=oid)
-        self.earn(ship_day, amount)
         if rng.random() < 0.5:
             deliver = ship_day + timedelta(days=1)
             self.emit(self.at(deliver, 17, 20), "order.delivered", order=oid)
@@ -175,7 +176,7 @@ def stories():
     # r01 (page Q4, Q6 example 1): 1 credit ending 11/30 → 2 (11/30) + 1 adjustment (2026-05-03).
     m = Member("r01")
     m.register(d("2025-06-01"))
-    m.order(d("2025-06-02"), [line("WATER-FILTER")], ship_after=1)            # 22,000 → shipped 06-03
+    m.order(d("2025-06-03"), [line("WATER-FILTER")], ship_after=1)            # 22,000 → 1 credit on 06-03
     m.order(d("2025-12-10"), [line("SERUM"), line("GREEN-TEA")])
 
     # r02 (page Q5): 5 credits with two end dates → 13 (the pool keeps the earliest date).
@@ -188,7 +189,7 @@ def stories():
     # r03 (page Q6 example 2): 10 credits ending 2026-01-01 → 24 (01/01) + 1 adjustment.
     m = Member("r03")
     m.register(d("2025-06-20"))
-    m.order(d("2025-07-04"), [line("WATER-FILTER", 10)], ship_after=1)        # 220,000 → 10, shipped 07-05
+    m.order(d("2025-07-05"), [line("WATER-FILTER", 10)], ship_after=1)        # 220,000 → 10 on 07-05
     m.order(d("2025-11-20"), [line("WATER-FILTER")], use=3)                   # 22,000: RC-7 allows 3
 
     # r04 (page Q10, Q3): 20,000 carried → 1 credit on 11-04, 8,000 carried; 5,000 on 11-05 → 1 credit.

@@ -1,5 +1,6 @@
 """`loyalty db`: the ledger database itself. `loyalty db upgrade --db URL` applies the schema
-migrations a PostgreSQL ledger lacks (the store also applies them on first use)."""
+migrations a PostgreSQL ledger lacks, or upgrades an existing SQLite ledger (either store also
+upgrades itself on first use)."""
 from __future__ import annotations
 
 import sys
@@ -12,15 +13,34 @@ def db() -> None:
     """The ledger database: create and upgrade its schema."""
 
 
+def _upgrade_sqlite(path: str) -> None:
+    """An existing SQLite ledger: the steps its store takes on opening (booked times, closes)."""
+    from pathlib import Path
+
+    from engine.store.sqlite import StoreError, upgrade
+
+    if not Path(path).is_file():
+        click.echo(f"{path}: neither a PostgreSQL URL (postgresql://user@host:port/dbname) nor an existing SQLite "
+                   "ledger (a new SQLite ledger creates its schema itself)", err=True)
+        sys.exit(1)
+    try:
+        before, after = upgrade(path)
+    except StoreError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    done = "already current" if before == after else f"upgraded from version {before}"
+    click.echo(f"SQLite ledger {path}: schema at version {after} ({done})")
+
+
 @db.command()
-@click.option("--db", "url", required=True, metavar="URL", help="PostgreSQL URL: postgresql://user@host:port/dbname")
+@click.option("--db", "url", required=True, metavar="URL",
+              help="PostgreSQL URL (postgresql://user@host:port/dbname) or an existing SQLite ledger's path")
 def upgrade(url: str) -> None:
     """Create or upgrade the ledger schema (versioned migrations). Safe to run at any time and
     from many hosts at once: one applies, the others find it current."""
     if not url.startswith(("postgresql://", "postgres://")):
-        click.echo(f"{url}: not a PostgreSQL URL (postgresql://user@host:port/dbname); a SQLite ledger "
-                   "creates its schema itself", err=True)
-        sys.exit(1)
+        _upgrade_sqlite(url)
+        return
     try:
         import psycopg
     except ImportError:

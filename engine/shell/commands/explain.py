@@ -442,6 +442,12 @@ def tell(program, state, stored_entries, events: dict, as_of: datetime, rebuilt:
             v = f" v{version}" if len(program.versions) > 1 else ""
             text = program.rules.get(rule, "")
             lines.append(f"  {rule}{v}" + (f" ({where.split(' (')[0]})" if where else "") + (f": {text}" if text else ""))
+    patched = [v for v in program.versions if v.changed and v.starts_at <= as_of]
+    if patched:
+        lines += ["", "Versions that change single keys (every other setting as in the version before):"]
+        for v in patched:
+            lines.append(f"  v{v.number} from {v.effective_from}: "
+                         + ", ".join(f"{key} ({pos.file}:{pos.line})" for key, pos in v.changed))
     return "\n".join(lines), totals
 
 

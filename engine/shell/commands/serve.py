@@ -8,13 +8,16 @@ starts, so a bad file or URL is one clear line and exit 1. Each uvicorn worker b
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 
 MIN_TOKEN = 16  # characters; a shorter bearer token is too easy to guess
+GRACE = 10      # seconds in-flight requests may take to finish after SIGTERM
 
 
 @click.command()
@@ -28,7 +31,7 @@ MIN_TOKEN = 16  # characters; a shorter bearer token is too easy to guess
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(program_path: str, db: str, host: str, port: int, workers: int, log_level: str) -> None:
     """Serve PROGRAM over HTTP: POST /events, POST /quote, GET /members/{id}, GET /openapi.json,
-    GET /healthz. Needs LOYALTY_API_TOKEN (clients send Authorization: Bearer TOKEN)."""
+    GET /healthz, GET /readyz, GET /metrics, POST /webhooks/shopify. Needs LOYALTY_API_TOKEN (clients send Authorization: Bearer TOKEN)."""
     token = os.environ.get("LOYALTY_API_TOKEN", "")
     if not token.strip():
         _fail("LOYALTY_API_TOKEN is not set: the service does not start without a token "
@@ -55,12 +58,42 @@ def serve(program_path: str, db: str, host: str, port: int, workers: int, log_le
     except (StoreError, ValueError, OSError) as exc:
         _fail(str(exc))
 
+    _metrics_dir()
     os.environ["LOYALTY_SERVE_PROGRAM"] = str(Path(program_path).resolve())
     os.environ["LOYALTY_SERVE_DB"] = db if shared or db == ":memory:" else str(Path(db).resolve())
-    click.echo(f"loyalty: serving {program.id} on http://{host}:{port} ({workers} worker(s)); "
-               f"Ctrl-C stops", err=True)
+    timeout = os.environ.get("LOYALTY_BODY_TIMEOUT", "")
+    if timeout:
+        try:
+            if not 0 < float(timeout) <= 3600:
+                raise ValueError
+        except ValueError:
+            _fail(f"LOYALTY_BODY_TIMEOUT={timeout!r}: seconds, above 0 and at most 3600")
+    # one JSON line like every line the service writes
+    click.echo(json.dumps({"level": "info", "logger": "loyalty.serve", "program": program.id, "digest": program.digest,
+                           "message": f"serving {program.id} on http://{host}:{port} ({workers} worker(s)); "
+                                      "Ctrl-C or SIGTERM stops"}, ensure_ascii=False), err=True)
+    from engine.shell.service import uvicorn_log_config
+
+    # SIGTERM (or Ctrl-C): uvicorn stops accepting, lets in-flight requests finish (at most
+    # GRACE seconds), then the app's shutdown closes the store on its engine thread: an event is
+    # committed whole or not at all, never half-written.
     uvicorn.run("engine.shell.service:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False, server_header=False, timeout_graceful_shutdown=10)
+                log_level=log_level, access_log=False, server_header=False, timeout_graceful_shutdown=GRACE,
+                log_config=uvicorn_log_config(log_level), timeout_keep_alive=5)
+
+
+def _metrics_dir() -> None:
+    """Prometheus multi-process mode: every worker writes its samples under PROMETHEUS_MULTIPROC_DIR
+    and GET /metrics adds them up. A given directory is emptied of an earlier run's files; without
+    one, a fresh temporary directory is used."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for old in path.glob("*.db"):
+            old.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loyalty-metrics-")
 
 
 def _fail(message: str) -> None:

@@ -1,0 +1,380 @@
+"""The points liability (issue 22): a month-by-month roll-forward of the units a program owes, in
+units and in yen, for the auditor closing a month under ASBJ Statement No. 29 / IFRS 15.
+
+For each month: opening, issued (by kind of rule: earn, bonus, grant, migration), used, restored
+(used units given back by a cancellation or return), expired, voided, converted, and the closing
+balance; the roll-forward identity
+
+    opening + issued − used + restored − expired − voided − converted = closing
+
+is checked against a closing balance found independently of the flows: the open lots (pending,
+valid, held) at the month's end, as the close through that moment recorded them (engine/run/close.py)
+or, for a month no close ended, as the members' views at its end show them. A month whose
+happenings were not booked (no close) shows the difference.
+
+Which month an entry belongs to: its business time's (``Entry.at``), unless that month had been
+closed when the entry was booked (``Entry.booked_at`` after a close through a later moment): a late
+entry is an adjustment of the first month still open when it was booked, so the report of a closed
+month never changes.
+
+Yen: every unit at the value of the version its lot came from (``redemption.unit_value_yen``, else
+``accounting.unit_value_yen``): a conversion (RC-6) moves units out at the old value and in at the
+new. Contract liability = outstanding yen × (1 − expected breakage); observed breakage = expired ÷
+(expired + used net of restores) over the trailing ``breakage_window_months``.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Optional
+
+from engine.format.program import Program
+from engine.model.state import OPEN
+from engine.model.timeutil import start_of
+from engine.run.report import PastViewUnavailable, as_of, state_at
+
+ISSUED = ("earn", "bonus", "grant", "migration")
+OUT = {"used": "used", "expired": "expired", "void": "voided", "converted": "converted"}
+FLOWS = ("issued", "used", "restored", "expired", "voided", "converted", "other")
+
+
+class LiabilityError(ValueError):
+    """A report that cannot be made (the message says why)."""
+
+
+def _month(text: str, what: str) -> tuple[int, int]:
+    try:
+        day = date.fromisoformat(text if len(text) == 10 else f"{text}-01")
+    except (ValueError, TypeError):
+        raise LiabilityError(f"{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {text!r}") from None
+    return day.year, day.month
+
+
+def month_range(start: str, end: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    first, last = _month(start, "--from"), _month(end, "--to")
+    if last < first:
+        raise LiabilityError(f"--to {end} is before --from {start}")
+    return first, last
+
+
+def _next(ym: tuple[int, int]) -> tuple[int, int]:
+    return (ym[0] + 1, 1) if ym[1] == 12 else (ym[0], ym[1] + 1)
+
+
+def _key(ym: tuple[int, int]) -> str:
+    return f"{ym[0]:04d}-{ym[1]:02d}"
+
+
+def month_end(ym: tuple[int, int], program: Program) -> datetime:
+    """The last instant of the month in the program's zone (a close through it closes the month)."""
+    nxt = _next(ym)
+    return start_of(date(nxt[0], nxt[1], 1), program.tz) - timedelta(microseconds=1)
+
+
+def _num(value: Fraction):
+    return int(value) if value.denominator == 1 else float(value)
+
+
+def issued_kind(program: Program, entry) -> str:
+    """earn | bonus | grant | migration: the kind of rule that issued a new lot."""
+    if entry.source.startswith("version@"):
+        return "migration"
+    if entry.action == "earn":
+        return "earn"
+    if entry.rule in _bonus_rules(program):
+        return "bonus"
+    return "grant"
+
+
+def _bonus_rules(program: Program) -> frozenset:
+    return frozenset(b.rule for v in program.versions for b in v.bonuses)
+
+
+def _flow(entry) -> Optional[tuple[str, int]]:
+    """(flow, sign on the open balance) of an entry that crosses the open balance's edge; None: a
+    move inside it (pending → valid, valid → held, a shortened expiry) or outside it."""
+    into, out_of = entry.to_state in OPEN, entry.from_state in OPEN
+    if into and not out_of:
+        if entry.from_state is None:
+            return "issued", 1
+        return ("restored" if entry.from_state == "used" else "other"), 1
+    if out_of and not into:
+        return OUT.get(entry.to_state, "other"), -1
+    return None
+
+
+def _zero() -> dict:
+    return {"issued": dict.fromkeys(ISSUED, Fraction(0)), **{f: Fraction(0) for f in FLOWS if f != "issued"}}
+
+
+def _posted_month(entry, closes: list[dict], program: Program) -> tuple[tuple[int, int], bool]:
+    """The month the entry is booked in and whether it is late (its own month closed then)."""
+    local = entry.at.astimezone(program.tz)
+    own = (local.year, local.month)
+    if entry.booked_at is None:
+        return own, False
+    closed_through = None
+    for row in closes:
+        if row["booked_at"] < entry.booked_at and (closed_through is None or row["through"] > closed_through):
+            closed_through = row["through"]
+    if closed_through is None or entry.at > closed_through:
+        return own, False
+    first_open = (closed_through + timedelta(microseconds=1)).astimezone(program.tz)
+    posted = max(own, (first_open.year, first_open.month))
+    return posted, posted != own
+
+
+def _outstanding_at(program: Program, store, at: datetime, closes: list[dict]) -> tuple[dict, str]:
+    """The open units at ``at`` by expiry month {month: (units, yen)}, and where they come from: the
+    snapshot of the close through exactly ``at`` ("close"), else the members' views then ("views")."""
+    snap = [row for row in closes if row["through"] == at]
+    if snap:
+        rows = snap[0]["snapshot"]["by_expiry"]
+        return {k: (Fraction(v["units"]), Fraction(str(v["yen"]))) for k, v in rows.items()}, "close"
+    out: dict[str, tuple[Fraction, Fraction]] = {}
+    for member in store.members():
+        try:
+            past, _ = state_at(program, store, store.load(member), at)
+        except PastViewUnavailable as exc:
+            raise LiabilityError(f"the outstanding units at {at.isoformat()} cannot be rebuilt: {exc}; close the "
+                                 "ledger through that month's end first (loyalty close)") from None
+        if past is None or not past.registered:
+            continue
+        view, _, _ = as_of(program, past, at)
+        for lot in view.lots:
+            last = view.lot_expires_on(lot)
+            key = last.isoformat()[:7] if last is not None else "none"
+            units, yen = out.get(key, (Fraction(0), Fraction(0)))
+            out[key] = (units + lot.amount, yen + lot.amount * Fraction(str(program.unit_value_yen(lot.version))))
+    return dict(sorted(out.items())), "views"
+
+
+def liability_report(program: Program, store, first: tuple[int, int], last: tuple[int, int]) -> dict:
+    acc = program.accounting
+    expected = Fraction(str(acc.expected_breakage)) if acc is not None else Fraction(0)
+    window = acc.breakage_window_months if acc is not None else 12
+    closes = sorted(store.closes(), key=lambda row: row["booked_at"])
+    # flows by posted month, units and yen; late entries counted apart too
+    units: dict[tuple[int, int], dict] = {}
+    yen: dict[tuple[int, int], dict] = {}
+    late: dict[tuple[int, int], list] = {}
+    for member in store.members():
+        state = store.load(member)
+        versions = {lot.id: lot.version for lot in (state.lots + state.closed)} if state is not None else {}
+        for entry in store.entries(member):
+            flow = _flow(entry)
+            if flow is None:
+                continue
+            name, sign = flow
+            month, is_late = _posted_month(entry, closes, program)
+            value = Fraction(str(program.unit_value_yen(versions.get(entry.lot, entry.version))))
+            u, y = units.setdefault(month, _zero()), yen.setdefault(month, _zero())
+            if name == "issued":
+                kind = issued_kind(program, entry)
+                u["issued"][kind] += entry.amount
+                y["issued"][kind] += entry.amount * value
+            else:
+                u[name] += entry.amount
+                y[name] += entry.amount * value
+            if is_late:
+                row = late.setdefault(month, [0, Fraction(0), Fraction(0)])
+                row[0] += 1
+                row[1] += sign * entry.amount
+                row[2] += sign * entry.amount * value
+
+    def net(f: dict) -> Fraction:
+        return (sum(f["issued"].values()) - f["used"] + f["restored"] - f["expired"] - f["voided"] - f["converted"]
+                + f["other"])
+
+    opening_u = sum((net(f) for m, f in units.items() if m < first), Fraction(0))
+    opening_y = sum((net(f) for m, f in yen.items() if m < first), Fraction(0))
+    months = []
+    ym = first
+    last_through = max((row["through"] for row in closes), default=None)
+    history: list[tuple[tuple[int, int], Fraction, Fraction]] = []   # (month, expired, used net) for breakage
+    for m in sorted(units):
+        if m < first:
+            f = units[m]
+            history.append((m, f["expired"], f["used"] - f["restored"]))
+    by_expiry: dict = {}
+    while True:
+        end = month_end(ym, program)
+        fu, fy = units.get(ym, _zero()), yen.get(ym, _zero())
+        roll_u, roll_y = opening_u + net(fu), opening_y + net(fy)
+        by_expiry, source = _outstanding_at(program, store, end, closes)
+        closing_u = sum((v[0] for v in by_expiry.values()), Fraction(0))
+        closing_y = sum((v[1] for v in by_expiry.values()), Fraction(0))
+        history.append((ym, fu["expired"], fu["used"] - fu["restored"]))
+        recent = [h for h in history if _months_between(h[0], ym) < window]
+        expired_w = sum((h[1] for h in recent), Fraction(0))
+        used_w = sum((h[2] for h in recent), Fraction(0))
+        observed = expired_w / (expired_w + used_w) if expired_w + used_w > 0 else None
+        lr = late.get(ym, [0, Fraction(0), Fraction(0)])
+        months.append({
+            "month": _key(ym),
+            "closed": last_through is not None and last_through >= end,
+            "closing_from": source,
+            "units": _figures(opening_u, fu, roll_u, closing_u),
+            "yen": _figures(opening_y, fy, roll_y, closing_y),
+            "identity": roll_u == closing_u and roll_y == closing_y,
+            "late": {"entries": lr[0], "units": _num(lr[1]), "yen": _num(lr[2])},
+            "observed_breakage": float(round(observed, 6)) if observed is not None else None,
+            "breakage_window": {"from": _key(_back(ym, window - 1)), "to": _key(ym),
+                                "expired": _num(expired_w), "used": _num(used_w)},
+            "contract_liability_yen": _yen(closing_y * (1 - expected)),
+        })
+        opening_u, opening_y = roll_u, roll_y
+        if ym == last:
+            break
+        ym = _next(ym)
+    out = {
+        "program": program.id,
+        "unit": program.unit,
+        "points_kind": acc.points if acc is not None else "free",
+        "from": _key(first), "to": _key(last),
+        "expected_breakage": float(expected),
+        "breakage_window_months": window,
+        "closes": [{"through": row["through"].astimezone(program.tz).isoformat(),
+                    "booked_at": row["booked_at"].isoformat()} for row in closes],
+        "months": months,
+        "identity": all(m["identity"] for m in months),
+        "outstanding_by_expiry": {
+            "as_of": month_end(last, program).isoformat(),
+            "rows": [{"expires": k, "units": _num(v[0]), "yen": _num(v[1])} for k, v in by_expiry.items()],
+        },
+        "prepaid": _prepaid(program, store, first, last, closes) if acc is not None and acc.points == "prepaid" else None,
+    }
+    return out
+
+
+def _months_between(a: tuple[int, int], b: tuple[int, int]) -> int:
+    return (b[0] * 12 + b[1]) - (a[0] * 12 + a[1])
+
+
+def _back(ym: tuple[int, int], n: int) -> tuple[int, int]:
+    k = ym[0] * 12 + ym[1] - 1 - n
+    return k // 12, k % 12 + 1
+
+
+def _yen(value: Fraction) -> int:
+    """Whole yen, half up (the books keep yen)."""
+    return int((Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _figures(opening: Fraction, f: dict, roll: Fraction, closing: Fraction) -> dict:
+    issued = {k: _num(v) for k, v in f["issued"].items()}
+    issued["total"] = _num(sum(f["issued"].values()))
+    out = {"opening": _num(opening), "issued": issued}
+    for name in FLOWS[1:]:
+        if name != "other" or f[name]:
+            out[name] = _num(f[name])
+    out.update(roll_forward=_num(roll), closing=_num(closing), difference=_num(closing - roll))
+    return out
+
+
+def _prepaid(program: Program, store, first, last, closes) -> dict:
+    """資金決済法: the unused balance at each base date within the period, and half of it (the
+    program's deposit_share) to deposit when above the threshold."""
+    acc = program.accounting
+    rows = []
+    for year in range(first[0], last[0] + 1):
+        for month, day in acc.report_dates:
+            if not (first <= (year, month) <= last):
+                continue
+            try:
+                d = date(year, month, day)
+            except ValueError:
+                continue   # 02-29 in a common year
+            at = start_of(d + timedelta(days=1), program.tz) - timedelta(microseconds=1)
+            by_expiry, _ = _outstanding_at(program, store, at, closes)
+            unused = sum((v[1] for v in by_expiry.values()), Fraction(0))
+            above = unused > acc.deposit_threshold_yen
+            rows.append({"date": d.isoformat(), "unused_yen": _yen(unused), "above_threshold": above,
+                         "deposit_yen": _yen(unused * Fraction(str(acc.deposit_share))) if above else 0})
+    return {"threshold_yen": acc.deposit_threshold_yen, "deposit_share": acc.deposit_share,
+            "base_dates": sorted(rows, key=lambda r: r["date"])}
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+COLUMNS = ("opening", "earn", "bonus", "grant", "migration", "used", "restored", "expired", "voided", "converted",
+           "closing")
+
+
+def _row(fig: dict) -> list:
+    issued = fig["issued"]
+    return [fig["opening"], issued["earn"], issued["bonus"], issued["grant"], issued["migration"], fig["used"],
+            fig["restored"], fig["expired"], fig["voided"], fig["converted"], fig["closing"]]
+
+
+def _fmt(v) -> str:
+    return f"{v:,}" if isinstance(v, int) else f"{v:,.2f}"
+
+
+def as_text(report: dict) -> str:
+    lines = [f"{report['program']}: points liability {report['from']} to {report['to']} ({report['points_kind']} "
+             f"{report['unit']}; expected breakage {report['expected_breakage']:.1%})"]
+    for unit in ("units", "yen"):
+        head = f"{'month':<9}" + "".join(f"{c:>12}" for c in COLUMNS) + "  identity"
+        lines += ["", f"[{unit}]", head, "-" * len(head)]
+        for m in report["months"]:
+            fig = m[unit]
+            mark = "ok" if fig["difference"] == 0 else f"DIFF {_fmt(fig['difference'])}"
+            lines.append(f"{m['month']:<9}" + "".join(f"{_fmt(v):>12}" for v in _row(fig)) + f"  {mark}")
+    lines += ["", f"{'month':<9}{'closed':>8}{'late':>6}{'observed':>10}{'liability ¥':>14}"]
+    for m in report["months"]:
+        obs = f"{m['observed_breakage']:.1%}" if m["observed_breakage"] is not None else "-"
+        lines.append(f"{m['month']:<9}{'yes' if m['closed'] else 'no':>8}{m['late']['entries']:>6}{obs:>10}"
+                     f"{m['contract_liability_yen']:>14,}")
+    exp = report["outstanding_by_expiry"]
+    lines += ["", f"outstanding by expiry month at {exp['as_of']}:"]
+    lines += [f"  {r['expires']:<8}{_fmt(r['units']):>12} units {_fmt(r['yen']):>14} yen" for r in exp["rows"]]
+    if report["prepaid"] is not None:
+        p = report["prepaid"]
+        lines += ["", f"prepaid (資金決済法): deposit {p['deposit_share']:.0%} above ¥{p['threshold_yen']:,}"]
+        lines += [f"  {r['date']}  unused ¥{r['unused_yen']:,}" + (f"  DEPOSIT ¥{r['deposit_yen']:,}" if r["above_threshold"]
+                                                                 else "") for r in p["base_dates"]]
+    lines.append("")
+    lines.append("roll-forward identity holds every month" if report["identity"] else
+                 "roll-forward identity FAILS in some month: happenings due but not booked? run loyalty close")
+    return "\n".join(lines)
+
+
+def as_csv(report: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["month", "measure", *COLUMNS, "roll_forward", "difference", "closed", "late_entries",
+                "observed_breakage", "contract_liability_yen"])
+    for m in report["months"]:
+        for unit in ("units", "yen"):
+            fig = m[unit]
+            w.writerow([m["month"], unit, *_row(fig), fig["roll_forward"], fig["difference"], m["closed"],
+                        m["late"]["entries"], "" if m["observed_breakage"] is None else m["observed_breakage"],
+                        m["contract_liability_yen"]])
+    return buf.getvalue()
+
+
+def as_html(report: dict) -> str:
+    e = html.escape
+    rows = []
+    for m in report["months"]:
+        for unit in ("units", "yen"):
+            fig = m[unit]
+            cells = "".join(f"<td>{e(_fmt(v))}</td>" for v in _row(fig))
+            ok = "ok" if fig["difference"] == 0 else f"DIFF {e(_fmt(fig['difference']))}"
+            rows.append(f"<tr><td>{e(m['month'])}</td><td>{unit}</td>{cells}<td>{ok}</td>"
+                        f"<td>{m['contract_liability_yen']:,}</td></tr>")
+    head = "".join(f"<th>{c}</th>" for c in ("month", "measure", *COLUMNS, "identity", "contract liability ¥"))
+    exp = report["outstanding_by_expiry"]
+    exp_rows = "".join(f"<tr><td>{e(r['expires'])}</td><td>{e(_fmt(r['units']))}</td><td>{e(_fmt(r['yen']))}</td></tr>"
+                       for r in exp["rows"])
+    return (f"<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{e(report['program'])} liability</title>"
+            f"<h1>{e(report['program'])}: points liability {e(report['from'])} to {e(report['to'])}</h1>"
+            f"<p>{e(report['points_kind'])} {e(report['unit'])}; expected breakage {report['expected_breakage']:.1%}</p>"
+            f"<table border=\"1\"><tr>{head}</tr>{''.join(rows)}</table>"
+            f"<h2>Outstanding by expiry month at {e(exp['as_of'])}</h2>"
+            f"<table border=\"1\"><tr><th>expires</th><th>units</th><th>yen</th></tr>{exp_rows}</table></html>\n")

@@ -1,0 +1,128 @@
+"""`loyalty close` and `loyalty liability` (issue 22, docs/CONTRACT.md): the auditor's ledger.
+
+close: every member's happenings due up to --as-of booked into the ledger with no event, member by
+member (engine/run/close.py). liability: the month-by-month roll-forward of the units owed, in
+units and yen, with breakage and the contract liability (engine/run/liability.py).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from engine.shell.loading import load_or_exit
+
+_LANG = click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
+                     help="Language of the messages (default: from the locale)")
+
+
+def _fail(message: str, lang: Optional[str]) -> None:
+    from engine.format import i18n
+
+    click.echo(i18n.translate(message, i18n.resolve_lang(lang)), err=True)
+    sys.exit(1)
+
+
+def _open(program, db: Optional[str], command: str, lang: Optional[str]):
+    """The ledger named by --db (default loyalty-<program>.db); a SQLite file must exist already:
+    neither command creates a ledger."""
+    from engine.store import open_store
+    from engine.store.sqlite import StoreError
+
+    spec = db or f"loyalty-{program.id}.db"
+    if spec != ":memory:" and "://" not in spec and not Path(spec).is_file():
+        _fail(f"loyalty {command}: no ledger at {spec}", lang)
+    try:
+        return open_store(spec, program.id)
+    except (StoreError, ValueError) as exc:
+        _fail(f"loyalty {command}: {exc}", lang)
+
+
+@click.command("close")
+@click.argument("program_path", metavar="PROGRAM")
+@click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db) or postgresql://user@host:port/db")
+@click.option("--as-of", "as_of", required=True,
+              help="Close through this moment: ISO 8601 with offset, or a date (the end of that day)")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON")
+@_LANG
+def close_command(program_path: str, db: Optional[str], as_of: str, as_json: bool, lang: Optional[str]) -> None:
+    """Book every member's happenings due up to --as-of (expiries, birth-month bonuses, restores,
+    version switches) with no event needed. Idempotent; a rerun after a kill books the rest."""
+    from engine.run.close import close, close_time
+    from engine.store.sqlite import StoreError
+
+    program = load_or_exit(program_path)
+    try:
+        when = close_time(as_of, program)
+    except ValueError as exc:
+        _fail(f"--as-of: not an ISO 8601 time with offset, nor a date: {as_of!r} ({exc})", lang)
+    store = _open(program, db, "close", lang)
+    try:
+        result = close(program, store, when)
+    except StoreError as exc:
+        _fail(f"loyalty close: {exc}", lang)
+    finally:
+        try:
+            store.close()
+        except StoreError:
+            pass
+    answer = result.answer(program)
+    if as_json:
+        click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
+        return
+    note = "recorded" if answer["recorded"] else f"already closed through {answer['previous_close']}: not recorded again"
+    click.echo(f"{program.id}: closed through {answer['through']}: {answer['members']} member(s), "
+               f"{answer['members_booked']} with happenings booked, {answer['entries']} ledger entries, "
+               f"{answer['effects']} effects ({note})")
+
+
+@click.command("liability")
+@click.argument("program_path", metavar="PROGRAM")
+@click.option("--db", default=None, help="SQLite path (default loyalty-<program>.db) or postgresql://user@host:port/db")
+@click.option("--from", "start", required=True, help="First month: YYYY-MM (or a date in it)")
+@click.option("--to", "end", required=True, help="Last month: YYYY-MM (or a date in it)")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@click.option("--html", "html_out", default=None, metavar="OUT", help="Also write the report as an HTML page to OUT")
+@_LANG
+def liability_command(program_path: str, db: Optional[str], start: str, end: str, fmt: str,
+                      html_out: Optional[str], lang: Optional[str]) -> None:
+    """The points liability per month: opening, issued (earn, bonus, grant, migration), used,
+    restored, expired, voided, converted, closing, in units and yen; the roll-forward identity;
+    outstanding by expiry month; observed against expected breakage; the contract liability.
+    Exit 1 when the identity fails in a month (happenings due but not booked: run loyalty close)."""
+    from engine.run.liability import LiabilityError, as_csv, as_html, as_text, liability_report, month_range
+    from engine.store.sqlite import StoreError
+
+    program = load_or_exit(program_path)
+    try:
+        first, last = month_range(start, end)
+    except LiabilityError as exc:
+        _fail(str(exc), lang)
+    store = _open(program, db, "liability", lang)
+    try:
+        report = liability_report(program, store, first, last)
+    except (LiabilityError, StoreError) as exc:
+        _fail(f"loyalty liability: {exc}", lang)
+    finally:
+        try:
+            store.close()
+        except StoreError:
+            pass
+    if html_out:
+        try:
+            Path(html_out).write_text(as_html(report), encoding="utf-8")
+        except OSError as exc:
+            _fail(f"{html_out}: {exc.strerror}", lang)
+    if fmt == "json":
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        click.echo(as_csv(report), nl=False)
+    else:
+        click.echo(as_text(report))
+    sys.exit(0 if report["identity"] else 1)
+
+
+COMMANDS = [close_command, liability_command]
