@@ -17,7 +17,7 @@ from engine.model.errors import EventRejected
 from engine.model.events import BadEvent, decode_event, printable
 from engine.format.program import Program
 from engine.model.state import MemberState
-from engine.store.base import Store, StoreError
+from engine.store.base import RunStore, Store, StoreError
 
 BATCH = 1000  # events a transaction; a crash loses at most one uncommitted batch, replayed on rerun
 # Events a transaction of a replay into a shared store (PostgreSQL). The chunk's members stay locked
@@ -59,7 +59,7 @@ def event_digest(event) -> str:
 class Runner:
     """Applies events for one program to one store, keeping touched members' states in memory."""
 
-    def __init__(self, program: Program, store: Store, batch: Optional[int] = None):
+    def __init__(self, program: Program, store: RunStore, batch: Optional[int] = None):
         self.program = program
         self.store = store
         self.cache: dict[str, Optional[MemberState]] = {}
@@ -67,17 +67,14 @@ class Runner:
         # A shared store (PostgreSQL: other processes write the same ledger) cannot be cached across
         # transactions: a single event locks its member's row, re-loads it and commits at once; a
         # replay (``run``) locks and loads the members of a chunk of events, and commits the chunk.
-        self.shared = getattr(store, "shared", False)
+        self.shared = store.shared
         self.batch = batch if batch is not None else (SHARED_BATCH if self.shared else BATCH)
-        self._begin = getattr(store, "begin", None)
-        self._prefetch = getattr(store, "prefetch", None)
         # a store that can tell whether another process wrote since we last looked (SQLite)
-        self._changed_by_others = getattr(store, "changed_by_others", None)
-        self._lock_chunk = store.lock_chunk if self.shared and getattr(store, "chunks", False) else None
+        self._sees_writers = store.sees_writers
         self._chunked = False
 
     def state_of(self, member: str) -> Optional[MemberState]:
-        if self._changed_by_others is not None and self._changed_by_others():
+        if self._sees_writers and self.store.changed_by_others():
             self.cache.clear()   # another process committed since our last look: read again
         if member not in self.cache:
             self.cache[member] = self.store.load(member)
@@ -112,7 +109,7 @@ class Runner:
         self._apply_event(event, result)
 
     def _apply_event(self, event, result: RunResult) -> None:
-        if self._begin is not None and self._begin() and self.store.changed_by_others():
+        if self.store.begin() and self.store.changed_by_others():
             # SQLite: the write lock is taken before anything is read, so another process cannot
             # spend the same points between our read and our write (it waits for our commit);
             # states cached before the lock are read again if another process committed since.
@@ -153,7 +150,7 @@ class Runner:
         other store's next batch reads every member afresh under its own lock."""
         self.store.commit()
         self._pending = 0
-        if self._changed_by_others is None or len(self.cache) > CACHE_MEMBERS:
+        if not self._sees_writers or len(self.cache) > CACHE_MEMBERS:
             self.cache.clear()
 
     def run(self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None,
@@ -166,7 +163,7 @@ class Runner:
         that watches it line by line through ``progress``, engine/run/parallel.py); a new one by default.
         ``numbered``: ``lines`` are ``(line number, line)`` pairs (a part of a longer input, engine/run/cluster.py)."""
         result = result if result is not None else RunResult()
-        chunked = (self._prefetch is not None and not self.shared) or self._lock_chunk is not None
+        chunked = self.store.chunks
         chunk: list = []
         try:
             for n, raw in (lines if numbered else enumerate(lines, 1)):
@@ -205,9 +202,7 @@ class Runner:
         self.cache.clear()
         self._pending = 0
         try:
-            rollback = getattr(self.store, "rollback", None)
-            if rollback is not None:
-                rollback()
+            self.store.rollback()
         except StoreError:
             pass
 
@@ -218,12 +213,12 @@ class Runner:
                 decoded.append((n, raw if isinstance(raw, BadEvent) else decode_event(raw)))
             except BadEvent as bad:
                 decoded.append((n, bad))
-        if self._lock_chunk is not None:
+        if self.shared:
             self._run_shared_chunk(decoded, result, progress)
             return
-        if self._begin() and self.store.changed_by_others():
+        if self.store.begin() and self.store.changed_by_others():
             self.cache.clear()
-        self._prefetch([e.id for _, e in decoded if not isinstance(e, BadEvent)])
+        self.store.prefetch([e.id for _, e in decoded if not isinstance(e, BadEvent)])
         self._apply_chunk(decoded, result, progress)
 
     def _apply_chunk(self, decoded: list, result: RunResult, progress: Callable[[int], None] | None,
@@ -254,7 +249,7 @@ class Runner:
         store = self.store
         self.cache.clear()
         try:
-            self._lock_chunk([e for _, e in decoded if not isinstance(e, BadEvent)])
+            store.lock_chunk([e for _, e in decoded if not isinstance(e, BadEvent)])
             self._apply_chunk(decoded, result, progress, locked=True)
         except BaseException:
             self._chunked = False

@@ -13,6 +13,7 @@ from engine.model.errors import ProgramError
 from engine.format.loader import load_program
 from engine.format.program import Program
 from engine.shell.loading import load_or_exit
+from engine.store.base import Store
 
 
 def _program_files(paths: Iterable[str]) -> list[Path]:
@@ -103,8 +104,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
 
     lang = i18n.resolve_lang(lang)
     fmt = fmt or ("json" if as_json else "text")
-    from engine.store import open_store
-    from engine.store.sqlite import StoreError
+    from engine.store import StoreError, open_store, parse_db
 
     program = load_or_exit(program_path)
     if cluster and jobs > 1:
@@ -117,7 +117,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
         click.echo(i18n.translate(code, lang, path=events), err=True)
         sys.exit(1)
     spec = db or _default_db(program)
-    if jobs > 1 and spec == ":memory:":
+    if jobs > 1 and parse_db(spec).kind == "memory":
         click.echo("loyalty run: --jobs above 1 needs a ledger the worker processes share (a SQLite file or a "
                    "PostgreSQL URL): with --db :memory: the members would stay in the workers", err=True)
         sys.exit(1)
@@ -140,7 +140,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
     sys.exit(1 if result.rejected else 0)
 
 
-def _run_and_report(program: Program, store, events: str, as_of: Optional[str], jobs: int = 1,
+def _run_and_report(program: Program, store: Store, events: str, as_of: Optional[str], jobs: int = 1,
                     program_path: Optional[str] = None, spec: Optional[str] = None, lang: str = "en",
                     cluster: Optional[str] = None):
     from engine.shell.progress import count_lines, replay_progress
@@ -192,7 +192,7 @@ def _run_and_report(program: Program, store, events: str, as_of: Optional[str], 
         sys.exit(1)
     when = when or datetime.now(program.tz)
     effects = store.effects()
-    if jobs > 1 or cluster and getattr(store, "shared", False):
+    if jobs > 1 or cluster and store.shared:
         # workers wrote their members' effects as they went: back in the order of the lines
         from engine.run.parallel import effects_in_line_order
 
@@ -243,8 +243,7 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool, lang: 
     lang = i18n.resolve_lang(lang)
     from engine.shell.api import quote as quote_cart
     from engine.model.events import BadEvent, decode_cart
-    from engine.store import open_store
-    from engine.store.sqlite import StoreError
+    from engine.store import StoreError, open_store, parse_db
 
     program = load_or_exit(program_path)
     try:
@@ -257,10 +256,10 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool, lang: 
     except BadEvent as bad:
         click.echo(f"{cart}: event {bad.event_id or '?'}" + (f", field {bad.field}" if bad.field else "") + f": {bad.reason}", err=True)
         sys.exit(1)
-    path = db or _default_db(program)
+    spec = parse_db(db or _default_db(program))
     try:
         # a quote changes nothing: a ledger that does not exist yet is not created for it
-        store = open_store(path if path == ":memory:" or "://" in path or Path(path).exists() else ":memory:",
+        store = open_store(spec if spec.kind != "sqlite" or Path(spec.text).exists() else parse_db(":memory:"),
                            program.id)
     except (StoreError, ValueError) as exc:
         click.echo(str(exc), err=True)

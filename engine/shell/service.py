@@ -273,7 +273,7 @@ def _rollback(engine: Engine) -> None:
 
 def _forget_if_shared(engine: Engine, member: str) -> None:
     """On a shared store (PostgreSQL, other processes write it) read the member afresh."""
-    if getattr(engine.store, "shared", False):
+    if engine.store.shared:
         engine.runner.cache.pop(member, None)
 
 
@@ -469,20 +469,7 @@ def health(engine: Engine) -> bool:
 
 def schema_state(store: Any) -> tuple[bool, str]:
     """Whether the ledger's schema is the one this engine writes: (current, what was found)."""
-    if hasattr(store, "conn") and type(store).__name__ == "PostgresStore":
-        from engine.store.postgres import LATEST, schema_version
-
-        found = schema_version(store.conn)
-        return found == LATEST, f"PostgreSQL schema version {found}, this engine's {LATEST}"
-    if hasattr(store, "db") and type(store).__name__ == "SQLiteStore":
-        from engine.store.sqlite import SCHEMA_VERSION
-
-        row = store.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        columns = {r[1] for r in store.db.execute("PRAGMA table_info(events)")}
-        found = row[0] if row else "none"
-        ok = found == str(SCHEMA_VERSION) and {"digest", "body", "seq"} <= columns
-        return ok, f"SQLite schema version {found}, this engine's {SCHEMA_VERSION}" + ("" if ok else " (columns missing)")
-    return True, f"{type(store).__name__}: no schema"
+    return store.schema_state()
 
 
 def readiness(engine: Engine) -> dict:

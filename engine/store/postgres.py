@@ -54,8 +54,7 @@ from typing import Iterator, Optional
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import wall_clock
-from engine.store.sqlite import StoreError
+from engine.store.base import Store, StoreError, wall_clock
 
 # (version, name, statements). Append only: a released migration is never edited.
 MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
@@ -222,7 +221,7 @@ class _Chunk:
         return row[0] if row is not None else None
 
 
-class PostgresStore:
+class PostgresStore(Store):
     # Other processes write this ledger too: the runner locks and re-loads the members of each
     # transaction (``lock``, ``lock_chunk``) instead of trusting states cached across transactions.
     shared = True
@@ -549,6 +548,10 @@ class PostgresStore:
             self.commit()
         finally:
             self.conn.close()
+
+    def schema_state(self) -> tuple[bool, str]:
+        found = schema_version(self.conn)
+        return found == LATEST, f"PostgreSQL schema version {found}, this engine's {LATEST}"
 
     # -- the Store interface --------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import StoreError, wall_clock
+from engine.store.base import Store, StoreError, wall_clock
 
 SCHEMA_VERSION = 2   # 2: ledger.booked_at and the closes table (issue 22)
 _DDL = """
@@ -78,7 +78,12 @@ def _guarded(method):
     return call
 
 
-class SQLiteStore:
+class SQLiteStore(Store):
+    # One writer at a time: a replay goes in chunks under the write lock, the chunk's ids looked up
+    # at once (``begin``, ``prefetch``); data_version tells when another process wrote (``changed_by_others``).
+    chunks = True
+    sees_writers = True
+
     def __init__(self, path: str, program_id: str):
         self.path = path
         try:
@@ -363,6 +368,16 @@ class SQLiteStore:
             self.commit()
         finally:
             self.db.close()
+
+    def schema_state(self) -> tuple[bool, str]:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(events)")}
+        found = row[0] if row else "none"
+        ok = found == str(SCHEMA_VERSION) and {"digest", "body", "seq"} <= columns
+        return ok, f"SQLite schema version {found}, this engine's {SCHEMA_VERSION}" + ("" if ok else " (columns missing)")
+
+    def event_types(self) -> dict[str, tuple[str, str]]:
+        return {i: (t or "", a or "") for i, t, a in self.db.execute("SELECT id, type, at FROM events WHERE status='applied'")}
 
 
 for _name, _method in list(vars(SQLiteStore).items()):

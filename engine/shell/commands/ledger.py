@@ -29,11 +29,10 @@ def _fail(message: str, lang: Optional[str]) -> None:
 def _open(program, db: Optional[str], command: str, lang: Optional[str]):
     """The ledger named by --db (default loyalty-<program>.db); a SQLite file must exist already:
     neither command creates a ledger."""
-    from engine.store import open_store
-    from engine.store.sqlite import StoreError
+    from engine.store import StoreError, open_store, parse_db
 
     spec = db or f"loyalty-{program.id}.db"
-    if spec != ":memory:" and "://" not in spec and not Path(spec).is_file():
+    if parse_db(spec).missing():
         _fail(f"loyalty {command}: no ledger at {spec}", lang)
     try:
         return open_store(spec, program.id)
