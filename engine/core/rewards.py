@@ -3,6 +3,7 @@ deadline before a scheduled delivery."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any, Optional, Protocol, Sequence
 
 import msgspec
 
@@ -16,19 +17,27 @@ from engine.format.program import Version
 
 class ExchangePlan(msgspec.Struct, gc=False):
     units: int = 0
-    rewards: list = []     # (reward id, qty, units)
-    fees: list = []        # Fee
-    errors: list = []      # (field, reason, rule)
-    rules: list = []
+    rewards: list[tuple[str, int, int]] = []     # (reward id, qty, units)
+    fees: list[Fee] = []
+    errors: list[tuple[str, str, Optional[str]]] = []      # (field, reason, rule)
+    rules: list[str] = []
+
+
+class Requested(Protocol):
+    """A reward asked for: a cart's exchange, or one deferred from an earlier delivery."""
+    @property
+    def reward(self) -> str: ...
+    @property
+    def qty(self) -> int: ...
 
 
 class DeadlineCheck(msgspec.Struct, frozen=True, gc=False):
     last_day: date
     late: bool
     rule: str
-    applies_to: frozenset
+    applies_to: frozenset[str]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"last_day": self.last_day.isoformat(), "late": self.late, "rule": self.rule,
                 "applies_to": "next_delivery" if self.late else "this_delivery"}
 
@@ -54,7 +63,7 @@ def check_deadlines(version: Version, cart: OrderPlaced, today: date) -> tuple[D
     return tuple(checks)
 
 
-def plan_exchange(version: Version, cart: OrderPlaced, exchanges, items_ex_tax: int, items_incl_tax: int) -> ExchangePlan:
+def plan_exchange(version: Version, cart: OrderPlaced, exchanges: Sequence[Requested], items_ex_tax: int, items_incl_tax: int) -> ExchangePlan:
     plan = ExchangePlan()
     if not exchanges:
         return plan

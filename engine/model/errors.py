@@ -51,7 +51,7 @@ class EventRejected(Exception):
         self.field = field
         self.rule = rule
         self.code = code          # the reason by code (engine/format/messages.py), filled in with args
-        self.args = dict(args or {})
+        self.arguments = dict(args or {})   # (not ``args``: Exception.__init__ sets that to its own)
         super().__init__(reason)
 
     def describe(self, event_id: str | None) -> str:
