@@ -121,7 +121,8 @@ def chunks(lines: Iterable[bytes | str | BadEvent], partitions: int, chunk_lines
     chunk has that id, else to partition 0. A chunk ends early before a line whose event id the
     chunk already holds under another partition."""
     new = lambda: Chunk([Part() for _ in range(partitions)])
-    chunk, owner = new(), {}
+    chunk = new()
+    owner: dict[Optional[str], int] = {}    # event id -> its partition in this chunk (None: no id)
     errors = (msgspec.DecodeError, RecursionError)
     for n, raw in enumerate(lines, 1):
         if isinstance(raw, BadEvent):
@@ -392,7 +393,7 @@ def _seed_and_submit(client, submit, store: Store, chunk: Chunk, previous, text,
                 elif op[1] is not None:
                     refused.setdefault(op[1], (op[4], op[3]))
     store.begin()        # SQLite: the write lock, held until this chunk's predecessor is written
-    futures = []
+    futures: list[Any] = []
     for part in chunk.parts:
         if not part.lines:
             futures.append(None)
@@ -420,7 +421,7 @@ def _records(chunk: Chunk, outs) -> Iterator[tuple]:
     """Every part's tagged outcomes, and the reader's refusals, in line order."""
     streams = [out for out in outs if out]
     if chunk.bad:
-        bad = []
+        bad: list[tuple] = []
         for n, b in chunk.bad:
             refusal = refusal_of_line(b, n)
             bad.append((n, [], [], [refusal], [], [("reject", refusal["event"], None, refusal["reason"], None)]))

@@ -176,10 +176,12 @@ def _read_keys(lines: Iterable[bytes | str]) -> _Keys:
                 if eid is not None:
                     loose.append((len(raws), eid))
             else:
-                m = member_index.get(member)
-                if m is None:
+                known = member_index.get(member)
+                if known is None:
                     m = member_index[member] = len(up)
                     up.append(m)
+                else:
+                    m = known
                 if eid is not None:
                     owner = id_owner.setdefault(eid, m)
                     if owner != m:
@@ -456,7 +458,8 @@ class _LineTags:
         self.k, self.done = k, done
         self.result = RunResult()
         self.at = [array("L"), array("L"), array("L"), array("L")]   # each item's line, per list below
-        self.lists = (self.result.applied, self.result.skipped, self.result.rejected, self.result.effects)
+        self.lists: tuple[list[Any], ...] = (self.result.applied, self.result.skipped, self.result.rejected,
+                                             self.result.effects)
         self.seen = [0, 0, 0, 0]
         self.ticks = 0
 
@@ -480,9 +483,9 @@ class _LineTags:
 
 def _merge(parts: list[tuple]) -> RunResult:
     result = RunResult()
-    lists = (result.applied, result.skipped, result.rejected, result.effects)
+    lists: tuple[list[Any], ...] = (result.applied, result.skipped, result.rejected, result.effects)
     for j, out in enumerate(lists):
-        tagged = []
+        tagged: list[tuple[int, Any]] = []
         for part in parts:
             numbers = array("L")
             numbers.frombytes(part[4][j])

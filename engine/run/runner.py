@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Union, cast
 
 import msgspec
 
@@ -34,6 +34,9 @@ class RunResult:
     rejected: list[dict] = field(default_factory=list)
     effects: list = field(default_factory=list)
 
+
+# A line of input as the runner takes it: JSON text, or a BadEvent the reader refused (engine/run/lines.py)
+_Line = Union[bytes, str, BadEvent]
 
 # An applied event's body as the ledger keeps it (a past view decodes and replays it, engine/run/report.py)
 _encode_body = msgspec.json.Encoder().encode
@@ -153,7 +156,7 @@ class Runner:
         if not self._sees_writers or len(self.cache) > CACHE_MEMBERS:
             self.cache.clear()
 
-    def run(self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None,
+    def run(self, lines: Iterable[Any], progress: Callable[[int], None] | None = None,
             result: Optional[RunResult] = None, numbered: bool = False) -> RunResult:
         """Apply a stream. A store with one writer per transaction (SQLite) gets the stream in
         chunks of ``batch`` lines: one transaction a chunk, and the ids of the chunk looked up in one
@@ -161,12 +164,14 @@ class Runner:
         chunk's members at once (PostgreSQL) gets it in chunks too: one transaction a chunk, its
         members locked together (``_run_shared_chunk``). ``result``: the RunResult to fill (a caller
         that watches it line by line through ``progress``, engine/run/parallel.py); a new one by default.
-        ``numbered``: ``lines`` are ``(line number, line)`` pairs (a part of a longer input, engine/run/cluster.py)."""
+        ``lines``: bytes or str (or a BadEvent the reader refused, engine/run/lines.py), or with
+        ``numbered`` ``(line number, line)`` pairs (a part of a longer input, engine/run/cluster.py)."""
         result = result if result is not None else RunResult()
         chunked = self.store.chunks
         chunk: list = []
         try:
-            for n, raw in (lines if numbered else enumerate(lines, 1)):
+            pairs = cast(Iterable[tuple[int, _Line]], lines) if numbered else enumerate(cast(Iterable[_Line], lines), 1)
+            for n, raw in pairs:
                 if isinstance(raw, (bytes, str)) and not raw.strip():
                     continue
                 if not chunked:

@@ -264,11 +264,11 @@ class SQLiteStore(Store):
         self._known: dict[str, tuple] = {}     # prefetched rows of this transaction's events
         self._looked_up: set[str] = set()
         self._refused_now: set[str] = set()
-        self._applied_now = set()
-        self._event_rows = []
-        self._dirty = {}
-        self._ledger_rows = []
-        self._effect_rows = []
+        self._applied_now: set[str] = set()
+        self._event_rows: list[tuple] = []         # (id, member, type, at, body, seq) of the applied events
+        self._dirty: dict[str, MemberState] = {}   # members' new states
+        self._ledger_rows: list[tuple] = []
+        self._effect_rows: list[tuple] = []
 
     def reject(self, event_id, member, reason, digest=None) -> None:
         if event_id is None:
@@ -329,9 +329,12 @@ class SQLiteStore(Store):
         return row[0] if row else None
 
     def _store_last(self) -> None:
+        last = self._last
+        if last is None:
+            return
         row = self.db.execute("SELECT value FROM meta WHERE key='last_at'").fetchone()
-        if row is None or datetime.fromisoformat(row[0]) < self._last:
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_at', ?)", (self._last.isoformat(),))
+        if row is None or datetime.fromisoformat(row[0]) < last:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_at', ?)", (last.isoformat(),))
 
     def _failed(self) -> None:
         """After an error SQLite may have rolled the transaction back itself (a full disk does):
