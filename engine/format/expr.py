@@ -22,7 +22,7 @@ import copy
 import math
 import warnings
 from fractions import Fraction
-from typing import Any
+from typing import Any, Optional, cast
 
 from engine.model.errors import EventRejected, Pos, ProgramError
 from engine.format.messages import problem, rejected
@@ -178,7 +178,7 @@ class _Rewrite(ast.NodeTransformer):
         return node
 
     @staticmethod
-    def _decimal(node: ast.AST) -> ast.AST:
+    def _decimal(node: ast.expr) -> ast.AST:
         call = ast.Call(func=ast.Name(id="_dec", ctx=ast.Load()), args=[node], keywords=[])
         return ast.copy_location(call, node)
 
@@ -186,7 +186,7 @@ class _Rewrite(ast.NodeTransformer):
         return node if node.id in FUNCTIONS else self._decimal(node)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
-        node.args = [self.visit(a) for a in node.args]   # the function's name stays a name
+        node.args = [cast(ast.expr, self.visit(a)) for a in node.args]   # the function's name stays a name
         return node
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
@@ -275,8 +275,8 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
                 raise fail("expr.percent_format", node)
     constant_failure = _constant_failure(tree, parents)
     if constant_failure is not None:
-        node, exc = constant_failure
-        raise fail("expr.always_fails", node, part=repr(ast.unparse(node)), error=f"{type(exc).__name__}: {exc}")
+        failing, error = constant_failure
+        raise fail("expr.always_fails", failing, part=repr(ast.unparse(failing)), error=f"{type(error).__name__}: {error}")
     rewrite = _Rewrite()
     tree = ast.fix_missing_locations(rewrite.visit(tree))
     with warnings.catch_warnings():   # Python's "perhaps you missed a comma?" is no message for a marketer
@@ -291,12 +291,13 @@ def _constant_failure(tree: ast.Expression, parents: dict) -> tuple[ast.AST, Exc
     part is evaluated here, in the sandbox, once (its operations are checked as at run time)."""
     reads = {node for node in ast.walk(tree) if isinstance(node, ast.Name) and not (
         isinstance(parents.get(node), ast.Call) and parents[node].func is node)}
-    tainted: set = set()
-    for node in reads:   # every ancestor of a name depends on the event
-        while node is not None and node not in tainted:
-            tainted.add(node)
-            node = parents.get(node)
-    todo = [tree.body]
+    tainted: set[ast.AST] = set()
+    for name in reads:   # every ancestor of a name depends on the event
+        at: Optional[ast.AST] = name
+        while at is not None and at not in tainted:
+            tainted.add(at)
+            at = parents.get(at)
+    todo: list[ast.AST] = [tree.body]
     while todo:   # largest parts first; a part that answers is not looked into (0 and 1/0 is fine)
         node = todo.pop(0)
         if node in tainted or not isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Subscript,

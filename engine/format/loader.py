@@ -14,7 +14,7 @@ import re
 from datetime import date
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, get_args, get_type_hints
+from typing import Any, Optional, get_args, get_type_hints, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
@@ -74,10 +74,12 @@ def _field(path: tuple) -> str:
     return ".".join(str(p) for p in path) or "(top)"
 
 
-def _non_finite(data: Any, positions: yamlpos.Positions) -> tuple[list[Problem], set[tuple]]:
+def _non_finite(data: Any, positions: yamlpos.Where) -> tuple[list[Problem], set[tuple]]:
     """Every number in a program must be finite: .nan passes every bound (each comparison with it
     is false) and .inf has no decimal value. Returns the problems and their paths."""
-    problems, paths, todo = [], set(), [((), data)]
+    problems: list[Problem] = []
+    paths: set[tuple] = set()
+    todo: list[tuple[tuple, Any]] = [((), data)]
     while todo:   # no recursion: the YAML's depth is bounded by the loader, not by Python's stack
         path, value = todo.pop()
         if isinstance(value, dict):
@@ -91,7 +93,7 @@ def _non_finite(data: Any, positions: yamlpos.Positions) -> tuple[list[Problem],
     return problems, paths
 
 
-def _schema_problems(data: Any, positions: yamlpos.Positions) -> list[Problem]:
+def _schema_problems(data: Any, positions: yamlpos.Where) -> list[Problem]:
     problems, skip = _non_finite(data, positions)
     for error in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         if tuple(error.absolute_path) in skip:
@@ -128,7 +130,8 @@ def _slip_hint(error, value: Any):
         return ("hint.number_commas", {"n": value.strip().replace(",", "")})
     percent = None
     if isinstance(value, str) and _PERCENT.fullmatch(value.strip()):
-        percent = _PERCENT.fullmatch(value.strip()).group(1)
+        found = _PERCENT.fullmatch(value.strip())
+        percent = found.group(1) if found else None
     elif (error.validator in ("maximum", "exclusiveMaximum") and error.validator_value == 1
           and isinstance(value, (int, float)) and not isinstance(value, bool) and 1 < value <= 100):
         percent = f"{value:g}"
@@ -183,7 +186,7 @@ def _schema_problem(error, pos: Pos, field: str) -> Problem:
 class _Compiler:
     """Builds model objects from schema-valid data, collecting semantic problems."""
 
-    def __init__(self, filename: str, positions: yamlpos.Positions, rules: dict):
+    def __init__(self, filename: str, positions: yamlpos.Where, rules: dict):
         self.filename = filename
         self.positions = positions
         self.rules = rules
@@ -195,8 +198,10 @@ class _Compiler:
     def pos(self, path: tuple) -> Pos:
         return self.positions.at(path)
 
-    def problem(self, path: tuple, code: str, hint=None, key: bool = False, **args) -> None:
-        self.problems.append(problem(self.positions.at(path, key=key), code, hint, **args))
+    def problem(self, path: tuple, code: str, hint: Optional[tuple[str, dict]] = None, at_key: bool = False,
+                **args: Any) -> None:
+        """A problem at ``path`` (``at_key``: at the key's position rather than its value's)."""
+        self.problems.append(problem(self.positions.at(path, key=at_key), code, hint, **args))
 
     def rule(self, node: dict, path: tuple) -> str:
         rule_id = node["rule_id"]
@@ -243,6 +248,18 @@ class _Compiler:
                             f"values.no_{kind}", _names_hint(near, kind, values), what=what, value=key))
 
     @staticmethod
+    @overload
+    def period(node: dict) -> Period: ...
+
+    @staticmethod
+    @overload
+    def period(node: None) -> None: ...
+
+    @staticmethod
+    @overload
+    def period(node: dict | None) -> Period | None: ...
+
+    @staticmethod
     def period(node: dict | None) -> Period | None:
         if node is None:
             return None
@@ -265,7 +282,7 @@ class _Compiler:
     def tiers(self, node: dict | None, path: tuple) -> Tiers | None:
         if node is None:
             return None
-        levels = []
+        levels: list[TierLevel] = []
         seen: set[str] = set()
         for i, level in enumerate(node["levels"]):
             lpath = path + ("levels", i)
@@ -293,7 +310,8 @@ class _Compiler:
             if valid_from and valid_until and valid_until < valid_from:
                 self.problem(rpath + ("until",), "rates.until_before_from", until=valid_until, since=valid_from)
             rate = row.get("rate")
-            flat, by, values, bands = None, None, {}, ()
+            flat, by, values = None, None, {}
+            bands: tuple[tuple[Any, Fraction], ...] = ()
             if rate is None:   # a campaign row: multiply / add what the rows below give
                 if i == len(node["rates"]) - 1:
                     self.problem(rpath, "rates.campaign_last_row", ("hint.campaign_above", {}))
@@ -631,7 +649,9 @@ def _inherit(versions: list[dict]) -> list[tuple[dict, dict, list, list]]:
     written there (_merge). Returns (merged, source paths, changed paths, problems) per version:
     the source paths map a path in the version (a tuple, its first part the section) to the path
     it was written at, the longest known part of a path deciding."""
-    merged_list, prev, prev_src = [], {}, {}
+    merged_list: list[tuple[dict, dict, list, list]] = []
+    prev: dict = {}
+    prev_src: dict = {}
     for i, node in enumerate(versions):
         merged, src = dict(prev), dict(prev_src)
         changed: list = []

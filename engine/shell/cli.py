@@ -140,9 +140,8 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
     sys.exit(1 if result.rejected else 0)
 
 
-def _run_and_report(program: Program, store: Store, events: str, as_of: Optional[str], jobs: int = 1,
-                    program_path: Optional[str] = None, spec: Optional[str] = None, lang: str = "en",
-                    cluster: Optional[str] = None):
+def _run_and_report(program: Program, store: Store, events: str, as_of: Optional[str], jobs: int,
+                    program_path: str, spec: str, lang: str = "en", cluster: Optional[str] = None):
     from engine.shell.progress import count_lines, replay_progress
     from engine.run.report import PastViewUnavailable, ledger_report
     from engine.run.runner import Runner, parse_as_of

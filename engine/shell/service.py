@@ -384,11 +384,11 @@ def quote_body(engine: Engine, body: bytes) -> tuple[int, dict, Optional[str]]:
         break
     metrics.QUOTE_SECONDS.observe(time.perf_counter() - started)
     if fault is not None or out is None:
-        exc = fault or RuntimeError("no quote")
-        log.error("engine failure quoting cart %s", cart.id, exc_info=(type(exc), exc, exc.__traceback__))
-        detail = str(exc)[:200]
+        failure = fault or RuntimeError("no quote")
+        log.error("engine failure quoting cart %s", cart.id, exc_info=(type(failure), failure, failure.__traceback__))
+        detail = str(failure)[:200]
         return 422, {"errors": [{"field": None, "rule": None, "reason": f"event {cart.id}: the engine could not price "
-                                 f"this cart ({type(exc).__name__}" + (f": {detail}" if detail else "") + ")"}]}, cart.member
+                                 f"this cart ({type(failure).__name__}" + (f": {detail}" if detail else "") + ")"}]}, cart.member
     return (200 if "totals" in out else 422), out, cart.member
 
 
@@ -859,7 +859,7 @@ def _outcome_of(status: int) -> str:
 
 # --- the app ---------------------------------------------------------------------------------------
 
-def _note_events(scope: dict, status: int, answer: dict, members: list[str]) -> None:
+def _note_events(scope: Any, status: int, answer: dict, members: list[str]) -> None:
     """What the access line of an events request says: members, count, outcome, refusal codes."""
     scope["loyalty.members"] = members
     rejected = answer.get("rejected", ())

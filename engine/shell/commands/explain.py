@@ -205,7 +205,7 @@ class Story:
     def origins(self) -> list[Origin]:
         origins: dict[str, Origin] = {}
         # a part split off a lot keeps the lot's source, rule, kind and grant time
-        key_of = {}
+        key_of: dict[tuple, str] = {}   # (source, rule, kind, granted at, order) -> the first lot made so
         for e in self.entries:
             if e.from_state is None:
                 lot = self.lots.get(e.lot)
