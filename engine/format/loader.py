@@ -331,7 +331,7 @@ class _Compiler:
                             near = difflib.get_close_matches(key, tier_ids, n=1)
                             self.problem(rpath + ("rate", "values", key), "rates.unknown_tier",
                                          near_hint(near, ("hint.tiers_are", {"names": ", ".join(tier_ids)})),
-                                         key=True, tier=key)
+                                         at_key=True, tier=key)
                     # A row without a tier's rate lets that tier fall through to the next row;
                     # the last row has nothing to fall to, so it must cover every tier.
                     if i == len(node["rates"]) - 1:
@@ -502,61 +502,20 @@ class _Compiler:
         """A ladder of levels (engine/core/ladder.py): steps, pause and cancel policy, gifts."""
         if node is None:
             return None
-        levels, seen = [], set()
         gifts_node = node.get("gifts")
-
-        def gift_list(items: list, gpath: tuple) -> tuple:
-            numbers = [g["number"] for g in items]
-            for i, n in enumerate(numbers):
-                if n in numbers[:i]:
-                    self.problem(gpath + (i, "number"), "ladder.gift_twice", n=n)
-                after = items[i].get("after_gift")
-                if after is not None and after not in numbers[:i]:
-                    self.problem(gpath + (i, "after_gift"), "ladder.gift_after", n=n, after=after)
-            return tuple(LadderGift(g["number"], g["after_months"], self.pos(gpath + (i,)), g.get("after_gift"))
-                         for i, g in enumerate(items))
-
-        default_gifts = gift_list(gifts_node["schedule"], path + ("gifts", "schedule")) if gifts_node else ()
+        default_gifts = self._ladder_gifts(gifts_node["schedule"], path + ("gifts", "schedule")) if gifts_node else ()
+        levels: list[LadderLevel] = []
+        seen: set[str] = set()
         count = len(node["levels"])
         for i, lv in enumerate(node["levels"]):
             lpath = path + ("levels", i)
             if lv["id"] in seen:
                 self.problem(lpath + ("id",), "ladder.level_twice", level=lv['id'])
             seen.add(lv["id"])
-            steps = {}
-            for key in ("up", "again"):
-                st = lv.get(key)
-                steps[key] = LadderStep(self.rule(st, lpath + (key,)), self.pos(lpath + (key,)), st.get("months", 0),
-                                        st.get("amount", 0), st.get("combine", "all")) if st else None
-            if steps["up"] is not None and i == count - 1:
-                self.problem(lpath + ("up",), "ladder.top_up",
-                             ("hint.use_again", {}), level=lv['id'])
-            if steps["up"] is None and i < count - 1:
-                self.problem(lpath, "ladder.needs_up", level=lv['id'])
-            if steps["again"] is not None and i < count - 1:
-                self.problem(lpath + ("again",), "ladder.again_top_only")
-            own = lv.get("gifts", True)
-            if isinstance(own, list):
-                gifts = gift_list(own, lpath + ("gifts",))
-            else:
-                gifts = default_gifts if own else ()
-            if gifts and not gifts_node:
-                self.problem(lpath + ("gifts",), "ladder.gifts_need_section")
-            levels.append(LadderLevel(lv["id"], self.pos(lpath), steps["up"], steps["again"], gifts))
-        ids = [lv.id for lv in levels]
+            levels.append(self._ladder_level(lv, lpath, i == count - 1, default_gifts, gifts_node is not None))
         cancel = node.get("cancel") or {}
-        reset_to = cancel.get("reset_to", ids[0] if ids else "")
-        if ids and reset_to not in ids:
-            near = difflib.get_close_matches(reset_to, ids, n=1)
-            self.problem(path + ("cancel", "reset_to"), "ladder.unknown_level",
-                         near_hint(near, ("hint.levels_are", {"names": ", ".join(ids)})), level=reset_to)
-        notice = None
-        if gifts_node and "notice" in gifts_node:
-            nn = gifts_node["notice"]
-            notice = LadderNotice(self.rule(nn, path + ("gifts", "notice")), self.pos(path + ("gifts", "notice")),
-                                  nn.get("of_number", 1), nn.get("months_before", 1))
-            if notice.of_number not in {g.number for g in default_gifts}:
-                self.problem(path + ("gifts", "notice", "of_number"), "ladder.no_gift_number", n=notice.of_number)
+        reset_to = self._ladder_reset_to(cancel, path, [lv.id for lv in levels])
+        notice = self._ladder_notice(gifts_node, path, default_gifts)
         enrol = node.get("enrol") or {}
         opt_out = (self.expr(enrol["opt_out_when"], path + ("enrol", "opt_out_when"), frozenset({"attributes"}),
                              "opt_out_when", enrol["rule_id"]) if "opt_out_when" in enrol else None)
@@ -584,6 +543,64 @@ class _Compiler:
             notice=notice,
             defer_rule=self.rule(during, path + ("gifts", "during_pause")) if during else None,
         )
+
+    def _ladder_gifts(self, items: list, gpath: tuple) -> tuple[LadderGift, ...]:
+        """A gift schedule: each number once, a gift that follows another after it."""
+        numbers = [g["number"] for g in items]
+        for i, n in enumerate(numbers):
+            if n in numbers[:i]:
+                self.problem(gpath + (i, "number"), "ladder.gift_twice", n=n)
+            after = items[i].get("after_gift")
+            if after is not None and after not in numbers[:i]:
+                self.problem(gpath + (i, "after_gift"), "ladder.gift_after", n=n, after=after)
+        return tuple(LadderGift(g["number"], g["after_months"], self.pos(gpath + (i,)), g.get("after_gift"))
+                     for i, g in enumerate(items))
+
+    def _ladder_level(self, lv: dict, lpath: tuple, top: bool, default_gifts: tuple[LadderGift, ...],
+                      has_gifts: bool) -> LadderLevel:
+        """One level: its steps (``up`` to the next level, ``again`` on the top one) and its gifts
+        (its own schedule, the ladder's, or none)."""
+        steps: dict[str, LadderStep | None] = {}
+        for key in ("up", "again"):
+            st = lv.get(key)
+            steps[key] = LadderStep(self.rule(st, lpath + (key,)), self.pos(lpath + (key,)), st.get("months", 0),
+                                    st.get("amount", 0), st.get("combine", "all")) if st else None
+        if steps["up"] is not None and top:
+            self.problem(lpath + ("up",), "ladder.top_up",
+                         ("hint.use_again", {}), level=lv['id'])
+        if steps["up"] is None and not top:
+            self.problem(lpath, "ladder.needs_up", level=lv['id'])
+        if steps["again"] is not None and not top:
+            self.problem(lpath + ("again",), "ladder.again_top_only")
+        own = lv.get("gifts", True)
+        if isinstance(own, list):
+            gifts = self._ladder_gifts(own, lpath + ("gifts",))
+        else:
+            gifts = default_gifts if own else ()
+        if gifts and not has_gifts:
+            self.problem(lpath + ("gifts",), "ladder.gifts_need_section")
+        return LadderLevel(lv["id"], self.pos(lpath), steps["up"], steps["again"], gifts)
+
+    def _ladder_reset_to(self, cancel: dict, path: tuple, ids: list[str]) -> str:
+        """The level a cancellation resets to (default: the first), which must be a level."""
+        reset_to: str = cancel.get("reset_to", ids[0] if ids else "")
+        if ids and reset_to not in ids:
+            near = difflib.get_close_matches(reset_to, ids, n=1)
+            self.problem(path + ("cancel", "reset_to"), "ladder.unknown_level",
+                         near_hint(near, ("hint.levels_are", {"names": ", ".join(ids)})), level=reset_to)
+        return reset_to
+
+    def _ladder_notice(self, gifts_node: dict | None, path: tuple,
+                       default_gifts: tuple[LadderGift, ...]) -> LadderNotice | None:
+        """The notice sent ahead of one gift of the ladder's schedule, if the gifts section has one."""
+        if not gifts_node or "notice" not in gifts_node:
+            return None
+        nn = gifts_node["notice"]
+        notice = LadderNotice(self.rule(nn, path + ("gifts", "notice")), self.pos(path + ("gifts", "notice")),
+                              nn.get("of_number", 1), nn.get("months_before", 1))
+        if notice.of_number not in {g.number for g in default_gifts}:
+            self.problem(path + ("gifts", "notice", "of_number"), "ladder.no_gift_number", n=notice.of_number)
+        return notice
 
     def version(self, node: dict, path: tuple, tz: ZoneInfo, index: int = 0) -> Version:
         effective = date.fromisoformat(node["effective_from"])
