@@ -22,7 +22,7 @@ import copy
 import math
 import warnings
 from fractions import Fraction
-from typing import Any, Optional, cast
+from typing import Any, Callable, Optional, cast
 
 from engine.model.errors import EventRejected, Pos, ProgramError
 from engine.format.messages import problem, rejected
@@ -206,13 +206,14 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
                  rule: str | None = None) -> Expr:
     """Check and compile ``source``; raises ProgramError naming ``pos`` (shifted to the column)."""
 
-    parents: dict = {}
+    parents: dict[ast.AST, ast.AST] = {}
+    lead = 0
 
-    def fail(code: str, at: ast.AST | None = None, **args) -> ProgramError:
+    def fail(code: str, at: ast.AST | None = None, **args: Any) -> ProgramError:
         # operators (ast.Pow, ast.And ...) carry no column: point at the expression they belong to
         while at is not None and not hasattr(at, "col_offset"):
             at = parents.get(at)
-        col = pos.col + lead + (at.col_offset if at is not None else 0)
+        col = pos.col + lead + (getattr(at, "col_offset", 0) if at is not None else 0)
         return ProgramError([problem(Pos(pos.file, pos.line, col), code, what=what, **args)])
 
     if isinstance(source, bool) or not isinstance(source, (str, int, float)):
@@ -220,7 +221,6 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
     source = str(source)
     if len(source) > MAX_SOURCE:
         raise fail("expr.too_long", n=MAX_SOURCE)
-    lead = 0
     try:
         lead = len(source) - len(source.lstrip())
         tree = ast.parse(source.strip(), mode="eval")
@@ -230,49 +230,10 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
                                     detail=exc.msg)]) from None
     except (ValueError, RecursionError, MemoryError):
         raise fail("expr.unparsable", source=repr(source)) from None
+    _link_parents(tree, parents, fail)
     used: set[str] = set()
-    depth = {tree: 0}
-    for node in ast.walk(tree):   # breadth first, no recursion
-        for child in ast.iter_child_nodes(node):
-            parents[child] = node
-            depth[child] = depth[node] + 1
-            if depth[child] > MAX_DEPTH:
-                raise fail("expr.too_deep", n=MAX_DEPTH)
     for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED):
-            raise fail("expr.not_allowed", node, node=type(node).__name__)
-        if isinstance(node, ast.Name):
-            if node.id.startswith("_"):
-                raise fail("expr.private_name", node, name=node.id)
-            if node.id not in allowed and node.id not in FUNCTIONS:
-                from difflib import get_close_matches
-
-                near = get_close_matches(node.id, sorted(allowed), n=1)
-                # YAML and JSON spell the constants in lower case; expressions write them as Python does
-                constant = {"true": "True", "false": "False", "null": "None", "none": "None"}.get(node.id.lower())
-                if constant:
-                    raise fail("expr.unknown_name_constant", node, name=node.id, constant=constant)
-                if near:
-                    raise fail("expr.unknown_name_near", node, name=node.id, near=near[0])
-                raise fail("expr.unknown_name", node, name=node.id, names=", ".join(sorted(allowed)))
-            used.add(node.id)
-        elif isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
-                raise fail("expr.call", node)
-            least, most = ARITY[node.func.id]
-            if not least <= len(node.args) <= most:
-                count = f"{least}" if least == most else f"{least} to {most}"
-                raise fail("expr.arity", node, func=node.func.id, count=count, got=len(node.args))
-        elif isinstance(node, ast.Constant):
-            if isinstance(node.value, str) and len(node.value) > MAX_STRING:
-                raise fail("expr.long_text", node, n=MAX_STRING)
-            if not isinstance(node.value, (str, int, float, bool, type(None))):
-                raise fail("expr.constant", node)
-            if isinstance(node.value, float) and not math.isfinite(node.value):
-                raise fail("expr.huge_number", node, source=repr(source))
-            if isinstance(node.value, str) and isinstance(parents.get(node), ast.BinOp) \
-                    and isinstance(parents[node].op, ast.Mod) and parents[node].left is node:
-                raise fail("expr.percent_format", node)
+        _check_node(node, allowed, parents, source, used, fail)
     constant_failure = _constant_failure(tree, parents)
     if constant_failure is not None:
         failing, error = constant_failure
@@ -283,6 +244,66 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
         warnings.simplefilter("ignore", SyntaxWarning)
         code = compile(tree, f"<{pos}>", "eval")
     return Expr(source, pos, frozenset(used), code, rewrite.consts, rule)
+
+
+_Fail = Callable[..., ProgramError]   # compile_expr's fail(code, node, **args): the problem at the node
+
+
+def _link_parents(tree: ast.AST, parents: dict[ast.AST, ast.AST], fail: _Fail) -> None:
+    """Each node's parent, breadth first (no recursion); too deep a tree is refused."""
+    depth = {tree: 0}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+            depth[child] = depth[node] + 1
+            if depth[child] > MAX_DEPTH:
+                raise fail("expr.too_deep", n=MAX_DEPTH)
+
+
+def _check_node(node: ast.AST, allowed: frozenset[str] | set[str], parents: dict[ast.AST, ast.AST], source: str,
+                used: set[str], fail: _Fail) -> None:
+    """Refuse a node the sandbox does not allow; a name read goes into ``used``."""
+    if not isinstance(node, _ALLOWED):
+        raise fail("expr.not_allowed", node, node=type(node).__name__)
+    if isinstance(node, ast.Name):
+        _check_name(node, allowed, fail)
+        used.add(node.id)
+    elif isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+            raise fail("expr.call", node)
+        least, most = ARITY[node.func.id]
+        if not least <= len(node.args) <= most:
+            count = f"{least}" if least == most else f"{least} to {most}"
+            raise fail("expr.arity", node, func=node.func.id, count=count, got=len(node.args))
+    elif isinstance(node, ast.Constant):
+        if isinstance(node.value, str) and len(node.value) > MAX_STRING:
+            raise fail("expr.long_text", node, n=MAX_STRING)
+        if not isinstance(node.value, (str, int, float, bool, type(None))):
+            raise fail("expr.constant", node)
+        if isinstance(node.value, float) and not math.isfinite(node.value):
+            raise fail("expr.huge_number", node, source=repr(source))
+        parent = parents.get(node)
+        if isinstance(node.value, str) and isinstance(parent, ast.BinOp) \
+                and isinstance(parent.op, ast.Mod) and parent.left is node:
+            raise fail("expr.percent_format", node)
+
+
+def _check_name(node: ast.Name, allowed: frozenset[str] | set[str], fail: _Fail) -> None:
+    """A name must be one the format declares here, or a function; the message guesses the slip."""
+    if node.id.startswith("_"):
+        raise fail("expr.private_name", node, name=node.id)
+    if node.id in allowed or node.id in FUNCTIONS:
+        return
+    from difflib import get_close_matches
+
+    near = get_close_matches(node.id, sorted(allowed), n=1)
+    # YAML and JSON spell the constants in lower case; expressions write them as Python does
+    constant = {"true": "True", "false": "False", "null": "None", "none": "None"}.get(node.id.lower())
+    if constant:
+        raise fail("expr.unknown_name_constant", node, name=node.id, constant=constant)
+    if near:
+        raise fail("expr.unknown_name_near", node, name=node.id, near=near[0])
+    raise fail("expr.unknown_name", node, name=node.id, names=", ".join(sorted(allowed)))
 
 
 def _constant_failure(tree: ast.Expression, parents: dict) -> tuple[ast.AST, Exception] | None:
