@@ -405,7 +405,7 @@ def _work(k: int, program_path: str, spec: str, kind: str, shard: Optional[Shard
         from engine.format.loader import load_program
 
         program = load_program(program_path)
-        store = _worker_store(kind, spec, program.id, seed, conn)
+        store = _worker_store(kind, spec, program, seed, conn)
         runner = Runner(program, store, batch=SQLITE_BATCH) if kind == "sqlite" else Runner(program, store)
         tags = _LineTags(k, done)
         result = runner.run(_numbered(shard), progress=tags.tick, result=tags.result)
@@ -435,18 +435,18 @@ def _receive_shard(conn) -> tuple[Shard, Any]:
     return Shard(numbers=numbers, offsets=offsets, blob=conn.recv_bytes()), conn.recv()
 
 
-def _worker_store(kind: str, spec: str, program_id: str, seed, conn) -> RunStore:
+def _worker_store(kind: str, spec: str, program: Program, seed, conn) -> RunStore:
     """A worker's store: its own on the shared PostgreSQL ledger; for SQLite, a stand-in seeded by the
     parent that hands it the batches; for memory, one of its own (benchmarks)."""
     if kind == "postgresql":
         from engine.store import open_store
 
-        return open_store(spec, program_id)
+        return open_store(spec, program.id)
     if kind == "sqlite":
         return _Outcomes(seed[0], seed[1], lambda payload: conn.send(("batch", payload)))
     from engine.store import MemoryStore
 
-    return MemoryStore(program_id)
+    return MemoryStore(program.id)
 
 
 class _LineTags:
@@ -526,7 +526,7 @@ def replay_parallel(program_path: str, lines: Iterable[bytes | str], jobs: int, 
     program = _program_or_fail(program_path)     # the workers load it too; a bad file fails here, once
     shards = partition(lines, jobs, with_ids=kind == "sqlite")
     ctx, by_fork = _context(transport)
-    writer = _sqlite_writer(store_spec, program.id, shards) if kind == "sqlite" else None
+    writer = _sqlite_writer(store_spec, program, shards) if kind == "sqlite" else None
     workers = _Workers(ctx, len(shards))
     try:
         workers.start(shards, writer.seeds if writer is not None else [None] * len(shards),
@@ -568,13 +568,15 @@ def _context(transport: Optional[str]) -> tuple[Any, bool]:
     return ctx, transport == "fork" and ctx.get_start_method() == "fork"
 
 
-def _sqlite_writer(store_spec: str, program_id: str, shards: list[Shard]) -> _SQLiteWriter:
+def _sqlite_writer(store_spec: str, program: Program, shards: list[Shard]) -> _SQLiteWriter:
     """The parent's writer of a SQLite ledger, with what the ledger knows of the shards read."""
+    from engine.store import open_store
     from engine.store.base import StoreError
     from engine.store.sqlite import SQLiteStore
 
     try:
-        ledger = SQLiteStore(store_spec, program_id)
+        ledger = open_store(store_spec, program.id)
+        assert isinstance(ledger, SQLiteStore), "a SQLite --db opens a SQLite store"
     except StoreError as exc:
         raise ParallelError(str(exc)) from None
     try:

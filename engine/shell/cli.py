@@ -258,7 +258,7 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool, lang: 
     spec = parse_db(db or _default_db(program))
     try:
         # a quote changes nothing: a ledger that does not exist yet is not created for it
-        store = open_store(spec if spec.kind != "sqlite" or Path(spec.text).exists() else parse_db(":memory:"),
+        store = open_store(spec.text if spec.kind != "sqlite" or Path(spec.text).exists() else ":memory:",
                            program.id)
     except (StoreError, ValueError) as exc:
         click.echo(str(exc), err=True)

@@ -7,9 +7,9 @@ from engine.store.memory import MemoryStore
 from engine.store.sqlite import SQLiteStore
 
 
-def open_store(url: str | DbSpec, program_id: str) -> Store:
+def open_store(url: str, program_id: str) -> Store:
     """The store a ``--db`` value names (``parse_db``), for ``program_id``'s ledger."""
-    spec = url if isinstance(url, DbSpec) else parse_db(url)
+    spec = parse_db(url)
     if spec.kind == "postgresql":
         try:
             import psycopg  # noqa: F401  (only PostgreSQL users need it: the `pg` extra)
@@ -17,10 +17,10 @@ def open_store(url: str | DbSpec, program_id: str) -> Store:
             raise ValueError("a PostgreSQL --db needs psycopg: pip install 'loyalty-engine[pg]'") from None
         from engine.store.postgres import PostgresStore
 
-        return PostgresStore(spec.text, program_id)
+        return PostgresStore(url, program_id)
     if spec.kind == "memory":
         return MemoryStore(program_id)
-    return SQLiteStore(spec.text, program_id)
+    return SQLiteStore(url, program_id)
 
 
 __all__ = ["DbSpec", "RunStore", "Store", "StoreError", "MemoryStore", "SQLiteStore", "open_store", "parse_db"]
