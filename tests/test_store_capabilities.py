@@ -1,7 +1,6 @@
 """Issue 19: the Store protocol's declared capabilities, its no-op defaults, and the one --db parser."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ ANDEST = ROOT / "programs" / "andest.yaml"
 EVENTS = ROOT / "examples" / "andest" / "events.jsonl"
 
 
-def test_issue19_parse_db_reads_each_kind_of_db_value(tmp_path):
+def test_issue19_parse_db_reads_each_kind_of_db_value(tmp_path, monkeypatch):
     for url in ("postgresql://u@h:5432/db", "postgres://u@h/db"):
         spec = parse_db(url)
         assert (spec.kind, spec.shared, spec.missing(), spec.absolute()) == ("postgresql", True, False, url)
@@ -29,7 +28,7 @@ def test_issue19_parse_db_reads_each_kind_of_db_value(tmp_path):
     assert (sqlite.kind, sqlite.shared, sqlite.missing()) == ("sqlite", False, True)
     path.write_bytes(b"")
     assert not parse_db(str(path)).missing()
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert parse_db("ledger.db").absolute() == str(path.resolve())
 
 
