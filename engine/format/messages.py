@@ -172,6 +172,20 @@ HINTS: dict[str, tuple[str, str]] = {
     "hint.rate_fraction": ("a rate is a fraction: write {fraction} for {percent}%",
                            "率は小数で書きます。{percent}% なら {fraction} と書いてください"),
     "hint.number_commas": ("write numbers without commas: {n}", "数はカンマなしで書いてください: {n}"),
+    # h31 (issues 21, 22): the sharded close, the liability report's sections, the what-if
+    "close.jobs_and_cluster": ("loyalty close: --cluster and --jobs are two ways to shard the close: give one",
+                               "loyalty close: --cluster と --jobs はどちらも締めを分けて行う方法です。どちらか一方を指定してください"),
+    "close.shared_ledger": ("loyalty close: a sharded close (--jobs above 1, --cluster) needs a ledger the workers share "
+                            "(a SQLite file or a PostgreSQL URL), not {spec}",
+                            "loyalty close: 分割した締め（--jobs 2 以上、--cluster）には、ワーカーが共有できる台帳"
+                            "（SQLite ファイルか PostgreSQL の URL）が必要です（{spec} は使えません）"),
+    "close.shard_failed": ("loyalty close: {detail}; the members booked stay booked and the close is not recorded: "
+                           "run it again to finish",
+                           "loyalty close: {detail}。記帳済みの会員はそのまま残り、締めは記録されていません。"
+                           "もう一度実行すると残りを記帳します"),
+    "liability.not_a_month": ("{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {text}",
+                              "{what}: 月（YYYY-MM）でも日付（YYYY-MM-DD）でもありません: {text}"),
+    "liability.to_before_from": ("--to {end} is before --from {start}", "--to {end} が --from {start} より前です"),
 }
 
 # Refusals of events (engine/core/*, engine/model/events.py, engine/run/*); {what} is the text

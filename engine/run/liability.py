@@ -43,21 +43,27 @@ FLOWS = ("issued", "used", "restored", "expired", "voided", "converted", "other"
 
 
 class LiabilityError(ValueError):
-    """A report that cannot be made (the message says why)."""
+    """A report that cannot be made (the message says why; ``code`` and ``values``: its catalogue
+    entry, engine/format/messages.py, for the other language)."""
+
+    def __init__(self, message: str, code: Optional[str] = None, **values):
+        super().__init__(message)
+        self.code, self.values = code, values
 
 
 def _month(text: str, what: str) -> tuple[int, int]:
     try:
         day = date.fromisoformat(text if len(text) == 10 else f"{text}-01")
     except (ValueError, TypeError):
-        raise LiabilityError(f"{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {text!r}") from None
+        raise LiabilityError(f"{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {text!r}",
+                             "liability.not_a_month", what=what, text=repr(text)) from None
     return day.year, day.month
 
 
 def month_range(start: str, end: str) -> tuple[tuple[int, int], tuple[int, int]]:
     first, last = _month(start, "--from"), _month(end, "--to")
     if last < first:
-        raise LiabilityError(f"--to {end} is before --from {start}")
+        raise LiabilityError(f"--to {end} is before --from {start}", "liability.to_before_from", start=start, end=end)
     return first, last
 
 
