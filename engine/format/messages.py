@@ -186,6 +186,22 @@ HINTS: dict[str, tuple[str, str]] = {
     "liability.not_a_month": ("{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {text}",
                               "{what}: 月（YYYY-MM）でも日付（YYYY-MM-DD）でもありません: {text}"),
     "liability.to_before_from": ("--to {end} is before --from {start}", "--to {end} が --from {start} より前です"),
+    "liability.prepaid.period": ("  {date}  base period {start} to {end}: issued ¥{issued}, used ¥{used}, expired ¥{expired}; "
+                                 "unused ¥{unused}, deposit ¥{deposit}, due by {due}",
+                                 "  {date}  基準期間 {start}〜{end}: 発行額 ¥{issued}、回収額 ¥{used}、失効 ¥{expired}。"
+                                 "基準日未使用残高 ¥{unused}、発行保証金 ¥{deposit}、期限 {due}"),
+    "liability.html.breakage": ("Closes, late entries and breakage (expected {expected})",
+                                "締め・遅れて記帳された分・失効率（見込み {expected}）"),
+    "liability.html.breakage_cols": ("month|closed|closing from|late entries|late units|late yen|observed breakage|"
+                                     "window|expired in window|used in window|contract liability ¥",
+                                     "月|締め済み|期末残高の出所|遅れた記帳|遅れた単位|遅れた円|実績失効率|"
+                                     "集計期間|期間内の失効|期間内の利用|契約負債（円）"),
+    "liability.html.prepaid": ("Prepaid (資金決済法): base dates, deposit {share} above ¥{threshold}",
+                               "前払式支払手段（資金決済法）: 基準日、¥{threshold} を超えると {share} を供託"),
+    "liability.html.prepaid_cols": ("base date|base period|issued ¥|used ¥|expired ¥|voided ¥|unused ¥|above threshold|"
+                                    "deposit ¥|due",
+                                    "基準日|基準期間|発行額（円）|回収額（円）|失効（円）|取消（円）|基準日未使用残高（円）|"
+                                    "基準額超|発行保証金（円）|期限"),
 }
 
 # Refusals of events (engine/core/*, engine/model/events.py, engine/run/*); {what} is the text
