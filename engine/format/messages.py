@@ -190,6 +190,11 @@ HINTS: dict[str, tuple[str, str]] = {
                                  "unused ¥{unused}, deposit ¥{deposit}, due by {due}",
                                  "  {date}  基準期間 {start}〜{end}: 発行額 ¥{issued}、回収額 ¥{used}、失効 ¥{expired}。"
                                  "基準日未使用残高 ¥{unused}、発行保証金 ¥{deposit}、期限 {due}"),
+    "diff.card.max_lowered": ("\"max\" requests allowed less", "「最大」の利用申込で使える数が減った注文"),
+    "diff.card.refusals_removed": ("refusals the new file removes", "新しいファイルでなくなる拒否"),
+    "diff.max_title": ("Requests for \"max\" decided again under NEW ({n}): units used OLD -> NEW",
+                       "「最大」の利用申込を NEW で決め直した注文（{n} 件）: 利用数 OLD → NEW"),
+    "diff.max_cols": ("member|order|OLD used|NEW used|rule", "会員|注文|OLD の利用数|NEW の利用数|ルール"),
     "liability.html.breakage": ("Closes, late entries and breakage (expected {expected})",
                                 "締め・遅れて記帳された分・失効率（見込み {expected}）"),
     "liability.html.breakage_cols": ("month|closed|closing from|late entries|late units|late yen|observed breakage|"

@@ -124,6 +124,7 @@ class Side:
     effects: dict = field(default_factory=dict)        # member -> [(type, date, rule, detail), ...]
     order_tiers: dict = field(default_factory=dict)    # order -> (member, tier, tier rule)
     clamps: list = field(default_factory=list)         # {"member", "order", "asked", "allowed", "rule"}
+    max_used: dict = field(default_factory=dict)       # order asking for "max" -> (member, units used, binding rule)
 
 
 def _add(by_rule: dict, rule: str, metric: str, amount: int) -> None:
@@ -245,6 +246,8 @@ def _figures(program: Program, view: MemberState, when: datetime, values, versio
         f.points_yen += points
         f.to_pay_yen += items + fees - points
         request = asked.get(order.id)
+        if request is not None and request[0] == view.member and request[1] == "max":
+            side.max_used[order.id] = (view.member, order.points_used, _binding_rule(v, order.points_used))
         if request is not None and request[0] == view.member and request[1] != "max" \
                 and order.points_used < request[1]:
             rule = _binding_rule(v, order.points_used)
@@ -354,6 +357,15 @@ def compare(old: Side, new: Side) -> dict:
                 row = {"rule": rule, "line": places.get(rule), "old": {}, "new": {}, "delta": {}}
                 by_rule.append(row)
             row["delta"][f"{count_key}_changed"] = count
+    max_requests = _max_changes(old, new, places)
+    for c in max_requests:
+        row = next((r for r in by_rule if r["rule"] == c["rule"]), None)
+        if row is None:
+            row = {"rule": c["rule"], "line": places.get(c["rule"]), "old": {}, "new": {}, "delta": {}}
+            by_rule.append(row)
+        key = "max_lowered" if c["new"] < c["old"] else "max_raised"
+        row["delta"][key] = row["delta"].get(key, 0) + 1
+        row["delta"][f"{key}_units"] = row["delta"].get(f"{key}_units", 0) + abs(c["new"] - c["old"])
     months = sorted(set(old.cost_by_month) | set(new.cost_by_month))
     only_old = sorted(set(old.rejected) - set(new.rejected))
     only_new = sorted(set(new.rejected) - set(old.rejected))
@@ -376,7 +388,9 @@ def compare(old: Side, new: Side) -> dict:
         "headline": {"cost_yen": t_delta["cost_yen"], "liability_yen": t_delta["liability_yen"],
                      "to_pay_yen": t_delta["to_pay_yen"], "refused_by_new": len(only_new),
                      "refused_only_by_old": len(only_old), "clamped": t_delta["clamped"],
-                     "clamped_units": t_delta["clamped_units"]},
+                     "clamped_units": t_delta["clamped_units"],
+                     "max_lowered": sum(1 for c in max_requests if c["new"] < c["old"]),
+                     "max_lowered_units": sum(c["old"] - c["new"] for c in max_requests if c["new"] < c["old"])},
         "members": rows,
         "changed_members": sum(1 for r in rows if r["changed"]),
         "totals": {**totals, "delta": t_delta},
@@ -387,6 +401,7 @@ def compare(old: Side, new: Side) -> dict:
         "effect_changes": effect_changes,
         "order_tier_changes": order_tiers,
         "clamped": {"old": old.clamps, "new": new.clamps},
+        "max_requests": max_requests,
         "cost_by_month": [{"month": mo, "old": old.cost_by_month.get(mo, 0), "new": new.cost_by_month.get(mo, 0)}
                           for mo in months],
         "rejected_only_old": [{"event": e, **old.rejected[e], "line": places.get(old.rejected[e].get("rule"))}
@@ -394,6 +409,19 @@ def compare(old: Side, new: Side) -> dict:
         "rejected_only_new": [{"event": e, **new.rejected[e], "line": places.get(new.rejected[e].get("rule"))}
                               for e in only_new],
     }
+
+
+def _max_changes(old: Side, new: Side, places: dict) -> list[dict]:
+    """Orders that asked for "max" and were allowed another number of units under NEW: the request
+    decided again by the new limits (the rule: the limit that binds the lower side)."""
+    out = []
+    for order in sorted(set(old.max_used) & set(new.max_used)):
+        (member, a, rule_a), (_, b, rule_b) = old.max_used[order], new.max_used[order]
+        if a != b:
+            rule = rule_b if b < a else rule_a
+            out.append({"member": member, "order": order, "asked": "max", "old": a, "new": b, "rule": rule,
+                        "line": places.get(rule)})
+    return out
 
 
 def _public(f: Figures) -> dict:

@@ -41,6 +41,12 @@ def replay(program, lines, progress=None):
     return engine, result
 
 
+def _say(code: str, lang: str = "en", **args) -> str:
+    from engine.format import messages
+
+    return messages.render(code, args, lang)
+
+
 # --- terminal -----------------------------------------------------------------------------------
 
 def _signed(n: int) -> str:
@@ -88,6 +94,8 @@ def print_table(report: dict, show_all: bool, out=None) -> None:
         card.add_row("refusals the new file removes", str(h["refused_only_by_old"]))
     card.add_row("redemptions clamped (new - old)",
                  f"[yellow]{_signed(h['clamped'])}[/] ({_signed(h['clamped_units'])} units)" if h["clamped"] else "0")
+    if h.get("max_lowered"):
+        card.add_row(_say("diff.card.max_lowered"), f"[yellow]{h['max_lowered']}[/] ({h['max_lowered_units']:,} units)")
     card.add_row("members changed", f"{report['changed_members']} of {len(report['members'])}")
     console.print(card)
     summary = Table(box=box.SIMPLE_HEAD, title="Totals", title_justify="left")
@@ -155,6 +163,13 @@ def print_table(report: dict, show_all: bool, out=None) -> None:
             console.print(f"  {c['member']} {c['order']}: {c['asked']:,} -> {c['allowed']:,}  [{c['rule']}]")
         if limit is not None and len(clamps) > limit:
             console.print(f"  ... and {len(clamps) - limit} more (--all lists them)")
+    maxes = report.get("max_requests", [])
+    if maxes:
+        console.print(f"[bold]{_say('diff.max_title', n=len(maxes))}[/]")
+        for c in maxes[:limit]:
+            console.print(f"  {c['member']} {c['order']}: {c['old']:,} -> {c['new']:,}  [{_rule_ref(c['rule'], c.get('line'))}]")
+        if limit is not None and len(maxes) > limit:
+            console.print(f"  ... and {len(maxes) - limit} more (--all lists them)")
     for key, title in (("rejected_only_new", "Rejected under NEW only"), ("rejected_only_old", "Rejected under OLD only")):
         for r in report[key]:
             console.print(f"{title}: {r['event']}: {r['reason']}")
@@ -186,9 +201,20 @@ def csv_rows(report: dict) -> list[list]:
         rows.append(["order_tier", c["member"], c["order"], c["old"], c["new"], "", c["rule"], c["line"] or ""])
     for c in report["clamped"]["new"]:
         rows.append(["clamped", c["member"], c["order"], c["asked"], c["allowed"], c["allowed"] - c["asked"], c["rule"], ""])
+    for c in report["clamped"]["old"]:
+        rows.append(["clamped_old", c["member"], c["order"], c["asked"], c["allowed"], c["allowed"] - c["asked"], c["rule"], ""])
+    for c in report.get("max_requests", []):
+        rows.append(["max_request", c["member"], c["order"], c["old"], c["new"], c["new"] - c["old"], c["rule"],
+                     c.get("line") or ""])
     for key, side in (("rejected_only_new", "new"), ("rejected_only_old", "old")):
         for r in report[key]:
             rows.append([f"refused_{side}", "", r["event"], "", "", r["reason"], r.get("rule") or "", r.get("line") or ""])
+    for tier, c in sorted(report["tiers"].items()):
+        rows.append(["tier_members", "", tier, c["old"], c["new"], c["new"] - c["old"], "", ""])
+    for move, n in sorted(report["tier_changes"].items()):
+        rows.append(["tier_change", "", move, "", "", n, "", ""])
+    for m in report["cost_by_month"]:
+        rows.append(["cost_month", "", m["month"], m["old"], m["new"], m["new"] - m["old"], "", ""])
     return rows
 
 
@@ -395,6 +421,16 @@ def render_html(report: dict) -> str:
             out.append(f'<tr><td>{e(c["member"])}</td><td class="l">{e(c["order"])}</td><td>{c["asked"]:,}</td>'
                        f'<td>{c["allowed"]:,}</td><td class="l">{e(c["rule"])}</td></tr>')
         out.append("</table>")
+    if report.get("max_requests"):
+        out.append(f'<h2>{e(_say("diff.max_title", n=len(report["max_requests"])))}</h2>'
+                   f'<table><tr>{"".join(f"<th>{e(c)}</th>" for c in _say("diff.max_cols").split("|"))}</tr>')
+        for c in report["max_requests"]:
+            out.append(f'<tr><td>{e(c["member"])}</td><td class="l">{e(c["order"])}</td><td>{c["old"]:,}</td>'
+                       f'<td>{c["new"]:,}</td><td class="l">{e(_rule_ref(c["rule"], c.get("line")))}</td></tr>')
+        out.append("</table>")
+    if report["headline"].get("refused_only_by_old") or report["headline"].get("max_lowered"):
+        out.append('<div class="cards">' + _count_card(_say("diff.card.max_lowered"), report["headline"]["max_lowered"])
+                   + _count_card(_say("diff.card.refusals_removed"), report["headline"]["refused_only_by_old"]) + "</div>")
     deltas = [r["delta"]["granted"] for r in report["members"]]
     out.append("<h2>Distribution of the change per member</h2>")
     out.append(svg_histogram(deltas, "Change in points granted per member (NEW − OLD)", "points"))

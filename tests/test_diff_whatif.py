@@ -1,0 +1,87 @@
+"""Issue 21: the what-if decides historical redemption requests again under the new limits, a
+request for "max" included, never refusing an order; and names the rule of a mistake. Figures
+worked out by hand from the example events (examples/andest/events.jsonl) and the rules."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from engine.shell.api import Engine
+from tests.test_diff_edits import EXAMPLES, PROGRAMS, by_rule, diff_json, edited, line_of, run
+
+ANDEST_EVENTS = EXAMPLES / "andest" / "events.jsonl"
+# The nine orders asking for "max" points, with the member's valid balance just before each
+# (Engine.member as of the order's time, checked below): "max" is the whole balance up to AND-3's
+# cap of 5,000 a order (o0117: 5,214 held, 5,000 used).
+MAX_ORDERS = {"o0031": 500, "o0032": 1124, "o0042": 1520, "o0049": 1293, "o0065": 500, "o0075": 2998,
+              "o0093": 500, "o0103": 1140, "o0117": 5214}
+
+
+def cap_500(tmp_path: Path) -> Path:
+    return edited(tmp_path, "andest", "cap_per_order: {rule_id: AND-3, units: 5000}",
+                  "cap_per_order: {rule_id: AND-3, units: 500}")
+
+
+def test_AND_3_max_balances_before_the_orders():
+    """The balances MAX_ORDERS rests on, read from the member views under the shop's file."""
+    engine = Engine(str(PROGRAMS / "andest.yaml"))
+    seen = {}
+    for raw in ANDEST_EVENTS.read_bytes().splitlines():
+        event = json.loads(raw)
+        if event["type"] == "order.placed" and event.get("order") in MAX_ORDERS:
+            seen[event["order"]] = engine.member(event["member"], event["at"])["points"]["valid"]
+        engine.apply(raw)
+    assert seen == MAX_ORDERS
+
+
+def test_AND_3_max_requests_decided_again_under_the_lower_cap(tmp_path):
+    new = cap_500(tmp_path)
+    report = diff_json(PROGRAMS / "andest.yaml", new, ANDEST_EVENTS)
+    # OLD: "max" used min(balance, 5,000); NEW: min(balance, 500). The three orders that used 500
+    # (o0031, o0065, o0093: a balance of 500) do not move; the other six fall to 500:
+    # 1,124 - 500 = 624, 1,520 - 500 = 1,020, 1,293 - 500 = 793, 2,998 - 500 = 2,498,
+    # 1,140 - 500 = 640, 5,000 - 500 = 4,500: 10,075 units in all, under AND-3 on the edited line.
+    moved = {c["order"]: (c["old"], c["new"], c["rule"]) for c in report["max_requests"]}
+    assert moved == {"o0032": (1124, 500, "AND-3"), "o0042": (1520, 500, "AND-3"), "o0049": (1293, 500, "AND-3"),
+                     "o0075": (2998, 500, "AND-3"), "o0103": (1140, 500, "AND-3"), "o0117": (5000, 500, "AND-3")}
+    assert report["headline"]["max_lowered"] == 6 and report["headline"]["max_lowered_units"] == 10075
+    row = by_rule(report, "AND-3")
+    assert row["line"] == f"{new}:{line_of(new, 'cap_per_order')}"
+    assert (row["delta"]["max_lowered"], row["delta"]["max_lowered_units"]) == (6, 10075)
+    # points used on orders fall by what the ten numbered requests lost (2,800, see
+    # test_AND_3_cap_lowered_clamps_requests_not_refuses) and what the six "max" lost: 12,875 yen
+    # (1 point = 1 yen), which the customers paid instead; no order refused
+    assert report["totals"]["delta"]["points_yen"] == -(2800 + 10075)
+    assert report["totals"]["delta"]["to_pay_yen"] == 12875
+    assert report["headline"]["refused_by_new"] == 0 and report["new"]["rejected"] == 0
+
+
+def test_AND_3_max_requests_in_csv_html_and_table(tmp_path):
+    new = cap_500(tmp_path)
+    old = PROGRAMS / "andest.yaml"
+    rows = list(csv.DictReader(io.StringIO(run(["diff", str(old), str(new), str(ANDEST_EVENTS), "--format", "csv"]).stdout)))
+    maxes = {r["figure"]: (r["old"], r["new"], r["change"], r["rule"]) for r in rows if r["section"] == "max_request"}
+    assert maxes["o0117"] == ("5000", "500", "-4500", "AND-3") and len(maxes) == 6   # 5,000 -> 500
+    assert {r["figure"]: r["change"] for r in rows if r["section"] == "headline"}["max_lowered_units"] == "10075"
+    # the members in each tier, the same under both files (a cap moves no tier): regular 18 -> 18
+    tiers = {r["figure"]: (r["old"], r["new"]) for r in rows if r["section"] == "tier_members"}
+    assert tiers["regular"] == ("18", "18")
+    html = tmp_path / "d.html"
+    table = run(["diff", str(old), str(new), str(ANDEST_EVENTS), "--html", str(html)])
+    assert '"max" requests allowed less' in table.output and "6 (10,075 units)" in table.output
+    assert "m007 o0117: 5,000 -> 500" in table.output
+    page = html.read_text(encoding="utf-8")
+    assert "<td>5,000</td><td>500</td>" in page and "decided again under NEW (6)" in page
+
+
+def test_AND_3_raising_the_cap_frees_no_numbered_request(tmp_path):
+    # a cap raised from 5,000 to 6,000: the one "max" request the old cap held (o0117, 5,214
+    # valid) now uses all 5,214: +214, listed as raised; no numbered request changes
+    new = edited(tmp_path, "andest", "cap_per_order: {rule_id: AND-3, units: 5000}",
+                 "cap_per_order: {rule_id: AND-3, units: 6000}")
+    report = diff_json(PROGRAMS / "andest.yaml", new, ANDEST_EVENTS)
+    assert [(c["order"], c["old"], c["new"]) for c in report["max_requests"]] == [("o0117", 5000, 5214)]
+    assert by_rule(report, "AND-3")["delta"]["max_raised_units"] == 214
+    assert report["headline"]["max_lowered"] == 0 and report["headline"]["clamped"] == 0
