@@ -85,3 +85,44 @@ def test_AND_3_raising_the_cap_frees_no_numbered_request(tmp_path):
     assert [(c["order"], c["old"], c["new"]) for c in report["max_requests"]] == [("o0117", 5000, 5214)]
     assert by_rule(report, "AND-3")["delta"]["max_raised_units"] == 214
     assert report["headline"]["max_lowered"] == 0 and report["headline"]["clamped"] == 0
+
+
+def test_mistake_AND_10_rate_as_percent_names_its_rule(tmp_path):
+    # gold typed 3 (meaning 3%): refused at the value, inside AND-10's rate row
+    new = edited(tmp_path, "andest", "silver: 0.02, gold: 0.03", "silver: 0.02, gold: 3")
+    result = run(["diff", str(PROGRAMS / "andest.yaml"), str(new), str(ANDEST_EVENTS)])
+    assert result.exit_code == 1
+    assert f"{new.name}:{line_of(new, 'gold: 3}')}:" in result.output and result.output.rstrip().endswith("[AND-10]")
+
+
+def test_mistake_AND_10_unknown_tier_names_its_rule(tmp_path):
+    new = edited(tmp_path, "andest", "silver: 0.02, gold: 0.03", "silvr: 0.02, gold: 0.03")
+    result = run(["diff", str(PROGRAMS / "andest.yaml"), str(new), str(ANDEST_EVENTS)])
+    assert result.exit_code == 1 and "unknown tier 'silvr'" in result.output and "[AND-10]" in result.output
+
+
+def test_mistake_AND_3_negative_cap_names_its_rule(tmp_path):
+    new = edited(tmp_path, "andest", "cap_per_order: {rule_id: AND-3, units: 5000}",
+                 "cap_per_order: {rule_id: AND-3, units: -5}")
+    result = run(["diff", str(PROGRAMS / "andest.yaml"), str(new), str(ANDEST_EVENTS)])
+    assert result.exit_code == 1 and "must not be negative (got -5) [AND-3]" in result.output
+
+
+def test_mistake_broken_yaml_names_its_line_only(tmp_path):
+    new = edited(tmp_path, "andest", "cap_per_order: {rule_id: AND-3, units: 5000}",
+                 "cap_per_order: {rule_id: AND-3, units: 5000")
+    result = run(["diff", str(PROGRAMS / "andest.yaml"), str(new), str(ANDEST_EVENTS)])
+    # the file does not read as YAML: no rule can be told, the line is named
+    assert result.exit_code == 1 and "YAML syntax" in result.output and "[AND-" not in result.output
+
+
+def test_rule_at_names_the_innermost_rule():
+    from engine.run.whatif import rule_at
+
+    text = (PROGRAMS / "andest.yaml").read_bytes()
+    path = PROGRAMS / "andest.yaml"
+    # the cap's line holds AND-3's flow mapping; the redemption section above it is AND-3's too
+    cap = line_of(path, "cap_per_order")
+    assert rule_at(text, str(path), cap, 40) == "AND-3"
+    # the program's name (line of "name:") lies in no rule
+    assert rule_at(text, str(path), line_of(path, "name:"), 8) is None

@@ -91,6 +91,38 @@ def rule_places(program: Program) -> dict[str, str]:
     return places
 
 
+def rule_at(text: str | bytes, filename: str, line: int, col: int) -> Optional[str]:
+    """The rule id of the setting written at ``line``:``col`` of a program file: the ``rule_id`` of
+    the innermost mapping around the value (or key) there; None when none has one, or the file
+    does not read as YAML (a syntax mistake names its line only)."""
+    from engine.format import yamlpos
+    from engine.model.errors import ProgramError
+
+    try:
+        data, positions = yamlpos.load(text, filename)
+    except ProgramError:
+        return None
+    best, best_at = None, (0, 0)
+    for table in (positions.values, positions.keys):
+        for path, pos in table.items():
+            at = (pos.line, pos.col)
+            if best_at < at <= (line, col) or (at == best_at and best is not None and len(path) > len(best)):
+                best, best_at = path, at
+    if best is None:
+        return None
+    nodes, node = [data], data
+    for key in best:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            break
+        nodes.append(node)
+    for node in reversed(nodes):
+        if isinstance(node, dict) and isinstance(node.get("rule_id"), str):
+            return node["rule_id"]
+    return None
+
+
 @dataclass
 class Figures:
     granted: int = 0        # every unit the member received (= valid + pending + held + used + expired + void)

@@ -572,8 +572,11 @@ def diff(old_path: str, new_path: str, events: str, html_out: Optional[str], as_
         click.echo(f"loyalty diff: {exc}", err=True)
         sys.exit(exc.exit_code)
     except ProgramError as exc:
+        from engine.run.whatif import rule_at
+
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            rule = _rule_of(rule_at, problem)
+            click.echo(str(problem) + (f" [{rule}]" if rule else ""), err=True)
         sys.exit(1)
     except ValueError as exc:
         click.echo(f"--as-of: {exc}", err=True)
@@ -597,6 +600,15 @@ def diff(old_path: str, new_path: str, events: str, html_out: Optional[str], as_
         Path(html_out).write_text(render_html(report), encoding="utf-8")
         click.echo(f"HTML report: {html_out}", err=True)
     sys.exit(1 if exit_code and report["changed_members"] else 0)
+
+
+def _rule_of(rule_at, problem) -> Optional[str]:
+    """The rule a mistake sits in (the rule_id around its position), for the message."""
+    try:
+        text = Path(problem.pos.file).read_bytes()
+    except OSError:
+        return None
+    return rule_at(text, problem.pos.file, problem.pos.line, problem.pos.col)
 
 
 COMMANDS = [diff]
