@@ -126,3 +126,36 @@ def test_rule_at_names_the_innermost_rule():
     assert rule_at(text, str(path), cap, 40) == "AND-3"
     # the program's name (line of "name:") lies in no rule
     assert rule_at(text, str(path), line_of(path, "name:"), 8) is None
+
+
+def test_RC_6_new_version_with_its_conversion_by_hand(tmp_path):
+    """Version 2 (2025-11-04) after a history that ends before it: compared at the end of its first
+    day, the conversion (RC-6) done, named with its line."""
+    text = (PROGRAMS / "rewards_circle.yaml").read_text(encoding="utf-8")
+    old = tmp_path / "rc_v1.yaml"
+    old.write_text(text[:text.index("  - version: 2")], encoding="utf-8")
+    events = tmp_path / "before.jsonl"
+    lines = (EXAMPLES / "rewards_circle" / "events.jsonl").read_text(encoding="utf-8").splitlines(True)
+    events.write_text("".join(x for x in lines if json.loads(x)["at"] < "2025-11-04"), encoding="utf-8")
+    report = diff_json(old, PROGRAMS / "rewards_circle.yaml", events)
+    # n credits of 1,100 held -> 2n of 450 keeping their expiry, the 200n yen left pooled: floor(200n
+    # / 450) more, and 1 adjustment credit for a rest above 0:
+    # n=1: 2+0+1 = 3; n=2: 4+0+1 = 5; n=3: 6+1+1 = 8; n=5: 10+2+1 = 13; n=6: 12+2+1 = 15; n=10: 20+4+1 = 25.
+    # Held on 2025-11-03: r01 1, r02 5, r03 10, r05 2, r07 3, r08 1, r09 2, r12 1, r13 2, r14 1, r15 6
+    # (34 credits: 33 earned under RC-0, 1 under RC-5) -> 3+13+25+5+8+3+5+3+5+3+15 = 88 new credits.
+    rc6 = by_rule(report, "RC-6")
+    assert rc6["delta"]["granted"] == 88 and rc6["delta"]["cost_yen"] == 88 * 450
+    place = PROGRAMS / "rewards_circle.yaml"
+    assert rc6["line"] == f"{place}:{line_of(place, '- rule_id: RC-6')}"
+    # the 34 old credits no longer count as such (converted): RC-0 -33 x 1,100, RC-5 -1 x 1,100
+    assert by_rule(report, "RC-0")["delta"]["cost_yen"] == -33 * 1100
+    assert by_rule(report, "RC-5")["delta"]["cost_yen"] == -1100
+    # the shop owes 88 x 450 - 34 x 1,100 = 39,600 - 37,400 = 2,200 yen more for the conversion,
+    # plus version 2's first-day grants: RC-4, 1 credit to each Insider (r05, r06, r12 registered
+    # with insider: true) = 3; RC-3, a carry of 12,000 yen or more gives its credit: r04, r12,
+    # r13, r14, 1 each = 4 (their new credits beyond the conversion and RC-4: r04 0 held -> 1,
+    # r12 1 -> 3 + 1 + 1, r13 2 -> 5 + 1, r14 1 -> 3 + 1). 7 x 450 = 3,150: 5,350 in all
+    assert by_rule(report, "RC-4")["delta"]["granted"] == 3 and by_rule(report, "RC-3")["delta"]["granted"] == 4
+    news = {r["member"]: r["new"]["granted"] for r in report["members"]}
+    assert (news["r04"], news["r12"], news["r13"], news["r14"]) == (1, 5, 6, 4)
+    assert report["headline"]["cost_yen"] == 2200 + 3150 == 5350
