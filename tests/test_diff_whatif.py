@@ -153,9 +153,9 @@ def test_RC_6_new_version_with_its_conversion_by_hand(tmp_path):
     # the shop owes 88 x 450 - 34 x 1,100 = 39,600 - 37,400 = 2,200 yen more for the conversion,
     # plus version 2's first-day grants: RC-4, 1 credit to each Insider (r05, r06, r12 registered
     # with insider: true) = 3; RC-3, a carry of 12,000 yen or more gives its credit: r04, r12,
-    # r13, r14, 1 each = 4 (their new credits beyond the conversion and RC-4: r04 0 held -> 1,
+    # r13, r14, 1 each = 4 (their open credits beyond the conversion and RC-4: r04 0 held -> 1,
     # r12 1 -> 3 + 1 + 1, r13 2 -> 5 + 1, r14 1 -> 3 + 1). 7 x 450 = 3,150: 5,350 in all
     assert by_rule(report, "RC-4")["delta"]["granted"] == 3 and by_rule(report, "RC-3")["delta"]["granted"] == 4
-    news = {r["member"]: r["new"]["granted"] for r in report["members"]}
+    news = {r["member"]: r["new"]["outstanding"] for r in report["members"]}
     assert (news["r04"], news["r12"], news["r13"], news["r14"]) == (1, 5, 6, 4)
     assert report["headline"]["cost_yen"] == 2200 + 3150 == 5350
