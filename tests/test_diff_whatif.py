@@ -159,3 +159,26 @@ def test_RC_6_new_version_with_its_conversion_by_hand(tmp_path):
     news = {r["member"]: r["new"]["outstanding"] for r in report["members"]}
     assert (news["r04"], news["r12"], news["r13"], news["r14"]) == (1, 5, 6, 4)
     assert report["headline"]["cost_yen"] == 2200 + 3150 == 5350
+
+
+def test_AND_4_loyalty_test_failure_shows_the_differing_lot(tmp_path):
+    """A case that expects the sign-up lot of AND-4 at 600 (the file gives 500): the failure names
+    the figure and shows the whole lot the engine made, so a marketer sees which lot differs."""
+    program = tmp_path / "andest.yaml"
+    program.write_text((PROGRAMS / "andest.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "andest.tests.yaml").write_text("""program: andest
+cases:
+  - name: sign-up lot
+    rules: [AND-4]
+    events:
+      - {id: e1, type: member.registered, at: "2025-01-05T10:00:00+09:00", member: m1}
+    as_of: "2025-01-06"
+    expect:
+      members:
+        m1:
+          lots: [{amount: 600, rule: AND-4}]
+""", encoding="utf-8")
+    out = run(["test", str(program)])
+    # AND-4 gives 500 on registration; valid a year from 2025-01-05 (AND-5): last day 2026-01-05
+    assert out.exit_code == 1 and "m1.lots[0].amount: expected 600, got 500" in out.output
+    assert "the item: {" in out.output and '"expires_on": "2026-01-05"' in out.output and '"rule": "AND-4"' in out.output
