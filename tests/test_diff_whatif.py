@@ -182,3 +182,31 @@ cases:
     # AND-4 gives 500 on registration; valid a year from 2025-01-05 (AND-5): last day 2026-01-05
     assert out.exit_code == 1 and "m1.lots[0].amount: expected 600, got 500" in out.output
     assert "the item: {" in out.output and '"expires_on": "2026-01-05"' in out.output and '"rule": "AND-4"' in out.output
+
+
+def test_AMA_6_new_reward_named_though_no_history_moves(tmp_path):
+    anchor = "        - {id: ssr_reward_100, name: \"SSR reward 100\", units: 100}\n"
+    new = edited(tmp_path, "amare", anchor, anchor + "        - {id: ssr_reward_300, name: \"SSR reward 300\", units: 300}\n")
+    report = diff_json(PROGRAMS / "amare.yaml", new, EXAMPLES / "amare" / "events.jsonl")
+    # no historical order asks for the new reward (nothing moves), but the edit is named: the
+    # catalog of AMA-6, on the line of its rule_id, and nothing else
+    assert report["changed_members"] == 0
+    assert report["settings_changed"] == [{"rule": "AMA-6", "change": "changed",
+                                           "line": f"{new}:{line_of(new, 'rule_id: AMA-6')}"}]
+
+
+def test_AND_3_cap_edit_is_the_only_setting_changed(tmp_path):
+    report = diff_json(PROGRAMS / "andest.yaml", cap_500(tmp_path), ANDEST_EVENTS)
+    assert [(c["rule"], c["change"]) for c in report["settings_changed"]] == [("AND-3", "changed")]
+
+
+def test_new_shop_from_a_copy_settings_added_and_removed(tmp_path):
+    text = (PROGRAMS / "andest.yaml").read_text(encoding="utf-8")
+    copy = tmp_path / "newshop.yaml"
+    copy.write_text(text.replace("program: andest", "program: newshop").replace("AND-", "NEW-"), encoding="utf-8")
+    report = diff_json(PROGRAMS / "andest.yaml", copy, ANDEST_EVENTS)
+    changes = {c["rule"]: c["change"] for c in report["settings_changed"]}
+    # every rule of the copy under its new id: each AND-n removed, each NEW-n added, one for one
+    olds = sorted(r[4:] for r, c in changes.items() if r.startswith("AND-") and c == "removed")
+    news = sorted(r[4:] for r, c in changes.items() if r.startswith("NEW-") and c == "added")
+    assert olds == news and "3" in olds and "4" in olds and len(changes) == 2 * len(olds)

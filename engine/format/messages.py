@@ -195,6 +195,11 @@ HINTS: dict[str, tuple[str, str]] = {
     "diff.max_title": ("Requests for \"max\" decided again under NEW ({n}): units used OLD -> NEW",
                        "「最大」の利用申込を NEW で決め直した注文（{n} 件）: 利用数 OLD → NEW"),
     "diff.max_cols": ("member|order|OLD used|NEW used|rule", "会員|注文|OLD の利用数|NEW の利用数|ルール"),
+    "diff.settings_title": ("Settings the edit changes, by rule", "この変更で変わる設定（ルール別）"),
+    "diff.settings_cols": ("rule|change|written at", "ルール|変更|書かれている場所"),
+    "diff.setting.changed": ("changed", "変更"),
+    "diff.setting.added": ("added (only in NEW)", "追加（NEW のみ）"),
+    "diff.setting.removed": ("removed (only in OLD)", "削除（OLD のみ）"),
     "liability.html.breakage": ("Closes, late entries and breakage (expected {expected})",
                                 "締め・遅れて記帳された分・失効率（見込み {expected}）"),
     "liability.html.breakage_cols": ("month|closed|closing from|late entries|late units|late yen|observed breakage|"

@@ -123,6 +123,55 @@ def rule_at(text: str | bytes, filename: str, line: int, col: int) -> Optional[s
     return None
 
 
+def rule_settings(text: str | bytes, filename: str) -> dict[str, tuple[list, str]]:
+    """rule id -> (its settings, "file:line" of the first): every mapping of the file that carries a
+    ``rule_id``, as canonical JSON, in file order; a mapping inside it that carries a rule of its
+    own stands as that rule's name (so a change is the innermost rule's)."""
+    from engine.format import yamlpos
+
+    data, positions = yamlpos.load(text, filename)
+    out: dict[str, tuple[list, str]] = {}
+
+    def canon(node, top: bool):
+        if isinstance(node, dict):
+            if not top and isinstance(node.get("rule_id"), str):
+                return f"<{node['rule_id']}>"
+            return {str(k): canon(v, False) for k, v in node.items()}
+        if isinstance(node, list):
+            return [canon(v, False) for v in node]
+        return node
+
+    def walk(node, path: tuple) -> None:
+        if isinstance(node, dict):
+            rule = node.get("rule_id")
+            if isinstance(rule, str):
+                pos = positions.at(path)
+                settings, line = out.setdefault(rule, ([], f"{pos.file}:{pos.line}"))
+                settings.append(msgspec.json.encode(canon(node, True)).decode())
+            for k, v in node.items():
+                walk(v, path + (k,))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, path + (i,))
+
+    walk(data.get("versions") if isinstance(data, dict) else None, ("versions",))
+    return out
+
+
+def setting_changes(old: dict[str, tuple[list, str]], new: dict[str, tuple[list, str]]) -> list[dict]:
+    """The rules whose settings differ between two files (rule_settings of each): changed, added
+    (only in NEW) or removed (only in OLD), with the line they are written on; the true effect of
+    an edit that no historical event touches (a new reward) is still named."""
+    out = []
+    for rule in sorted(set(old) | set(new)):
+        a, b = old.get(rule), new.get(rule)
+        if a is not None and b is not None and a[0] == b[0]:
+            continue
+        change = "changed" if a and b else "added" if b else "removed"
+        out.append({"rule": rule, "change": change, "line": (b or a)[1]})
+    return out
+
+
 @dataclass
 class Figures:
     granted: int = 0        # every unit the member received (= valid + pending + held + used + expired + void)

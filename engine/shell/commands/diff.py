@@ -113,6 +113,13 @@ def print_table(report: dict, show_all: bool, out=None) -> None:
         summary.add_row(f"members in {tier}", str(c["old"]), str(c["new"]), _signed(c["new"] - c["old"]))
     summary.add_row("events rejected", str(o["rejected"]), str(n["rejected"]), _signed(n["rejected"] - o["rejected"]))
     console.print(summary)
+    if report.get("settings_changed"):
+        settings = Table(box=box.SIMPLE_HEAD, title=_say("diff.settings_title"), title_justify="left")
+        for col in _say("diff.settings_cols").split("|"):
+            settings.add_column(col)
+        for c in report["settings_changed"]:
+            settings.add_row(c["rule"], _say(f"diff.setting.{c['change']}"), c["line"] or "")
+        console.print(settings)
     if report["by_rule"]:
         rules = Table(box=box.SIMPLE_HEAD, title="What changes, by the rule that produced it", title_justify="left")
         rules.add_column("rule")
@@ -209,6 +216,8 @@ def csv_rows(report: dict) -> list[list]:
     for key, side in (("rejected_only_new", "new"), ("rejected_only_old", "old")):
         for r in report[key]:
             rows.append([f"refused_{side}", "", r["event"], "", "", r["reason"], r.get("rule") or "", r.get("line") or ""])
+    for c in report.get("settings_changed", []):
+        rows.append(["setting", "", c["rule"], "", "", c["change"], c["rule"], c["line"] or ""])
     for tier, c in sorted(report["tiers"].items()):
         rows.append(["tier_members", "", tier, c["old"], c["new"], c["new"] - c["old"], "", ""])
     for move, n in sorted(report["tier_changes"].items()):
@@ -393,6 +402,13 @@ def render_html(report: dict) -> str:
            card("points outstanding", "outstanding"), "</div>"]
     for w in report["warnings"]:
         out.insert(6, f'<p class="warn">warning: {e(w)}</p>')
+    if report.get("settings_changed"):
+        out.append(f'<h2>{e(_say("diff.settings_title"))}</h2><table><tr>'
+                   + "".join(f"<th>{e(c)}</th>" for c in _say("diff.settings_cols").split("|")) + "</tr>")
+        for c in report["settings_changed"]:
+            out.append(f'<tr><td>{e(c["rule"])}</td><td class="l">{e(_say("diff.setting." + c["change"]))}</td>'
+                       f'<td class="l"><code>{e(c["line"] or "")}</code></td></tr>')
+        out.append("</table>")
     if report["by_rule"]:
         out.append("<h2>What changes, by the rule that produced it</h2>"
                    "<table><tr><th>rule</th><th>written at</th><th>change (NEW − OLD)</th></tr>")
@@ -533,7 +549,16 @@ def _report(old_path, new_path, old_program, new_program, sides, as_of, lines) -
     new = measure(new_path, sides[1][0].program, sides[1][0].store, sides[1][1], when, lines)
     report = compare(old, new)
     report["as_of"] = when.astimezone(old_program.tz).isoformat()
+    report["settings_changed"] = _settings_changed(old_path, new_path)
     return report
+
+
+def _settings_changed(old_path: str, new_path: str) -> list[dict]:
+    """The rules whose settings the edit changes, adds or removes (engine/run/whatif.py)."""
+    from engine.run.whatif import rule_settings, setting_changes
+
+    return setting_changes(rule_settings(Path(old_path).read_bytes(), old_path),
+                           rule_settings(Path(new_path).read_bytes(), new_path))
 
 
 @click.command("diff")
