@@ -8,9 +8,11 @@ with no event needed, member by member.
   before and after a close give the same ledger as without it.
 * Idempotent: a member whose happenings are booked up to the moment has nothing due, and a close
   to a moment the ledger is already closed through records nothing.
-* Resumable: each member is booked in its own transaction (under its lock on a shared store) and
-  committed; the close is recorded only when every member is done. A close killed midway leaves
-  whole members booked or not, and a rerun books the rest.
+* Resumable: members are booked a few at a time (``CLOSE_BATCH``), each under its lock (a shared
+  store's row lock, SQLite's write lock), the batch one transaction (PostgreSQL: each member its
+  own, its COMMIT sent with the next member's lock), committed; the close is
+  recorded only when every member is done. A close killed midway leaves whole members booked or
+  not (whole batches), and a rerun books the rest.
 * The store remembers each finished close: its moment, the time it was booked, and what it found
   outstanding by expiry month then (the liability report reads it for a closed month,
   engine/run/liability.py).
@@ -121,7 +123,7 @@ def _locked(store, member: str) -> Optional[MemberState]:
 def close(program: Program, store, through: datetime, booked_at: Optional[datetime] = None,
           members: Optional[Iterable[str]] = None, progress: Optional[Callable[[int], None]] = None) -> CloseResult:
     """Book every member's happenings due up to ``through`` (``members``: only these, a shard's;
-    the close is then not recorded), one member a transaction; record the close. ``booked_at``:
+    the close is then not recorded), a few members a transaction; record the close. ``booked_at``:
     the time stamped on what it books (default: the store's clock, now)."""
     booked_at = booked_at or getattr(store, "booked_clock", wall_clock)()
     previous = last_close(store)
@@ -142,19 +144,29 @@ def _record(store, result: CloseResult, previous: Optional[dict]) -> None:
         result.recorded = True
 
 
+# Members booked a transaction: each commit waits for the ledger's disk (PostgreSQL: a WAL flush),
+# so a few members share one; a close killed midway loses at most this many members' booking, which
+# a rerun books again. Small enough that the rows locked at once stay few.
+CLOSE_BATCH = 16
+
+
 def close_members(program: Program, store, through: datetime, booked_at: datetime, names: Iterable[str],
-                  result: CloseResult, progress: Optional[Callable[[int], None]] = None) -> CloseResult:
-    """Book the happenings due up to ``through`` of the members ``names``, one member a transaction,
-    into ``result`` (what was booked, what is outstanding by expiry month then); records no close."""
+                  result: CloseResult, progress: Optional[Callable[[int], None]] = None,
+                  batch: int = CLOSE_BATCH) -> CloseResult:
+    """Book the happenings due up to ``through`` of the members ``names``, ``batch`` members with
+    something due a transaction (each under its lock), into ``result`` (what was booked, what is
+    outstanding by expiry month then); records no close."""
     by_expiry, incomplete = result.by_expiry, result.not_seen
-    for n, member in enumerate(names, 1):
-        state = store.load(member)
-        if state is None:
-            continue
-        result.members += 1
-        if step(program, state, through) is not None:
-            try:
+    pending = 0   # members locked in the open transaction
+    try:
+        for n, member in enumerate(names, 1):
+            state = store.load(member)
+            if state is None:
+                continue
+            result.members += 1
+            if step(program, state, through) is not None:
                 state = _locked(store, member)   # again, under the lock: another process may have written
+                pending += 1
                 out = step(program, state, through) if state is not None else None
                 if out is not None:
                     state, entries, effects = out
@@ -162,14 +174,18 @@ def close_members(program: Program, store, through: datetime, booked_at: datetim
                     result.booked.append(member)
                     result.entries += len(entries)
                     result.effects.extend(effects)
-                store.commit()
-            except BaseException:
-                store.rollback()
-                raise
-        if state is not None and state.registered:
-            _outstanding(program, store, state, through, by_expiry, incomplete)
-        if progress is not None:
-            progress(n)
+                if pending >= batch:
+                    store.commit()
+                    pending = 0
+            if state is not None and state.registered:
+                _outstanding(program, store, state, through, by_expiry, incomplete)
+            if progress is not None:
+                progress(n)
+        if pending:
+            store.commit()
+    except BaseException:
+        store.rollback()
+        raise
     return result
 
 
