@@ -149,3 +149,45 @@ def test_close_on_a_local_dask_cluster(tmp_path):
     assert ledger(a) == ledger(b)
     a.close()
     b.close()
+
+
+def test_close_jobs_worker_killed_then_rerun_finishes(tmp_path, monkeypatch):
+    """A worker SIGKILLed midway through its shard: the close fails with a message (not recorded),
+    the batches committed stay booked, and a rerun books the rest: the ledger of one whole close."""
+    import os
+    import signal
+
+    import engine.run.close as close_module
+
+    program = load_program(ANDEST)
+    through = close_time("2025-09-30", program)
+    whole, killed = str(tmp_path / "whole.db"), str(tmp_path / "killed.db")
+    history(whole, 40)
+    history(killed, 40)
+    a = open_store(whole, program.id)
+    close(program, a, through, BOOKED)
+    real = close_module.close_members
+
+    def dies_in_m001s_shard(program, store, through, booked_at, names, result, progress=None, **kw):
+        def tick(n):
+            if "m001" in names and n == 18:    # after one batch of 16 committed
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real(program, store, through, booked_at, names, result, tick, **kw)
+
+    monkeypatch.setattr(close_module, "close_members", dies_in_m001s_shard)   # the forked workers inherit it
+    b = open_store(killed, program.id)
+    with pytest.raises(CloseError, match="died") as failed:
+        close_sharded(program, b, killed, through, jobs=2, booked_at=BOOKED)
+    assert failed.value.exit_code == 2 and b.closes() == []
+    booked = sum(1 for m in b.members() if any(x.to_state == "expired" for x in b.entries(m)))
+    # the dead worker's first batch of 16 stays booked; the pool, broken, stops the other worker
+    # too (what it committed stays): at least 16 of the 40, not all
+    assert 16 <= booked < 40
+    monkeypatch.setattr(close_module, "close_members", real)
+    again = close_sharded(program, b, killed, through, jobs=2, booked_at=BOOKED)
+    # the rerun books the rest; 40 x 200 expired (AND-6), each once
+    assert (again.entries, again.recorded) == (40 - booked, True)
+    assert sum(x.amount for m in b.members() for x in b.entries(m) if x.to_state == "expired") == 40 * 200
+    assert ledger(a) == ledger(b)
+    a.close()
+    b.close()
