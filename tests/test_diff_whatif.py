@@ -210,3 +210,14 @@ def test_new_shop_from_a_copy_settings_added_and_removed(tmp_path):
     olds = sorted(r[4:] for r, c in changes.items() if r.startswith("AND-") and c == "removed")
     news = sorted(r[4:] for r, c in changes.items() if r.startswith("NEW-") and c == "added")
     assert olds == news and "3" in olds and "4" in olds and len(changes) == 2 * len(olds)
+
+
+def test_AND_10_tier_change_dated_by_the_order(tmp_path):
+    new = edited(tmp_path, "andest", "- {id: silver, min: 50000}", "- {id: silver, min: 40000}")
+    report = diff_json(PROGRAMS / "andest.yaml", new, ANDEST_EVENTS)
+    # m012's o0076, placed 2025-12-21, at silver instead of regular (42,180 yen in the 12 months
+    # before it: above 40,000, not above 50,000; see test_AND_10_silver_threshold_50000_to_40000)
+    m012 = [c for c in report["order_tier_changes"] if c["member"] == "m012"]
+    assert [(c["order"], c["date"], c["old"], c["new"]) for c in m012] == [("o0076", "2025-12-21", "regular", "silver")]
+    table = run(["diff", str(PROGRAMS / "andest.yaml"), str(new), str(ANDEST_EVENTS), "--all"])
+    assert "m012 o0076 (2025-12-21): regular -> silver" in table.output

@@ -203,7 +203,7 @@ class Side:
     applied: int = 0
     by_rule: dict = field(default_factory=dict)        # rule -> metric -> amount
     effects: dict = field(default_factory=dict)        # member -> [(type, date, rule, detail), ...]
-    order_tiers: dict = field(default_factory=dict)    # order -> (member, tier, tier rule)
+    order_tiers: dict = field(default_factory=dict)    # order -> (member, tier, tier rule, date placed)
     clamps: list = field(default_factory=list)         # {"member", "order", "asked", "allowed", "rule"}
     max_used: dict = field(default_factory=dict)       # order asking for "max" -> (member, units used, binding rule)
 
@@ -311,7 +311,8 @@ def _figures(program: Program, view: MemberState, when: datetime, values, versio
         value = values.get(order.version, 1)
         f.orders += 1
         tiers_rule = v.tiers.rule if v.tiers is not None else (v.ladder.rule if v.ladder is not None else "")
-        side.order_tiers[order.id] = (view.member, order.tier, tiers_rule)
+        side.order_tiers[order.id] = (view.member, order.tier, tiers_rule,
+                                      local_date(order.placed_at, program.tz).isoformat())
         fee_rules = {fr.kind: fr.rule for fr in (v.exchange.fees if v.exchange is not None else ())}
         items = order.kept_incl if order.kept_incl >= 0 else invoice_items(order.lines, order.returned_by_line())
         fees = 0
@@ -417,9 +418,11 @@ def compare(old: Side, new: Side) -> dict:
             tier_moves[key] = tier_moves.get(key, 0) + 1
     order_tiers = []
     for order in sorted(set(old.order_tiers) & set(new.order_tiers)):
-        (member, t_old, rule), (_, t_new, rule_new) = old.order_tiers[order], new.order_tiers[order]
+        (member, t_old, rule, day), (_, t_new, rule_new, _) = old.order_tiers[order], new.order_tiers[order]
         if t_old != t_new:
-            order_tiers.append({"member": member, "order": order, "old": t_old, "new": t_new, "rule": rule_new or rule})
+            order_tiers.append({"member": member, "order": order, "date": day, "old": t_old, "new": t_new,
+                                "rule": rule_new or rule})
+    order_tiers.sort(key=lambda c: (c["member"], c["date"], c["order"]))
     by_rule = []
     for rule in sorted(set(old.by_rule) | set(new.by_rule)):
         a, b = old.by_rule.get(rule, {}), new.by_rule.get(rule, {})

@@ -154,7 +154,7 @@ def print_table(report: dict, show_all: bool, out=None) -> None:
             ("effect_changes", "Effects that move, appear or go",
              lambda c: f"{c['member']}: {c['effect']} {c['detail']} {c['change']}: {c['old'] or '-'} -> {c['new'] or '-'}"),
             ("order_tier_changes", "Orders placed at another tier",
-             lambda c: f"{c['member']} {c['order']}: {c['old']} -> {c['new']}")):
+             lambda c: f"{c['member']} {c['order']} ({c.get('date', '')}): {c['old']} -> {c['new']}")):
         items = report[key]
         if not items:
             continue
@@ -205,7 +205,7 @@ def csv_rows(report: dict) -> list[list]:
         rows.append(["effect", c["member"], f"{c['effect']} {c['detail']}", c["old"] or "", c["new"] or "",
                      c["change"], c["rule"], c["line"] or ""])
     for c in report["order_tier_changes"]:
-        rows.append(["order_tier", c["member"], c["order"], c["old"], c["new"], "", c["rule"], c["line"] or ""])
+        rows.append(["order_tier", c["member"], c["order"], c["old"], c["new"], c.get("date", ""), c["rule"], c["line"] or ""])
     for c in report["clamped"]["new"]:
         rows.append(["clamped", c["member"], c["order"], c["asked"], c["allowed"], c["allowed"] - c["asked"], c["rule"], ""])
     for c in report["clamped"]["old"]:
@@ -421,8 +421,8 @@ def render_html(report: dict) -> str:
              lambda c: (c["member"], c["old_stage"], c["old"], c["new_stage"], c["new"], _rule_ref(c["rule"], c["line"]))),
             ("effect_changes", "Effects that move, appear or go", ("member", "effect", "detail", "change", "OLD", "NEW", "rule"),
              lambda c: (c["member"], c["effect"], c["detail"], c["change"], c["old"], c["new"], _rule_ref(c["rule"], c["line"]))),
-            ("order_tier_changes", "Orders placed at another tier", ("member", "order", "OLD", "NEW", "rule"),
-             lambda c: (c["member"], c["order"], c["old"], c["new"], _rule_ref(c["rule"], c["line"])))):
+            ("order_tier_changes", "Orders placed at another tier", ("member", "order", "placed", "OLD", "NEW", "rule"),
+             lambda c: (c["member"], c["order"], c.get("date"), c["old"], c["new"], _rule_ref(c["rule"], c["line"])))):
         if report[key]:
             out.append(f"<h2>{title} ({len(report[key])})</h2><table><tr>"
                        + "".join(f"<th>{col}</th>" for col in cols) + "</tr>")
