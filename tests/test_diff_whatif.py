@@ -221,3 +221,22 @@ def test_AND_10_tier_change_dated_by_the_order(tmp_path):
     assert [(c["order"], c["date"], c["old"], c["new"]) for c in m012] == [("o0076", "2025-12-21", "regular", "silver")]
     table = run(["diff", str(PROGRAMS / "andest.yaml"), str(new), str(ANDEST_EVENTS), "--all"])
     assert "m012 o0076 (2025-12-21): regular -> silver" in table.output
+
+
+def test_RC_6_the_report_says_why_it_compares_after_the_history(tmp_path):
+    text = (PROGRAMS / "rewards_circle.yaml").read_text(encoding="utf-8")
+    old = tmp_path / "rc_v1.yaml"
+    old.write_text(text[:text.index("  - version: 2")], encoding="utf-8")
+    events = tmp_path / "before.jsonl"
+    lines = (EXAMPLES / "rewards_circle" / "events.jsonl").read_text(encoding="utf-8").splitlines(True)
+    kept = [x for x in lines if json.loads(x)["at"] < "2025-11-04"]
+    events.write_text("".join(kept), encoding="utf-8")
+    # version 2 (RC-6's conversion) starts 2025-11-04, after the last kept event
+    report = diff_json(old, PROGRAMS / "rewards_circle.yaml", events)
+    last = json.loads(kept[-1])["at"]
+    assert report["as_of_note"].startswith(f"version 2 starts on 2025-11-04, after the last event ({last})")
+    table = run(["diff", str(old), str(PROGRAMS / "rewards_circle.yaml"), str(events)])
+    assert "compared as of the end of its first day" in table.output
+    # with the whole history (events after 2025-11-04), no note
+    whole = diff_json(old, PROGRAMS / "rewards_circle.yaml", EXAMPLES / "rewards_circle" / "events.jsonl")
+    assert whole["as_of_note"] is None

@@ -200,6 +200,10 @@ HINTS: dict[str, tuple[str, str]] = {
     "diff.setting.changed": ("changed", "変更"),
     "diff.setting.added": ("added (only in NEW)", "追加（NEW のみ）"),
     "diff.setting.removed": ("removed (only in OLD)", "削除（OLD のみ）"),
+    "diff.as_of_after_history": ("version {version} starts on {starts}, after the last event ({last}): compared as of "
+                                 "the end of its first day, its switch and first effects included",
+                                 "バージョン {version} は最後のイベント（{last}）より後の {starts} に始まります。その初日の終わり"
+                                 "の時点で比べます（切り替えと最初の効果を含む）"),
     "liability.html.breakage": ("Closes, late entries and breakage (expected {expected})",
                                 "締め・遅れて記帳された分・失効率（見込み {expected}）"),
     "liability.html.breakage_cols": ("month|closed|closing from|late entries|late units|late yen|observed breakage|"

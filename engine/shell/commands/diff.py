@@ -75,6 +75,8 @@ def print_table(report: dict, show_all: bool, out=None) -> None:
         console.print(f"[bold yellow]warning:[/] {warning}")
     console.print(f"[bold]OLD[/] {o['path']} ({o['program']} v{o['version']})  ->  "
                   f"[bold]NEW[/] {n['path']} ({n['program']} v{n['version']}), as of {report['as_of']}")
+    if report.get("as_of_note"):
+        console.print(f"  ({report['as_of_note']})")
     h = report["headline"]
 
     def money(v: int, good_when_down: bool = True) -> str:
@@ -402,6 +404,8 @@ def render_html(report: dict) -> str:
            card("points outstanding", "outstanding"), "</div>"]
     for w in report["warnings"]:
         out.insert(6, f'<p class="warn">warning: {e(w)}</p>')
+    if report.get("as_of_note"):
+        out.insert(6, f'<p class="note">{e(report["as_of_note"])}</p>')
     if report.get("settings_changed"):
         out.append(f'<h2>{e(_say("diff.settings_title"))}</h2><table><tr>'
                    + "".join(f"<th>{e(c)}</th>" for c in _say("diff.settings_cols").split("|")) + "</tr>")
@@ -539,17 +543,25 @@ def build_report(old_path: str, new_path: str, events: str, as_of: Optional[str]
 def _report(old_path, new_path, old_program, new_program, sides, as_of, lines) -> dict:
     from engine.model.timeutil import parse_instant
 
+    note = None
+
     if as_of:
         when = parse_instant(as_of, old_program.tz)
     else:
         lasts = [datetime.fromisoformat(x) for x in (s[0].store.last_time() for s in sides) if x]
         # a version that comes into force after the history: up to its first day, its effects included
         when = default_as_of([old_program, new_program], max(lasts) if lasts else None) or datetime.now(old_program.tz)
+        if lasts and when > max(lasts):
+            starts = [v for p in (old_program, new_program) for v in p.versions if v.starts_at > max(lasts)]
+            first = min(starts, key=lambda v: v.starts_at)
+            note = {"version": first.number, "starts": first.starts_at.astimezone(old_program.tz).date().isoformat(),
+                    "last": max(lasts).astimezone(old_program.tz).isoformat()}
     old = measure(old_path, sides[0][0].program, sides[0][0].store, sides[0][1], when, lines)
     new = measure(new_path, sides[1][0].program, sides[1][0].store, sides[1][1], when, lines)
     report = compare(old, new)
     report["as_of"] = when.astimezone(old_program.tz).isoformat()
     report["settings_changed"] = _settings_changed(old_path, new_path)
+    report["as_of_note"] = _say("diff.as_of_after_history", **note) if note else None
     return report
 
 
