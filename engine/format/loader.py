@@ -781,7 +781,8 @@ def _accounting(section: dict, positions, compiler) -> Accounting:
                       breakage_window_months=int(get("breakage_window_months")),
                       unit_value_yen=section.get("unit_value_yen"), report_dates=tuple(dates),
                       deposit_threshold_yen=int(get("deposit_threshold_yen", prepaid, prepaid_spec)),
-                      deposit_share=float(get("deposit_share", prepaid, prepaid_spec)))
+                      deposit_share=float(get("deposit_share", prepaid, prepaid_spec)),
+                      due_within_months=int(get("due_within_months", prepaid, prepaid_spec)))
 
 
 class _Relocated:

@@ -161,10 +161,6 @@ HINTS: dict[str, tuple[str, str]] = {
     "hint.no_tiers": ("the program has no tiers", "このプログラムにはティアがありません"),
     "hint.no_tags": ("the program has no tags", "このプログラムにはタグがありません"),
     "hint.no_attributes": ("the program has no attributes", "このプログラムには会員属性がありません"),
-    # liability (engine/run/liability.py)
-    "liability.not_month": ("{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {value}",
-                            "{what}: 月（YYYY-MM）でも日付（YYYY-MM-DD）でもありません: {value}"),
-    "liability.to_before_from": ("--to {end} is before --from {start}", "--to {end} が --from {start} より前です"),
     "liability.cannot_rebuild": ("the outstanding units at {at} cannot be rebuilt: {detail}; close the ledger through "
                                  "that month's end first (loyalty close)",
                                  "{at} 時点の残高を組み立て直せません: {detail}。先にその月末まで締めてください（loyalty close）"),
@@ -179,6 +175,50 @@ HINTS: dict[str, tuple[str, str]] = {
     "hint.rate_fraction": ("a rate is a fraction: write {fraction} for {percent}%",
                            "率は小数で書きます。{percent}% なら {fraction} と書いてください"),
     "hint.number_commas": ("write numbers without commas: {n}", "数はカンマなしで書いてください: {n}"),
+    # h31 (issues 21, 22): the sharded close, the liability report's sections, the what-if
+    "close.jobs_and_cluster": ("loyalty close: --cluster and --jobs are two ways to shard the close: give one",
+                               "loyalty close: --cluster と --jobs はどちらも締めを分けて行う方法です。どちらか一方を指定してください"),
+    "close.shared_ledger": ("loyalty close: a sharded close (--jobs above 1, --cluster) needs a ledger the workers share "
+                            "(a SQLite file or a PostgreSQL URL), not {spec}",
+                            "loyalty close: 分割した締め（--jobs 2 以上、--cluster）には、ワーカーが共有できる台帳"
+                            "（SQLite ファイルか PostgreSQL の URL）が必要です（{spec} は使えません）"),
+    "close.shard_failed": ("loyalty close: {detail}; the members booked stay booked and the close is not recorded: "
+                           "run it again to finish",
+                           "loyalty close: {detail}。記帳済みの会員はそのまま残り、締めは記録されていません。"
+                           "もう一度実行すると残りを記帳します"),
+    "liability.not_a_month": ("{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {text}",
+                              "{what}: 月（YYYY-MM）でも日付（YYYY-MM-DD）でもありません: {text}"),
+    "liability.to_before_from": ("--to {end} is before --from {start}", "--to {end} が --from {start} より前です"),
+    "liability.prepaid.period": ("  {date}  base period {start} to {end}: issued ¥{issued}, used ¥{used}, expired ¥{expired}; "
+                                 "unused ¥{unused}, deposit ¥{deposit}, due by {due}",
+                                 "  {date}  基準期間 {start}〜{end}: 発行額 ¥{issued}、回収額 ¥{used}、失効 ¥{expired}。"
+                                 "基準日未使用残高 ¥{unused}、発行保証金 ¥{deposit}、期限 {due}"),
+    "diff.card.max_lowered": ("\"max\" requests allowed less", "「最大」の利用申込で使える数が減った注文"),
+    "diff.card.refusals_removed": ("refusals the new file removes", "新しいファイルでなくなる拒否"),
+    "diff.max_title": ("Requests for \"max\" decided again under NEW ({n}): units used OLD -> NEW",
+                       "「最大」の利用申込を NEW で決め直した注文（{n} 件）: 利用数 OLD → NEW"),
+    "diff.max_cols": ("member|order|OLD used|NEW used|rule", "会員|注文|OLD の利用数|NEW の利用数|ルール"),
+    "diff.settings_title": ("Settings the edit changes, by rule", "この変更で変わる設定（ルール別）"),
+    "diff.settings_cols": ("rule|change|written at", "ルール|変更|書かれている場所"),
+    "diff.setting.changed": ("changed", "変更"),
+    "diff.setting.added": ("added (only in NEW)", "追加（NEW のみ）"),
+    "diff.setting.removed": ("removed (only in OLD)", "削除（OLD のみ）"),
+    "diff.as_of_after_history": ("version {version} starts on {starts}, after the last event ({last}): compared as of "
+                                 "the end of its first day, its switch and first effects included",
+                                 "バージョン {version} は最後のイベント（{last}）より後の {starts} に始まります。その初日の終わり"
+                                 "の時点で比べます（切り替えと最初の効果を含む）"),
+    "liability.html.breakage": ("Closes, late entries and breakage (expected {expected})",
+                                "締め・遅れて記帳された分・失効率（見込み {expected}）"),
+    "liability.html.breakage_cols": ("month|closed|closing from|late entries|late units|late yen|observed breakage|"
+                                     "window|expired in window|used in window|contract liability ¥",
+                                     "月|締め済み|期末残高の出所|遅れた記帳|遅れた単位|遅れた円|実績失効率|"
+                                     "集計期間|期間内の失効|期間内の利用|契約負債（円）"),
+    "liability.html.prepaid": ("Prepaid (資金決済法): base dates, deposit {share} above ¥{threshold}",
+                               "前払式支払手段（資金決済法）: 基準日、¥{threshold} を超えると {share} を供託"),
+    "liability.html.prepaid_cols": ("base date|base period|issued ¥|used ¥|expired ¥|voided ¥|unused ¥|above threshold|"
+                                    "deposit ¥|due",
+                                    "基準日|基準期間|発行額（円）|回収額（円）|失効（円）|取消（円）|基準日未使用残高（円）|"
+                                    "基準額超|発行保証金（円）|期限"),
 }
 
 # Refusals of events (engine/core/*, engine/model/events.py, engine/run/*); {what} is the text

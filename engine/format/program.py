@@ -303,6 +303,7 @@ class Accounting:
     report_dates: tuple[tuple[int, int], ...] = ()   # prepaid: (month, day) base dates
     deposit_threshold_yen: int = 0    # prepaid: balance above which a deposit is due
     deposit_share: float = 0.0        # prepaid: share of the balance to deposit
+    due_within_months: int = 0        # prepaid: months after a base date its report and deposit are due
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,26 +44,27 @@ FLOWS = ("issued", "used", "restored", "expired", "voided", "converted", "other"
 
 
 class LiabilityError(ValueError):
-    """A report that cannot be made (the message says why; ``code`` and ``args`` look it up in
-    engine/format/messages.py for the other language)."""
+    """A report that cannot be made (the message says why; ``code`` and ``values``: its catalogue
+    entry, engine/format/messages.py, for the other language)."""
 
-    def __init__(self, code: str, **args) -> None:
-        super().__init__(messages.render(code, args))
-        self.code, self.args_ = code, args
+    def __init__(self, message: str, code: Optional[str] = None, **values):
+        super().__init__(message)
+        self.code, self.values = code, values
 
 
 def _month(text: str, what: str) -> tuple[int, int]:
     try:
         day = date.fromisoformat(text if len(text) == 10 else f"{text}-01")
     except (ValueError, TypeError):
-        raise LiabilityError("liability.not_month", what=what, value=repr(text)) from None
+        raise LiabilityError(f"{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {text!r}",
+                             "liability.not_a_month", what=what, text=repr(text)) from None
     return day.year, day.month
 
 
 def month_range(start: str, end: str) -> tuple[tuple[int, int], tuple[int, int]]:
     first, last = _month(start, "--from"), _month(end, "--to")
     if last < first:
-        raise LiabilityError("liability.to_before_from", start=start, end=end)
+        raise LiabilityError(f"--to {end} is before --from {start}", "liability.to_before_from", start=start, end=end)
     return first, last
 
 
@@ -146,7 +147,8 @@ def _outstanding_at(program: Program, store, at: datetime, closes: list[dict]) -
         try:
             past, _ = state_at(program, store, store.load(member), at)
         except PastViewUnavailable as exc:
-            raise LiabilityError("liability.cannot_rebuild", at=at.isoformat(), detail=str(exc)) from None
+            raise LiabilityError(messages.render("liability.cannot_rebuild", {"at": at.isoformat(), "detail": str(exc)}),
+                                 "liability.cannot_rebuild", at=at.isoformat(), detail=str(exc)) from None
         if past is None or not past.registered:
             continue
         view, _, _ = as_of(program, past, at)
@@ -251,7 +253,8 @@ def liability_report(program: Program, store, first: tuple[int, int], last: tupl
             "as_of": month_end(last, program).isoformat(),
             "rows": [{"expires": k, "units": _num(v[0]), "yen": _num(v[1])} for k, v in by_expiry.items()],
         },
-        "prepaid": _prepaid(program, store, first, last, closes) if acc is not None and acc.points == "prepaid" else None,
+        "prepaid": (_prepaid(program, store, first, last, closes, units, yen)
+                    if acc is not None and acc.points == "prepaid" else None),
     }
     return out
 
@@ -281,15 +284,19 @@ def _figures(opening: Fraction, f: dict, roll: Fraction, closing: Fraction) -> d
     return out
 
 
-def _prepaid(program: Program, store, first, last, closes) -> dict:
-    """資金決済法: the unused balance at each base date within the period, and half of it (the
-    program's deposit_share) to deposit when above the threshold."""
+def _prepaid(program: Program, store, first, last, closes, units: dict, yen: dict) -> dict:
+    """資金決済法: for each base date within the period, the base period's figures (the months after
+    the previous base date's month through the base date's: 発行額 issued, 回収額 used net of
+    restores, and what expired or was voided), the unused balance at the base date (基準日未使用
+    残高), half of it (the program's deposit_share) to deposit when above the threshold, and the
+    day the report and the deposit are due (``due_within_months`` after the base date)."""
     acc = program.accounting
     if acc is None:   # the caller asks only for a program that keeps prepaid accounts
         return {}
-    rows = []
+    rows, periods = [], []
+    bases = sorted(acc.report_dates)
     for year in range(first[0], last[0] + 1):
-        for month, day in acc.report_dates:
+        for k, (month, day) in enumerate(bases):
             if not (first <= (year, month) <= last):
                 continue
             try:
@@ -299,11 +306,50 @@ def _prepaid(program: Program, store, first, last, closes) -> dict:
             at = start_of(d + timedelta(days=1), program.tz) - timedelta(microseconds=1)
             by_expiry, _ = _outstanding_at(program, store, at, closes)
             unused = sum((v[1] for v in by_expiry.values()), Fraction(0))
+            unused_units = sum((v[0] for v in by_expiry.values()), Fraction(0))
             above = unused > acc.deposit_threshold_yen
+            prev = bases[k - 1] if k else bases[-1]
+            since = (year if k else year - 1, prev[0])    # the previous base date's month
+            if len(bases) == 1:
+                since = (year - 1, month)
+            period = [m for m in set(units) | set(yen) if since < m <= (year, month)]
+            y = _period(yen, period)
+            u = _period(units, period)
             rows.append({"date": d.isoformat(), "unused_yen": _yen(unused), "above_threshold": above,
                          "deposit_yen": _yen(unused * Fraction(str(acc.deposit_share))) if above else 0})
+            periods.append({"base_date": d.isoformat(), "from": _key(_next(since)), "to": _key((year, month)),
+                            "issued_units": _num(u["issued"]), "issued_yen": _yen(y["issued"]),
+                            "used_units": _num(u["used"]), "used_yen": _yen(y["used"]),
+                            "expired_yen": _yen(y["expired"]), "voided_yen": _yen(y["voided"]),
+                            "unused_units": _num(unused_units), "unused_yen": _yen(unused),
+                            "deposit_yen": rows[-1]["deposit_yen"],
+                            "due": _due(d, acc.due_within_months).isoformat()})
     return {"threshold_yen": acc.deposit_threshold_yen, "deposit_share": acc.deposit_share,
-            "base_dates": sorted(rows, key=lambda r: r["date"])}
+            "due_within_months": acc.due_within_months,
+            "base_dates": sorted(rows, key=lambda r: r["date"]),
+            "periods": sorted(periods, key=lambda r: r["base_date"])}
+
+
+def _period(flows: dict, months: list) -> dict:
+    """The flows of ``months`` added up: issued (every kind), used net of restores, expired, voided."""
+    out = {"issued": Fraction(0), "used": Fraction(0), "expired": Fraction(0), "voided": Fraction(0)}
+    for m in months:
+        f = flows[m]
+        out["issued"] += sum(f["issued"].values())
+        out["used"] += f["used"] - f["restored"]
+        out["expired"] += f["expired"]
+        out["voided"] += f["voided"]
+    return out
+
+
+def _due(d: date, n: int) -> date:
+    """The last day of ``n`` months counted from the day after ``d`` (資金決済法: 基準日の翌日から
+    起算して2月以内): 31 March -> 31 May, 30 September -> 30 November."""
+    start = d + timedelta(days=1)
+    k = start.year * 12 + start.month - 1 + n
+    y, m = k // 12, k % 12 + 1
+    last = (date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1)).day
+    return date(y, m, min(start.day, last)) - timedelta(days=1)
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -345,6 +391,7 @@ def as_text(report: dict) -> str:
         lines += ["", f"prepaid (資金決済法): deposit {p['deposit_share']:.0%} above ¥{p['threshold_yen']:,}"]
         lines += [f"  {r['date']}  unused ¥{r['unused_yen']:,}" + (f"  DEPOSIT ¥{r['deposit_yen']:,}" if r["above_threshold"]
                                                                  else "") for r in p["base_dates"]]
+        lines += [_say("liability.prepaid.period", "en", **_period_args(r)) for r in p.get("periods", ())]
     lines.append("")
     lines.append("roll-forward identity holds every month" if report["identity"] else
                  "roll-forward identity FAILS in some month: happenings due but not booked? run loyalty close")
@@ -362,7 +409,37 @@ def as_csv(report: dict) -> str:
             w.writerow([m["month"], unit, *_row(fig), fig["roll_forward"], fig["difference"], m["closed"],
                         m["late"]["entries"], "" if m["observed_breakage"] is None else m["observed_breakage"],
                         m["contract_liability_yen"]])
+    _csv_more(w, report)
     return buf.getvalue()
+
+
+def _csv_more(w, report: dict) -> None:
+    """The report's other figures, each table after a blank line with its own header: the
+    breakage windows and late entries by month, outstanding by expiry month, the prepaid periods."""
+    w.writerow([])
+    w.writerow(["month", "closed", "closing_from", "late_entries", "late_units", "late_yen", "observed_breakage",
+                "window_from", "window_to", "window_expired", "window_used", "expected_breakage",
+                "contract_liability_yen"])
+    for m in report["months"]:
+        win = m["breakage_window"]
+        w.writerow([m["month"], m["closed"], m["closing_from"], m["late"]["entries"], m["late"]["units"],
+                    m["late"]["yen"], "" if m["observed_breakage"] is None else m["observed_breakage"],
+                    win["from"], win["to"], win["expired"], win["used"], report["expected_breakage"],
+                    m["contract_liability_yen"]])
+    exp = report["outstanding_by_expiry"]
+    w.writerow([])
+    w.writerow(["as_of", "expires", "units", "yen"])
+    for r in exp["rows"]:
+        w.writerow([exp["as_of"], r["expires"], r["units"], r["yen"]])
+    if report.get("prepaid"):
+        w.writerow([])
+        w.writerow(["base_date", "period_from", "period_to", "issued_units", "issued_yen", "used_units", "used_yen",
+                    "expired_yen", "voided_yen", "unused_units", "unused_yen", "above_threshold", "deposit_yen", "due"])
+        above = {r["date"]: r["above_threshold"] for r in report["prepaid"]["base_dates"]}
+        for r in report["prepaid"].get("periods", ()):
+            w.writerow([r["base_date"], r["from"], r["to"], r["issued_units"], r["issued_yen"], r["used_units"],
+                        r["used_yen"], r["expired_yen"], r["voided_yen"], r["unused_units"], r["unused_yen"],
+                        above.get(r["base_date"], False), r["deposit_yen"], r["due"]])
 
 
 def as_html(report: dict) -> str:
@@ -384,4 +461,52 @@ def as_html(report: dict) -> str:
             f"<p>{e(report['points_kind'])} {e(report['unit'])}; expected breakage {report['expected_breakage']:.1%}</p>"
             f"<table border=\"1\"><tr>{head}</tr>{''.join(rows)}</table>"
             f"<h2>Outstanding by expiry month at {e(exp['as_of'])}</h2>"
-            f"<table border=\"1\"><tr><th>expires</th><th>units</th><th>yen</th></tr>{exp_rows}</table></html>\n")
+            f"<table border=\"1\"><tr><th>expires</th><th>units</th><th>yen</th></tr>{exp_rows}</table>"
+            f"{_html_more(report)}</html>\n")
+
+
+def _say(code: str, lang: str = "en", **args) -> str:
+    from engine.format import messages
+
+    return messages.render(code, args, lang)
+
+
+def _period_args(r: dict) -> dict:
+    return {"date": r["base_date"], "start": r["from"], "end": r["to"], "issued": f"{r['issued_yen']:,}",
+            "used": f"{r['used_yen']:,}", "expired": f"{r['expired_yen']:,}", "unused": f"{r['unused_yen']:,}",
+            "deposit": f"{r['deposit_yen']:,}", "due": r["due"]}
+
+
+def _html_more(report: dict, lang: str = "en") -> str:
+    """The figures the first tables leave out: closes, late entries and breakage by month; the
+    prepaid base periods (資金決済法)."""
+    e = html.escape
+
+    def head(code: str) -> str:
+        return "".join(f"<th>{e(c)}</th>" for c in _say(code, lang).split("|"))
+
+    rows = []
+    for m in report["months"]:
+        win = m["breakage_window"]
+        obs = f"{m['observed_breakage']:.1%}" if m["observed_breakage"] is not None else "–"
+        cells = (m["month"], "✓" if m["closed"] else "–", m["closing_from"], m["late"]["entries"],
+                 _fmt(m["late"]["units"]), _fmt(m["late"]["yen"]), obs, f"{win['from']} – {win['to']}",
+                 _fmt(win["expired"]), _fmt(win["used"]), f"{m['contract_liability_yen']:,}")
+        rows.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
+    title = _say("liability.html.breakage", lang, expected=f"{report['expected_breakage']:.1%}")
+    out = [f"<h2>{e(title)}</h2>",
+           f"<table border=\"1\"><tr>{head('liability.html.breakage_cols')}</tr>{''.join(rows)}</table>"]
+    prepaid = report.get("prepaid")
+    if prepaid:
+        above = {r["date"]: r["above_threshold"] for r in prepaid["base_dates"]}
+        rows = []
+        for r in prepaid.get("periods", ()):
+            period_cells = (r["base_date"], f"{r['from']} – {r['to']}", f"{r['issued_yen']:,}", f"{r['used_yen']:,}",
+                     f"{r['expired_yen']:,}", f"{r['voided_yen']:,}", f"{r['unused_yen']:,}",
+                     "✓" if above.get(r["base_date"]) else "–", f"{r['deposit_yen']:,}", r["due"])
+            rows.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in period_cells) + "</tr>")
+        title = _say("liability.html.prepaid", lang, threshold=f"{prepaid['threshold_yen']:,}",
+                     share=f"{prepaid['deposit_share']:.0%}")
+        out += [f"<h2>{e(title)}</h2>",
+                f"<table border=\"1\"><tr>{head('liability.html.prepaid_cols')}</tr>{''.join(rows)}</table>"]
+    return "".join(out)

@@ -91,6 +91,89 @@ def rule_places(program: Program) -> dict[str, str]:
     return places
 
 
+def rule_at(text: str | bytes, filename: str, line: int, col: int) -> Optional[str]:
+    """The rule id of the setting written at ``line``:``col`` of a program file: the ``rule_id`` of
+    the innermost mapping around the value (or key) there; None when none has one, or the file
+    does not read as YAML (a syntax mistake names its line only)."""
+    from engine.format import yamlpos
+    from engine.model.errors import ProgramError
+
+    try:
+        data, positions = yamlpos.load(text, filename)
+    except ProgramError:
+        return None
+    best, best_at = None, (0, 0)
+    for table in (positions.values, positions.keys):
+        for path, pos in table.items():
+            at = (pos.line, pos.col)
+            if best_at < at <= (line, col) or (at == best_at and best is not None and len(path) > len(best)):
+                best, best_at = path, at
+    if best is None:
+        return None
+    nodes, node = [data], data
+    for key in best:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            break
+        nodes.append(node)
+    for node in reversed(nodes):
+        if isinstance(node, dict) and isinstance(node.get("rule_id"), str):
+            return node["rule_id"]
+    return None
+
+
+def rule_settings(text: str | bytes, filename: str) -> dict[str, tuple[list, str]]:
+    """rule id -> (its settings, "file:line" of the first): every mapping of the file that carries a
+    ``rule_id``, as canonical JSON, in file order; a mapping inside it that carries a rule of its
+    own stands as that rule's name (so a change is the innermost rule's)."""
+    from engine.format import yamlpos
+
+    data, positions = yamlpos.load(text, filename)
+    out: dict[str, tuple[list, str]] = {}
+
+    def canon(node, top: bool):
+        if isinstance(node, dict):
+            if not top and isinstance(node.get("rule_id"), str):
+                return f"<{node['rule_id']}>"
+            return {str(k): canon(v, False) for k, v in node.items()}
+        if isinstance(node, list):
+            return [canon(v, False) for v in node]
+        return node
+
+    def walk(node, path: tuple) -> None:
+        if isinstance(node, dict):
+            rule = node.get("rule_id")
+            if isinstance(rule, str):
+                pos = positions.at(path)
+                settings, line = out.setdefault(rule, ([], f"{pos.file}:{pos.line}"))
+                settings.append(msgspec.json.encode(canon(node, True)).decode())
+            for k, v in node.items():
+                walk(v, path + (k,))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, path + (i,))
+
+    walk(data.get("versions") if isinstance(data, dict) else None, ("versions",))
+    return out
+
+
+def setting_changes(old: dict[str, tuple[list, str]], new: dict[str, tuple[list, str]]) -> list[dict]:
+    """The rules whose settings differ between two files (rule_settings of each): changed, added
+    (only in NEW) or removed (only in OLD), with the line they are written on; the true effect of
+    an edit that no historical event touches (a new reward) is still named."""
+    out = []
+    for rule in sorted(set(old) | set(new)):
+        a, b = old.get(rule), new.get(rule)
+        if a is not None and b is not None and a[0] == b[0]:
+            continue
+        change = "changed" if a and b else "added" if b else "removed"
+        either = b if b is not None else a
+        assert either is not None   # the rule is in OLD or in NEW
+        out.append({"rule": rule, "change": change, "line": either[1]})
+    return out
+
+
 @dataclass
 class Figures:
     granted: int = 0        # every unit the member received (= valid + pending + held + used + expired + void)
@@ -122,8 +205,9 @@ class Side:
     applied: int = 0
     by_rule: dict = field(default_factory=dict)        # rule -> metric -> amount
     effects: dict = field(default_factory=dict)        # member -> [(type, date, rule, detail), ...]
-    order_tiers: dict = field(default_factory=dict)    # order -> (member, tier, tier rule)
+    order_tiers: dict = field(default_factory=dict)    # order -> (member, tier, tier rule, date placed)
     clamps: list = field(default_factory=list)         # {"member", "order", "asked", "allowed", "rule"}
+    max_used: dict = field(default_factory=dict)       # order asking for "max" -> (member, units used, binding rule)
 
 
 def _add(by_rule: dict, rule: str, metric: str, amount: int) -> None:
@@ -229,7 +313,8 @@ def _figures(program: Program, view: MemberState, when: datetime, values, versio
         value = values.get(order.version, 1)
         f.orders += 1
         tiers_rule = v.tiers.rule if v.tiers is not None else (v.ladder.rule if v.ladder is not None else "")
-        side.order_tiers[order.id] = (view.member, order.tier, tiers_rule)
+        side.order_tiers[order.id] = (view.member, order.tier, tiers_rule,
+                                      local_date(order.placed_at, program.tz).isoformat())
         fee_rules = {fr.kind: fr.rule for fr in (v.exchange.fees if v.exchange is not None else ())}
         items = order.kept_incl if order.kept_incl >= 0 else invoice_items(order.lines, order.returned_by_line())
         fees = 0
@@ -245,6 +330,8 @@ def _figures(program: Program, view: MemberState, when: datetime, values, versio
         f.points_yen += points
         f.to_pay_yen += items + fees - points
         request = asked.get(order.id)
+        if request is not None and request[0] == view.member and request[1] == "max":
+            side.max_used[order.id] = (view.member, order.points_used, _binding_rule(v, order.points_used))
         if request is not None and request[0] == view.member and request[1] != "max" \
                 and order.points_used < request[1]:
             rule = _binding_rule(v, order.points_used)
@@ -337,9 +424,11 @@ def compare(old: Side, new: Side) -> dict:
             tier_moves[key] = tier_moves.get(key, 0) + 1
     order_tiers = []
     for order in sorted(set(old.order_tiers) & set(new.order_tiers)):
-        (member, t_old, rule), (_, t_new, rule_new) = old.order_tiers[order], new.order_tiers[order]
+        (member, t_old, rule, day), (_, t_new, rule_new, _) = old.order_tiers[order], new.order_tiers[order]
         if t_old != t_new:
-            order_tiers.append({"member": member, "order": order, "old": t_old, "new": t_new, "rule": rule_new or rule})
+            order_tiers.append({"member": member, "order": order, "date": day, "old": t_old, "new": t_new,
+                                "rule": rule_new or rule})
+    order_tiers.sort(key=lambda c: (c["member"], c["date"], c["order"]))
     by_rule = []
     for rule in sorted(set(old.by_rule) | set(new.by_rule)):
         a, b = old.by_rule.get(rule, {}), new.by_rule.get(rule, {})
@@ -358,6 +447,15 @@ def compare(old: Side, new: Side) -> dict:
                 row = {"rule": rule, "line": places.get(rule), "old": {}, "new": {}, "delta": {}}
                 by_rule.append(row)
             row["delta"][f"{count_key}_changed"] = count
+    max_requests = _max_changes(old, new, places)
+    for c in max_requests:
+        row = next((r for r in by_rule if r["rule"] == c["rule"]), None)
+        if row is None:
+            row = {"rule": c["rule"], "line": places.get(c["rule"]), "old": {}, "new": {}, "delta": {}}
+            by_rule.append(row)
+        key = "max_lowered" if c["new"] < c["old"] else "max_raised"
+        row["delta"][key] = row["delta"].get(key, 0) + 1
+        row["delta"][f"{key}_units"] = row["delta"].get(f"{key}_units", 0) + abs(c["new"] - c["old"])
     months = sorted(set(old.cost_by_month) | set(new.cost_by_month))
     only_old = sorted(set(old.rejected) - set(new.rejected))
     only_new = sorted(set(new.rejected) - set(old.rejected))
@@ -380,7 +478,9 @@ def compare(old: Side, new: Side) -> dict:
         "headline": {"cost_yen": t_delta["cost_yen"], "liability_yen": t_delta["liability_yen"],
                      "to_pay_yen": t_delta["to_pay_yen"], "refused_by_new": len(only_new),
                      "refused_only_by_old": len(only_old), "clamped": t_delta["clamped"],
-                     "clamped_units": t_delta["clamped_units"]},
+                     "clamped_units": t_delta["clamped_units"],
+                     "max_lowered": sum(1 for c in max_requests if c["new"] < c["old"]),
+                     "max_lowered_units": sum(c["old"] - c["new"] for c in max_requests if c["new"] < c["old"])},
         "members": rows,
         "changed_members": sum(1 for r in rows if r["changed"]),
         "totals": {**totals, "delta": t_delta},
@@ -391,6 +491,7 @@ def compare(old: Side, new: Side) -> dict:
         "effect_changes": effect_changes,
         "order_tier_changes": order_tiers,
         "clamped": {"old": old.clamps, "new": new.clamps},
+        "max_requests": max_requests,
         "cost_by_month": [{"month": mo, "old": old.cost_by_month.get(mo, 0), "new": new.cost_by_month.get(mo, 0)}
                           for mo in months],
         "rejected_only_old": [{"event": e, **old.rejected[e], "line": places.get(old.rejected[e].get("rule"))}
@@ -398,6 +499,19 @@ def compare(old: Side, new: Side) -> dict:
         "rejected_only_new": [{"event": e, **new.rejected[e], "line": places.get(new.rejected[e].get("rule"))}
                               for e in only_new],
     }
+
+
+def _max_changes(old: Side, new: Side, places: dict) -> list[dict]:
+    """Orders that asked for "max" and were allowed another number of units under NEW: the request
+    decided again by the new limits (the rule: the limit that binds the lower side)."""
+    out = []
+    for order in sorted(set(old.max_used) & set(new.max_used)):
+        (member, a, rule_a), (_, b, rule_b) = old.max_used[order], new.max_used[order]
+        if a != b:
+            rule = rule_b if b < a else rule_a
+            out.append({"member": member, "order": order, "asked": "max", "old": a, "new": b, "rule": rule,
+                        "line": places.get(rule)})
+    return out
 
 
 def _public(f: Figures) -> dict:

@@ -51,16 +51,24 @@ class Engine:
             cart = decode_cart(msgspec.json.encode(cart) if isinstance(cart, dict) else cart)
         return quote(self.program, self.runner.state_of(cart.member), cart, at, self.views)
 
-    def close(self, at: str | datetime, booked_at: Optional[datetime] = None) -> dict:
+    def close(self, at: str | datetime, booked_at: Optional[datetime] = None, jobs: int = 1,
+              cluster: Optional[str] = None) -> dict:
         """Close the ledger through ``at`` (a bare date: the end of that day): every member's
         happenings due by then booked with no event (engine/run/close.py). Idempotent. Returns
-        the close answer (docs/CONTRACT.md)."""
-        from engine.run.close import close, close_time
+        the close answer (docs/CONTRACT.md). ``jobs`` above 1 (worker processes) or ``cluster``
+        (a Dask scheduler's address) shards the members; the ledger must then be a SQLite file or
+        PostgreSQL, which the workers open themselves (raises run.close.CloseError otherwise)."""
+        from engine.run.close import close, close_sharded, close_time
 
         when = at if isinstance(at, datetime) else close_time(at, self.program)
         self.runner.commit()
         try:
-            result = close(self.program, self.store, when, booked_at)
+            if jobs > 1 or cluster:
+                spec = getattr(self.store, "url", None) or getattr(self.store, "path", None) or ":memory:"
+                result = close_sharded(self.program, self.store, str(spec), when, jobs=jobs, address=cluster,
+                                       booked_at=booked_at)
+            else:
+                result = close(self.program, self.store, when, booked_at)
         finally:
             self.runner.cache.clear()   # the close wrote members' states behind the runner's back
             self.views = Views(self.program)

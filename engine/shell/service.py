@@ -593,7 +593,7 @@ def openapi_document(program: Program) -> dict:
             "operationId": "postClose",
             "summary": "Close the ledger through a moment: every member's happenings due by then booked",
             "description": "Expiries, birth-month bonuses, delayed restores and version switches due up to as_of are "
-                           "booked for every member with no event needed, one member a transaction; the close is "
+                           "booked for every member with no event needed, member by member; the close is "
                            "recorded when all are done. Idempotent: a second close to the same moment books nothing.",
             "requestBody": body({"type": "object", "required": ["as_of"], "properties": {"as_of": {
                 "type": "string", "description": "ISO 8601 with offset, or a bare date (the end of that day)"}}},

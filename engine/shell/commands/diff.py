@@ -41,6 +41,12 @@ def replay(program, lines, progress=None):
     return engine, result
 
 
+def _say(code: str, lang: str = "en", **args) -> str:
+    from engine.format import messages
+
+    return messages.render(code, args, lang)
+
+
 # --- terminal -----------------------------------------------------------------------------------
 
 def _signed(n: int) -> str:
@@ -69,6 +75,8 @@ def print_table(report: dict, show_all: bool, out=None) -> None:
         console.print(f"[bold yellow]warning:[/] {warning}")
     console.print(f"[bold]OLD[/] {o['path']} ({o['program']} v{o['version']})  ->  "
                   f"[bold]NEW[/] {n['path']} ({n['program']} v{n['version']}), as of {report['as_of']}")
+    if report.get("as_of_note"):
+        console.print(f"  ({report['as_of_note']})")
     h = report["headline"]
 
     def money(v: int, good_when_down: bool = True) -> str:
@@ -88,6 +96,8 @@ def print_table(report: dict, show_all: bool, out=None) -> None:
         card.add_row("refusals the new file removes", str(h["refused_only_by_old"]))
     card.add_row("redemptions clamped (new - old)",
                  f"[yellow]{_signed(h['clamped'])}[/] ({_signed(h['clamped_units'])} units)" if h["clamped"] else "0")
+    if h.get("max_lowered"):
+        card.add_row(_say("diff.card.max_lowered"), f"[yellow]{h['max_lowered']}[/] ({h['max_lowered_units']:,} units)")
     card.add_row("members changed", f"{report['changed_members']} of {len(report['members'])}")
     console.print(card)
     summary = Table(box=box.SIMPLE_HEAD, title="Totals", title_justify="left")
@@ -105,6 +115,13 @@ def print_table(report: dict, show_all: bool, out=None) -> None:
         summary.add_row(f"members in {tier}", str(c["old"]), str(c["new"]), _signed(c["new"] - c["old"]))
     summary.add_row("events rejected", str(o["rejected"]), str(n["rejected"]), _signed(n["rejected"] - o["rejected"]))
     console.print(summary)
+    if report.get("settings_changed"):
+        settings = Table(box=box.SIMPLE_HEAD, title=_say("diff.settings_title"), title_justify="left")
+        for col in _say("diff.settings_cols").split("|"):
+            settings.add_column(col)
+        for c in report["settings_changed"]:
+            settings.add_row(c["rule"], _say(f"diff.setting.{c['change']}"), c["line"] or "")
+        console.print(settings)
     if report["by_rule"]:
         rules = Table(box=box.SIMPLE_HEAD, title="What changes, by the rule that produced it", title_justify="left")
         rules.add_column("rule")
@@ -139,7 +156,7 @@ def print_table(report: dict, show_all: bool, out=None) -> None:
             ("effect_changes", "Effects that move, appear or go",
              lambda c: f"{c['member']}: {c['effect']} {c['detail']} {c['change']}: {c['old'] or '-'} -> {c['new'] or '-'}"),
             ("order_tier_changes", "Orders placed at another tier",
-             lambda c: f"{c['member']} {c['order']}: {c['old']} -> {c['new']}")):
+             lambda c: f"{c['member']} {c['order']} ({c.get('date', '')}): {c['old']} -> {c['new']}")):
         items = report[key]
         if not items:
             continue
@@ -155,6 +172,13 @@ def print_table(report: dict, show_all: bool, out=None) -> None:
             console.print(f"  {c['member']} {c['order']}: {c['asked']:,} -> {c['allowed']:,}  [{c['rule']}]")
         if limit is not None and len(clamps) > limit:
             console.print(f"  ... and {len(clamps) - limit} more (--all lists them)")
+    maxes = report.get("max_requests", [])
+    if maxes:
+        console.print(f"[bold]{_say('diff.max_title', n=len(maxes))}[/]")
+        for c in maxes[:limit]:
+            console.print(f"  {c['member']} {c['order']}: {c['old']:,} -> {c['new']:,}  [{_rule_ref(c['rule'], c.get('line'))}]")
+        if limit is not None and len(maxes) > limit:
+            console.print(f"  ... and {len(maxes) - limit} more (--all lists them)")
     for key, title in (("rejected_only_new", "Rejected under NEW only"), ("rejected_only_old", "Rejected under OLD only")):
         for r in report[key]:
             console.print(f"{title}: {r['event']}: {r['reason']}")
@@ -183,12 +207,25 @@ def csv_rows(report: dict) -> list[list]:
         rows.append(["effect", c["member"], f"{c['effect']} {c['detail']}", c["old"] or "", c["new"] or "",
                      c["change"], c["rule"], c["line"] or ""])
     for c in report["order_tier_changes"]:
-        rows.append(["order_tier", c["member"], c["order"], c["old"], c["new"], "", c["rule"], c["line"] or ""])
+        rows.append(["order_tier", c["member"], c["order"], c["old"], c["new"], c.get("date", ""), c["rule"], c["line"] or ""])
     for c in report["clamped"]["new"]:
         rows.append(["clamped", c["member"], c["order"], c["asked"], c["allowed"], c["allowed"] - c["asked"], c["rule"], ""])
+    for c in report["clamped"]["old"]:
+        rows.append(["clamped_old", c["member"], c["order"], c["asked"], c["allowed"], c["allowed"] - c["asked"], c["rule"], ""])
+    for c in report.get("max_requests", []):
+        rows.append(["max_request", c["member"], c["order"], c["old"], c["new"], c["new"] - c["old"], c["rule"],
+                     c.get("line") or ""])
     for key, side in (("rejected_only_new", "new"), ("rejected_only_old", "old")):
         for r in report[key]:
             rows.append([f"refused_{side}", "", r["event"], "", "", r["reason"], r.get("rule") or "", r.get("line") or ""])
+    for c in report.get("settings_changed", []):
+        rows.append(["setting", "", c["rule"], "", "", c["change"], c["rule"], c["line"] or ""])
+    for tier, c in sorted(report["tiers"].items()):
+        rows.append(["tier_members", "", tier, c["old"], c["new"], c["new"] - c["old"], "", ""])
+    for move, n in sorted(report["tier_changes"].items()):
+        rows.append(["tier_change", "", move, "", "", n, "", ""])
+    for m in report["cost_by_month"]:
+        rows.append(["cost_month", "", m["month"], m["old"], m["new"], m["new"] - m["old"], "", ""])
     return rows
 
 
@@ -367,6 +404,15 @@ def render_html(report: dict) -> str:
            card("points outstanding", "outstanding"), "</div>"]
     for w in report["warnings"]:
         out.insert(6, f'<p class="warn">warning: {e(w)}</p>')
+    if report.get("as_of_note"):
+        out.insert(6, f'<p class="note">{e(report["as_of_note"])}</p>')
+    if report.get("settings_changed"):
+        out.append(f'<h2>{e(_say("diff.settings_title"))}</h2><table><tr>'
+                   + "".join(f"<th>{e(c)}</th>" for c in _say("diff.settings_cols").split("|")) + "</tr>")
+        for c in report["settings_changed"]:
+            out.append(f'<tr><td>{e(c["rule"])}</td><td class="l">{e(_say("diff.setting." + c["change"]))}</td>'
+                       f'<td class="l"><code>{e(c["line"] or "")}</code></td></tr>')
+        out.append("</table>")
     if report["by_rule"]:
         out.append("<h2>What changes, by the rule that produced it</h2>"
                    "<table><tr><th>rule</th><th>written at</th><th>change (NEW − OLD)</th></tr>")
@@ -379,8 +425,8 @@ def render_html(report: dict) -> str:
              lambda c: (c["member"], c["old_stage"], c["old"], c["new_stage"], c["new"], _rule_ref(c["rule"], c["line"]))),
             ("effect_changes", "Effects that move, appear or go", ("member", "effect", "detail", "change", "OLD", "NEW", "rule"),
              lambda c: (c["member"], c["effect"], c["detail"], c["change"], c["old"], c["new"], _rule_ref(c["rule"], c["line"]))),
-            ("order_tier_changes", "Orders placed at another tier", ("member", "order", "OLD", "NEW", "rule"),
-             lambda c: (c["member"], c["order"], c["old"], c["new"], _rule_ref(c["rule"], c["line"])))):
+            ("order_tier_changes", "Orders placed at another tier", ("member", "order", "placed", "OLD", "NEW", "rule"),
+             lambda c: (c["member"], c["order"], c.get("date"), c["old"], c["new"], _rule_ref(c["rule"], c["line"])))):
         if report[key]:
             out.append(f"<h2>{title} ({len(report[key])})</h2><table><tr>"
                        + "".join(f"<th>{col}</th>" for col in cols) + "</tr>")
@@ -395,6 +441,16 @@ def render_html(report: dict) -> str:
             out.append(f'<tr><td>{e(c["member"])}</td><td class="l">{e(c["order"])}</td><td>{c["asked"]:,}</td>'
                        f'<td>{c["allowed"]:,}</td><td class="l">{e(c["rule"])}</td></tr>')
         out.append("</table>")
+    if report.get("max_requests"):
+        out.append(f'<h2>{e(_say("diff.max_title", n=len(report["max_requests"])))}</h2>'
+                   f'<table><tr>{"".join(f"<th>{e(c)}</th>" for c in _say("diff.max_cols").split("|"))}</tr>')
+        for c in report["max_requests"]:
+            out.append(f'<tr><td>{e(c["member"])}</td><td class="l">{e(c["order"])}</td><td>{c["old"]:,}</td>'
+                       f'<td>{c["new"]:,}</td><td class="l">{e(_rule_ref(c["rule"], c.get("line")))}</td></tr>')
+        out.append("</table>")
+    if report["headline"].get("refused_only_by_old") or report["headline"].get("max_lowered"):
+        out.append('<div class="cards">' + _count_card(_say("diff.card.max_lowered"), report["headline"]["max_lowered"])
+                   + _count_card(_say("diff.card.refusals_removed"), report["headline"]["refused_only_by_old"]) + "</div>")
     deltas = [r["delta"]["granted"] for r in report["members"]]
     out.append("<h2>Distribution of the change per member</h2>")
     out.append(svg_histogram(deltas, "Change in points granted per member (NEW − OLD)", "points"))
@@ -487,17 +543,34 @@ def build_report(old_path: str, new_path: str, events: str, as_of: Optional[str]
 def _report(old_path, new_path, old_program, new_program, sides, as_of, lines) -> dict:
     from engine.model.timeutil import parse_instant
 
+    note = None
+
     if as_of:
         when = parse_instant(as_of, old_program.tz)
     else:
         lasts = [datetime.fromisoformat(x) for x in (s[0].store.last_time() for s in sides) if x]
         # a version that comes into force after the history: up to its first day, its effects included
         when = default_as_of([old_program, new_program], max(lasts) if lasts else None) or datetime.now(old_program.tz)
+        if lasts and when > max(lasts):
+            starts = [v for p in (old_program, new_program) for v in p.versions if v.starts_at > max(lasts)]
+            first = min(starts, key=lambda v: v.starts_at)
+            note = {"version": first.number, "starts": first.starts_at.astimezone(old_program.tz).date().isoformat(),
+                    "last": max(lasts).astimezone(old_program.tz).isoformat()}
     old = measure(old_path, sides[0][0].program, sides[0][0].store, sides[0][1], when, lines)
     new = measure(new_path, sides[1][0].program, sides[1][0].store, sides[1][1], when, lines)
     report = compare(old, new)
     report["as_of"] = when.astimezone(old_program.tz).isoformat()
+    report["settings_changed"] = _settings_changed(old_path, new_path)
+    report["as_of_note"] = _say("diff.as_of_after_history", **note) if note else None
     return report
+
+
+def _settings_changed(old_path: str, new_path: str) -> list[dict]:
+    """The rules whose settings the edit changes, adds or removes (engine/run/whatif.py)."""
+    from engine.run.whatif import rule_settings, setting_changes
+
+    return setting_changes(rule_settings(Path(old_path).read_bytes(), old_path),
+                           rule_settings(Path(new_path).read_bytes(), new_path))
 
 
 @click.command("diff")
@@ -536,8 +609,11 @@ def diff(old_path: str, new_path: str, events: str, html_out: Optional[str], as_
         click.echo(f"loyalty diff: {exc}", err=True)
         sys.exit(exc.exit_code)
     except ProgramError as exc:
+        from engine.run.whatif import rule_at
+
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            rule = _rule_of(rule_at, problem)
+            click.echo(str(problem) + (f" [{rule}]" if rule else ""), err=True)
         sys.exit(1)
     except ValueError as exc:
         click.echo(f"--as-of: {exc}", err=True)
@@ -561,6 +637,15 @@ def diff(old_path: str, new_path: str, events: str, html_out: Optional[str], as_
         Path(html_out).write_text(render_html(report), encoding="utf-8")
         click.echo(f"HTML report: {html_out}", err=True)
     sys.exit(1 if exit_code and report["changed_members"] else 0)
+
+
+def _rule_of(rule_at, problem) -> Optional[str]:
+    """The rule a mistake sits in (the rule_id around its position), for the message."""
+    try:
+        text = Path(problem.pos.file).read_bytes()
+    except OSError:
+        return None
+    return rule_at(text, problem.pos.file, problem.pos.line, problem.pos.col)
 
 
 COMMANDS = [diff]

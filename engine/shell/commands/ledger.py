@@ -27,6 +27,13 @@ def _fail(message: str, lang: Optional[str], **args) -> None:
     sys.exit(1)
 
 
+def _fail_code(code: str, lang: Optional[str], exit_code: int = 1, **args) -> None:
+    from engine.format import i18n
+
+    click.echo(i18n.translate(code, i18n.resolve_lang(lang), **args), err=True)
+    sys.exit(exit_code)
+
+
 def _open(program, db: Optional[str], command: str, lang: Optional[str]):
     """The ledger named by --db (default loyalty-<program>.db); a SQLite file must exist already:
     neither command creates a ledger."""
@@ -47,21 +54,40 @@ def _open(program, db: Optional[str], command: str, lang: Optional[str]):
 @click.option("--as-of", "as_of", required=True,
               help="Close through this moment: ISO 8601 with offset, or a date (the end of that day)")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes: above 1, the members are closed sharded (engine/run/close.py); "
+                   "needs a SQLite or PostgreSQL --db")
+@click.option("--cluster", default=None, metavar="tcp://HOST:PORT",
+              help="Close on the Dask scheduler at this address, the members sharded over its workers "
+                   "(they open --db themselves: PostgreSQL, or a SQLite file they can reach)")
 @_LANG
-def close_command(program_path: str, db: Optional[str], as_of: str, as_json: bool, lang: Optional[str]) -> None:
+def close_command(program_path: str, db: Optional[str], as_of: str, as_json: bool, jobs: int,
+                  cluster: Optional[str], lang: Optional[str]) -> None:
     """Book every member's happenings due up to --as-of (expiries, birth-month bonuses, restores,
     version switches) with no event needed. Idempotent; a rerun after a kill books the rest."""
-    from engine.run.close import close, close_time
+    from engine.run.close import CloseError, close, close_sharded, close_time
+    from engine.store.base import parse_db
     from engine.store.sqlite import StoreError
 
     program = load_or_exit(program_path)
+    if cluster and jobs > 1:
+        _fail("close.jobs_and_cluster", lang)
     try:
         when = close_time(as_of, program)
     except ValueError as exc:
         _fail(f"--as-of: not an ISO 8601 time with offset, nor a date: {as_of!r} ({exc})", lang)
+    spec = db or f"loyalty-{program.id}.db"
+    if (jobs > 1 or cluster) and parse_db(spec).kind == "memory":
+        _fail_code("close.shared_ledger", lang, spec=spec)
     store = _open(program, db, "close", lang)
     try:
-        result = close(program, store, when)
+        if jobs > 1 or cluster:
+            result = close_sharded(program, store, spec, when, jobs=jobs, address=cluster,
+                                   text=Path(program_path).read_bytes())
+        else:
+            result = close(program, store, when)
+    except CloseError as exc:
+        _fail_code("close.shard_failed", lang, exc.exit_code, detail=str(exc))
     except StoreError as exc:
         _fail(f"loyalty close: {exc}", lang)
     finally:
@@ -100,7 +126,7 @@ def liability_command(program_path: str, db: Optional[str], start: str, end: str
     try:
         first, last = month_range(start, end)
     except LiabilityError as exc:
-        _fail(exc.code, lang, **exc.args_)
+        _fail_code(exc.code, lang, **exc.values) if exc.code else _fail(str(exc), lang)
     store = _open(program, db, "liability", lang)
     try:
         report = liability_report(program, store, first, last)

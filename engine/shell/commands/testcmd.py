@@ -99,7 +99,11 @@ def compare(expected: Any, actual: Any, what: str, path: tuple, positions, out: 
             out.append(Failure(f"{what} (count)", len(expected), len(actual), line, note=_unmatched(expected, actual)))
             return
         for i, (e, a) in enumerate(zip(expected, actual)):
+            before = len(out)
             compare(e, a, f"{what}[{i}]", path + (i,), positions, out)
+            if isinstance(a, dict) and len(out) > before:   # an item (a lot, an effect) that differs: show it whole
+                for failure in out[before:]:
+                    failure.note = failure.note or f"the item: {_show(a)}"
     elif not _same(expected, actual):
         out.append(Failure(what, expected, actual, line))
 
