@@ -44,11 +44,12 @@ FLOWS = ("issued", "used", "restored", "expired", "voided", "converted", "other"
 
 
 class LiabilityError(ValueError):
-    """A report that cannot be made (the message says why; ``code`` and ``values``: its catalogue
-    entry, engine/format/messages.py, for the other language)."""
+    """A report that cannot be made: ``code`` and ``values`` name its catalogue entry
+    (engine/format/messages.py); the message is the entry's English text, the other language is
+    looked up by the same code."""
 
-    def __init__(self, message: str, code: Optional[str] = None, **values):
-        super().__init__(message)
+    def __init__(self, code: str, **values):
+        super().__init__(messages.render(code, values))
         self.code, self.values = code, values
 
 
@@ -56,15 +57,14 @@ def _month(text: str, what: str) -> tuple[int, int]:
     try:
         day = date.fromisoformat(text if len(text) == 10 else f"{text}-01")
     except (ValueError, TypeError):
-        raise LiabilityError(f"{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {text!r}",
-                             "liability.not_a_month", what=what, text=repr(text)) from None
+        raise LiabilityError("liability.not_a_month", what=what, text=repr(text)) from None
     return day.year, day.month
 
 
 def month_range(start: str, end: str) -> tuple[tuple[int, int], tuple[int, int]]:
     first, last = _month(start, "--from"), _month(end, "--to")
     if last < first:
-        raise LiabilityError(f"--to {end} is before --from {start}", "liability.to_before_from", start=start, end=end)
+        raise LiabilityError("liability.to_before_from", start=start, end=end)
     return first, last
 
 
@@ -147,8 +147,7 @@ def _outstanding_at(program: Program, store, at: datetime, closes: list[dict]) -
         try:
             past, _ = state_at(program, store, store.load(member), at)
         except PastViewUnavailable as exc:
-            raise LiabilityError(messages.render("liability.cannot_rebuild", {"at": at.isoformat(), "detail": str(exc)}),
-                                 "liability.cannot_rebuild", at=at.isoformat(), detail=str(exc)) from None
+            raise LiabilityError("liability.cannot_rebuild", at=at.isoformat(), detail=str(exc)) from None
         if past is None or not past.registered:
             continue
         view, _, _ = as_of(program, past, at)

@@ -126,7 +126,7 @@ def liability_command(program_path: str, db: Optional[str], start: str, end: str
     try:
         first, last = month_range(start, end)
     except LiabilityError as exc:
-        _fail_code(exc.code, lang, **exc.values) if exc.code else _fail(str(exc), lang)
+        _fail_code(exc.code, lang, **exc.values)
     store = _open(program, db, "liability", lang)
     try:
         report = liability_report(program, store, first, last)
