@@ -7,8 +7,9 @@ from datetime import date
 import msgspec
 
 from engine.core.business_days import business_days_before
-from engine.format.messages import rejected
+from engine.format.messages import refusal, rejected
 from engine.model.timeutil import parse_day
+from engine.model.answers import Deadline
 from engine.model.events import OrderPlaced
 from engine.core.pricing import Fee
 from engine.format.program import Version
@@ -18,7 +19,7 @@ class ExchangePlan(msgspec.Struct, gc=False):
     units: int = 0
     rewards: list = []     # (reward id, qty, units)
     fees: list = []        # Fee
-    errors: list = []      # (field, reason, rule)
+    errors: list = []      # Refusal: what the cart cannot have
     rules: list = []
 
 
@@ -28,9 +29,10 @@ class DeadlineCheck(msgspec.Struct, frozen=True, gc=False):
     rule: str
     applies_to: frozenset
 
-    def as_dict(self) -> dict:
-        return {"last_day": self.last_day.isoformat(), "late": self.late, "rule": self.rule,
-                "applies_to": "next_delivery" if self.late else "this_delivery"}
+    def view(self, **more) -> Deadline:
+        """The deadline as a quote answers it (``more``: ``covers``, ``deferred``, ``note``)."""
+        return Deadline(last_day=self.last_day.isoformat(), late=self.late, rule=self.rule,
+                        applies_to="next_delivery" if self.late else "this_delivery", **more)
 
 
 def check_deadlines(version: Version, cart: OrderPlaced, today: date) -> tuple[DeadlineCheck, ...]:
@@ -60,18 +62,19 @@ def plan_exchange(version: Version, cart: OrderPlaced, exchanges, items_ex_tax: 
         return plan
     catalog, rules = version.catalog, version.exchange
     if catalog is None or rules is None:
-        plan.errors.append(("exchanges", "this program has no reward catalog", None))
+        plan.errors.append(refusal("exchange.no_catalog", "exchanges"))
         return plan
     if rules.refuse is not None and cart.payment.method in rules.refuse.methods:
-        plan.errors.append(("payment.method", rules.refuse.reason, rules.refuse.rule))
+        plan.errors.append(refusal("exchange.payment_refused", "payment.method", rules.refuse.rule,
+                                   reason=rules.refuse.reason))
         return plan
     if rules.requires_product_order and not cart.lines:
-        plan.errors.append(("exchanges", "a reward ships only together with a product order", catalog.rule))
+        plan.errors.append(refusal("exchange.needs_product_order", "exchanges", catalog.rule))
     for i, ex in enumerate(exchanges):
         reward = catalog.rewards.get(ex.reward)
         if reward is None:
-            plan.errors.append((f"exchanges[{i}].reward", f"unknown reward {ex.reward!r}; the catalog has "
-                                f"{', '.join(sorted(catalog.rewards))}", catalog.rule))
+            plan.errors.append(refusal("exchange.unknown_reward", f"exchanges[{i}].reward", catalog.rule,
+                                       reward=repr(ex.reward), rewards=", ".join(sorted(catalog.rewards))))
             continue
         plan.rewards.append((reward.id, ex.qty, reward.units * ex.qty))
         plan.units += reward.units * ex.qty
