@@ -325,8 +325,8 @@ def quote_body(engine: Engine, body: bytes) -> tuple[int, dict, Optional[str]]:
     return (200 if "totals" in out else 422), out, cart.member
 
 
-def member_answer(engine: Engine, member: str, as_of: Optional[str]) -> tuple[int, Any]:
-    """GET /members/{id} on the engine thread: (status, Member or an error)."""
+def member_answer(engine: Engine, member: str, as_of: Optional[str]) -> tuple[int, dict]:
+    """GET /members/{id} on the engine thread: (status, the Member as dicts, or an error)."""
     program = engine.program
     _forget_if_shared(engine, member)
     try:
@@ -358,11 +358,12 @@ def member_answer(engine: Engine, member: str, as_of: Optional[str]) -> tuple[in
         return 404, {"error": f"unknown member {member} as of {when.astimezone(program.tz).isoformat()}: "
                               "not registered by then", "status": 404}
     try:
-        return 200, member_view(program, state, when, member=member, as_of=when.astimezone(program.tz).isoformat())
+        view = member_view(program, state, when, member=member, as_of=when.astimezone(program.tz).isoformat())
     except Exception as exc:
         log.exception("engine failure reading member %s as of %s", member, as_of)
         return 422, {"error": f"member {member} as of {as_of}: the engine could not compute it "
                               f"({type(exc).__name__}: {str(exc)[:200]})", "status": 422}
+    return 200, as_builtins(view)   # the Member as dicts, as Engine.member answers
 
 
 def close_body(engine: Engine, body: bytes) -> tuple[int, dict]:
