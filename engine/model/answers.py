@@ -111,7 +111,8 @@ class Quote(msgspec.Struct, kw_only=True):
 # --- a member (a member of ``run --json``, GET /members/{id}, Engine.member) -----------------------
 
 
-class LotView(msgspec.Struct, kw_only=True):
+class LotView(msgspec.Struct, gc=False):
+    """A lot as the member answer shows it (positional: a report builds one per lot)."""
     id: str
     amount: int
     state: str

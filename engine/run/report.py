@@ -65,14 +65,11 @@ class Views:
 
 def lot_view(program: Program, state: MemberState, lot: Lot) -> LotView:
     last = state.lot_expires_on(lot)
-    return LotView(
-        id=lot.id, amount=lot.amount, state=lot.state,
-        granted_at=lot.granted_at.astimezone(program.tz).isoformat(),
-        expires_at=start_of(last + timedelta(days=1), program.tz).isoformat() if last else None,
-        expires_on=last.isoformat() if last else None,
-        rule=lot.rule, version=lot.version, source=lot.source, order=lot.order, kind=lot.kind,
-        ended_by=lot.ended_by,
-    )
+    return LotView(   # id, amount, state, granted_at, expires_at, expires_on, rule, version, source, order, kind, ended_by
+        lot.id, lot.amount, lot.state, lot.granted_at.astimezone(program.tz).isoformat(),
+        start_of(last + timedelta(days=1), program.tz).isoformat() if last else None,
+        last.isoformat() if last else None,
+        lot.rule, lot.version, lot.source, lot.order, lot.kind, lot.ended_by)
 
 
 def member_view(program: Program, state: MemberState, at: datetime, effects: list | None = None,
