@@ -2,21 +2,23 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
+from typing import Any, Optional
 
 from engine.core.expiry import on_acquire
 from engine.format.expr import Attributes
 from engine.core.lots import Change
 from engine.core.tiers import tier_at
+from engine.format.program import Bonus, Program
+from engine.model.state import MemberState
 from engine.model.timeutil import local_date, start_of
 
 
-def _grant(change: Change, bonus) -> None:
+def _grant(change: Change, bonus: Bonus) -> None:
     expires_on, rolling = on_acquire(change)
     change.add_lot(bonus.units, "valid", bonus.rule, "bonus", expires_on=expires_on, rolling=rolling, action="grant")
 
 
-def bought(state, product: Optional[str]) -> bool:
+def bought(state: MemberState, product: Optional[str]) -> bool:
     """Whether the member has received ``product`` and kept it: a line of it on an order that
     shipped (or was delivered), not every unit of it returned (AND-8 「ご購入された商品」)."""
     if product is None:
@@ -31,7 +33,7 @@ def bought(state, product: Optional[str]) -> bool:
     return False
 
 
-def _applies(bonus, change: Change, happening: bool = False, **env) -> bool:
+def _applies(bonus: Bonus, change: Change, happening: bool = False, **env: Any) -> bool:
     if bonus.when is None:
         return True
     # the member's tier at this instant, as an order would see it (the format lets a bonus read it)
@@ -52,11 +54,11 @@ def on_event(change: Change, trigger: str, product: Optional[str] = None) -> Non
                         bought=bought(change.state, product)):
             continue
         _grant(change, bonus)
-    if trigger == "review.posted" and product not in change.state.reviewed:
+    if trigger == "review.posted" and product is not None and product not in change.state.reviewed:
         change.state.reviewed.append(product)
 
 
-def next_birthday(state, program) -> Optional[datetime]:
+def next_birthday(state: MemberState, program: Program) -> Optional[datetime]:
     """00:00 on the 1st of the member's next birth month after its clock (and registration).
 
     A birth month comes once a calendar year (in the program's time zone), and so does its bonus:

@@ -6,13 +6,13 @@ first; ties fire in a fixed order so replays are deterministic (X-4).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 
 from engine.core import bonuses, expiry, ladder, migration, returns
 from engine.core.lots import Change
-from engine.format.program import Program
-from engine.model.state import MemberState
+from engine.format.program import Program, Version
+from engine.model.state import Effect, Entry, MemberState, Timer
 
 # Order of happenings due at the same instant: expiries first (a lot whose last day was yesterday
 # is gone before anything else looks at the balance, so a revision never converts it), then a
@@ -60,7 +60,7 @@ def next_due(program: Program, state: MemberState) -> Optional[datetime]:
     return nxt[0] if nxt is not None else None
 
 
-def advance(program: Program, state: MemberState, to: datetime, entries: list, effects: list,
+def advance(program: Program, state: MemberState, to: datetime, entries: list[Entry], effects: list[Effect],
             before_event: bool = False) -> MemberState:
     """Fire every happening due up to ``to`` (inclusive) on ``state`` (changed in place: the caller
     passes its own copy). Ledger entries and effects are appended to the given lists.
@@ -81,16 +81,17 @@ def advance(program: Program, state: MemberState, to: datetime, entries: list, e
         when = max(at, state.clock) if state.clock else at
         local = at.astimezone(program.tz).date().isoformat()
         change = Change(program, state, f"{kind}@{local}", when)
-        if kind == "version":
+        if kind == "version" and isinstance(what, Version):
             state.version = what.number
             if state.registered:
                 migration.run(change, what)
-        elif kind == "expiry":
+        elif kind == "expiry" and isinstance(what, date):
             expiry.expire(change, what)
-        elif kind == "timer":
+        elif kind == "timer" and isinstance(what, Timer):
             state.timers.remove(what)
             change.source = f"restore@{local}:{what.source}"
-            returns.do_restore(change, what.order, what.amount, what.rule)
+            if what.order is not None:     # a restore's timer always names its order
+                returns.do_restore(change, what.order, what.amount, what.rule)
         elif kind == "birthday":
             bonuses.birthday(change)
         elif kind == "month":

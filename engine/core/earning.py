@@ -4,11 +4,11 @@ from __future__ import annotations
 import math
 from datetime import date
 from fractions import Fraction
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import msgspec
 
-from engine.core.pricing import exact_nets, frac, tax_parts
+from engine.core.pricing import Line, exact_nets, frac, tax_parts
 from engine.format.program import Earning, RateRow
 
 
@@ -25,7 +25,7 @@ class EarnResult(msgspec.Struct, frozen=True, gc=False):
     main_rule: str = ""     # the rate row that produced the most (the rule a lot records, X-3)
 
 
-def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
+def _row_for(rows: Sequence[RateRow], env: dict[str, Any], on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
     for i, row in enumerate(rows):
         if row.valid_from and on < row.valid_from:
             continue
@@ -39,7 +39,7 @@ def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[Rat
             # a campaign row: the rate the rows below give the line, multiplied, plus the addition;
             # a line no row below takes earns nothing under the campaign either
             below, rate = _row_for(rows[i + 1:], env, on)
-            if below is None:
+            if below is None or rate is None:
                 return None, None
             return row, rate * (row.multiply if row.multiply is not None else 1) + (row.add or 0)
         rate = row.rate_for(env)
@@ -49,7 +49,7 @@ def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[Rat
     return None, None
 
 
-def _choose(earning: Earning, order_env: dict, line, on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
+def _choose(earning: Earning, order_env: dict[str, Any], line: Line, on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
     """The first row that matches ``line`` in this order (rows may read the order's names and the line's)."""
     env = dict(order_env)
     env["sku"], env["product"], env["qty"] = line.sku, line.product, line.qty
@@ -57,12 +57,13 @@ def _choose(earning: Earning, order_env: dict, line, on: date) -> tuple[Optional
     return _row_for(earning.rates, env, on)
 
 
-def invoice_factors(lines, nets: Sequence, returned: Optional[Sequence[int]]) -> dict:
+def invoice_factors(lines: Sequence[Line], nets: Sequence[int | Fraction], returned: Optional[Sequence[int]]
+                    ) -> dict[float, Fraction]:
     """Per tax rate, the kept items' amount incl. tax as the invoice states it (ANS-13: the rate's
     kept amount floored, its tax once and floored) over their exact amount ex. tax: a line's share
     of the invoice is its exact amount times its rate's factor, so the shares add up to the
     invoice and a base of 2,099.9 yen is 2,099."""
-    kept_nets: dict = {}
+    kept_nets: dict[float, Fraction] = {}
     for i, line in enumerate(lines):
         kept = line.qty - returned[i] if returned else line.qty
         if kept > 0:
@@ -76,7 +77,7 @@ def invoice_factors(lines, nets: Sequence, returned: Optional[Sequence[int]]) ->
     return factors
 
 
-def line_base(earning: Earning, line, kept: int, points: tuple[int, int] = (0, 1),
+def line_base(earning: Earning, line: Line, kept: int, points: tuple[int, int] = (0, 1),
               net: int | Fraction | None = None, incl_factor: Optional[Fraction] = None) -> tuple[int, int]:
     """A line's earn base as an exact fraction (numerator, denominator) of yen (or PV); ``kept``
     is its quantity after returns. ``points`` is (yen of points used, the order's net amount):
@@ -109,7 +110,7 @@ def _ratio(amount: int | Fraction) -> tuple[int, int]:
     return (amount.numerator, amount.denominator) if isinstance(amount, Fraction) else (amount, 1)
 
 
-def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date,
+def compute_earn(earning: Optional[Earning], lines: Sequence[Line], order_env: dict[str, Any], on: date,
                  returned: Optional[Sequence[int]] = None) -> EarnResult:
     """Units an order earns: floor(Σ line base × line rate), exact in integers (X-5: floored once
     per order, so two lines of 4,750 at 1% earn 95, not 47 + 47). ``order_env`` carries course,
@@ -127,9 +128,9 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
     points = ((sum(line.points_share for line in lines), sum(line.net_ex for line in lines))
               if earning.after_points else (0, 1))
     nets = exact_nets(lines) if earning.base != "pv" else None
-    factors = invoice_factors(lines, nets, returned) if earning.base == "items_incl_tax" else {}
+    factors = invoice_factors(lines, nets, returned) if nets is not None and earning.base == "items_incl_tax" else {}
     for i, line in enumerate(lines):
-        key = (order_key, line_key(line)) if line_key is not None else order_key
+        key: Any = (order_key, line_key(line)) if line_key is not None else order_key
         try:
             hit = chosen.get(key)
         except TypeError:   # a value that cannot be a key (never from decoded events): choose afresh
@@ -137,7 +138,7 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
         if hit is None:
             row, rate = _choose(earning, order_env, line, on)
             # the rate as integers: Fraction's numerator and denominator are Python properties
-            hit = (row, rate.numerator, rate.denominator) if row is not None else (None, 0, 1)
+            hit = (row, rate.numerator, rate.denominator) if row is not None and rate is not None else (None, 0, 1)
             if key is not None:
                 if len(chosen) >= _CHOSEN_MAX:
                     chosen.clear()
@@ -146,7 +147,7 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
         if row is None:
             continue
         kept = line.qty - returned[i] if returned else line.qty
-        if plain and kept > 0:
+        if plain and kept > 0 and nets is not None:
             n, d = _ratio(nets[i])
             num, den = n * kept, line.qty * d
         else:
@@ -183,7 +184,7 @@ def threshold_grant(earning: Earning, carry: int, amount: int) -> tuple[int, int
     return total // earning.per_yen * earning.units, total % earning.per_yen
 
 
-def chosen_rows(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date) -> list[RateRow]:
+def chosen_rows(earning: Optional[Earning], lines: Sequence[Line], order_env: dict[str, Any], on: date) -> list[RateRow]:
     """The rate rows that chose the rate of an order's lines (each once, in row order): what an
     explanation cites, by the same choice the earn itself makes."""
     if earning is None or earning.kind != "rate":

@@ -32,19 +32,20 @@ Effects: ``gift.due`` and ``notice.due`` (``at`` = the first day of the month th
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
+from typing import Any, Optional
+from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import UNSET
 
 from engine.model.answers import GiftPending, LadderChange, LadderNext, LadderView
-from engine.model.events import (MemberRegistered, MemberUpdated, OrderCancelled, OrderPlaced, OrderReturned,
+from engine.model.events import (Event, MemberRegistered, MemberUpdated, OrderCancelled, OrderPlaced, OrderReturned,
                      SubscriptionCancelled, SubscriptionPaused, SubscriptionResumed, SubscriptionStarted)
 from engine.format.expr import Attributes
 from engine.core.lots import Change
 from engine.core.tiers import order_amount as tier_order_amount
 from engine.format.program import Ladder, LadderLevel, LadderStep, Program
-from engine.model.state import member_status, Effect, LadderState, LevelChange, MemberState, PendingGift
+from engine.model.state import member_status, Effect, LadderState, LevelChange, MemberState, Order, PendingGift
 from engine.model.timeutil import local_date, start_of
 
 _SUBSCRIPTION_EVENTS = (SubscriptionStarted, SubscriptionPaused, SubscriptionResumed, SubscriptionCancelled)
@@ -52,7 +53,7 @@ _SUBSCRIPTION_EVENTS = (SubscriptionStarted, SubscriptionPaused, SubscriptionRes
 
 # --- months as "YYYY-MM" --------------------------------------------------------------------
 
-def month_of(at: datetime, tz) -> str:
+def month_of(at: datetime, tz: ZoneInfo) -> str:
     return local_date(at, tz).strftime("%Y-%m")
 
 
@@ -62,7 +63,7 @@ def month_add(month: str, n: int) -> str:
     return f"{k // 12:04d}-{k % 12 + 1:02d}"
 
 
-def month_start(month: str, tz) -> datetime:
+def month_start(month: str, tz: ZoneInfo) -> datetime:
     y, m = map(int, month.split("-"))
     return start_of(date(y, m, 1), tz)
 
@@ -144,6 +145,7 @@ def _gifts(change: Change, ladder: Ladder, st: LadderState, month: str) -> None:
     """Gifts due by ``month`` go out while the member is active, else wait for the resumption;
     a gift's notice goes out ``months_before`` its month, while the member is active."""
     keep = []
+    notice = ladder.notice
     sent: set[tuple[str, int, int]] = set()
     for gift in st.gifts:
         if gift.after_gift is not None and (gift.stage, gift.round, gift.after_gift) in sent:
@@ -156,9 +158,9 @@ def _gifts(change: Change, ladder: Ladder, st: LadderState, month: str) -> None:
                 continue
             if gift.deferred_from is None:
                 gift = msgspec.structs.replace(gift, deferred_from=gift.due, noticed=False)
-        elif (gift.notice and not gift.noticed and st.status == "active"
-              and month_add(gift.due, -ladder.notice.months_before) <= month):
-            _emit(change, "notice.due", month, gift, ladder.notice.rule)
+        elif (gift.notice and notice is not None and not gift.noticed and st.status == "active"
+              and month_add(gift.due, -notice.months_before) <= month):
+            _emit(change, "notice.due", month, gift, notice.rule)
             gift = msgspec.structs.replace(gift, noticed=True)
         keep.append(gift)
     st.gifts = keep
@@ -167,12 +169,12 @@ def _gifts(change: Change, ladder: Ladder, st: LadderState, month: str) -> None:
 def _emit_gift(change: Change, ladder: Ladder, gift: PendingGift, month: str) -> None:
     deferred = gift.deferred_from is not None
     rule = (ladder.defer_rule or ladder.gift_rule) if deferred else ladder.gift_rule
-    extra = {"deferred_from": _first_day(gift.deferred_from)} if deferred else {}
+    extra = {"deferred_from": _first_day(gift.deferred_from)} if gift.deferred_from is not None else {}
     _emit(change, "gift.due", month, gift, rule or ladder.rule, **extra)
 
 
-def _emit(change: Change, type_: str, month: str, gift: PendingGift, rule: str, **extra) -> None:
-    detail = {"stage": gift.stage, "number": gift.number}
+def _emit(change: Change, type_: str, month: str, gift: PendingGift, rule: str, **extra: str) -> None:
+    detail: dict[str, Any] = {"stage": gift.stage, "number": gift.number}
     if gift.round > 1:
         detail["round"] = gift.round
     detail.update(extra)
@@ -182,7 +184,7 @@ def _emit(change: Change, type_: str, month: str, gift: PendingGift, rule: str, 
 
 # --- events -----------------------------------------------------------------------------------
 
-def after_event(change: Change, event) -> None:
+def after_event(change: Change, event: Event) -> None:
     """Follow an applied event: subscription and member changes move the member on or off the
     ladder; orders, returns and cancellations change the current level's amount."""
     ladder = change.version.ladder
@@ -219,7 +221,7 @@ def _sync(change: Change, ladder: Ladder) -> None:
         elif current == "paused":
             _resume(change, ladder)
     elif target == "paused":
-        if current == "active":
+        if current == "active" and st is not None:
             st.status = "paused"
     elif current in ("active", "paused"):
         _reset(change, ladder, "cancelled", "cancel", ladder.cancel_rule)
@@ -239,6 +241,8 @@ def _resume(change: Change, ladder: Ladder) -> None:
     """Counting goes on where it stopped (from the next month that begins active); gifts that fell
     due during the pause move to the month after this one (and their notice, if any, is due now)."""
     st = change.state.ladder
+    if st is None:
+        return
     st.status = "active"
     month = month_of(change.at, change.program.tz)
     st.gifts = [msgspec.structs.replace(g, due=month_add(month, 1)) if g.deferred_from is not None else g
@@ -250,6 +254,8 @@ def _reset(change: Change, ladder: Ladder, status: str, reason: str, rule: str, 
     """Cancellation (by the member, or by too long a pause) or opting out: back to the reset level
     (none when opting out), counters cleared, pending gifts dropped."""
     st = change.state.ladder
+    if st is None:
+        return
     st.status = status
     st.level = ladder.reset_to if level == "" else level
     st.since = change.at
@@ -262,7 +268,7 @@ def _reset(change: Change, ladder: Ladder, status: str, reason: str, rule: str, 
     st.history.append(LevelChange(at=change.at, level=st.level, reason=reason, rule=rule))
 
 
-def order_amount(ladder: Ladder, order) -> int:
+def order_amount(ladder: Ladder, order: Order) -> int:
     return tier_order_amount(order, ladder.measure)
 
 

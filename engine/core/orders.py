@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -10,15 +11,15 @@ from engine.core.earning import EarnResult, compute_earn, threshold_grant
 from engine.format.messages import refusal, rejected
 from engine.model.answers import (Deferred as DeferredView, DeferredRequest, Earn, ExchangeQuote, Fee as FeeView,
                                   PerkView, Quote, Redemption, RewardLine, Totals)
-from engine.model.errors import EventRejected
-from engine.model.events import OrderPlaced
+from engine.model.errors import EventRejected, Refusal
+from engine.model.events import OrderPlaced, Redeem
 
 from engine.core.expiry import on_acquire
 from engine.core.lots import Change, of_order
 from engine.core.pricing import Priced, invoice_items, price_order, spread, with_kept_amounts
-from engine.format.program import Program, Version
+from engine.format.program import Earning, Perk, Program, Version
 from engine.core.redemption import Limit, redeem_limit
-from engine.core.rewards import ExchangePlan, check_deadlines, plan_exchange
+from engine.core.rewards import DeadlineCheck, ExchangePlan, check_deadlines, plan_exchange
 from engine.model.state import Deferred, Effect, MemberState, Order, OrderLine
 from engine.core.tiers import record_order, tier_at
 from engine.model.timeutil import local_date
@@ -35,12 +36,12 @@ class Plan(msgspec.Struct, gc=False):
     earn: EarnResult
     earn_state: str
     exchange: ExchangePlan
-    deadlines: tuple = ()         # DeadlineCheck, one per deadline whose date the cart gives
+    deadlines: tuple[DeadlineCheck, ...] = ()         # one per deadline whose date the cart gives
     defer: Optional[Deferred] = None          # what this order's late requests leave for the next delivery
     used_deferred: bool = False               # this order takes the requests deferred earlier
     subscription_month: int = 0
-    errors: list = []   # Refusal: what would make the order refused
-    perks: list = []    # Perk rules this order earns
+    errors: list[Refusal] = []   # what would make the order refused
+    perks: list[Perk] = []    # Perk rules this order earns
 
     @property
     def to_pay(self) -> int:
@@ -48,13 +49,13 @@ class Plan(msgspec.Struct, gc=False):
         return self.priced.grand_total - self.applied * value
 
 
-def order_env(course: str, tier: Optional[str], method: str, brand: Optional[str], guest: bool, at, tz,
-              subscription_month: int = 0) -> dict:
+def order_env(course: str, tier: Optional[str], method: str, brand: Optional[str], guest: bool, at: datetime,
+              tz: ZoneInfo, subscription_month: int = 0) -> dict[str, Any]:
     return {"course": course, "tier": tier, "payment_method": method, "card_brand": brand, "guest": guest,
             "order_date": local_date(at, tz).isoformat(), "subscription_month": subscription_month}
 
 
-def subscription_month(state: MemberState, course: str, at: datetime, tz) -> int:
+def subscription_month(state: MemberState, course: str, at: datetime, tz: ZoneInfo) -> int:
     """Which consecutive month of subscription orders this order is (AMA-1): the same month keeps
     the count, the next calendar month adds one, a gap starts again at 1."""
     if course != "subscription":
@@ -72,11 +73,12 @@ def subscription_month(state: MemberState, course: str, at: datetime, tz) -> int
     return 1
 
 
-def _late(deadlines: tuple, what: str) -> bool:
+def _late(deadlines: tuple[DeadlineCheck, ...], what: str) -> bool:
     return any(d.late and what in d.applies_to for d in deadlines)
 
 
-def _requests(state: MemberState, cart: OrderPlaced, deadlines: tuple):
+def _requests(state: MemberState, cart: OrderPlaced, deadlines: tuple[DeadlineCheck, ...]
+              ) -> tuple[list[tuple[str, int]], Optional[Redeem], Optional[Deferred]]:
     """The exchanges and redemption this delivery carries: earlier late requests, plus the cart's own
     unless they too are late (ANS-15, they then wait for the next delivery)."""
     exchanges = [(r, q) for d in state.deferred for r, q in d.exchanges]
@@ -222,7 +224,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
         spent += change.move(plan.applied, "valid", "used", "spend", red.rule if red else "")
     if sum(l.amount for l in spent) != plan.applied + plan.exchange.units:  # the limits include the balance
         raise rejected("order.balance_changed", "redeem")
-    if plan.earn.units > 0 and plan.version.earning.kind == "rate":
+    if plan.earn.units > 0 and plan.version.earning is not None and plan.version.earning.kind == "rate":
         expires_on, rolling = (on_acquire(change) if plan.earn_state == "valid" else (None, False))
         change.add_lot(plan.earn.units, plan.earn_state, plan.earn.main_rule, "earn", order=cart.order,
                        expires_on=expires_on, rolling=rolling)
@@ -328,6 +330,6 @@ def deliver(change: Change, order_id: str) -> None:
         validate_earn(change, order)
 
 
-def _earning_of(change: Change, order: Order):
+def _earning_of(change: Change, order: Order) -> Optional[Earning]:
     version = next(v for v in change.program.versions if v.number == order.version)
     return version.earning or change.version.earning

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from functools import lru_cache
-from typing import Sequence
+from typing import Sequence, Union
 
 import msgspec
 
 from engine.model.events import OrderPlaced
+from engine.model.state import Order, OrderLine
 from engine.format.program import Version
 
 
@@ -62,7 +63,7 @@ class PricedLine(msgspec.Struct, gc=False):
     qty: int
     unit_price: int
     tax_rate: float
-    tags: tuple
+    tags: tuple[str, ...]
     pv: float | None
     member_unit_price: int
     gross_ex: int        # qty x member unit price
@@ -83,10 +84,10 @@ class Priced(msgspec.Struct, gc=False):
     items_ex_tax: int
     shipping_ex_tax: int
     fees: list[Fee] = []
-    tax: dict = {}       # rate key -> yen
+    tax: dict[str, int] = {}       # rate key -> yen
     tax_total: int = 0
     grand_total: int = 0
-    rules: list = []
+    rules: list[str] = []
 
     @property
     def fees_ex_tax(self) -> int:
@@ -98,7 +99,7 @@ class Priced(msgspec.Struct, gc=False):
         return incl - ex
 
     def pv_total(self) -> float:
-        total = 0
+        total = 0.0
         for line in self.lines:
             if line.pv:
                 total += line.pv * line.qty
@@ -140,7 +141,7 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
             rules.append(pricing.coupon_rule)
     priced = Priced(lines, items, cart.shipping, list(fees) if fees else [], rules=rules)
     # Tax once per rate per invoice, floored (qualified invoice rule).
-    bases: dict[str, list] = {}    # key -> [numerator, denominator, base]
+    bases: dict[str, list[int]] = {}    # key -> [numerator, denominator, base]
     for pl in lines:
         key, num, den = tax_parts(pl.tax_rate)
         entry = bases.get(key)
@@ -148,11 +149,11 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
             bases[key] = [num, den, pl.net_ex]
         else:
             entry[2] += pl.net_ex
-    extras = [(pricing.shipping_tax_rate, cart.shipping)] if cart.shipping else []
+    extras: list[tuple[float | Fraction, int]] = [(pricing.shipping_tax_rate, cart.shipping)] if cart.shipping else []
     if priced.fees:
         extras += [(fee.tax_rate, fee.ex_tax) for fee in priced.fees]
-    for rate, amount in extras:
-        key, num, den = tax_parts(rate)
+    for extra_rate, amount in extras:
+        key, num, den = tax_parts(extra_rate)
         bases.setdefault(key, [num, den, 0])[2] += amount
     tax = {key: base * num // den
            for key, (num, den, base) in (sorted(bases.items()) if len(bases) > 1 else bases.items())}
@@ -162,19 +163,23 @@ def price_order(version: Version, cart: OrderPlaced, member: bool, fees: list[Fe
     return priced
 
 
-def exact_nets(lines) -> list[int | Fraction]:
+# A line as priced for a cart, or as kept on an order of the member's state
+Line = Union[PricedLine, OrderLine]
+
+
+def exact_nets(lines: Sequence[Line]) -> list[int | Fraction]:
     """Each line's amount after the coupon, exactly: the coupon of its tax rate spread in
     proportion to the lines' amounts before it. The integer ``net_ex`` of a line depends on how
     the rate's lines round (one line of n units or n lines of one unit round differently); these
     do not, so a return, an earn or a refund worked from them is the same however the cart was
     split into lines. A line stored without ``gross_ex`` (before it was kept) counts its net."""
-    totals: dict = {}       # tax rate -> [net, gross]
+    totals: dict[float, list[int]] = {}       # tax rate -> [net, gross]
     for line in lines:
         gross = getattr(line, "gross_ex", 0) or line.net_ex
         entry = totals.setdefault(line.tax_rate, [0, 0])
         entry[0] += line.net_ex
         entry[1] += gross
-    nets: list = []
+    nets: list[int | Fraction] = []
     for line in lines:
         net, gross = totals[line.tax_rate]
         if net == gross:        # no coupon on this rate: the line's own amount is exact
@@ -185,17 +190,17 @@ def exact_nets(lines) -> list[int | Fraction]:
     return nets
 
 
-def kept_amounts(lines, returned: Sequence[int]) -> tuple[int, int]:
+def kept_amounts(lines: Sequence[Line], returned: Sequence[int]) -> tuple[int, int]:
     """The kept items' amount as an invoice states it, (ex. tax, incl. tax): per rate, the kept
     share of the rate's amount (floored once), then its tax (floored). ``returned``: units back by
     line position (empty: none)."""
-    bases: dict = {}
+    bases: dict[float, int | Fraction] = {}
     nets = exact_nets(lines) if returned else None
     for i, line in enumerate(lines):
         kept = line.qty - returned[i] if returned else line.qty
         if kept <= 0:
             continue
-        amount = line.net_ex if nets is None else nets[i] * kept / line.qty
+        amount = line.net_ex if nets is None else Fraction(nets[i] * kept, line.qty)
         bases[line.tax_rate] = bases.get(line.tax_rate, 0) + amount
     ex = incl = 0
     for rate, exact in bases.items():
@@ -206,20 +211,20 @@ def kept_amounts(lines, returned: Sequence[int]) -> tuple[int, int]:
     return ex, incl
 
 
-def invoice_items(lines, returned: Sequence[int] = (), incl_tax: bool = True) -> int:
+def invoice_items(lines: Sequence[Line], returned: Sequence[int] = (), incl_tax: bool = True) -> int:
     """The kept items' amount ex. or incl. tax (kept_amounts)."""
     ex, incl = kept_amounts(lines, returned or ())
     return incl if incl_tax else ex
 
 
-def kept_amount(order, incl_tax: bool) -> int:
+def kept_amount(order: Order, incl_tax: bool) -> int:
     """An order's kept lines as the invoice states them (see state.Order.kept_ex), from the
     amounts stored on the order when it has them."""
     known = order.kept_incl if incl_tax else order.kept_ex
     return known if known >= 0 else invoice_items(order.lines, order.returned_by_line(), incl_tax)
 
 
-def with_kept_amounts(order):
+def with_kept_amounts(order: Order) -> Order:
     """The order with its kept amounts computed from its lines and returns."""
     kept_ex, kept_incl = kept_amounts(order.lines, order.returned_by_line())   # one pass over the lines for both
     return msgspec.structs.replace(order, kept_ex=kept_ex, kept_incl=kept_incl)

@@ -1,7 +1,7 @@
 """Redemption limits: how many units an order may use, and which rule sets that number."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import msgspec
 
@@ -27,9 +27,10 @@ def redeem_limit(version: Version, balance: int, grand_total: int, method: str, 
         return Limit(0, "a guest order cannot use points (no member balance)", red.rule)
     value = red.unit_value_yen
     # Each bound is (units, why, rule); ``why`` is a function, formatted only for the bound that binds.
-    best = (balance, lambda: f"the member's valid balance is {balance}", red.rule)
-    if red.cap is not None and red.cap.units < best[0]:
-        best = (red.cap.units, lambda: f"at most {red.cap.units} a order", red.cap.rule)
+    best: tuple[int, Callable[[], str], Optional[str]] = (balance, lambda: f"the member's valid balance is {balance}", red.rule)
+    cap = red.cap
+    if cap is not None and cap.units < best[0]:
+        best = (cap.units, lambda: f"at most {cap.units} a order", cap.rule)
     min_pay = red.min_to_pay.for_payment(method, brand) if red.min_to_pay else 0
     payable = max(grand_total - min_pay, 0) // value
     if payable < best[0]:
@@ -44,6 +45,6 @@ def redeem_limit(version: Version, balance: int, grand_total: int, method: str, 
         units = items_incl_tax // per.yen * per.units
         if units < best[0]:
             best = (units, lambda: f"{per.units} for every ¥{per.yen:,} of the order (¥{items_incl_tax:,})", per.rule)
-    units, why, rule = best
-    why = why()
+    units, why_of, rule = best
+    why = why_of()
     return Limit(max(units, 0), f"{why} ({rule})" if rule else why, rule)

@@ -7,7 +7,7 @@ import msgspec
 
 from engine.core.earning import compute_earn
 from engine.format.messages import rejected
-from engine.model.events import CARD_METHOD, OrderReturned, brand_key
+from engine.model.events import CARD_METHOD, OrderReturned, ReturnLine, brand_key
 from engine.core.lots import Change, ids_in, of_order
 from engine.core.orders import find_order, order_env
 from engine.core.pricing import exact_nets, invoice_items, with_kept_amounts
@@ -113,7 +113,7 @@ def return_lines(change: Change, event: OrderReturned) -> None:
             raise rejected("returns.other", "at", returns.rule,
                            detail=f"the return window of {returns.window} from {returns.counts_from} "
                                   f"({local_date(since, change.program.tz)}) ended on {last_day}")
-    returned = list(order.returned_by_line()) or [0] * len(order.lines)
+    back = list(order.returned_by_line()) or [0] * len(order.lines)
     for i, ret in enumerate(event.lines):
         pos = _line_of(change, order, ret, i)
         line = order.lines[pos]
@@ -121,17 +121,18 @@ def return_lines(change: Change, event: OrderReturned) -> None:
         if refused:
             raise rejected("returns.other", f"lines[{i}].sku", returns.rule,
                            detail=f"{ret.sku} is a {'/'.join(sorted(refused))} item and cannot be returned")
-        if returned[pos] + ret.qty > line.qty:
+        if back[pos] + ret.qty > line.qty:
             raise rejected("returns.other", f"lines[{i}].qty",
-                           detail=f"returns {ret.qty} of {ret.sku} but only {line.qty - returned[pos]} "
+                           detail=f"returns {ret.qty} of {ret.sku} but only {line.qty - back[pos]} "
                                   f"are kept on order {order.id}")
-        returned[pos] += ret.qty
-    returned = tuple(returned)
+        back[pos] += ret.qty
+    returned = tuple(back)
     version = next(v for v in change.program.versions if v.number == order.version)
     counted = order.counted
     if order.counted:
         # threshold earning: the returned amount leaves the carry (and any threshold it crossed)
-        counted = invoice_items(order.lines, returned, change.version.earning.base == "items_incl_tax")
+        earning = change.version.earning
+        counted = invoice_items(order.lines, returned, earning is not None and earning.base == "items_incl_tax")
         new_earned = order.earned - uncount(change, order, order.counted - counted, returns.rule)
     else:
         # X-5: the kept lines earn what the same rules and rounding give them; the difference goes.
@@ -152,7 +153,7 @@ def return_lines(change: Change, event: OrderReturned) -> None:
         status="returned" if all_back else order.status)), change.program.tz)
 
 
-def _line_of(change: Change, order: Order, ret, i: int) -> int:
+def _line_of(change: Change, order: Order, ret: ReturnLine, i: int) -> int:
     """The position in the order's lines that return line ``i`` names: its ``line``, or the one
     line its sku stands on. A return that cannot tell lines apart is refused, never guessed."""
     if ret.line is not None:

@@ -3,6 +3,7 @@ deadline before a scheduled delivery."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any, Protocol, Sequence
 
 import msgspec
 
@@ -10,6 +11,7 @@ from engine.core.business_days import business_days_before
 from engine.format.messages import refusal, rejected
 from engine.model.timeutil import parse_day
 from engine.model.answers import Deadline
+from engine.model.errors import Refusal
 from engine.model.events import OrderPlaced
 from engine.core.pricing import Fee
 from engine.format.program import Version
@@ -17,19 +19,27 @@ from engine.format.program import Version
 
 class ExchangePlan(msgspec.Struct, gc=False):
     units: int = 0
-    rewards: list = []     # (reward id, qty, units)
-    fees: list = []        # Fee
-    errors: list = []      # Refusal: what the cart cannot have
-    rules: list = []
+    rewards: list[tuple[str, int, int]] = []     # (reward id, qty, units)
+    fees: list[Fee] = []
+    errors: list[Refusal] = []      # what the cart cannot have
+    rules: list[str] = []
+
+
+class Requested(Protocol):
+    """A reward asked for: a cart's exchange, or one deferred from an earlier delivery."""
+    @property
+    def reward(self) -> str: ...
+    @property
+    def qty(self) -> int: ...
 
 
 class DeadlineCheck(msgspec.Struct, frozen=True, gc=False):
     last_day: date
     late: bool
     rule: str
-    applies_to: frozenset
+    applies_to: frozenset[str]
 
-    def view(self, **more) -> Deadline:
+    def view(self, **more: Any) -> Deadline:
         """The deadline as a quote answers it (``more``: ``covers``, ``deferred``, ``note``)."""
         return Deadline(last_day=self.last_day.isoformat(), late=self.late, rule=self.rule,
                         applies_to="next_delivery" if self.late else "this_delivery", **more)
@@ -56,7 +66,7 @@ def check_deadlines(version: Version, cart: OrderPlaced, today: date) -> tuple[D
     return tuple(checks)
 
 
-def plan_exchange(version: Version, cart: OrderPlaced, exchanges, items_ex_tax: int, items_incl_tax: int) -> ExchangePlan:
+def plan_exchange(version: Version, cart: OrderPlaced, exchanges: Sequence[Requested], items_ex_tax: int, items_incl_tax: int) -> ExchangePlan:
     plan = ExchangePlan()
     if not exchanges:
         return plan

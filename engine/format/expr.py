@@ -22,7 +22,7 @@ import copy
 import math
 import warnings
 from fractions import Fraction
-from typing import Any
+from typing import Any, Callable, Optional, cast
 
 from engine.model.errors import EventRejected, Pos, ProgramError
 from engine.format.messages import problem, rejected
@@ -178,7 +178,7 @@ class _Rewrite(ast.NodeTransformer):
         return node
 
     @staticmethod
-    def _decimal(node: ast.AST) -> ast.AST:
+    def _decimal(node: ast.expr) -> ast.AST:
         call = ast.Call(func=ast.Name(id="_dec", ctx=ast.Load()), args=[node], keywords=[])
         return ast.copy_location(call, node)
 
@@ -186,7 +186,7 @@ class _Rewrite(ast.NodeTransformer):
         return node if node.id in FUNCTIONS else self._decimal(node)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
-        node.args = [self.visit(a) for a in node.args]   # the function's name stays a name
+        node.args = [cast(ast.expr, self.visit(a)) for a in node.args]   # the function's name stays a name
         return node
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
@@ -206,13 +206,14 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
                  rule: str | None = None) -> Expr:
     """Check and compile ``source``; raises ProgramError naming ``pos`` (shifted to the column)."""
 
-    parents: dict = {}
+    parents: dict[ast.AST, ast.AST] = {}
+    lead = 0
 
-    def fail(code: str, at: ast.AST | None = None, **args) -> ProgramError:
+    def fail(code: str, at: ast.AST | None = None, **args: Any) -> ProgramError:
         # operators (ast.Pow, ast.And ...) carry no column: point at the expression they belong to
         while at is not None and not hasattr(at, "col_offset"):
             at = parents.get(at)
-        col = pos.col + lead + (at.col_offset if at is not None else 0)
+        col = pos.col + lead + (getattr(at, "col_offset", 0) if at is not None else 0)
         return ProgramError([problem(Pos(pos.file, pos.line, col), code, what=what, **args)])
 
     if isinstance(source, bool) or not isinstance(source, (str, int, float)):
@@ -220,7 +221,6 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
     source = str(source)
     if len(source) > MAX_SOURCE:
         raise fail("expr.too_long", n=MAX_SOURCE)
-    lead = 0
     try:
         lead = len(source) - len(source.lstrip())
         tree = ast.parse(source.strip(), mode="eval")
@@ -230,53 +230,14 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
                                     detail=exc.msg)]) from None
     except (ValueError, RecursionError, MemoryError):
         raise fail("expr.unparsable", source=repr(source)) from None
+    _link_parents(tree, parents, fail)
     used: set[str] = set()
-    depth = {tree: 0}
-    for node in ast.walk(tree):   # breadth first, no recursion
-        for child in ast.iter_child_nodes(node):
-            parents[child] = node
-            depth[child] = depth[node] + 1
-            if depth[child] > MAX_DEPTH:
-                raise fail("expr.too_deep", n=MAX_DEPTH)
     for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED):
-            raise fail("expr.not_allowed", node, node=type(node).__name__)
-        if isinstance(node, ast.Name):
-            if node.id.startswith("_"):
-                raise fail("expr.private_name", node, name=node.id)
-            if node.id not in allowed and node.id not in FUNCTIONS:
-                from difflib import get_close_matches
-
-                near = get_close_matches(node.id, sorted(allowed), n=1)
-                # YAML and JSON spell the constants in lower case; expressions write them as Python does
-                constant = {"true": "True", "false": "False", "null": "None", "none": "None"}.get(node.id.lower())
-                if constant:
-                    raise fail("expr.unknown_name_constant", node, name=node.id, constant=constant)
-                if near:
-                    raise fail("expr.unknown_name_near", node, name=node.id, near=near[0])
-                raise fail("expr.unknown_name", node, name=node.id, names=", ".join(sorted(allowed)))
-            used.add(node.id)
-        elif isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
-                raise fail("expr.call", node)
-            least, most = ARITY[node.func.id]
-            if not least <= len(node.args) <= most:
-                count = f"{least}" if least == most else f"{least} to {most}"
-                raise fail("expr.arity", node, func=node.func.id, count=count, got=len(node.args))
-        elif isinstance(node, ast.Constant):
-            if isinstance(node.value, str) and len(node.value) > MAX_STRING:
-                raise fail("expr.long_text", node, n=MAX_STRING)
-            if not isinstance(node.value, (str, int, float, bool, type(None))):
-                raise fail("expr.constant", node)
-            if isinstance(node.value, float) and not math.isfinite(node.value):
-                raise fail("expr.huge_number", node, source=repr(source))
-            if isinstance(node.value, str) and isinstance(parents.get(node), ast.BinOp) \
-                    and isinstance(parents[node].op, ast.Mod) and parents[node].left is node:
-                raise fail("expr.percent_format", node)
+        _check_node(node, allowed, parents, source, used, fail)
     constant_failure = _constant_failure(tree, parents)
     if constant_failure is not None:
-        node, exc = constant_failure
-        raise fail("expr.always_fails", node, part=repr(ast.unparse(node)), error=f"{type(exc).__name__}: {exc}")
+        failing, error = constant_failure
+        raise fail("expr.always_fails", failing, part=repr(ast.unparse(failing)), error=f"{type(error).__name__}: {error}")
     rewrite = _Rewrite()
     tree = ast.fix_missing_locations(rewrite.visit(tree))
     with warnings.catch_warnings():   # Python's "perhaps you missed a comma?" is no message for a marketer
@@ -285,18 +246,79 @@ def compile_expr(source: Any, pos: Pos, allowed: frozenset[str] | set[str], what
     return Expr(source, pos, frozenset(used), code, rewrite.consts, rule)
 
 
+_Fail = Callable[..., ProgramError]   # compile_expr's fail(code, node, **args): the problem at the node
+
+
+def _link_parents(tree: ast.AST, parents: dict[ast.AST, ast.AST], fail: _Fail) -> None:
+    """Each node's parent, breadth first (no recursion); too deep a tree is refused."""
+    depth = {tree: 0}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+            depth[child] = depth[node] + 1
+            if depth[child] > MAX_DEPTH:
+                raise fail("expr.too_deep", n=MAX_DEPTH)
+
+
+def _check_node(node: ast.AST, allowed: frozenset[str] | set[str], parents: dict[ast.AST, ast.AST], source: str,
+                used: set[str], fail: _Fail) -> None:
+    """Refuse a node the sandbox does not allow; a name read goes into ``used``."""
+    if not isinstance(node, _ALLOWED):
+        raise fail("expr.not_allowed", node, node=type(node).__name__)
+    if isinstance(node, ast.Name):
+        _check_name(node, allowed, fail)
+        used.add(node.id)
+    elif isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+            raise fail("expr.call", node)
+        least, most = ARITY[node.func.id]
+        if not least <= len(node.args) <= most:
+            count = f"{least}" if least == most else f"{least} to {most}"
+            raise fail("expr.arity", node, func=node.func.id, count=count, got=len(node.args))
+    elif isinstance(node, ast.Constant):
+        if isinstance(node.value, str) and len(node.value) > MAX_STRING:
+            raise fail("expr.long_text", node, n=MAX_STRING)
+        if not isinstance(node.value, (str, int, float, bool, type(None))):
+            raise fail("expr.constant", node)
+        if isinstance(node.value, float) and not math.isfinite(node.value):
+            raise fail("expr.huge_number", node, source=repr(source))
+        parent = parents.get(node)
+        if isinstance(node.value, str) and isinstance(parent, ast.BinOp) \
+                and isinstance(parent.op, ast.Mod) and parent.left is node:
+            raise fail("expr.percent_format", node)
+
+
+def _check_name(node: ast.Name, allowed: frozenset[str] | set[str], fail: _Fail) -> None:
+    """A name must be one the format declares here, or a function; the message guesses the slip."""
+    if node.id.startswith("_"):
+        raise fail("expr.private_name", node, name=node.id)
+    if node.id in allowed or node.id in FUNCTIONS:
+        return
+    from difflib import get_close_matches
+
+    near = get_close_matches(node.id, sorted(allowed), n=1)
+    # YAML and JSON spell the constants in lower case; expressions write them as Python does
+    constant = {"true": "True", "false": "False", "null": "None", "none": "None"}.get(node.id.lower())
+    if constant:
+        raise fail("expr.unknown_name_constant", node, name=node.id, constant=constant)
+    if near:
+        raise fail("expr.unknown_name_near", node, name=node.id, near=near[0])
+    raise fail("expr.unknown_name", node, name=node.id, names=", ".join(sorted(allowed)))
+
+
 def _constant_failure(tree: ast.Expression, parents: dict) -> tuple[ast.AST, Exception] | None:
     """The largest part of the expression that reads no name and fails whatever the event
     (``'a' < 1``, ``1 / 0``, ``len(3)``): found at load rather than refusing every event. Such a
     part is evaluated here, in the sandbox, once (its operations are checked as at run time)."""
     reads = {node for node in ast.walk(tree) if isinstance(node, ast.Name) and not (
         isinstance(parents.get(node), ast.Call) and parents[node].func is node)}
-    tainted: set = set()
-    for node in reads:   # every ancestor of a name depends on the event
-        while node is not None and node not in tainted:
-            tainted.add(node)
-            node = parents.get(node)
-    todo = [tree.body]
+    tainted: set[ast.AST] = set()
+    for name in reads:   # every ancestor of a name depends on the event
+        at: Optional[ast.AST] = name
+        while at is not None and at not in tainted:
+            tainted.add(at)
+            at = parents.get(at)
+    todo: list[ast.AST] = [tree.body]
     while todo:   # largest parts first; a part that answers is not looked into (0 and 1/0 is fine)
         node = todo.pop(0)
         if node in tainted or not isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Subscript,

@@ -14,7 +14,7 @@ import re
 from datetime import date
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, get_args, get_type_hints
+from typing import Any, Optional, get_args, get_type_hints, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
@@ -74,10 +74,12 @@ def _field(path: tuple) -> str:
     return ".".join(str(p) for p in path) or "(top)"
 
 
-def _non_finite(data: Any, positions: yamlpos.Positions) -> tuple[list[Problem], set[tuple]]:
+def _non_finite(data: Any, positions: yamlpos.Where) -> tuple[list[Problem], set[tuple]]:
     """Every number in a program must be finite: .nan passes every bound (each comparison with it
     is false) and .inf has no decimal value. Returns the problems and their paths."""
-    problems, paths, todo = [], set(), [((), data)]
+    problems: list[Problem] = []
+    paths: set[tuple] = set()
+    todo: list[tuple[tuple, Any]] = [((), data)]
     while todo:   # no recursion: the YAML's depth is bounded by the loader, not by Python's stack
         path, value = todo.pop()
         if isinstance(value, dict):
@@ -91,7 +93,7 @@ def _non_finite(data: Any, positions: yamlpos.Positions) -> tuple[list[Problem],
     return problems, paths
 
 
-def _schema_problems(data: Any, positions: yamlpos.Positions) -> list[Problem]:
+def _schema_problems(data: Any, positions: yamlpos.Where) -> list[Problem]:
     problems, skip = _non_finite(data, positions)
     for error in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         if tuple(error.absolute_path) in skip:
@@ -128,7 +130,8 @@ def _slip_hint(error, value: Any):
         return ("hint.number_commas", {"n": value.strip().replace(",", "")})
     percent = None
     if isinstance(value, str) and _PERCENT.fullmatch(value.strip()):
-        percent = _PERCENT.fullmatch(value.strip()).group(1)
+        found = _PERCENT.fullmatch(value.strip())
+        percent = found.group(1) if found else None
     elif (error.validator in ("maximum", "exclusiveMaximum") and error.validator_value == 1
           and isinstance(value, (int, float)) and not isinstance(value, bool) and 1 < value <= 100):
         percent = f"{value:g}"
@@ -183,7 +186,7 @@ def _schema_problem(error, pos: Pos, field: str) -> Problem:
 class _Compiler:
     """Builds model objects from schema-valid data, collecting semantic problems."""
 
-    def __init__(self, filename: str, positions: yamlpos.Positions, rules: dict):
+    def __init__(self, filename: str, positions: yamlpos.Where, rules: dict):
         self.filename = filename
         self.positions = positions
         self.rules = rules
@@ -195,8 +198,10 @@ class _Compiler:
     def pos(self, path: tuple) -> Pos:
         return self.positions.at(path)
 
-    def problem(self, path: tuple, code: str, hint=None, key: bool = False, **args) -> None:
-        self.problems.append(problem(self.positions.at(path, key=key), code, hint, **args))
+    def problem(self, path: tuple, code: str, hint: Optional[tuple[str, dict]] = None, at_key: bool = False,
+                **args: Any) -> None:
+        """A problem at ``path`` (``at_key``: at the key's position rather than its value's)."""
+        self.problems.append(problem(self.positions.at(path, key=at_key), code, hint, **args))
 
     def rule(self, node: dict, path: tuple) -> str:
         rule_id = node["rule_id"]
@@ -243,6 +248,18 @@ class _Compiler:
                             f"values.no_{kind}", _names_hint(near, kind, values), what=what, value=key))
 
     @staticmethod
+    @overload
+    def period(node: dict) -> Period: ...
+
+    @staticmethod
+    @overload
+    def period(node: None) -> None: ...
+
+    @staticmethod
+    @overload
+    def period(node: dict | None) -> Period | None: ...
+
+    @staticmethod
     def period(node: dict | None) -> Period | None:
         if node is None:
             return None
@@ -265,7 +282,7 @@ class _Compiler:
     def tiers(self, node: dict | None, path: tuple) -> Tiers | None:
         if node is None:
             return None
-        levels = []
+        levels: list[TierLevel] = []
         seen: set[str] = set()
         for i, level in enumerate(node["levels"]):
             lpath = path + ("levels", i)
@@ -293,7 +310,8 @@ class _Compiler:
             if valid_from and valid_until and valid_until < valid_from:
                 self.problem(rpath + ("until",), "rates.until_before_from", until=valid_until, since=valid_from)
             rate = row.get("rate")
-            flat, by, values, bands = None, None, {}, ()
+            flat, by, values = None, None, {}
+            bands: tuple[tuple[Any, Fraction], ...] = ()
             if rate is None:   # a campaign row: multiply / add what the rows below give
                 if i == len(node["rates"]) - 1:
                     self.problem(rpath, "rates.campaign_last_row", ("hint.campaign_above", {}))
@@ -313,7 +331,7 @@ class _Compiler:
                             near = difflib.get_close_matches(key, tier_ids, n=1)
                             self.problem(rpath + ("rate", "values", key), "rates.unknown_tier",
                                          near_hint(near, ("hint.tiers_are", {"names": ", ".join(tier_ids)})),
-                                         key=True, tier=key)
+                                         at_key=True, tier=key)
                     # A row without a tier's rate lets that tier fall through to the next row;
                     # the last row has nothing to fall to, so it must cover every tier.
                     if i == len(node["rates"]) - 1:
@@ -484,61 +502,20 @@ class _Compiler:
         """A ladder of levels (engine/core/ladder.py): steps, pause and cancel policy, gifts."""
         if node is None:
             return None
-        levels, seen = [], set()
         gifts_node = node.get("gifts")
-
-        def gift_list(items: list, gpath: tuple) -> tuple:
-            numbers = [g["number"] for g in items]
-            for i, n in enumerate(numbers):
-                if n in numbers[:i]:
-                    self.problem(gpath + (i, "number"), "ladder.gift_twice", n=n)
-                after = items[i].get("after_gift")
-                if after is not None and after not in numbers[:i]:
-                    self.problem(gpath + (i, "after_gift"), "ladder.gift_after", n=n, after=after)
-            return tuple(LadderGift(g["number"], g["after_months"], self.pos(gpath + (i,)), g.get("after_gift"))
-                         for i, g in enumerate(items))
-
-        default_gifts = gift_list(gifts_node["schedule"], path + ("gifts", "schedule")) if gifts_node else ()
+        default_gifts = self._ladder_gifts(gifts_node["schedule"], path + ("gifts", "schedule")) if gifts_node else ()
+        levels: list[LadderLevel] = []
+        seen: set[str] = set()
         count = len(node["levels"])
         for i, lv in enumerate(node["levels"]):
             lpath = path + ("levels", i)
             if lv["id"] in seen:
                 self.problem(lpath + ("id",), "ladder.level_twice", level=lv['id'])
             seen.add(lv["id"])
-            steps = {}
-            for key in ("up", "again"):
-                st = lv.get(key)
-                steps[key] = LadderStep(self.rule(st, lpath + (key,)), self.pos(lpath + (key,)), st.get("months", 0),
-                                        st.get("amount", 0), st.get("combine", "all")) if st else None
-            if steps["up"] is not None and i == count - 1:
-                self.problem(lpath + ("up",), "ladder.top_up",
-                             ("hint.use_again", {}), level=lv['id'])
-            if steps["up"] is None and i < count - 1:
-                self.problem(lpath, "ladder.needs_up", level=lv['id'])
-            if steps["again"] is not None and i < count - 1:
-                self.problem(lpath + ("again",), "ladder.again_top_only")
-            own = lv.get("gifts", True)
-            if isinstance(own, list):
-                gifts = gift_list(own, lpath + ("gifts",))
-            else:
-                gifts = default_gifts if own else ()
-            if gifts and not gifts_node:
-                self.problem(lpath + ("gifts",), "ladder.gifts_need_section")
-            levels.append(LadderLevel(lv["id"], self.pos(lpath), steps["up"], steps["again"], gifts))
-        ids = [lv.id for lv in levels]
+            levels.append(self._ladder_level(lv, lpath, i == count - 1, default_gifts, gifts_node is not None))
         cancel = node.get("cancel") or {}
-        reset_to = cancel.get("reset_to", ids[0] if ids else "")
-        if ids and reset_to not in ids:
-            near = difflib.get_close_matches(reset_to, ids, n=1)
-            self.problem(path + ("cancel", "reset_to"), "ladder.unknown_level",
-                         near_hint(near, ("hint.levels_are", {"names": ", ".join(ids)})), level=reset_to)
-        notice = None
-        if gifts_node and "notice" in gifts_node:
-            nn = gifts_node["notice"]
-            notice = LadderNotice(self.rule(nn, path + ("gifts", "notice")), self.pos(path + ("gifts", "notice")),
-                                  nn.get("of_number", 1), nn.get("months_before", 1))
-            if notice.of_number not in {g.number for g in default_gifts}:
-                self.problem(path + ("gifts", "notice", "of_number"), "ladder.no_gift_number", n=notice.of_number)
+        reset_to = self._ladder_reset_to(cancel, path, [lv.id for lv in levels])
+        notice = self._ladder_notice(gifts_node, path, default_gifts)
         enrol = node.get("enrol") or {}
         opt_out = (self.expr(enrol["opt_out_when"], path + ("enrol", "opt_out_when"), frozenset({"attributes"}),
                              "opt_out_when", enrol["rule_id"]) if "opt_out_when" in enrol else None)
@@ -566,6 +543,64 @@ class _Compiler:
             notice=notice,
             defer_rule=self.rule(during, path + ("gifts", "during_pause")) if during else None,
         )
+
+    def _ladder_gifts(self, items: list, gpath: tuple) -> tuple[LadderGift, ...]:
+        """A gift schedule: each number once, a gift that follows another after it."""
+        numbers = [g["number"] for g in items]
+        for i, n in enumerate(numbers):
+            if n in numbers[:i]:
+                self.problem(gpath + (i, "number"), "ladder.gift_twice", n=n)
+            after = items[i].get("after_gift")
+            if after is not None and after not in numbers[:i]:
+                self.problem(gpath + (i, "after_gift"), "ladder.gift_after", n=n, after=after)
+        return tuple(LadderGift(g["number"], g["after_months"], self.pos(gpath + (i,)), g.get("after_gift"))
+                     for i, g in enumerate(items))
+
+    def _ladder_level(self, lv: dict, lpath: tuple, top: bool, default_gifts: tuple[LadderGift, ...],
+                      has_gifts: bool) -> LadderLevel:
+        """One level: its steps (``up`` to the next level, ``again`` on the top one) and its gifts
+        (its own schedule, the ladder's, or none)."""
+        steps: dict[str, LadderStep | None] = {}
+        for key in ("up", "again"):
+            st = lv.get(key)
+            steps[key] = LadderStep(self.rule(st, lpath + (key,)), self.pos(lpath + (key,)), st.get("months", 0),
+                                    st.get("amount", 0), st.get("combine", "all")) if st else None
+        if steps["up"] is not None and top:
+            self.problem(lpath + ("up",), "ladder.top_up",
+                         ("hint.use_again", {}), level=lv['id'])
+        if steps["up"] is None and not top:
+            self.problem(lpath, "ladder.needs_up", level=lv['id'])
+        if steps["again"] is not None and not top:
+            self.problem(lpath + ("again",), "ladder.again_top_only")
+        own = lv.get("gifts", True)
+        if isinstance(own, list):
+            gifts = self._ladder_gifts(own, lpath + ("gifts",))
+        else:
+            gifts = default_gifts if own else ()
+        if gifts and not has_gifts:
+            self.problem(lpath + ("gifts",), "ladder.gifts_need_section")
+        return LadderLevel(lv["id"], self.pos(lpath), steps["up"], steps["again"], gifts)
+
+    def _ladder_reset_to(self, cancel: dict, path: tuple, ids: list[str]) -> str:
+        """The level a cancellation resets to (default: the first), which must be a level."""
+        reset_to: str = cancel.get("reset_to", ids[0] if ids else "")
+        if ids and reset_to not in ids:
+            near = difflib.get_close_matches(reset_to, ids, n=1)
+            self.problem(path + ("cancel", "reset_to"), "ladder.unknown_level",
+                         near_hint(near, ("hint.levels_are", {"names": ", ".join(ids)})), level=reset_to)
+        return reset_to
+
+    def _ladder_notice(self, gifts_node: dict | None, path: tuple,
+                       default_gifts: tuple[LadderGift, ...]) -> LadderNotice | None:
+        """The notice sent ahead of one gift of the ladder's schedule, if the gifts section has one."""
+        if not gifts_node or "notice" not in gifts_node:
+            return None
+        nn = gifts_node["notice"]
+        notice = LadderNotice(self.rule(nn, path + ("gifts", "notice")), self.pos(path + ("gifts", "notice")),
+                              nn.get("of_number", 1), nn.get("months_before", 1))
+        if notice.of_number not in {g.number for g in default_gifts}:
+            self.problem(path + ("gifts", "notice", "of_number"), "ladder.no_gift_number", n=notice.of_number)
+        return notice
 
     def version(self, node: dict, path: tuple, tz: ZoneInfo, index: int = 0) -> Version:
         effective = date.fromisoformat(node["effective_from"])
@@ -631,7 +666,9 @@ def _inherit(versions: list[dict]) -> list[tuple[dict, dict, list, list]]:
     written there (_merge). Returns (merged, source paths, changed paths, problems) per version:
     the source paths map a path in the version (a tuple, its first part the section) to the path
     it was written at, the longest known part of a path deciding."""
-    merged_list, prev, prev_src = [], {}, {}
+    merged_list: list[tuple[dict, dict, list, list]] = []
+    prev: dict = {}
+    prev_src: dict = {}
     for i, node in enumerate(versions):
         merged, src = dict(prev), dict(prev_src)
         changed: list = []

@@ -412,5 +412,5 @@ class Ladder(Ruled):
     notice: Optional[LadderNotice]
     defer_rule: Optional[str]            # gifts due during a pause: the month after resuming
 
-    def index(self, level_id: str) -> int:
+    def index(self, level_id: Optional[str]) -> int:
         return next(i for i, level in enumerate(self.levels) if level.id == level_id)

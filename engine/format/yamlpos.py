@@ -9,7 +9,7 @@ Duplicate keys (which PyYAML would silently let the last one win) and alias bomb
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 import yaml
 
@@ -59,7 +59,7 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return self.build_scalar(node)
+        return self.build_scalar(cast(yaml.ScalarNode, node))   # a node is a mapping, a sequence or a scalar
 
     def build_scalar(self, node: yaml.ScalarNode) -> Any:
         if node.tag == "tag:yaml.org,2002:timestamp":
@@ -95,6 +95,13 @@ def _loader_for(text: str):
     return yaml.SafeLoader
 
 
+class Where(Protocol):
+    """Anything that says where a path of a document was written (``Positions``, or a view of it
+    that leads inherited parts to the version that wrote them, engine/format/loader.py)."""
+
+    def at(self, path: Path, key: bool = False, text: bool = False) -> Pos: ...
+
+
 class Positions:
     """Where each value (and each mapping key) of a loaded document was written."""
 
@@ -121,13 +128,14 @@ class Positions:
 def load(text: str | bytes, filename: str) -> tuple[Any, Positions]:
     """Parse one YAML document. Returns (data, positions) or raises ProgramError."""
     if isinstance(text, bytes):
+        raw = text
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = text[: exc.start].count(b"\n") + 1
-            line_start = text.rfind(b"\n", 0, exc.start) + 1
+            line = raw[: exc.start].count(b"\n") + 1
+            line_start = raw.rfind(b"\n", 0, exc.start) + 1
             # columns count characters, as an editor does, not bytes
-            col = len(text[line_start:exc.start].decode("utf-8", errors="replace")) + 1
+            col = len(raw[line_start:exc.start].decode("utf-8", errors="replace")) + 1
             raise ProgramError([problem(Pos(filename, line, col), "file.not_utf8")]) from None
     try:
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Iterable, Iterator, Literal, Optional, Union
 
 import msgspec
 
@@ -197,7 +197,7 @@ class BadEvent(Exception):
     """An input line that is not a valid event. ``event_id`` is set when the line had one."""
 
     def __init__(self, event_id: str | None, reason: str, field: str | None = None, at: str | None = None,
-                 code: str = "event.decode", args: dict | None = None):
+                 code: str = "event.decode", args: dict[str, Any] | None = None):
         self.event_id = event_id
         self.reason = reason
         self.field = field
@@ -236,13 +236,13 @@ def _explain(raw: bytes | str, exc: Exception) -> BadEvent:
         # msgspec reads a lone surrogate escape (\ud800) as "Input data was truncated"
         return BadEvent(event_id, _reason_for(bad[1]), bad[0], at, code="event.bad_string")
     text = str(exc)
-    field, code, args = None, "event.decode", None
+    field: Optional[str] = None
+    code, args = "event.decode", None
     if " - at `$." in text:
         text, _, where = text.partition(" - at `")
         field = where.rstrip("`").removeprefix("$.")
     elif "Object missing required field" in text:
         field = text.split("`")[1] if "`" in text else None
-        where = text.rsplit(" - at `", 1)
     if "matching regex" in text and field is not None and field.split(".")[-1] == "at":
         text = (f"not a time: {obj.get('at')!r}; give ISO 8601 with an offset (2025-11-04T10:00:00+09:00) "
                 f"or a bare date (2025-11-04)")
@@ -279,7 +279,7 @@ _CONTROL_ESCAPE = re.compile(_CONTROL_ESCAPE_TEXT)
 _CONTROL_ESCAPE_BYTES = re.compile(_CONTROL_ESCAPE_TEXT.encode())
 
 
-def _bad_strings(node, prefix: str = ""):
+def _bad_strings(node: object, prefix: str = "") -> Iterator[tuple[str, str]]:
     """Every string (value or key, in the node's order) holding a control character, DEL or a lone
     surrogate, in a decoded Struct or a JSON value: (its path, the string). A bad key is written
     escaped in the path, so the path itself is printable."""
@@ -291,6 +291,7 @@ def _bad_strings(node, prefix: str = ""):
         for i, item in enumerate(node):
             yield from _bad_strings(item, f"{prefix.rstrip('.')}[{i}].")
         return
+    items: Iterable[tuple[object, object]]
     if isinstance(node, msgspec.Struct):
         items = ((name, getattr(node, name)) for name in node.__struct_fields__)
     elif isinstance(node, dict):
@@ -312,7 +313,7 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], text)
 
 
-def _bad_string_field(raw: bytes | str, decoded) -> tuple[str, str] | None:
+def _bad_string_field(raw: bytes | str, decoded: object) -> tuple[str, str] | None:
     """The first string of ``decoded`` (in the input's order, which is msgspec's) holding a control
     character, DEL or a lone surrogate, keys of attributes included: (path, string), or None. A field
     the contract does not know is dropped by the decoder and not looked at."""
@@ -342,7 +343,7 @@ def _check_tax_rates(decoded: OrderPlaced) -> None:
                            {"value": repr(line.tax_rate), "rates": ", ".join(f"{r:.2f}" for r in TAX_RATES)})
 
 
-def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
+def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes | str) -> Any:
     try:
         decoded = decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -357,10 +358,9 @@ def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
     # (\n, \u0001, \ud800 ...), and DEL only through \u007f or the character itself; input with
     # neither (nearly all, including escaped non-ASCII text such as \u00e9) needs no look inside.
     # (`92 in raw` finds a byte far faster than `b"\\" in raw`.)
-    kind = type(raw)
-    if kind is bytes or kind is bytearray:
+    if isinstance(raw, (bytes, bytearray)):
         suspect = 127 in raw or (92 in raw and _CONTROL_ESCAPE_BYTES.search(raw) is not None)
-    elif kind is str:
+    elif isinstance(raw, str):
         suspect = "\x7f" in raw or ("\\" in raw and _CONTROL_ESCAPE.search(raw) is not None)
     else:
         suspect = True
@@ -375,17 +375,19 @@ def _decode(decoder: msgspec.json.Decoder, raw: bytes | str):
     return decoded
 
 
-def decode_event(raw: bytes | str):
+def decode_event(raw: bytes | str) -> Event:
     """One JSON text → an Event struct, or BadEvent naming the event id and field."""
-    return _decode(_decoder, raw)
+    event: Event = _decode(_decoder, raw)
+    return event
 
 
 def decode_cart(raw: bytes | str) -> OrderPlaced:
     """A cart (an order.placed object) for a quote, or BadEvent."""
-    return _decode(_cart_decoder, raw)
+    cart: OrderPlaced = _decode(_cart_decoder, raw)
+    return cart
 
 
-def event_schema() -> dict:
+def event_schema() -> dict[str, Any]:
     schema = msgspec.json.schema(Event)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Loyalty event (CONTRACT.md)"

@@ -29,7 +29,7 @@ from engine.format.program import Program
 from engine.model.state import MemberState
 from engine.model.timeutil import parse_instant, start_of
 from engine.run.report import PastViewUnavailable, as_of, state_at
-from engine.store.base import wall_clock
+from engine.store.base import Store
 
 
 @dataclass
@@ -104,22 +104,20 @@ def last_close(store) -> Optional[dict]:
     return max(rows, key=lambda row: row["through"]) if rows else None
 
 
-def _locked(store, member: str) -> Optional[MemberState]:
+def _locked(store: Store, member: str) -> Optional[MemberState]:
     """The member's state under its lock: a shared store's row lock, SQLite's write lock."""
-    if getattr(store, "shared", False):
+    if store.shared:
         return store.lock(member)
-    begin = getattr(store, "begin", None)
-    if begin is not None:
-        begin()
+    store.begin()
     return store.load(member)
 
 
-def close(program: Program, store, through: datetime, booked_at: Optional[datetime] = None,
+def close(program: Program, store: Store, through: datetime, booked_at: Optional[datetime] = None,
           members: Optional[Iterable[str]] = None, progress: Optional[Callable[[int], None]] = None) -> CloseResult:
     """Book every member's happenings due up to ``through`` (``members``: only these, a shard's;
     the close is then not recorded), one member a transaction; record the close. ``booked_at``:
     the time stamped on what it books (default: the store's clock, now)."""
-    booked_at = booked_at or getattr(store, "booked_clock", wall_clock)()
+    booked_at = booked_at or store.booked_clock()
     previous = last_close(store)
     result = CloseResult(through, booked_at, previous=previous["through"] if previous else None)
     by_expiry: dict[str, dict] = {}

@@ -49,6 +49,7 @@ from engine.model.events import BadEvent
 from engine.model.state import MemberState
 from engine.run.lines import event_lines
 from engine.run.runner import Runner, RunResult, refusal_of_line
+from engine.store.base import RunStore, Store
 
 __all__ = ["ClusterError", "replay_cluster", "read_events", "event_files", "chunks", "partition_of", "CHUNK_LINES"]
 
@@ -120,7 +121,8 @@ def chunks(lines: Iterable[bytes | str | BadEvent], partitions: int, chunk_lines
     chunk has that id, else to partition 0. A chunk ends early before a line whose event id the
     chunk already holds under another partition."""
     new = lambda: Chunk([Part() for _ in range(partitions)])
-    chunk, owner = new(), {}
+    chunk = new()
+    owner: dict[Optional[str], int] = {}    # event id -> its partition in this chunk (None: no id)
     errors = (msgspec.DecodeError, RecursionError)
     for n, raw in enumerate(lines, 1):
         if isinstance(raw, BadEvent):
@@ -176,7 +178,7 @@ def _program(text: bytes, filename: str):
     return program
 
 
-class _Recorder:
+class _Recorder(RunStore):
     """A task's stand-in for a SQLite or memory ledger: what the ledger knew of the part's members
     and ids when the task was sent, plus what the task did since; ``ops`` lists the writes, in order."""
 
@@ -206,12 +208,6 @@ class _Recorder:
         if event_id is not None and event_id not in self.applied:
             self.refused.setdefault(event_id, (digest, reason))   # the first refusal keeps its reason
         self.ops.append(("reject", event_id, member, reason, digest))
-
-    def commit(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _tagged_run(runner: Runner, lines: list, ops: Optional[list] = None) -> list[tuple]:
@@ -311,7 +307,7 @@ def _describe(exc: BaseException) -> ClusterError:
     return ClusterError(f"a cluster task failed: {type(exc).__name__}: {exc}", exit_code=2)
 
 
-def replay_cluster(program_path: str | Path, lines: Iterable[bytes | str | BadEvent], store, spec: str, *,
+def replay_cluster(program_path: str | Path, lines: Iterable[bytes | str | BadEvent], store: Store, spec: str, *,
                    address: Optional[str] = None, workers: Optional[int] = None, client=None,
                    chunk_lines: int = CHUNK_LINES, retries: int = 2,
                    progress: Optional[Callable[[int], None]] = None) -> RunResult:
@@ -337,7 +333,7 @@ def replay_cluster(program_path: str | Path, lines: Iterable[bytes | str | BadEv
 
 def _replay(client, text, filename, lines, store, spec, chunk_lines, retries, progress) -> RunResult:
     partitions = max(1, sum(client.nthreads().values()))
-    shared = getattr(store, "shared", False)
+    shared = store.shared
     result = RunResult()
     done = 0
     pending = None          # SQLite/memory: (chunk, futures) being computed
@@ -358,7 +354,7 @@ def _replay(client, text, filename, lines, store, spec, chunk_lines, retries, pr
                 progress(done)
         if pending is not None:
             outs = _gather(client, pending)
-            _begin(store)
+            store.begin()
             _write(store, result, pending[0], outs)
     except ClusterError:
         _rollback(store)
@@ -375,22 +371,14 @@ def _gather(client, pending):
     return client.gather(pending[1])
 
 
-def _begin(store) -> None:
-    begin = getattr(store, "begin", None)
-    if begin is not None:
-        begin()
+def _rollback(store: Store) -> None:
+    try:
+        store.rollback()
+    except Exception:  # noqa: BLE001 - nothing open
+        pass
 
 
-def _rollback(store) -> None:
-    rollback = getattr(store, "rollback", None)
-    if rollback is not None:
-        try:
-            rollback()
-        except Exception:  # noqa: BLE001 - nothing open
-            pass
-
-
-def _seed_and_submit(client, submit, store, chunk: Chunk, previous, text, filename) -> list:
+def _seed_and_submit(client, submit, store: Store, chunk: Chunk, previous, text, filename) -> list:
     """Send each part of ``chunk`` with what the ledger knows of its members and ids: the store
     as written so far, overlaid by ``previous`` (the chunk computed but not yet written)."""
     states_after: dict[str, MemberState] = {}
@@ -404,16 +392,14 @@ def _seed_and_submit(client, submit, store, chunk: Chunk, previous, text, filena
                     applied.add(op[1])
                 elif op[1] is not None:
                     refused.setdefault(op[1], (op[4], op[3]))
-    _begin(store)        # SQLite: the write lock, held until this chunk's predecessor is written
-    prefetch = getattr(store, "prefetch", None)
-    futures = []
+    store.begin()        # SQLite: the write lock, held until this chunk's predecessor is written
+    futures: list[Any] = []
     for part in chunk.parts:
         if not part.lines:
             futures.append(None)
             continue
         ids = sorted(part.ids)
-        if prefetch is not None:
-            prefetch(ids)
+        store.prefetch(ids)
         known: dict[str, Any] = {}
         for eid in ids:
             if eid in applied or store.is_applied(eid):
@@ -435,7 +421,7 @@ def _records(chunk: Chunk, outs) -> Iterator[tuple]:
     """Every part's tagged outcomes, and the reader's refusals, in line order."""
     streams = [out for out in outs if out]
     if chunk.bad:
-        bad = []
+        bad: list[tuple] = []
         for n, b in chunk.bad:
             refusal = refusal_of_line(b, n)
             bad.append((n, [], [], [refusal], [], [("reject", refusal["event"], None, refusal["reason"], None)]))
@@ -443,7 +429,7 @@ def _records(chunk: Chunk, outs) -> Iterator[tuple]:
     return heapq.merge(*streams, key=lambda rec: rec[0])
 
 
-def _merge(store, result: RunResult, chunk: Chunk, outs: list) -> None:
+def _merge(store: Store, result: RunResult, chunk: Chunk, outs: list) -> None:
     """PostgreSQL: the workers wrote; the result lists merge in line order (the reader's refusals,
     which no worker saw, are recorded here)."""
     for rec in _records(chunk, outs):
@@ -461,7 +447,7 @@ def _add(result: RunResult, rec: tuple) -> None:
     result.effects.extend(rec[4])
 
 
-def _write(store, result: RunResult, chunk: Chunk, outs: list) -> None:
+def _write(store: Store, result: RunResult, chunk: Chunk, outs: list) -> None:
     """SQLite/memory: write a computed chunk's outcomes in line order, one transaction (opened by
     the caller), and add them to the result."""
     states: dict[str, MemberState] = {}

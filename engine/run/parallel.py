@@ -48,16 +48,21 @@ from array import array
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from operator import itemgetter
-from typing import Any, Callable, ContextManager, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Optional
 
 import msgspec
 
+from engine.format.program import Program
 from engine.run.runner import Runner, RunResult
 from engine.model.state import Effect, Entry, MemberState
+from engine.store.base import RunStore
 
-__all__ = ["ParallelError", "replay_parallel", "partition", "effects_in_line_order", "store_kind"]
+if TYPE_CHECKING:
+    from engine.store.sqlite import SQLiteStore
+
+__all__ = ["ParallelError", "replay_parallel", "partition", "effects_in_line_order"]
 
 
 class ParallelError(Exception):
@@ -67,13 +72,6 @@ class ParallelError(Exception):
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def store_kind(spec: str) -> str:
-    """'postgresql', 'memory' or 'sqlite', as engine.store.open_store reads ``spec``."""
-    if spec.startswith(("postgresql://", "postgres://")):
-        return "postgresql"
-    return "memory" if spec == ":memory:" else "sqlite"
 
 
 # Events a worker hands the parent at a time when the parent writes a SQLite ledger for it: each
@@ -116,33 +114,53 @@ def partition(lines: Iterable[bytes | str], jobs: int, with_ids: bool = True) ->
     """Split ``lines`` into at most ``jobs`` shards by member, keeping each member's lines in order.
     Blank lines (skipped by the runner) are left out; line numbers count them, as the runner does.
     ``with_ids``: list each shard's event ids (``Shard.ids``, for the SQLite look-ups)."""
-    member_index: dict[str, int] = {}
-    up: list[int] = []                   # union-find over member indexes (members sharing an id)
-    id_owner: dict[str, int] = {}        # event id -> index of the first member seen with it
-    loose: list[tuple[int, str]] = []    # (kept line, event id) of lines with an id but no member
-    line_member = array("l")             # per kept line: its member's index, or -1
-    numbers = array("L")
-    raws: list[bytes] = []
-    decode, errors = _decode_key, (msgspec.DecodeError, RecursionError)
+    keys = _read_keys(lines)
+    jobs, member_shard, line_shard = _balance(keys, jobs)
+    return _cut(keys, jobs, member_shard, line_shard, with_ids)
 
-    def find(i: int) -> int:
+
+@dataclass
+class _Keys:
+    """The kept lines of a stream with each line's member, and the members that share an event id."""
+    member_index: dict[str, int] = field(default_factory=dict)
+    up: list[int] = field(default_factory=list)                 # union-find over member indexes (members sharing an id)
+    id_owner: dict[str, int] = field(default_factory=dict)      # event id -> index of the first member seen with it
+    loose: list[tuple[int, str]] = field(default_factory=list)  # (kept line, event id) of lines with an id but no member
+    line_member: array = field(default_factory=lambda: array("l"))   # per kept line: its member's index, or -1
+    numbers: array = field(default_factory=lambda: array("L"))       # per kept line: its number in the input
+    raws: list[bytes] = field(default_factory=list)
+
+    def find(self, i: int) -> int:
+        up = self.up
         while up[i] != i:
             up[i] = up[up[i]]
             i = up[i]
         return i
 
+
+def _as_bytes(raw: object, n: int) -> Optional[bytes]:
+    """A line that is not ``bytes`` as bytes, or None for a blank line (which the runner skips)."""
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogatepass") if raw.strip() else None
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        if isinstance(raw, bytes) and not raw.strip():
+            return None
+        return bytes(raw)      # the runner checks only bytes and str for a blank line
+    raise TypeError(f"line {n}: a line is bytes or str, not {type(raw).__name__}")
+
+
+def _read_keys(lines: Iterable[bytes | str]) -> _Keys:
+    """Read each line's ``member`` and ``id`` (one pass, the only per-line work of the partition)."""
+    keys = _Keys()
+    member_index, up, id_owner, loose = keys.member_index, keys.up, keys.id_owner, keys.loose
+    line_member, numbers, raws, find = keys.line_member, keys.numbers, keys.raws, keys.find
+    decode, errors = _decode_key, (msgspec.DecodeError, RecursionError)
     for n, raw in enumerate(lines, 1):
-        if raw.__class__ is not bytes:
-            if isinstance(raw, str):
-                if not raw.strip():
-                    continue
-                raw = raw.encode("utf-8", "surrogatepass")
-            elif isinstance(raw, (bytes, bytearray, memoryview)):
-                if isinstance(raw, bytes) and not raw.strip():
-                    continue
-                raw = bytes(raw)      # the runner checks only bytes and str for a blank line
-            else:
-                raise TypeError(f"line {n}: a line is bytes or str, not {type(raw).__name__}")
+        if not isinstance(raw, bytes):
+            converted = _as_bytes(raw, n)
+            if converted is None:
+                continue
+            raw = converted
         try:
             key = decode(raw)
         except errors:
@@ -158,10 +176,12 @@ def partition(lines: Iterable[bytes | str], jobs: int, with_ids: bool = True) ->
                 if eid is not None:
                     loose.append((len(raws), eid))
             else:
-                m = member_index.get(member)
-                if m is None:
+                known = member_index.get(member)
+                if known is None:
                     m = member_index[member] = len(up)
                     up.append(m)
+                else:
+                    m = known
                 if eid is not None:
                     owner = id_owner.setdefault(eid, m)
                     if owner != m:
@@ -171,42 +191,50 @@ def partition(lines: Iterable[bytes | str], jobs: int, with_ids: bool = True) ->
         line_member.append(m)
         numbers.append(n)
         raws.append(raw)
+    return keys
 
-    # groups of members (a root member each), their sizes; a line without member goes with its
-    # id's member if there is one, else to shard 0
-    root = [find(m) for m in range(len(up))]
+
+def _balance(keys: _Keys, jobs: int) -> tuple[int, list[int], list[int]]:
+    """Groups of members (a root member each) to shards, largest first onto the least loaded:
+    (shards, each member's shard with a last entry 0 for lines without member, each line's shard).
+    A line without member goes with its id's member if there is one, else to shard 0."""
+    root = [keys.find(m) for m in range(len(keys.up))]
     sizes: dict[int, int] = {}
-    for m, c in Counter(line_member).items():
+    for m, c in Counter(keys.line_member).items():
         if m >= 0:
             sizes[root[m]] = sizes.get(root[m], 0) + c
     loose_group = {}
-    for i, eid in loose:
-        if eid in id_owner:
-            g = loose_group[i] = root[id_owner[eid]]
+    for i, eid in keys.loose:
+        if eid in keys.id_owner:
+            g = loose_group[i] = root[keys.id_owner[eid]]
             sizes[g] += 1
     jobs = max(1, min(jobs, len(sizes)))
     load = [0] * jobs
-    load[0] = len(raws) - sum(sizes.values())
+    load[0] = len(keys.raws) - sum(sizes.values())
     shard_of: dict[int, int] = {}
     for g, size in sorted(sizes.items(), key=lambda gs: (-gs[1], gs[0])):   # largest first, then first seen
         k = min(range(jobs), key=load.__getitem__)
         shard_of[g] = k
         load[k] += size
-
     member_shard = [shard_of[g] for g in root] + [0]    # [-1]: a line without member
-    line_shard = list(map(member_shard.__getitem__, line_member))
+    line_shard = list(map(member_shard.__getitem__, keys.line_member))
     for i, g in loose_group.items():
         line_shard[i] = shard_of[g]
-    names = list(member_index)
+    return jobs, member_shard, line_shard
+
+
+def _cut(keys: _Keys, jobs: int, member_shard: list[int], line_shard: list[int], with_ids: bool) -> list[Shard]:
+    """The shards' lines, numbers, event ids and members, as ``_balance`` assigned them."""
+    names = list(keys.member_index)
     ids: list[list[str]] = [[] for _ in range(jobs)]
     if with_ids:   # a line without member needs no look-up: it is refused as it is
-        for eid, m in id_owner.items():
+        for eid, m in keys.id_owner.items():
             ids[member_shard[m]].append(eid)
     shards = []
     for k in range(jobs):
         mine = list(map(k.__eq__, line_shard))
-        part = list(itertools.compress(raws, mine))
-        shards.append(Shard(numbers=array("L", itertools.compress(numbers, mine)),
+        part = list(itertools.compress(keys.raws, mine))
+        shards.append(Shard(numbers=array("L", itertools.compress(keys.numbers, mine)),
                             offsets=array("Q", itertools.accumulate(map(len, part), initial=0)),
                             blob=b"".join(part), ids=ids[k],
                             members=sorted(names[m] for m, kk in enumerate(member_shard[:-1]) if kk == k)))
@@ -237,7 +265,7 @@ _encode = msgspec.json.Encoder().encode
 _decode_batch = msgspec.json.Decoder(_Batch).decode
 
 
-class _Outcomes:
+class _Outcomes(RunStore):
     """A worker's stand-in for a SQLite ledger: what the ledger knew of the shard's members and
     event ids when the run started (read by the parent), plus what this worker has done since.
     ``commit`` hands the batch to the parent, which writes it."""
@@ -289,7 +317,7 @@ class _Outcomes:
 class _SQLiteWriter:
     """The parent's side of a SQLite replay: reads what the workers need, then writes their batches."""
 
-    def __init__(self, store, shards: list[Shard]):
+    def __init__(self, store: SQLiteStore, shards: list[Shard]):
         self.store = store
         self.written = 0
         store.begin()                      # the write lock: a consistent picture of the ledger
@@ -353,7 +381,7 @@ def _numbered(shard: Shard) -> list[bytes]:
 
 def _describe(exc: BaseException) -> tuple[int, str]:
     from engine.model.errors import ProgramError
-    from engine.store.sqlite import StoreError
+    from engine.store.base import StoreError
 
     if isinstance(exc, StoreError):
         return 1, str(exc)
@@ -373,52 +401,19 @@ def _work(k: int, program_path: str, spec: str, kind: str, shard: Optional[Shard
     code = 0
     try:
         if shard is None:      # pipe transport: the lines come after the start
-            numbers = array("L")
-            numbers.frombytes(conn.recv_bytes())
-            offsets = array("Q")
-            offsets.frombytes(conn.recv_bytes())
-            shard = Shard(numbers=numbers, offsets=offsets, blob=conn.recv_bytes())
-            seed = conn.recv()
+            shard, seed = _receive_shard(conn)
         from engine.format.loader import load_program
 
         program = load_program(program_path)
-        if kind == "postgresql":
-            from engine.store import open_store
-
-            store = open_store(spec, program.id)
-        elif kind == "sqlite":
-            store = _Outcomes(seed[0], seed[1], lambda payload: conn.send(("batch", payload)))
-        else:
-            from engine.store import MemoryStore
-
-            store = MemoryStore(program.id)
+        store = _worker_store(kind, spec, program, seed, conn)
         runner = Runner(program, store, batch=SQLITE_BATCH) if kind == "sqlite" else Runner(program, store)
-        running = RunResult()   # filled by runner.run line by line: each tick reads what the line added
-        at = [array("L"), array("L"), array("L"), array("L")]   # each item's line, per list below
-        lists = (running.applied, running.skipped, running.rejected, running.effects)
-        seen = [0, 0, 0, 0]
-        ticks = 0
-
-        def tick(n: int) -> None:
-            """Called by Runner.run after each line (engine/shell/progress.py): what the line added to
-            the result is the line's."""
-            nonlocal ticks
-            for i, items in enumerate(lists):
-                if len(items) != seen[i]:
-                    at[i].extend(itertools.repeat(n, len(items) - seen[i]))
-                    seen[i] = len(items)
-            ticks += 1
-            if not ticks & 255:
-                done[k] = ticks
-
-        result = runner.run(_numbered(shard), progress=tick, result=running)
-        if [len(items) for items in lists] != seen:
-            raise RuntimeError("the runner's results could not be matched to their lines (Runner.run no "
-                               "longer reports each line to its progress callback?)")
+        tags = _LineTags(k, done)
+        result = runner.run(_numbered(shard), progress=tags.tick, result=tags.result)
+        tags.check()
         store.close()
         done[k] = len(shard)
         conn.send(("done", (result.applied, result.skipped, result.rejected, result.effects,
-                            [a.tobytes() for a in at])))
+                            [a.tobytes() for a in tags.at])))
     except BaseException as exc:   # noqa: BLE001 - told to the parent, which says it once
         code, message = _describe(exc)
         try:
@@ -431,13 +426,66 @@ def _work(k: int, program_path: str, spec: str, kind: str, shard: Optional[Shard
         sys.exit(code)
 
 
+def _receive_shard(conn) -> tuple[Shard, Any]:
+    """The pipe transport: a worker's shard (numbers, offsets, blob) and seed, sent after its start."""
+    numbers = array("L")
+    numbers.frombytes(conn.recv_bytes())
+    offsets = array("Q")
+    offsets.frombytes(conn.recv_bytes())
+    return Shard(numbers=numbers, offsets=offsets, blob=conn.recv_bytes()), conn.recv()
+
+
+def _worker_store(kind: str, spec: str, program: Program, seed, conn) -> RunStore:
+    """A worker's store: its own on the shared PostgreSQL ledger; for SQLite, a stand-in seeded by the
+    parent that hands it the batches; for memory, one of its own (benchmarks)."""
+    if kind == "postgresql":
+        from engine.store import open_store
+
+        return open_store(spec, program.id)
+    if kind == "sqlite":
+        return _Outcomes(seed[0], seed[1], lambda payload: conn.send(("batch", payload)))
+    from engine.store import MemoryStore
+
+    return MemoryStore(program.id)
+
+
+class _LineTags:
+    """A worker's running result, filled by Runner.run line by line, and each item's line number:
+    called after each line (``tick``, Runner.run's progress callback), what the line added to the
+    result is the line's. ``done[k]`` counts the lines (the parent's progress bar)."""
+
+    def __init__(self, k: int, done):
+        self.k, self.done = k, done
+        self.result = RunResult()
+        self.at = [array("L"), array("L"), array("L"), array("L")]   # each item's line, per list below
+        self.lists: tuple[list[Any], ...] = (self.result.applied, self.result.skipped, self.result.rejected,
+                                             self.result.effects)
+        self.seen = [0, 0, 0, 0]
+        self.ticks = 0
+
+    def tick(self, n: int) -> None:
+        seen, at = self.seen, self.at
+        for i, items in enumerate(self.lists):
+            if len(items) != seen[i]:
+                at[i].extend(itertools.repeat(n, len(items) - seen[i]))
+                seen[i] = len(items)
+        self.ticks += 1
+        if not self.ticks & 255:
+            self.done[self.k] = self.ticks
+
+    def check(self) -> None:
+        if [len(items) for items in self.lists] != self.seen:
+            raise RuntimeError("the runner's results could not be matched to their lines (Runner.run no "
+                               "longer reports each line to its progress callback?)")
+
+
 # -- the parent -----------------------------------------------------------------------------------
 
 def _merge(parts: list[tuple]) -> RunResult:
     result = RunResult()
-    lists = (result.applied, result.skipped, result.rejected, result.effects)
+    lists: tuple[list[Any], ...] = (result.applied, result.skipped, result.rejected, result.effects)
     for j, out in enumerate(lists):
-        tagged = []
+        tagged: list[tuple[int, Any]] = []
         for part in parts:
             numbers = array("L")
             numbers.frombytes(part[4][j])
@@ -470,59 +518,102 @@ def replay_parallel(program_path: str, lines: Iterable[bytes | str], jobs: int, 
     ``transport``: "fork" (the default where available) or "pipe". ``progress``: a factory of a
     context giving a ``callback(lines_done)`` or None (``engine.shell.progress.replay_progress``), entered
     once the workers run."""
-    from engine.model.errors import ProgramError
-    from engine.format.loader import load_program
-    from engine.store.sqlite import StoreError
+    from engine.store.base import StoreError, parse_db
 
     if jobs < 1:
         raise ValueError("jobs must be at least 1")
-    kind = store_kind(store_spec)
+    kind = parse_db(store_spec).kind
+    program = _program_or_fail(program_path)     # the workers load it too; a bad file fails here, once
+    shards = partition(lines, jobs, with_ids=kind == "sqlite")
+    ctx, by_fork = _context(transport)
+    writer = _sqlite_writer(store_spec, program, shards) if kind == "sqlite" else None
+    workers = _Workers(ctx, len(shards))
     try:
-        program = load_program(program_path)     # the workers load it too; a bad file fails here, once
+        workers.start(shards, writer.seeds if writer is not None else [None] * len(shards),
+                      by_fork, (str(program_path), store_spec, kind))
+        with (progress() if progress is not None else nullcontext()) as tick:
+            workers.collect(writer, tick)
+        workers.join()
+    except StoreError as exc:        # the parent could not write a SQLite batch
+        raise ParallelError(f"{exc}; the batches written before stay whole: run the command again to finish") from None
+    finally:
+        workers.stop()
+        if writer is not None:
+            try:
+                writer.store.close()
+            except StoreError:
+                pass
+    workers.raise_failures()
+    return _merge([workers.parts[k] for k in sorted(workers.parts)])
+
+
+def _program_or_fail(program_path: str) -> Program:
+    from engine.format.loader import load_program
+    from engine.model.errors import ProgramError
+
+    try:
+        return load_program(program_path)
     except ProgramError as exc:
         raise ParallelError("; ".join(str(p) for p in exc.problems)) from None
-    shards = partition(lines, jobs, with_ids=kind == "sqlite")
+
+
+def _context(transport: Optional[str]) -> tuple[Any, bool]:
+    """The multiprocessing context, and whether the lines reach the workers by fork (else by pipe)."""
     methods = multiprocessing.get_all_start_methods()
     if transport is None:
         transport = "fork" if "fork" in methods else "pipe"
     if transport not in ("fork", "pipe"):
         raise ValueError(f"transport must be 'fork' or 'pipe', not {transport!r}")
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    by_fork = transport == "fork" and ctx.get_start_method() == "fork"
+    return ctx, transport == "fork" and ctx.get_start_method() == "fork"
 
-    writer = None
-    if kind == "sqlite":
-        from engine.store import open_store
 
-        try:
-            ledger = open_store(store_spec, program.id)
-        except StoreError as exc:
-            raise ParallelError(str(exc)) from None
-        try:
-            writer = _SQLiteWriter(ledger, shards)
-        except StoreError as exc:
-            ledger.close()
-            raise ParallelError(str(exc)) from None
-    seeds = writer.seeds if writer is not None else [None] * len(shards)
+def _sqlite_writer(store_spec: str, program: Program, shards: list[Shard]) -> _SQLiteWriter:
+    """The parent's writer of a SQLite ledger, with what the ledger knows of the shards read."""
+    from engine.store import open_store
+    from engine.store.base import StoreError
+    from engine.store.sqlite import SQLiteStore
 
-    n = len(shards)
-    done = ctx.Array("q", n, lock=False)
-    procs, conns = [], {}
-    failures: list[tuple[int, int, str]] = []
-    parts: dict[int, tuple] = {}
-    gc.freeze()   # the workers' garbage collector leaves the parent's objects alone: fewer pages copied
     try:
-        for k, shard in enumerate(shards):
-            ours, theirs = ctx.Pipe()
-            proc = ctx.Process(target=_work, name=f"loyalty-replay-{k + 1}", daemon=True,
-                               args=(k, str(program_path), store_spec, kind, shard if by_fork else None,
-                                     seeds[k] if by_fork else None, theirs, done,
-                                     [*conns, ours] if ctx.get_start_method() == "fork" else []))
-            proc.start()
-            theirs.close()          # only the worker holds its end: its death is our EOF
-            procs.append(proc)
-            conns[ours] = k
-        gc.unfreeze()
+        ledger = open_store(store_spec, program.id)
+        assert isinstance(ledger, SQLiteStore), "a SQLite --db opens a SQLite store"
+    except StoreError as exc:
+        raise ParallelError(str(exc)) from None
+    try:
+        return _SQLiteWriter(ledger, shards)
+    except StoreError as exc:
+        ledger.close()
+        raise ParallelError(str(exc)) from None
+
+
+class _Workers:
+    """The worker processes of one replay, their pipes, and what they answered."""
+
+    def __init__(self, ctx: Any, n: int):
+        self.ctx = ctx
+        self.n = n
+        self.done = ctx.Array("q", n, lock=False)     # lines done, per worker (the progress bar)
+        self.procs: list[Any] = []
+        self.conns: dict[Connection, int] = {}        # the parent's end of each worker's pipe -> worker
+        self.failures: list[tuple[int, int, str]] = []
+        self.parts: dict[int, tuple] = {}
+
+    def start(self, shards: list[Shard], seeds: list, by_fork: bool, job: tuple[str, str, str]) -> None:
+        """One process a shard. By fork a worker inherits its shard and seed; by pipe they follow."""
+        ctx, conns = self.ctx, self.conns
+        gc.freeze()   # the workers' garbage collector leaves the parent's objects alone: fewer pages copied
+        try:
+            for k, shard in enumerate(shards):
+                ours, theirs = ctx.Pipe()
+                proc = ctx.Process(target=_work, name=f"loyalty-replay-{k + 1}", daemon=True,
+                                   args=(k, *job, shard if by_fork else None, seeds[k] if by_fork else None,
+                                         theirs, self.done, [*conns, ours] if ctx.get_start_method() == "fork" else []))
+                proc.start()
+                theirs.close()          # only the worker holds its end: its death is our EOF
+                self.procs.append(proc)
+                conns[ours] = k
+        finally:
+            gc.unfreeze()
         if not by_fork:
             for ours, k in conns.items():
                 s = shards[k]
@@ -532,54 +623,56 @@ def replay_parallel(program_path: str, lines: Iterable[bytes | str], jobs: int, 
                     ours.send_bytes(s.blob)
                     ours.send(seeds[k])
                 except OSError:
-                    pass   # the worker is gone: the loop below says so
-        with (progress() if progress is not None else nullcontext()) as tick:
-            while conns:
-                for ours in wait(list(conns), timeout=0.25 if tick is not None else None):
-                    k = conns[ours]
-                    try:
-                        msg = ours.recv()
-                    except (EOFError, OSError):
-                        msg = None
-                    if msg is not None and msg[0] == "batch":
-                        writer.write(msg[1])
-                        continue
-                    del conns[ours]
-                    ours.close()
-                    if msg is None:
-                        procs[k].join()
-                        failures.append((k, 1, _died(k, n, procs[k])))
-                    elif msg[0] == "done":
-                        parts[k] = msg[1]
-                    else:
-                        failures.append((k, msg[1], f"worker {k + 1} of {n}: {msg[2]}"))
-                if tick is not None:
-                    tick(sum(done))
-        for proc in procs:
+                    pass   # the worker is gone: ``collect`` says so
+
+    def collect(self, writer: Optional[_SQLiteWriter], tick: Optional[Callable[[int], None]]) -> None:
+        """Read the workers' messages until every pipe is closed: SQLite batches go to ``writer``, a
+        result or an error ends a worker, and so does a pipe closed without either (a death)."""
+        conns = self.conns
+        while conns:
+            for ours in wait(list(conns), timeout=0.25 if tick is not None else None):
+                assert isinstance(ours, Connection)
+                k = conns[ours]
+                try:
+                    msg = ours.recv()
+                except (EOFError, OSError):
+                    msg = None
+                if msg is not None and msg[0] == "batch":
+                    assert writer is not None, "a batch from a worker that writes no SQLite ledger"
+                    writer.write(msg[1])
+                    continue
+                del conns[ours]
+                ours.close()
+                if msg is None:
+                    self.procs[k].join()
+                    self.failures.append((k, 1, _died(k, self.n, self.procs[k])))
+                elif msg[0] == "done":
+                    self.parts[k] = msg[1]
+                else:
+                    self.failures.append((k, msg[1], f"worker {k + 1} of {self.n}: {msg[2]}"))
+            if tick is not None:
+                tick(sum(self.done))
+
+    def join(self) -> None:
+        for proc in self.procs:
             proc.join()
-    except StoreError as exc:        # the parent could not write a SQLite batch
-        raise ParallelError(f"{exc}; the batches written before stay whole: run the command again to finish") from None
-    finally:
-        gc.unfreeze()
-        for ours in conns:
+
+    def stop(self) -> None:
+        """Close the pipes left open and end the workers still running (after a failure)."""
+        for ours in self.conns:
             ours.close()
-        for proc in procs:
+        for proc in self.procs:
             if proc.is_alive():
                 proc.terminate()     # a worker's open transaction is rolled back by its store
-        for proc in procs:
-            proc.join()
-        if writer is not None:
-            try:
-                writer.store.close()
-            except StoreError:
-                pass
-    if failures:
-        failures.sort()
-        text = "; ".join(msg for _, _, msg in failures)
-        raise ParallelError(f"{text}. The other workers finished; everything committed is whole: run the "
-                            "command again to finish (applied events are skipped)",
-                            exit_code=max(code for _, code, _ in failures))
-    return _merge([parts[k] for k in sorted(parts)])
+        self.join()
+
+    def raise_failures(self) -> None:
+        if self.failures:
+            failures = sorted(self.failures)
+            text = "; ".join(msg for _, _, msg in failures)
+            raise ParallelError(f"{text}. The other workers finished; everything committed is whole: run the "
+                                "command again to finish (applied events are skipped)",
+                                exit_code=max(code for _, code, _ in failures))
 
 
 def effects_in_line_order(rows: list[dict], run_effects: list) -> list[dict]:

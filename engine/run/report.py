@@ -1,6 +1,7 @@
 """Views of a member as of a moment: balances by state, tier, lots (the run --json member object)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from typing import Optional
@@ -9,13 +10,13 @@ import msgspec
 from msgspec import UNSET
 
 from engine.core.clock import advance, next_due
-from engine.core.apply import Outcome, apply, event_time
+from engine.core.apply import apply, event_time
 from engine.model.errors import EventRejected
 from engine.model.events import BadEvent, decode_event
 from engine.core.ladder import ladder_view
 from engine.model.answers import LotView, Member, MemberView, ProgramRef, RunReport, as_builtins
 from engine.format.program import Program
-from engine.model.state import Lot, MemberState
+from engine.model.state import Effect, Entry, Lot, MemberState
 from engine.core.tiers import tier_at
 from engine.model.timeutil import parse_instant, start_of
 
@@ -115,7 +116,16 @@ def state_at(program: Program, store, state: Optional[MemberState], at: datetime
     return past.state, len(past.effects)
 
 
-def rebuilt_at(program: Program, store, state: Optional[MemberState], at: datetime) -> Optional[Outcome]:
+@dataclass
+class Rebuilt:
+    """A member as its events up to a past moment left it (``rebuilt_at``): its state (None: not
+    registered by then), and the ledger entries and effects those events made."""
+    state: Optional[MemberState]
+    entries: list[Entry] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+
+
+def rebuilt_at(program: Program, store, state: Optional[MemberState], at: datetime) -> Optional[Rebuilt]:
     """The member before its clock: its applied events with ``at`` <= ``at`` (their bodies, in the
     order they were applied) replayed from a fresh state through the pure core, with the ledger
     entries and effects they made (``state`` None: none by then). Only this member is read, and the
@@ -131,7 +141,7 @@ def rebuilt_at(program: Program, store, state: Optional[MemberState], at: dateti
             f"so it cannot show the member as of {at.astimezone(program.tz).isoformat()}, before its last "
             f"event ({state.clock.astimezone(program.tz).isoformat()}); replay the events into a new ledger "
             f"for past views, or ask for a time at or after the member's last event")
-    past = Outcome(None)
+    past = Rebuilt(None)
     for body in bodies:
         try:
             event = decode_event(body)

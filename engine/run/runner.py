@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Union, cast
 
 import msgspec
 
@@ -17,7 +17,7 @@ from engine.model.errors import EventRejected, Refusal
 from engine.model.events import BadEvent, decode_event
 from engine.format.program import Program
 from engine.model.state import MemberState
-from engine.store.base import Store, StoreError
+from engine.store.base import RunStore, Store, StoreError
 
 BATCH = 1000  # events a transaction; a crash loses at most one uncommitted batch, replayed on rerun
 # Events a transaction of a replay into a shared store (PostgreSQL). The chunk's members stay locked
@@ -34,6 +34,9 @@ class RunResult:
     rejected: list[Refusal] = field(default_factory=list)   # each reads as its JSON object too
     effects: list = field(default_factory=list)
 
+
+# A line of input as the runner takes it: JSON text, or a BadEvent the reader refused (engine/run/lines.py)
+_Line = Union[bytes, str, BadEvent]
 
 # An applied event's body as the ledger keeps it (a past view decodes and replays it, engine/run/report.py)
 _encode_body = msgspec.json.Encoder().encode
@@ -52,7 +55,7 @@ def event_digest(event) -> str:
 class Runner:
     """Applies events for one program to one store, keeping touched members' states in memory."""
 
-    def __init__(self, program: Program, store: Store, batch: Optional[int] = None):
+    def __init__(self, program: Program, store: RunStore, batch: Optional[int] = None):
         self.program = program
         self.store = store
         self.cache: dict[str, Optional[MemberState]] = {}
@@ -60,17 +63,14 @@ class Runner:
         # A shared store (PostgreSQL: other processes write the same ledger) cannot be cached across
         # transactions: a single event locks its member's row, re-loads it and commits at once; a
         # replay (``run``) locks and loads the members of a chunk of events, and commits the chunk.
-        self.shared = getattr(store, "shared", False)
+        self.shared = store.shared
         self.batch = batch if batch is not None else (SHARED_BATCH if self.shared else BATCH)
-        self._begin = getattr(store, "begin", None)
-        self._prefetch = getattr(store, "prefetch", None)
         # a store that can tell whether another process wrote since we last looked (SQLite)
-        self._changed_by_others = getattr(store, "changed_by_others", None)
-        self._lock_chunk = store.lock_chunk if self.shared and getattr(store, "chunks", False) else None
+        self._sees_writers = store.sees_writers
         self._chunked = False
 
     def state_of(self, member: str) -> Optional[MemberState]:
-        if self._changed_by_others is not None and self._changed_by_others():
+        if self._sees_writers and self.store.changed_by_others():
             self.cache.clear()   # another process committed since our last look: read again
         if member not in self.cache:
             self.cache[member] = self.store.load(member)
@@ -90,7 +90,7 @@ class Runner:
     def _refuse_bad(self, bad: BadEvent, result: RunResult, line_no: Optional[int]) -> None:
         refusal = refusal_of_line(bad, line_no)
         result.rejected.append(refusal)
-        self.store.reject(refusal.event, None, refusal.message)
+        self.store.reject(refusal.event if isinstance(refusal.event, str) else None, None, refusal.message)
 
     def apply_event(self, event, result: RunResult) -> None:
         if self.shared:
@@ -105,7 +105,7 @@ class Runner:
         self._apply_event(event, result)
 
     def _apply_event(self, event, result: RunResult) -> None:
-        if self._begin is not None and self._begin() and self.store.changed_by_others():
+        if self.store.begin() and self.store.changed_by_others():
             # SQLite: the write lock is taken before anything is read, so another process cannot
             # spend the same points between our read and our write (it waits for our commit);
             # states cached before the lock are read again if another process committed since.
@@ -145,10 +145,10 @@ class Runner:
         other store's next batch reads every member afresh under its own lock."""
         self.store.commit()
         self._pending = 0
-        if self._changed_by_others is None or len(self.cache) > CACHE_MEMBERS:
+        if not self._sees_writers or len(self.cache) > CACHE_MEMBERS:
             self.cache.clear()
 
-    def run(self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None,
+    def run(self, lines: Iterable[Any], progress: Callable[[int], None] | None = None,
             result: Optional[RunResult] = None, numbered: bool = False) -> RunResult:
         """Apply a stream. A store with one writer per transaction (SQLite) gets the stream in
         chunks of ``batch`` lines: one transaction a chunk, and the ids of the chunk looked up in one
@@ -156,12 +156,14 @@ class Runner:
         chunk's members at once (PostgreSQL) gets it in chunks too: one transaction a chunk, its
         members locked together (``_run_shared_chunk``). ``result``: the RunResult to fill (a caller
         that watches it line by line through ``progress``, engine/run/parallel.py); a new one by default.
-        ``numbered``: ``lines`` are ``(line number, line)`` pairs (a part of a longer input, engine/run/cluster.py)."""
+        ``lines``: bytes or str (or a BadEvent the reader refused, engine/run/lines.py), or with
+        ``numbered`` ``(line number, line)`` pairs (a part of a longer input, engine/run/cluster.py)."""
         result = result if result is not None else RunResult()
-        chunked = (self._prefetch is not None and not self.shared) or self._lock_chunk is not None
+        chunked = self.store.chunks
         chunk: list = []
         try:
-            for n, raw in (lines if numbered else enumerate(lines, 1)):
+            pairs = cast(Iterable[tuple[int, _Line]], lines) if numbered else enumerate(cast(Iterable[_Line], lines), 1)
+            for n, raw in pairs:
                 if isinstance(raw, (bytes, str)) and not raw.strip():
                     continue
                 if not chunked:
@@ -197,9 +199,7 @@ class Runner:
         self.cache.clear()
         self._pending = 0
         try:
-            rollback = getattr(self.store, "rollback", None)
-            if rollback is not None:
-                rollback()
+            self.store.rollback()
         except StoreError:
             pass
 
@@ -210,12 +210,12 @@ class Runner:
                 decoded.append((n, raw if isinstance(raw, BadEvent) else decode_event(raw)))
             except BadEvent as bad:
                 decoded.append((n, bad))
-        if self._lock_chunk is not None:
+        if self.shared:
             self._run_shared_chunk(decoded, result, progress)
             return
-        if self._begin() and self.store.changed_by_others():
+        if self.store.begin() and self.store.changed_by_others():
             self.cache.clear()
-        self._prefetch([e.id for _, e in decoded if not isinstance(e, BadEvent)])
+        self.store.prefetch([e.id for _, e in decoded if not isinstance(e, BadEvent)])
         self._apply_chunk(decoded, result, progress)
 
     def _apply_chunk(self, decoded: list, result: RunResult, progress: Callable[[int], None] | None,
@@ -246,7 +246,7 @@ class Runner:
         store = self.store
         self.cache.clear()
         try:
-            self._lock_chunk([e for _, e in decoded if not isinstance(e, BadEvent)])
+            store.lock_chunk([e for _, e in decoded if not isinstance(e, BadEvent)])
             self._apply_chunk(decoded, result, progress, locked=True)
         except BaseException:
             self._chunked = False

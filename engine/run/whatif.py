@@ -284,8 +284,11 @@ def _effect_changes(member: str, old: list, new: list) -> list[dict]:
             if x is not None and y is not None and x[0] == y[0]:
                 continue
             kind = "moved" if x and y else "added" if y else "dropped"
+            either = y or x
+            if either is None:
+                continue
             changes.append({"member": member, "effect": key[0], "detail": key[1], "change": kind,
-                            "old": x[0] if x else None, "new": y[0] if y else None, "rule": (y or x)[1]})
+                            "old": x[0] if x else None, "new": y[0] if y else None, "rule": either[1]})
     return changes
 
 
@@ -294,11 +297,12 @@ def _stage_changes(member: str, old: list, new: list) -> list[dict]:
     for i in range(max(len(old), len(new))):
         x = old[i] if i < len(old) else None
         y = new[i] if i < len(new) else None
-        if x == y:
+        either = y or x
+        if x == y or either is None:
             continue
-        changes.append({"member": member, "stage": (y or x)[1], "old": x[0] if x else None,
+        changes.append({"member": member, "stage": either[1], "old": x[0] if x else None,
                         "old_stage": x[1] if x else None, "new": y[0] if y else None,
-                        "new_stage": y[1] if y else None, "rule": (y or x)[2]})
+                        "new_stage": y[1] if y else None, "rule": either[2]})
     return changes
 
 

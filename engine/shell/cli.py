@@ -5,7 +5,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 import click
 
@@ -13,6 +13,7 @@ from engine.model.errors import ProgramError
 from engine.format.loader import load_program
 from engine.format.program import Program
 from engine.shell.loading import load_or_exit
+from engine.store.base import Store
 
 
 def _program_files(paths: Iterable[str]) -> list[Path]:
@@ -103,8 +104,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
 
     lang = i18n.resolve_lang(lang)
     fmt = fmt or ("json" if as_json else "text")
-    from engine.store import open_store
-    from engine.store.sqlite import StoreError
+    from engine.store import StoreError, open_store, parse_db
 
     program = load_or_exit(program_path)
     if cluster and jobs > 1:
@@ -117,7 +117,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
         click.echo(i18n.translate(code, lang, path=events), err=True)
         sys.exit(1)
     spec = db or _default_db(program)
-    if jobs > 1 and spec == ":memory:":
+    if jobs > 1 and parse_db(spec).kind == "memory":
         click.echo("loyalty run: --jobs above 1 needs a ledger the worker processes share (a SQLite file or a "
                    "PostgreSQL URL): with --db :memory: the members would stay in the workers", err=True)
         sys.exit(1)
@@ -140,51 +140,12 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
     sys.exit(1 if result.rejected else 0)
 
 
-def _run_and_report(program: Program, store, events: str, as_of: Optional[str], jobs: int = 1,
-                    program_path: Optional[str] = None, spec: Optional[str] = None, lang: str = "en",
-                    cluster: Optional[str] = None):
-    from engine.shell.progress import count_lines, replay_progress
+def _run_and_report(program: Program, store: Store, events: str, as_of: Optional[str], jobs: int,
+                    program_path: str, spec: str, lang: str = "en", cluster: Optional[str] = None):
     from engine.run.report import PastViewUnavailable, ledger_report
-    from engine.run.runner import Runner, parse_as_of
+    from engine.run.runner import parse_as_of
 
-    if cluster:
-        from engine.run.cluster import ClusterError, read_events, event_files, replay_cluster
-
-        try:
-            total = None if events == "-" else sum(count_lines(str(f)) or 0 for f in event_files(events))
-            with replay_progress(total) as progress:
-                result = replay_cluster(program_path, _read_lines(events) if events == "-" else read_events(events),
-                                        store, spec, address=cluster, progress=progress)
-        except ClusterError as exc:
-            click.echo(f"loyalty run: {exc}", err=True)
-            sys.exit(exc.exit_code)
-    elif jobs > 1:
-        from engine.run.parallel import ParallelError, replay_parallel
-
-        from engine.model.events import BadEvent
-        from engine.run.runner import refusal_of_line
-
-        refused: dict[int, BadEvent] = {}   # lines the reader refused (over-long): no worker needs them
-
-        def lines():
-            for n, raw in enumerate(_read_lines(events), 1):
-                if isinstance(raw, BadEvent):
-                    refused[n] = raw
-                    yield b"\n"    # a blank line keeps the numbering
-                else:
-                    yield raw
-
-        try:
-            result = replay_parallel(program_path, lines(), jobs, spec,
-                                     progress=lambda: replay_progress(count_lines(events)))
-        except ParallelError as exc:
-            click.echo(f"loyalty run: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        result.rejected.extend(refusal_of_line(bad, n) for n, bad in refused.items())
-    else:
-        # a bar on a terminal for long replays; silent otherwise (CI, pipes)
-        with replay_progress(count_lines(events)) as progress:
-            result = Runner(program, store).run(_read_lines(events), progress=progress)
+    result = _replay(program, store, events, jobs, program_path, spec, cluster)
     try:
         when = parse_as_of(as_of, program, store)
     except ValueError as exc:
@@ -192,7 +153,7 @@ def _run_and_report(program: Program, store, events: str, as_of: Optional[str], 
         sys.exit(1)
     when = when or datetime.now(program.tz)
     effects = store.effects()
-    if jobs > 1 or cluster and getattr(store, "shared", False):
+    if jobs > 1 or cluster and store.shared:
         # workers wrote their members' effects as they went: back in the order of the lines
         from engine.run.parallel import effects_in_line_order
 
@@ -208,6 +169,57 @@ def _run_and_report(program: Program, store, events: str, as_of: Optional[str], 
 
         click.echo(label("run.later_refused", lang, n=f"{later:,}"), err=True)
     return report, result
+
+
+def _replay(program: Program, store: Store, events: str, jobs: int, program_path: str, spec: str,
+            cluster: Optional[str]):
+    """Apply EVENTS: on a Dask cluster, in ``jobs`` worker processes, or here, one line after the other."""
+    from engine.shell.progress import count_lines, replay_progress
+    from engine.run.runner import Runner
+
+    if cluster:
+        from engine.run.cluster import ClusterError, read_events, event_files, replay_cluster
+
+        try:
+            total = None if events == "-" else sum(count_lines(str(f)) or 0 for f in event_files(events))
+            with replay_progress(total) as progress:
+                return replay_cluster(program_path, _read_lines(events) if events == "-" else read_events(events),
+                                      store, spec, address=cluster, progress=progress)
+        except ClusterError as exc:
+            click.echo(f"loyalty run: {exc}", err=True)
+            sys.exit(exc.exit_code)
+    if jobs > 1:
+        return _replay_jobs(events, jobs, program_path, spec)
+    # a bar on a terminal for long replays; silent otherwise (CI, pipes)
+    with replay_progress(count_lines(events)) as progress:
+        return Runner(program, store).run(_read_lines(events), progress=progress)
+
+
+def _replay_jobs(events: str, jobs: int, program_path: str, spec: str):
+    """``--jobs N``: the lines sharded by member over N worker processes (engine/run/parallel.py)."""
+    from engine.model.events import BadEvent
+    from engine.run.parallel import ParallelError, replay_parallel
+    from engine.run.runner import refusal_of_line
+    from engine.shell.progress import count_lines, replay_progress
+
+    refused: dict[int, BadEvent] = {}   # lines the reader refused (over-long): no worker needs them
+
+    def lines() -> Iterator[bytes]:
+        for n, raw in enumerate(_read_lines(events), 1):
+            if isinstance(raw, BadEvent):
+                refused[n] = raw
+                yield b"\n"    # a blank line keeps the numbering
+            else:
+                yield raw
+
+    try:
+        result = replay_parallel(program_path, lines(), jobs, spec,
+                                 progress=lambda: replay_progress(count_lines(events)))
+    except ParallelError as exc:
+        click.echo(f"loyalty run: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    result.rejected.extend(refusal_of_line(bad, n) for n, bad in refused.items())
+    return result
 
 
 def _print_report(program: Program, report: dict, fmt: str, lang: str, members=(), top=None) -> None:
@@ -238,13 +250,11 @@ def _print_report(program: Program, report: dict, fmt: str, lang: str, members=(
 def quote(program_path: str, cart: str, db: Optional[str], as_json: bool, lang: Optional[str]) -> None:
     """Price CART (an order.placed object as JSON, or - for stdin) without changing anything."""
     from engine.format import i18n
-    from engine.shell.words import error_words, label, state_name, yen
 
     lang = i18n.resolve_lang(lang)
     from engine.shell.api import quote as quote_cart
     from engine.model.events import BadEvent, decode_cart
-    from engine.store import open_store
-    from engine.store.sqlite import StoreError
+    from engine.store import StoreError, open_store, parse_db
 
     program = load_or_exit(program_path)
     try:
@@ -257,10 +267,10 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool, lang: 
     except BadEvent as bad:
         click.echo(f"{cart}: event {bad.event_id or '?'}" + (f", field {bad.field}" if bad.field else "") + f": {bad.reason}", err=True)
         sys.exit(1)
-    path = db or _default_db(program)
+    spec = parse_db(db or _default_db(program))
     try:
         # a quote changes nothing: a ledger that does not exist yet is not created for it
-        store = open_store(path if path == ":memory:" or "://" in path or Path(path).exists() else ":memory:",
+        store = open_store(spec.text if spec.kind != "sqlite" or Path(spec.text).exists() else ":memory:",
                            program.id)
     except (StoreError, ValueError) as exc:
         click.echo(str(exc), err=True)
@@ -272,41 +282,48 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool, lang: 
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        t = out.get("totals", {})
-        keys = [k for k in ("items_ex_tax", "fees_ex_tax", "shipping_ex_tax", "tax_total", "grand_total", "to_pay")
-                if k in t]
-        if lang == "ja":
-            names = {k: label(f"quote.{k}", lang) for k in keys}
-            from engine.shell.runreport import _width
-
-            wide = max((_width(n) for n in names.values()), default=0) + 2
-            for key in keys:
-                figure = yen(t[key], lang)
-                click.echo(names[key] + " " * (wide - _width(names[key])) + f"{figure:>12}")
-        else:
-            for key in keys:
-                click.echo(f"{key:<18}{t[key]:>10,}")
-        if "redeem" in out:
-            r = out["redeem"]
-            click.echo(label("quote.redeem", lang, max=r["max"], applied=r["applied"], why=r["why"]))
-            click.echo(label("quote.earn", lang, points=out["earn"]["points"],
-                             state=state_name(out["earn"]["state"], lang), rules=", ".join(out["earn"]["rules"])))
-        if out.get("exchange", {}).get("points"):
-            ex = out["exchange"]
-            rewards = ", ".join(f"{r['reward']} x{r['qty']}" for r in ex["rewards"])
-            click.echo(label("quote.exchange", lang, points=ex["points"], rewards=rewards)
-                       + "".join(label("quote.fee", lang, kind=f["kind"], yen=yen(f["ex_tax"], lang)) for f in ex["fees"]))
-        if "deadline" in out:
-            d = out["deadline"]
-            if d.get("note") and lang != "ja":
-                click.echo(d["note"])
-            elif d.get("late"):
-                click.echo(label("quote.late", lang, last_day=d["last_day"], rule=d["rule"]))
-            else:
-                click.echo(label("quote.on_time", lang, last_day=d["last_day"], rule=d["rule"]))
-        for e in out["errors"]:
-            click.echo(label("quote.error", lang, field=e["field"], reason=error_words(e, lang)), err=True)
+        _print_quote(out, lang)
     sys.exit(1 if out["errors"] else 0)
+
+
+def _print_quote(out: dict, lang: str) -> None:
+    """A quote as text: the totals, then what the points, rewards and deadline come to, errors on stderr."""
+    from engine.shell.words import error_words, label, state_name, yen
+
+    t = out.get("totals", {})
+    keys = [k for k in ("items_ex_tax", "fees_ex_tax", "shipping_ex_tax", "tax_total", "grand_total", "to_pay")
+            if k in t]
+    if lang == "ja":
+        names = {k: label(f"quote.{k}", lang) for k in keys}
+        from engine.shell.runreport import _width
+
+        wide = max((_width(n) for n in names.values()), default=0) + 2
+        for key in keys:
+            figure = yen(t[key], lang)
+            click.echo(names[key] + " " * (wide - _width(names[key])) + f"{figure:>12}")
+    else:
+        for key in keys:
+            click.echo(f"{key:<18}{t[key]:>10,}")
+    if "redeem" in out:
+        r = out["redeem"]
+        click.echo(label("quote.redeem", lang, max=r["max"], applied=r["applied"], why=r["why"]))
+        click.echo(label("quote.earn", lang, points=out["earn"]["points"],
+                         state=state_name(out["earn"]["state"], lang), rules=", ".join(out["earn"]["rules"])))
+    if out.get("exchange", {}).get("points"):
+        ex = out["exchange"]
+        rewards = ", ".join(f"{r['reward']} x{r['qty']}" for r in ex["rewards"])
+        click.echo(label("quote.exchange", lang, points=ex["points"], rewards=rewards)
+                   + "".join(label("quote.fee", lang, kind=f["kind"], yen=yen(f["ex_tax"], lang)) for f in ex["fees"]))
+    if "deadline" in out:
+        d = out["deadline"]
+        if d.get("note") and lang != "ja":
+            click.echo(d["note"])
+        elif d.get("late"):
+            click.echo(label("quote.late", lang, last_day=d["last_day"], rule=d["rule"]))
+        else:
+            click.echo(label("quote.on_time", lang, last_day=d["last_day"], rule=d["rule"]))
+    for e in out["errors"]:
+        click.echo(label("quote.error", lang, field=e["field"], reason=error_words(e, lang)), err=True)
 
 
 def _register_commands() -> None:

@@ -61,12 +61,13 @@ def replay_progress(total: Optional[int] = None, description: str = "applying ev
         return
     try:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
     except ImportError:  # the 'tools' extra is not installed: stay silent
         yield None
         return
     console = Console(file=stream, force_terminal=force or None)
+    columns: tuple[ProgressColumn, ...]
     if total:
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), TextColumn("left"),

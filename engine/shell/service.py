@@ -194,7 +194,7 @@ def _rollback(engine: Engine) -> None:
 
 def _forget_if_shared(engine: Engine, member: str) -> None:
     """On a shared store (PostgreSQL, other processes write it) read the member afresh."""
-    if getattr(engine.store, "shared", False):
+    if engine.store.shared:
         engine.runner.cache.pop(member, None)
 
 
@@ -317,10 +317,10 @@ def quote_body(engine: Engine, body: bytes) -> tuple[int, dict, Optional[str]]:
         break
     metrics.QUOTE_SECONDS.observe(time.perf_counter() - started)
     if fault is not None or out is None:
-        exc = fault or RuntimeError("no quote")
-        log.error("engine failure quoting cart %s", cart.id, exc_info=(type(exc), exc, exc.__traceback__))
-        detail = str(exc)[:200]
-        return 422, _refused_cart(refusal("quote.fault", detail=type(exc).__name__ + (f": {detail}" if detail else "")),
+        failure = fault or RuntimeError("no quote")
+        log.error("engine failure quoting cart %s", cart.id, exc_info=(type(failure), failure, failure.__traceback__))
+        detail = str(failure)[:200]
+        return 422, _refused_cart(refusal("quote.fault", detail=type(failure).__name__ + (f": {detail}" if detail else "")),
                                   cart.id), cart.member
     return (200 if "totals" in out else 422), out, cart.member
 
@@ -402,20 +402,7 @@ def health(engine: Engine) -> bool:
 
 def schema_state(store: Any) -> tuple[bool, str]:
     """Whether the ledger's schema is the one this engine writes: (current, what was found)."""
-    if hasattr(store, "conn") and type(store).__name__ == "PostgresStore":
-        from engine.store.postgres import LATEST, schema_version
-
-        found = schema_version(store.conn)
-        return found == LATEST, f"PostgreSQL schema version {found}, this engine's {LATEST}"
-    if hasattr(store, "db") and type(store).__name__ == "SQLiteStore":
-        from engine.store.sqlite import SCHEMA_VERSION
-
-        row = store.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        columns = {r[1] for r in store.db.execute("PRAGMA table_info(events)")}
-        found = row[0] if row else "none"
-        ok = found == str(SCHEMA_VERSION) and {"digest", "body", "seq"} <= columns
-        return ok, f"SQLite schema version {found}, this engine's {SCHEMA_VERSION}" + ("" if ok else " (columns missing)")
-    return True, f"{type(store).__name__}: no schema"
+    return store.schema_state()
 
 
 def readiness(engine: Engine) -> dict:
@@ -831,7 +818,7 @@ def _outcome_of(status: int) -> str:
 
 # --- the app ---------------------------------------------------------------------------------------
 
-def _note_events(scope: dict, status: int, answer: Any, members: list[str]) -> None:
+def _note_events(scope: Any, status: int, answer: Any, members: list[str]) -> None:
     """What the access line of an events request says: members, count, outcome, refusal codes.
     ``answer``: an EventsAnswer, the dict of a webhook's answer, or an error."""
     scope["loyalty.members"] = members

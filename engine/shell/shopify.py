@@ -175,7 +175,7 @@ def order_placed(order: dict) -> list[dict]:
     # ASSUMPTION: Shopify has no course; an order a subscription app made has source_name
     # "subscription_contract" (Shopify's subscription contracts), every other order is one-off.
     course = "subscription" if order.get("source_name") == "subscription_contract" else "one_off"
-    event = {"id": placed_id(order_id), "type": "order.placed", "at": _time(order, "created_at"), "member": member,
+    event: dict[str, Any] = {"id": placed_id(order_id), "type": "order.placed", "at": _time(order, "created_at"), "member": member,
              "order": order_id, "course": course, "payment": _payment(order), "lines": lines}
     if shipping:
         event["shipping"] = shipping
@@ -194,8 +194,8 @@ def order_shipped(order: dict) -> list[dict]:
     # (then the shipment's time is the last fulfilment's created_at).
     if member is None or order.get("fulfillment_status") != "fulfilled":
         return []
-    times = [f.get("created_at") for f in order.get("fulfillments") or () if isinstance(f, dict)
-             and isinstance(f.get("created_at"), str) and f.get("status") in (None, "success")]
+    times: list[str] = [f["created_at"] for f in order.get("fulfillments") or () if isinstance(f, dict)
+                        and isinstance(f.get("created_at"), str) and f.get("status") in (None, "success")]
     at = max(times) if times else _time(order, "updated_at")
     events = [{"id": f"shopify-order-{order_id}-shipped", "type": "order.shipped", "at": at, "member": member,
                "order": order_id}]
@@ -203,7 +203,7 @@ def order_shipped(order: dict) -> list[dict]:
     # arrived, at the last fulfilment's updated_at (a return's window counts from then)
     shipments = [f for f in order.get("fulfillments") or () if isinstance(f, dict) and f.get("status") in (None, "success")]
     if shipments and all(f.get("shipment_status") == "delivered" for f in shipments):
-        arrived = [f.get("updated_at") for f in shipments if isinstance(f.get("updated_at"), str)]
+        arrived: list[str] = [f["updated_at"] for f in shipments if isinstance(f.get("updated_at"), str)]
         if arrived:
             events.append({"id": f"shopify-order-{order_id}-delivered", "type": "order.delivered",
                            "at": max(max(arrived), at), "member": member, "order": order_id})

@@ -2,13 +2,15 @@
 and the id of every applied event so a replay skips it (X-4)."""
 from __future__ import annotations
 
-from engine.store.base import Store
+from engine.store.base import DbSpec, RunStore, Store, StoreError, parse_db
 from engine.store.memory import MemoryStore
 from engine.store.sqlite import SQLiteStore
 
 
 def open_store(url: str, program_id: str) -> Store:
-    if url.startswith(("postgresql://", "postgres://")):
+    """The store a ``--db`` value names (``parse_db``), for ``program_id``'s ledger."""
+    spec = parse_db(url)
+    if spec.kind == "postgresql":
         try:
             import psycopg  # noqa: F401  (only PostgreSQL users need it: the `pg` extra)
         except ImportError:
@@ -16,9 +18,9 @@ def open_store(url: str, program_id: str) -> Store:
         from engine.store.postgres import PostgresStore
 
         return PostgresStore(url, program_id)
-    if url == ":memory:":
+    if spec.kind == "memory":
         return MemoryStore(program_id)
     return SQLiteStore(url, program_id)
 
 
-__all__ = ["Store", "MemoryStore", "SQLiteStore", "open_store"]
+__all__ = ["DbSpec", "RunStore", "Store", "StoreError", "MemoryStore", "SQLiteStore", "open_store", "parse_db"]

@@ -6,12 +6,12 @@ from typing import Iterator, Optional
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import wall_clock
+from engine.store.base import Store, wall_clock
 
 _stamp = msgspec.structs.replace
 
 
-class MemoryStore:
+class MemoryStore(Store):
     def __init__(self, program_id: str = ""):
         self.program_id = program_id
         self.states: dict[str, MemberState] = {}

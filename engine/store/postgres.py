@@ -45,6 +45,7 @@ one worker, as checkouts do (docs/SCALING.md).
 """
 from __future__ import annotations
 
+import enum
 import re
 from contextlib import contextmanager
 from operator import itemgetter
@@ -54,8 +55,7 @@ from typing import Iterator, Optional
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import wall_clock
-from engine.store.sqlite import StoreError
+from engine.store.base import Store, StoreError, wall_clock
 
 # (version, name, statements). Append only: a released migration is never edited.
 MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
@@ -131,7 +131,12 @@ _MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_xact_lock key: one migrator at
 
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(MemberState).decode
-_UNKNOWN = object()
+class _Unknown(enum.Enum):
+    """The state under the lock is not read yet (None is a member without a state)."""
+    UNKNOWN = 0
+
+
+_UNKNOWN = _Unknown.UNKNOWN
 
 
 def _text(body: Optional[bytes]) -> Optional[str]:
@@ -222,7 +227,7 @@ class _Chunk:
         return row[0] if row is not None else None
 
 
-class PostgresStore:
+class PostgresStore(Store):
     # Other processes write this ledger too: the runner locks and re-loads the members of each
     # transaction (``lock``, ``lock_chunk``) instead of trusting states cached across transactions.
     shared = True
@@ -244,7 +249,7 @@ class PostgresStore:
         self._queue: list[str] = []          # statements not sent yet
         self._member: Optional[str] = None   # the member whose transaction is open (None: none open)
         self._locked = False                 # ... and whose row that transaction holds locked
-        self._state = _UNKNOWN               # that member's state under the lock
+        self._state: Optional[MemberState] | _Unknown = _UNKNOWN   # that member's state under the lock
         self._checked: Optional[tuple[str, bool]] = None  # (event id, applied?) looked up with the lock
         self._chunk: Optional[_Chunk] = None  # the replay chunk whose transaction is open (lock_chunk)
         self.booked_clock = wall_clock
@@ -405,9 +410,9 @@ class PostgresStore:
         self._chunk = _Chunk(states, {(m, i): (st, d, r) for m, i, st, d, r in known})
         self._chunk.applied_ids = {row[0] for row in applied_ids}
 
-    def _pipeline(self, statements: list[tuple[str, Optional[tuple]]]) -> list[Optional[list[tuple]]]:
+    def _pipeline(self, statements: list[tuple[str, Optional[tuple]]]) -> list[list[tuple]]:
         """Run ``statements`` in one round trip (pipeline mode, parameters bound on the server; the
-        ``%b`` ones, arrays, in binary: nothing to escape). Returns each statement's rows (None for
+        ``%b`` ones, arrays, in binary: nothing to escape). Returns each statement's rows (none for
         a statement without). Whatever was queued is sent first. Nothing is prepared on the server
         (a connection pooler in transaction mode may hand us another server session next time)."""
         self._send()
@@ -418,7 +423,7 @@ class PostgresStore:
                 cur = conn.cursor()
                 cur.execute(sql, params, prepare=False)
                 cursors.append(cur)
-        return [cur.fetchall() if cur.description is not None else None for cur in cursors]
+        return [cur.fetchall() if cur.description is not None else [] for cur in cursors]
 
     def _flush_chunk(self, commit: bool) -> None:
         """Send the open chunk's writes, then the COMMIT when ``commit``: the members' new states
@@ -428,6 +433,8 @@ class PostgresStore:
         chunks that refuse the same event id (recorded under member '' when the line names no
         member) wait for each other rather than deadlock."""
         chunk, p = self._chunk, self.program
+        if chunk is None:
+            return
         first: list[tuple[str, Optional[tuple]]] = []
         if chunk.unrefuse:
             first.append((
@@ -549,6 +556,10 @@ class PostgresStore:
             self.commit()
         finally:
             self.conn.close()
+
+    def schema_state(self) -> tuple[bool, str]:
+        found = schema_version(self.conn)
+        return found == LATEST, f"PostgreSQL schema version {found}, this engine's {LATEST}"
 
     # -- the Store interface --------------------------------------------------------------------
 

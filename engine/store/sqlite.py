@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import StoreError, wall_clock
+from engine.store.base import Store, StoreError, wall_clock
 
 SCHEMA_VERSION = 2   # 2: ledger.booked_at and the closes table (issue 22)
 _DDL = """
@@ -78,7 +78,12 @@ def _guarded(method):
     return call
 
 
-class SQLiteStore:
+class SQLiteStore(Store):
+    # One writer at a time: a replay goes in chunks under the write lock, the chunk's ids looked up
+    # at once (``begin``, ``prefetch``); data_version tells when another process wrote (``changed_by_others``).
+    chunks = True
+    sees_writers = True
+
     def __init__(self, path: str, program_id: str):
         self.path = path
         try:
@@ -259,11 +264,11 @@ class SQLiteStore:
         self._known: dict[str, tuple] = {}     # prefetched rows of this transaction's events
         self._looked_up: set[str] = set()
         self._refused_now: set[str] = set()
-        self._applied_now = set()
-        self._event_rows = []
-        self._dirty = {}
-        self._ledger_rows = []
-        self._effect_rows = []
+        self._applied_now: set[str] = set()
+        self._event_rows: list[tuple] = []         # (id, member, type, at, body, seq) of the applied events
+        self._dirty: dict[str, MemberState] = {}   # members' new states
+        self._ledger_rows: list[tuple] = []
+        self._effect_rows: list[tuple] = []
 
     def reject(self, event_id, member, reason, digest=None) -> None:
         if event_id is None:
@@ -324,9 +329,12 @@ class SQLiteStore:
         return row[0] if row else None
 
     def _store_last(self) -> None:
+        last = self._last
+        if last is None:
+            return
         row = self.db.execute("SELECT value FROM meta WHERE key='last_at'").fetchone()
-        if row is None or datetime.fromisoformat(row[0]) < self._last:
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_at', ?)", (self._last.isoformat(),))
+        if row is None or datetime.fromisoformat(row[0]) < last:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_at', ?)", (last.isoformat(),))
 
     def _failed(self) -> None:
         """After an error SQLite may have rolled the transaction back itself (a full disk does):
@@ -363,6 +371,16 @@ class SQLiteStore:
             self.commit()
         finally:
             self.db.close()
+
+    def schema_state(self) -> tuple[bool, str]:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(events)")}
+        found = row[0] if row else "none"
+        ok = found == str(SCHEMA_VERSION) and {"digest", "body", "seq"} <= columns
+        return ok, f"SQLite schema version {found}, this engine's {SCHEMA_VERSION}" + ("" if ok else " (columns missing)")
+
+    def event_types(self) -> dict[str, tuple[str, str]]:
+        return {i: (t or "", a or "") for i, t, a in self.db.execute("SELECT id, type, at FROM events WHERE status='applied'")}
 
 
 for _name, _method in list(vars(SQLiteStore).items()):

@@ -38,7 +38,9 @@ def _upgrade_sqlite(path: str) -> None:
 def upgrade(url: str) -> None:
     """Create or upgrade the ledger schema (versioned migrations). Safe to run at any time and
     from many hosts at once: one applies, the others find it current."""
-    if not url.startswith(("postgresql://", "postgres://")):
+    from engine.store.base import parse_db
+
+    if parse_db(url).kind != "postgresql":
         _upgrade_sqlite(url)
         return
     try:

@@ -461,7 +461,7 @@ def build_report(old_path: str, new_path: str, events: str, as_of: Optional[str]
     if cluster:
         from engine.run.cluster import cluster_client, event_files
 
-        total = sum(count_lines(str(f)) or 0 for f in event_files(events))
+        total: Optional[int] = sum(count_lines(str(f)) or 0 for f in event_files(events))
         sides = []
         with cluster_client(cluster) as client:
             for path, program in ((old_path, old_program), (new_path, new_program)):

@@ -12,7 +12,6 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Optional
 
 import click
@@ -163,11 +162,8 @@ def _day(at: datetime, tz) -> str:
 
 def _event_types(store) -> dict[str, tuple[str, str]]:
     """event id -> (type, at), where the store keeps them (the SQLite ledger does)."""
-    db = getattr(store, "db", None)
-    if db is None:
-        return {}
     try:
-        return {i: (t or "", a or "") for i, t, a in db.execute("SELECT id, type, at FROM events WHERE status='applied'")}
+        return store.event_types()
     except Exception:  # another store layout: the story is told without event types
         return {}
 
@@ -209,7 +205,7 @@ class Story:
     def origins(self) -> list[Origin]:
         origins: dict[str, Origin] = {}
         # a part split off a lot keeps the lot's source, rule, kind and grant time
-        key_of = {}
+        key_of: dict[tuple, str] = {}   # (source, rule, kind, granted at, order) -> the first lot made so
         for e in self.entries:
             if e.from_state is None:
                 lot = self.lots.get(e.lot)
@@ -461,12 +457,11 @@ def explain(program_path: str, db: str, member: str, as_of: Optional[str]) -> No
     """Tell a member's balance lot by lot: event, rule id and version, program line, what happened since."""
     from engine.shell.loading import load_or_exit
     from engine.run.report import PastViewUnavailable, rebuilt_at
-    from engine.store import open_store
-    from engine.store.sqlite import StoreError
+    from engine.store import StoreError, open_store, parse_db
     from engine.model.timeutil import parse_instant
 
     program = load_or_exit(program_path)
-    if db != ":memory:" and not db.startswith(("postgresql://", "postgres://")) and not Path(db).is_file():
+    if parse_db(db).missing():
         click.echo(f"{db}: no such ledger (run `loyalty run {program_path} EVENTS --db {db}` first)", err=True)
         sys.exit(1)
     try:

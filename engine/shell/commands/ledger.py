@@ -19,21 +19,21 @@ _LANG = click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
                      help="Language of the messages (default: from the locale)")
 
 
-def _fail(message: str, lang: Optional[str]) -> None:
+def _fail(message: str, lang: Optional[str], **args) -> None:
+    """Exit 1 with ``message``: a code of engine/format/messages.py (with ``args``) or a text as written."""
     from engine.format import i18n
 
-    click.echo(i18n.translate(message, i18n.resolve_lang(lang)), err=True)
+    click.echo(i18n.translate(message, i18n.resolve_lang(lang), **args), err=True)
     sys.exit(1)
 
 
 def _open(program, db: Optional[str], command: str, lang: Optional[str]):
     """The ledger named by --db (default loyalty-<program>.db); a SQLite file must exist already:
     neither command creates a ledger."""
-    from engine.store import open_store
-    from engine.store.sqlite import StoreError
+    from engine.store import StoreError, open_store, parse_db
 
     spec = db or f"loyalty-{program.id}.db"
-    if spec != ":memory:" and "://" not in spec and not Path(spec).is_file():
+    if parse_db(spec).missing():
         _fail(f"loyalty {command}: no ledger at {spec}", lang)
     try:
         return open_store(spec, program.id)
@@ -100,7 +100,7 @@ def liability_command(program_path: str, db: Optional[str], start: str, end: str
     try:
         first, last = month_range(start, end)
     except LiabilityError as exc:
-        _fail(str(exc), lang)
+        _fail(exc.code, lang, **exc.args_)
     store = _open(program, db, "liability", lang)
     try:
         report = liability_report(program, store, first, last)

@@ -45,12 +45,11 @@ def serve(program_path: str, db: str, host: str, port: int, workers: int, log_le
         _fail(f"the service needs its extra ({exc.name} is missing): pip install 'loyalty-engine[service]'")
 
     from engine.shell.loading import load_or_exit
-    from engine.store import open_store
-    from engine.store.sqlite import StoreError
+    from engine.store import StoreError, open_store, parse_db
 
     program = load_or_exit(program_path)
-    shared = db.startswith(("postgresql://", "postgres://"))
-    if workers > 1 and not shared:
+    spec = parse_db(db)
+    if workers > 1 and not spec.shared:
         _fail(f"--workers {workers}: a SQLite or :memory: ledger has one writer, so one worker; "
               "use a PostgreSQL --db for more")
     try:
@@ -60,7 +59,7 @@ def serve(program_path: str, db: str, host: str, port: int, workers: int, log_le
 
     _metrics_dir()
     os.environ["LOYALTY_SERVE_PROGRAM"] = str(Path(program_path).resolve())
-    os.environ["LOYALTY_SERVE_DB"] = db if shared or db == ":memory:" else str(Path(db).resolve())
+    os.environ["LOYALTY_SERVE_DB"] = spec.absolute()
     timeout = os.environ.get("LOYALTY_BODY_TIMEOUT", "")
     if timeout:
         try:

@@ -179,8 +179,8 @@ def run_case(program, case: dict, path: tuple, positions) -> CaseResult:
                                            positions.at(path + ("events",)).line, note=r["reason"]))
     if case.get("as_of"):
         when = parse_instant(str(case["as_of"]), program.tz)
-    elif engine.store.last_time():
-        when = datetime.fromisoformat(engine.store.last_time())
+    elif last := engine.store.last_time():
+        when = datetime.fromisoformat(last)
     else:
         when = datetime.now(program.tz)
     for member, want in (expect.get("members") or {}).items():
@@ -276,8 +276,10 @@ def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[str]]:
                 notes.append(f"{path}: no cases ({tests.name} is missing)")
         else:
             notes.append(f"{path}: not a directory, a program or a tests file")
-    seen: set = set()
-    unique = [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
+    first: dict[Path, Path] = {}   # each file once, where it first came
+    for f in files:
+        first.setdefault(f.resolve(), f)
+    unique = list(first.values())
     return unique, notes
 
 
