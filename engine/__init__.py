@@ -6,7 +6,7 @@ from importlib import import_module
 # Imported on first use, so `loyalty validate` does not pay for the engine's runtime imports.
 _EXPORTS = {
     "Engine": "shell.api", "quote": "shell.api", "apply": "core.apply", "Outcome": "core.apply",
-    "EventRejected": "model.errors", "ProgramError": "model.errors",
+    "EventRejected": "model.errors", "ProgramError": "model.errors", "Refusal": "model.errors",
     "load_program": "format.loader", "parse_program": "format.loader",
 }
 

@@ -36,7 +36,9 @@ from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
 import msgspec
+from msgspec import UNSET
 
+from engine.model.answers import GiftPending, LadderChange, LadderNext, LadderView
 from engine.model.events import (Event, MemberRegistered, MemberUpdated, OrderCancelled, OrderPlaced, OrderReturned,
                      SubscriptionCancelled, SubscriptionPaused, SubscriptionResumed, SubscriptionStarted)
 from engine.format.expr import Attributes
@@ -299,31 +301,29 @@ def _recount(change: Change, ladder: Ladder, order_id: str) -> None:
 
 # --- reports ----------------------------------------------------------------------------------
 
-def ladder_dict(program: Program, ladder: Ladder, state: MemberState) -> dict[str, Any]:
+def ladder_view(program: Program, ladder: Ladder, state: MemberState) -> LadderView:
     """The member's place on the ladder, for the member report (``tier`` is its level). ``months``
     and ``amount`` are the level's figures so far, the current month included when it counts."""
     st = state.ladder
     if st is None:
-        return {"level": None, "status": "none"}
-    out: dict[str, Any] = {"level": st.level, "status": st.status}
+        return LadderView(level=None, status="none")
+    out = LadderView(level=st.level, status=st.status)
     if st.status in ("active", "paused"):
         i = ladder.index(st.level)
         level = ladder.levels[i]
         step = level.up if i + 1 < len(ladder.levels) else level.again
-        out.update({
-            "since": st.since.astimezone(program.tz).isoformat() if st.since else None,
-            "months": st.months + (1 if st.month_counts else 0),
-            "amount": st.amount + sum(st.ahead.values()),
-            "pause_months_in_a_row": st.pause_streak,
-            "next": ({"level": ladder.levels[i + 1].id if level.up else level.id, "months": step.months,
-                      "amount": step.amount, "rule": step.rule} if step else None),
-        })
+        out.since = st.since.astimezone(program.tz).isoformat() if st.since else None
+        out.months = st.months + (1 if st.month_counts else 0)
+        out.amount = st.amount + sum(st.ahead.values())
+        out.pause_months_in_a_row = st.pause_streak
+        out.next = (LadderNext(level=ladder.levels[i + 1].id if level.up else level.id, months=step.months,
+                               amount=step.amount, rule=step.rule) if step else None)
         if level.again is not None:
-            out["round"] = st.round
-        out["gifts_pending"] = [{"stage": g.stage, "number": g.number, "due": _first_day(g.due),
-                                 **({"round": g.round} if g.round > 1 else {}),
-                                 **({"deferred_from": _first_day(g.deferred_from)} if g.deferred_from else {})}
-                                for g in st.gifts]
-    out["history"] = [{"at": h.at.astimezone(program.tz).isoformat(), "level": h.level, "reason": h.reason,
-                       "rule": h.rule} for h in st.history]
+            out.round = st.round
+        out.gifts_pending = [GiftPending(stage=g.stage, number=g.number, due=_first_day(g.due),
+                                         round=g.round if g.round > 1 else UNSET,
+                                         deferred_from=_first_day(g.deferred_from) if g.deferred_from else UNSET)
+                             for g in st.gifts]
+    out.history = [LadderChange(at=h.at.astimezone(program.tz).isoformat(), level=h.level, reason=h.reason,
+                                rule=h.rule) for h in st.history]
     return out

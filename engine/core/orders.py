@@ -8,7 +8,10 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from engine.core.earning import EarnResult, compute_earn, threshold_grant
-from engine.format.messages import rejected
+from engine.format.messages import refusal, rejected
+from engine.model.answers import (Deferred as DeferredView, DeferredRequest, Earn, ExchangeQuote, Fee as FeeView,
+                                  PerkView, Quote, Redemption, RewardLine, Totals)
+from engine.model.errors import EventRejected, Refusal
 from engine.model.events import OrderPlaced, Redeem
 
 from engine.core.expiry import on_acquire
@@ -37,7 +40,7 @@ class Plan(msgspec.Struct, gc=False):
     defer: Optional[Deferred] = None          # what this order's late requests leave for the next delivery
     used_deferred: bool = False               # this order takes the requests deferred earlier
     subscription_month: int = 0
-    errors: list[tuple[str, str, Optional[str]]] = []   # (field, reason, rule)
+    errors: list[Refusal] = []   # what would make the order refused
     perks: list[Perk] = []    # Perk rules this order earns
 
     @property
@@ -117,14 +120,14 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
                              items_incl) if exchanges else ExchangePlan()
     errors = list(exchange.errors)
     if exchange.units and not member:
-        errors.append(("exchanges", "a guest order cannot exchange rewards (no member balance)", exchange.rules[0]))
+        errors.append(refusal("exchange.guest", "exchanges", exchange.rules[0]))
     if exchange.fees:
         priced = price_order(version, cart, member, exchange.fees)
     tier, _ = tier_at(version.tiers, state, at, tz) if member else (None, 0)
     balance = state.valid_units()
     if exchange.units > balance:
-        errors.append(("exchanges", f"the rewards need {exchange.units} but the member's valid balance is {balance}",
-                       exchange.rules[0] if exchange.rules else None))
+        errors.append(refusal("exchange.balance_short", "exchanges", exchange.rules[0] if exchange.rules else None,
+                              units=exchange.units, balance=balance))
     limit = redeem_limit(version, max(balance - exchange.units, 0), priced.grand_total, cart.payment.method,
                          cart.payment.brand, guest=not member, items_incl_tax=items_incl)
     applied = 0
@@ -132,15 +135,15 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
         asked = redeem.points if redeem.points is not None else redeem.credits
         field_name = "redeem.points" if redeem.points is not None else "redeem.credits"
         if redeem.points is not None and redeem.credits is not None:
-            errors.append(("redeem", "give either points or credits, not both", None))
+            errors.append(refusal("redeem.points_and_credits", "redeem"))
         elif asked == "max":
             applied = limit.max
         elif asked is not None:
             if asked > limit.max and program.clamp_requests:
                 applied = limit.max     # a what-if: what the customer would have been allowed
             elif asked > limit.max:
-                errors.append((field_name, f"asks to use {asked}, but at most {limit.max} can be used: {limit.why}",
-                               limit.rule))
+                errors.append(refusal("redeem.over_limit", field_name, limit.rule, asked=asked, max=limit.max,
+                                      why=limit.why))
             else:
                 applied = asked
     value = version.redemption.unit_value_yen if version.redemption else 1
@@ -169,38 +172,39 @@ class _Ex(NamedTuple):
     qty: int
 
 
-def quote_dict(plan: Plan) -> dict[str, Any]:
+def quote_answer(plan: Plan) -> Quote:
+    """The quote of a planned cart: the one quote answer (engine/model/answers.py)."""
     p = plan.priced
     ex = plan.exchange
     # (lists built only when there is something in them: a checkout quotes most carts without)
-    out: dict[str, Any] = {
-        "totals": {"items_ex_tax": p.items_ex_tax, "fees_ex_tax": p.fees_ex_tax, "shipping_ex_tax": p.shipping_ex_tax,
-                   "subtotal_ex_tax": p.items_ex_tax + p.fees_ex_tax,
-                   "tax": p.tax, "tax_total": p.tax_total, "grand_total": p.grand_total, "to_pay": plan.to_pay,
-                   "pv": p.pv_total()},
-        "redeem": {"max": plan.limit.max, "applied": plan.applied, "why": plan.limit.why},
-        "exchange": {"points": ex.units,
-                     "rewards": [{"reward": r, "qty": q, "points": u} for r, q, u in ex.rewards] if ex.rewards else [],
-                     "fees": [{"kind": f.kind, "ex_tax": f.ex_tax, "tax_rate": f.tax_rate, "rule": f.rule}
-                              for f in p.fees] if p.fees else []},
-        "earn": {"points": plan.earn.units, "state": plan.earn_state, "rules": list(plan.earn.rules)},
-        "tier": plan.tier,
-        "version": plan.version.number,
-        "perks": [{"rule": p.rule, "on": p.on, "free_shipping": p.free_shipping, "effect": p.effect}
-                  for p in plan.perks] if plan.perks else [],
-        "errors": [{"field": f, "reason": r, "rule": rule} for f, r, rule in plan.errors] if plan.errors else [],
-    }
+    out = Quote(
+        totals=Totals(items_ex_tax=p.items_ex_tax, fees_ex_tax=p.fees_ex_tax, shipping_ex_tax=p.shipping_ex_tax,
+                      subtotal_ex_tax=p.items_ex_tax + p.fees_ex_tax, tax=p.tax, tax_total=p.tax_total,
+                      grand_total=p.grand_total, to_pay=plan.to_pay, pv=p.pv_total()),
+        redeem=Redemption(max=plan.limit.max, applied=plan.applied, why=plan.limit.why),
+        exchange=ExchangeQuote(
+            points=ex.units,
+            rewards=[RewardLine(reward=r, qty=q, points=u) for r, q, u in ex.rewards] if ex.rewards else [],
+            fees=[FeeView(kind=f.kind, ex_tax=f.ex_tax, tax_rate=f.tax_rate, rule=f.rule) for f in p.fees] if p.fees else []),
+        earn=Earn(points=plan.earn.units, state=plan.earn_state, rules=list(plan.earn.rules)),
+        tier=plan.tier,
+        version=plan.version.number,
+        perks=[PerkView(rule=p.rule, on=p.on, free_shipping=p.free_shipping, effect=p.effect)
+               for p in plan.perks] if plan.perks else [],
+        errors=list(plan.errors),
+    )
     if plan.deadlines:
         # `deadline`: the one that decided (the first that was missed, else the first); `deadlines`: each
         missed = [d for d in plan.deadlines if d.late]
         first = (missed or list(plan.deadlines))[0]
-        out["deadline"] = first.as_dict()
-        out["deadlines"] = [d.as_dict() | {"covers": sorted(d.applies_to)} for d in plan.deadlines]
-        if plan.defer is not None:
-            out["deadline"]["deferred"] = {"exchanges": [{"reward": r, "qty": q} for r, q in plan.defer.exchanges],
-                                           "redeem": plan.defer.redeem is not None}
-            out["deadline"]["note"] = (f"the request arrived after {first.last_day} ({first.rule}): "
-                                       f"it goes with the next delivery")
+        if plan.defer is None:
+            out.deadline = first.view()
+        else:
+            out.deadline = first.view(
+                deferred=DeferredView(exchanges=[DeferredRequest(reward=r, qty=q) for r, q in plan.defer.exchanges],
+                                      redeem=plan.defer.redeem is not None),
+                note=f"the request arrived after {first.last_day} ({first.rule}): it goes with the next delivery")
+        out.deadlines = [d.view(covers=sorted(d.applies_to)) for d in plan.deadlines]
     return out
 
 
@@ -210,8 +214,8 @@ def place(change: Change, cart: OrderPlaced) -> None:
         raise rejected("order.placed_twice", "order", order=cart.order)
     plan = plan_order(change.program, state, cart, change.at)
     if plan.errors:
-        f, reason, rule = plan.errors[0]
-        raise rejected("order.priced", f, rule, detail=reason)
+        first = plan.errors[0]   # refused for what its quote lists first, by that error's code
+        raise EventRejected(first.message, first.field, first.rule, code=first.code, args=first.args)
     red = plan.version.redemption
     spent = []
     if plan.exchange.units:

@@ -3,13 +3,15 @@ deadline before a scheduled delivery."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import msgspec
 
 from engine.core.business_days import business_days_before
-from engine.format.messages import rejected
+from engine.format.messages import refusal, rejected
 from engine.model.timeutil import parse_day
+from engine.model.answers import Deadline
+from engine.model.errors import Refusal
 from engine.model.events import OrderPlaced
 from engine.core.pricing import Fee
 from engine.format.program import Version
@@ -19,7 +21,7 @@ class ExchangePlan(msgspec.Struct, gc=False):
     units: int = 0
     rewards: list[tuple[str, int, int]] = []     # (reward id, qty, units)
     fees: list[Fee] = []
-    errors: list[tuple[str, str, Optional[str]]] = []      # (field, reason, rule)
+    errors: list[Refusal] = []      # what the cart cannot have
     rules: list[str] = []
 
 
@@ -37,9 +39,10 @@ class DeadlineCheck(msgspec.Struct, frozen=True, gc=False):
     rule: str
     applies_to: frozenset[str]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"last_day": self.last_day.isoformat(), "late": self.late, "rule": self.rule,
-                "applies_to": "next_delivery" if self.late else "this_delivery"}
+    def view(self, **more: Any) -> Deadline:
+        """The deadline as a quote answers it (``more``: ``covers``, ``deferred``, ``note``)."""
+        return Deadline(last_day=self.last_day.isoformat(), late=self.late, rule=self.rule,
+                        applies_to="next_delivery" if self.late else "this_delivery", **more)
 
 
 def check_deadlines(version: Version, cart: OrderPlaced, today: date) -> tuple[DeadlineCheck, ...]:
@@ -69,18 +72,19 @@ def plan_exchange(version: Version, cart: OrderPlaced, exchanges: Sequence[Reque
         return plan
     catalog, rules = version.catalog, version.exchange
     if catalog is None or rules is None:
-        plan.errors.append(("exchanges", "this program has no reward catalog", None))
+        plan.errors.append(refusal("exchange.no_catalog", "exchanges"))
         return plan
     if rules.refuse is not None and cart.payment.method in rules.refuse.methods:
-        plan.errors.append(("payment.method", rules.refuse.reason, rules.refuse.rule))
+        plan.errors.append(refusal("exchange.payment_refused", "payment.method", rules.refuse.rule,
+                                   reason=rules.refuse.reason))
         return plan
     if rules.requires_product_order and not cart.lines:
-        plan.errors.append(("exchanges", "a reward ships only together with a product order", catalog.rule))
+        plan.errors.append(refusal("exchange.needs_product_order", "exchanges", catalog.rule))
     for i, ex in enumerate(exchanges):
         reward = catalog.rewards.get(ex.reward)
         if reward is None:
-            plan.errors.append((f"exchanges[{i}].reward", f"unknown reward {ex.reward!r}; the catalog has "
-                                f"{', '.join(sorted(catalog.rewards))}", catalog.rule))
+            plan.errors.append(refusal("exchange.unknown_reward", f"exchanges[{i}].reward", catalog.rule,
+                                       reward=repr(ex.reward), rewards=", ".join(sorted(catalog.rewards))))
             continue
         plan.rewards.append((reward.id, ex.qty, reward.units * ex.qty))
         plan.units += reward.units * ex.qty

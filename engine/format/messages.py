@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from engine.model.errors import EventRejected, Pos, Problem
+from engine.model.errors import EventRejected, Pos, Problem, Refusal
 
 # code: (English, Japanese)
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -263,12 +263,39 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "refusal.recorded": ("{detail}", "前回と同じ理由で受け付けません: {detail}"),
 }
 
+# What makes a quote's cart refusable (engine/core/orders.py, rewards.py), and the service's and the
+# Python API's own refusals (engine/shell/service.py, api.py): each a Refusal by code.
+ANSWERS: dict[str, tuple[str, str]] = {
+    "event.refused": ("{detail}", "受け付けられません（{detail}）"),
+    "exchange.no_catalog": ("this program has no reward catalog", "このプログラムには特典のカタログがありません"),
+    "exchange.payment_refused": ("{reason}", "この支払方法では特典と交換できません（{reason}）"),
+    "exchange.needs_product_order": ("a reward ships only together with a product order",
+                                     "特典は商品の注文と一緒にだけお届けします"),
+    "exchange.unknown_reward": ("unknown reward {reward}; the catalog has {rewards}",
+                                "不明な特典 {reward}。カタログにあるのは {rewards} です"),
+    "exchange.guest": ("a guest order cannot exchange rewards (no member balance)",
+                       "ゲストの注文では特典と交換できません（会員のポイント残高がありません）"),
+    "exchange.balance_short": ("the rewards need {units} but the member's valid balance is {balance}",
+                               "特典には {units} ポイントが必要ですが、会員の有効ポイントは {balance} です"),
+    "redeem.points_and_credits": ("give either points or credits, not both",
+                                  "points か credits のどちらか一方だけを指定してください"),
+    "redeem.over_limit": ("asks to use {asked}, but at most {max} can be used: {why}",
+                          "{asked} を使おうとしていますが、使えるのは最大 {max} です（{why}）"),
+    "quote.unknown_member": ("unknown member {member}", "不明な会員 {member}"),
+    "quote.bad_time": ("{detail}", "時刻を読めません（{detail}）"),
+    "quote.fault": ("the engine could not price this cart ({detail})", "エンジンがこのカートを計算できませんでした（{detail}）"),
+    "service.fault": ("the engine could not apply it ({detail}); nothing changed",
+                      "エンジンが適用できませんでした（{detail}）。何も変わっていません"),
+    "service.years": ("{value} is outside the years this service accepts ({first}-{last})",
+                      "{value} はこのサービスが受け付ける年（{first}〜{last} 年）の範囲外です"),
+}
+
 _ACTIONS_JA = {"use": "使お", "redeem": "使お", "spend": "使お", "hold": "保留にし", "release": "戻そ", "void": "取り消そ",
                "exchange": "交換し"}
 _STATES_JA = {"valid": "有効ポイント", "pending": "仮ポイント", "held": "保留ポイント", "used": "使用済みポイント",
               "expired": "失効ポイント", "void": "取消ポイント"}
 
-CATALOGUES = (MESSAGES, HINTS, REFUSALS)
+CATALOGUES = (MESSAGES, HINTS, REFUSALS, ANSWERS)
 
 # PyYAML's own words (its "context" and "problem"), for the Japanese text of a YAML syntax error
 _YAML_JA: list[tuple[re.Pattern, str]] = [(re.compile(p), t) for p, t in [
@@ -356,6 +383,11 @@ def problem(pos: Pos, code: str, hint: Optional[tuple[str, Mapping[str, Any]]] =
 def rejected(code: str, field: Optional[str] = None, rule: Optional[str] = None, **args: Any) -> EventRejected:
     """A refusal of an event by code (raise it)."""
     return EventRejected(render(code, args), field, rule, code=code, args=args)
+
+
+def refusal(code: str, field: Optional[str] = None, rule: Optional[str] = None, **args: Any) -> Refusal:
+    """A refusal by code that is held, not raised (a quote's error): its English text is the code's."""
+    return Refusal(message=render(code, args), code=code, args=args, field=field, rule=rule)
 
 
 def near_hint(near: list, otherwise: Optional[tuple[str, Mapping[str, Any]]] = None):

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Iterable, Iterator, Literal, Optional, Union
 
 import msgspec
 
+from engine.model.errors import Refusal
+
 NonNeg = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 Positive = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
 # Ids are printable text: control characters (NUL above all) cannot be stored by every ledger.
@@ -205,6 +207,16 @@ class BadEvent(Exception):
         # the line's `at` as written, when it had one: a past view lists a refusal only up to its time
         self.at = at
         super().__init__(reason)
+
+    def refusal(self, line_no: Optional[int] = None) -> Refusal:
+        """The refusal of this line (``line_no``: its number in the input, named when no id was read)."""
+        # an id holding a control character or a lone surrogate is shown and stored escaped: a store
+        # or a terminal could not take it as it is (a surrogate is not even UTF-8)
+        event_id = printable(self.event_id) if self.event_id is not None else None
+        where = f"line {line_no}: " if line_no is not None and event_id is None else ""
+        field_text = f", field {self.field}" if self.field else ""
+        return Refusal(message=f"{where}event {event_id or '?'}{field_text}: {self.reason}", code=self.code,
+                       args=self.arguments, field=self.field, event=event_id, line=line_no, at=self.at)
 
 
 def _explain(raw: bytes | str, exc: Exception) -> BadEvent:

@@ -7,12 +7,14 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 import msgspec
+from msgspec import UNSET
 
 from engine.core.clock import advance, next_due
 from engine.core.apply import apply, event_time
 from engine.model.errors import EventRejected
 from engine.model.events import BadEvent, decode_event
-from engine.core.ladder import ladder_dict
+from engine.core.ladder import ladder_view
+from engine.model.answers import LotView, Member, MemberView, ProgramRef, RunReport, as_builtins
 from engine.format.program import Program
 from engine.model.state import Effect, Entry, Lot, MemberState
 from engine.core.tiers import tier_at
@@ -62,40 +64,38 @@ class Views:
         return view
 
 
-def lot_dict(program: Program, state: MemberState, lot: Lot) -> dict:
+def lot_view(program: Program, state: MemberState, lot: Lot) -> LotView:
     last = state.lot_expires_on(lot)
-    return {
-        "id": lot.id, "amount": lot.amount, "state": lot.state,
-        "granted_at": lot.granted_at.astimezone(program.tz).isoformat(),
-        "expires_at": start_of(last + timedelta(days=1), program.tz).isoformat() if last else None,
-        "expires_on": last.isoformat() if last else None,
-        "rule": lot.rule, "version": lot.version, "source": lot.source, "order": lot.order, "kind": lot.kind,
-        "ended_by": lot.ended_by,
-    }
+    return LotView(   # id, amount, state, granted_at, expires_at, expires_on, rule, version, source, order, kind, ended_by
+        lot.id, lot.amount, lot.state, lot.granted_at.astimezone(program.tz).isoformat(),
+        start_of(last + timedelta(days=1), program.tz).isoformat() if last else None,
+        last.isoformat() if last else None,
+        lot.rule, lot.version, lot.source, lot.order, lot.kind, lot.ended_by)
 
 
-def member_dict(program: Program, state: MemberState, at: datetime, effects: list | None = None) -> dict:
+def member_view(program: Program, state: MemberState, at: datetime, effects: list | None = None,
+                **named: str) -> MemberView:
+    """The member as of ``at``: the one member answer (engine/model/answers.py). ``named`` (``member``
+    and ``as_of``) makes it the service's ``Member``."""
     view, _, due = as_of(program, state, at)
     if effects is not None:
         effects.extend(due)   # effects of the happenings between the member's last event and ``at``
     version = program.version_at(at)
     tier, amount = tier_at(version.tiers, view, at, program.tz) if view.registered else (None, 0)
-    ladder = ladder_dict(program, version.ladder, view) if version.ladder is not None else None
-    if ladder is not None:
-        tier = ladder["level"]   # a ladder's level is the member's stage
+    ladder = ladder_view(program, version.ladder, view) if version.ladder is not None else UNSET
+    if ladder is not UNSET:
+        tier = ladder.level   # a ladder's level is the member's stage
     points = view.balances()
     if view.debt:
         points["owed"] = view.debt
-    out = {
-        "points": points,
-        "tier": tier,
-        "tier_amount": amount if version.tiers else None,
-        "version": version.number,
-        "lots": [lot_dict(program, view, lot) for lot in view.all_lots()],
-    }
-    if ladder is not None:
-        out["ladder"] = ladder
-    return out
+    return (Member if named else MemberView)(
+        points=points, tier=tier, tier_amount=amount if version.tiers else None, version=version.number,
+        lots=[lot_view(program, view, lot) for lot in view.all_lots()], ladder=ladder, **named)
+
+
+def member_dict(program: Program, state: MemberState, at: datetime, effects: list | None = None) -> dict:
+    """The member object of ``run --json`` as dicts (``member_view`` encoded)."""
+    return as_builtins(member_view(program, state, at, effects))
 
 
 class PastViewUnavailable(Exception):
@@ -191,8 +191,8 @@ def effects_at(rows: list[dict], made: dict[str, int]) -> list[dict]:
     return out
 
 
-def ledger_report(program: Program, store, at: datetime, result, effects: Optional[list[dict]] = None,
-                  asked: bool = True) -> dict:
+def run_report(program: Program, store, at: datetime, result, effects: Optional[list[dict]] = None,
+               asked: bool = True) -> RunReport:
     """The ``run --json`` report of the ledger as of ``at`` after a run (``result``, a RunResult):
     every member registered by then as it stood then (a member whose clock is past ``at`` rebuilt
     from its events up to then, ``state_at``; one with no event by then absent), the effects the
@@ -209,18 +209,23 @@ def ledger_report(program: Program, store, at: datetime, result, effects: Option
         if count is not None:
             made[member] = count
         if state is not None and state.registered:
-            members[member] = member_dict(program, state, at, due)
+            members[member] = member_view(program, state, at, due)
     rows = store.effects() if effects is None else effects
-    return {
-        "as_of": at.astimezone(program.tz).isoformat(),
-        "program": {"id": program.id, "version": program.version_at(at).number},
-        "members": members,
-        "effects": effects_at(rows, made) + [msgspec.to_builtins(e) for e in due],
-        "rejected": [{k: v for k, v in r.items() if v is not None} for r in result.rejected
-                     if not (asked and _after(program, r.get("at"), at))],
-        "applied": len(result.applied),
-        "skipped": len(result.skipped),
-    }
+    return RunReport(
+        as_of=at.astimezone(program.tz).isoformat(),
+        program=ProgramRef(id=program.id, version=program.version_at(at).number),
+        members=members,
+        effects=effects_at(rows, made) + [msgspec.to_builtins(e) for e in due],
+        rejected=[r for r in result.rejected if not (asked and _after(program, r.at or None, at))],
+        applied=len(result.applied),
+        skipped=len(result.skipped),
+    )
+
+
+def ledger_report(program: Program, store, at: datetime, result, effects: Optional[list[dict]] = None,
+                  asked: bool = True) -> dict:
+    """The ``run --json`` report (``run_report``) as dicts, as the command line prints it."""
+    return as_builtins(run_report(program, store, at, result, effects, asked))
 
 
 def _after(program: Program, text: Optional[str], at: datetime) -> bool:

@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterable, Optional, Union, cast
 import msgspec
 
 from engine.core.apply import apply
-from engine.model.errors import EventRejected
-from engine.model.events import BadEvent, decode_event, printable
+from engine.model.errors import EventRejected, Refusal
+from engine.model.events import BadEvent, decode_event
 from engine.format.program import Program
 from engine.model.state import MemberState
 from engine.store.base import RunStore, Store, StoreError
@@ -31,7 +31,7 @@ CACHE_MEMBERS = 200_000   # member states kept between batches (bounds a long re
 class RunResult:
     applied: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    rejected: list[dict] = field(default_factory=list)
+    rejected: list[Refusal] = field(default_factory=list)   # each reads as its JSON object too
     effects: list = field(default_factory=list)
 
 
@@ -42,16 +42,9 @@ _Line = Union[bytes, str, BadEvent]
 _encode_body = msgspec.json.Encoder().encode
 
 
-def refusal_of_line(bad: BadEvent, line_no: Optional[int]) -> dict:
+def refusal_of_line(bad: BadEvent, line_no: Optional[int]) -> Refusal:
     """The run report's entry for a line that is no valid event."""
-    # an id holding a control character or a lone surrogate is shown and stored escaped: a store
-    # or a terminal could not take it as it is (a surrogate is not even UTF-8)
-    event_id = printable(bad.event_id) if bad.event_id is not None else None
-    where = f"line {line_no}: " if line_no is not None and event_id is None else ""
-    field_text = f", field {bad.field}" if bad.field else ""
-    reason = f"{where}event {event_id or '?'}{field_text}: {bad.reason}"
-    return {"event": event_id, "field": bad.field, "reason": reason, "line": line_no, "at": bad.at,
-            "code": bad.code, "args": bad.args}
+    return bad.refusal(line_no)
 
 
 def event_digest(event) -> str:
@@ -97,7 +90,7 @@ class Runner:
     def _refuse_bad(self, bad: BadEvent, result: RunResult, line_no: Optional[int]) -> None:
         refusal = refusal_of_line(bad, line_no)
         result.rejected.append(refusal)
-        self.store.reject(refusal["event"], None, refusal["reason"])
+        self.store.reject(refusal.event if isinstance(refusal.event, str) else None, None, refusal.message)
 
     def apply_event(self, event, result: RunResult) -> None:
         if self.shared:
@@ -127,16 +120,15 @@ class Runner:
             # The same event, refused before: refused again with its first reason, never applied
             # now that the member's state has moved on (X-4). A corrected event (another body
             # under the same id) is judged afresh.
-            result.rejected.append({"event": event.id, "field": None, "reason": refused[1], "repeat": True,
-                                    "at": event.at, "code": "refusal.recorded", "args": {"detail": refused[1]}})
+            result.rejected.append(Refusal(message=refused[1], code="refusal.recorded", args={"detail": refused[1]},
+                                           event=event.id, repeat=True, at=event.at))
             return
         try:
             outcome = apply(self.program, self.state_of(event.member), event)
         except EventRejected as rej:
-            reason = rej.describe(event.id)
-            result.rejected.append({"event": event.id, "field": rej.field, "reason": reason, "rule": rej.rule,
-                                    "at": event.at, "code": rej.code, "args": rej.args or None})
-            self.store.reject(event.id, event.member, reason, digest or event_digest(event))
+            refusal = rej.refusal(event.id, event.at)
+            result.rejected.append(refusal)
+            self.store.reject(event.id, event.member, refusal.message, digest or event_digest(event))
             return
         self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,
                         outcome.entries, outcome.effects, _encode_body(event))

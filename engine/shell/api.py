@@ -12,9 +12,11 @@ from engine.core.apply import event_time, new_member
 from engine.model.errors import EventRejected
 from engine.model.events import OrderPlaced, decode_cart
 from engine.format.loader import load_program
-from engine.core.orders import plan_order, quote_dict
+from engine.core.orders import plan_order, quote_answer as quote_of
+from engine.format.messages import refusal
+from engine.model.answers import MemberView, Quote, as_builtins
 from engine.format.program import Program
-from engine.run.report import Views, as_of as state_as_of, member_dict, state_at
+from engine.run.report import Views, as_of as state_as_of, member_view, state_at
 from engine.run.runner import RunResult, Runner
 from engine.store import open_store
 from engine.store.base import Store
@@ -46,10 +48,16 @@ class Engine:
         return self.runner.run(msgspec.json.encode(e) if isinstance(e, dict) else e for e in events)
 
     def quote(self, cart: dict | bytes | str | OrderPlaced, at: Optional[str | datetime] = None) -> dict:
-        """Price a cart (an order.placed object) for checkout; changes nothing."""
+        """Price a cart (an order.placed object) for checkout; changes nothing. The quote as dicts:
+        ``quote_answer`` encoded, as ``quote --json`` and POST /quote answer it."""
+        return as_builtins(self.quote_answer(cart, at))
+
+    def quote_answer(self, cart: dict | bytes | str | OrderPlaced, at: Optional[str | datetime] = None) -> Quote:
+        """The quote of a cart (engine/model/answers.py ``Quote``). Raises BadEvent for a cart that
+        is no order.placed object."""
         if not isinstance(cart, OrderPlaced):
             cart = decode_cart(msgspec.json.encode(cart) if isinstance(cart, dict) else cart)
-        return quote(self.program, self.runner.state_of(cart.member), cart, at, self.views)
+        return quote_answer(self.program, self.runner.state_of(cart.member), cart, at, self.views)
 
     def close(self, at: str | datetime, booked_at: Optional[datetime] = None, jobs: int = 1,
               cluster: Optional[str] = None) -> dict:
@@ -85,7 +93,12 @@ class Engine:
     def member(self, member: str, at: Optional[str | datetime] = None) -> Optional[dict]:
         """The member object as of ``at`` (default: now); None when the member had no event by then.
         A time before the member's last event rebuilds it from its events up to then (raises
-        report.PastViewUnavailable when the ledger cannot)."""
+        report.PastViewUnavailable when the ledger cannot). ``member_answer`` as dicts."""
+        view = self.member_answer(member, at)
+        return None if view is None else as_builtins(view)
+
+    def member_answer(self, member: str, at: Optional[str | datetime] = None) -> Optional[MemberView]:
+        """The member as of ``at`` (engine/model/answers.py ``MemberView``), or None (see ``member``)."""
         state = self.runner.state_of(member)
         if state is None:
             return None
@@ -93,7 +106,7 @@ class Engine:
         state, _ = state_at(self.program, self.store, state, when)
         if state is None:
             return None
-        return member_dict(self.program, state, when)
+        return member_view(self.program, state, when)
 
 
 def _when(program: Program, at: str | datetime) -> datetime:
@@ -102,21 +115,29 @@ def _when(program: Program, at: str | datetime) -> datetime:
 
 def quote(program: Program, state, cart: OrderPlaced, at: Optional[str | datetime] = None,
           views: Optional[Views] = None) -> dict:
-    """The pure quote: (program, state, cart) → quote dict. ``at`` defaults to the cart's time.
+    """The pure quote: (program, state, cart) → quote, as dicts (``quote_answer`` encoded)."""
+    return as_builtins(quote_answer(program, state, cart, at, views))
+
+
+def quote_answer(program: Program, state, cart: OrderPlaced, at: Optional[str | datetime] = None,
+                 views: Optional[Views] = None) -> Quote:
+    """The pure quote: (program, state, cart) → Quote. ``at`` defaults to the cart's time.
     ``views`` (the shell's) keeps the member's view between quotes; the result is the same."""
     try:
         when = _when(program, at) if at else event_time(program, cart)
-    except (EventRejected, ValueError) as exc:
-        return {"errors": [{"field": "at", "reason": str(exc), "rule": None}]}
+    except EventRejected as exc:
+        return Quote(errors=[msgspec.structs.replace(exc.error(), field="at", rule=None)])
+    except ValueError as exc:
+        return Quote(errors=[refusal("quote.bad_time", "at", detail=str(exc))])
     base = state if state is not None else new_member(cart.member)
     try:
         if views is not None and state is not None:
             view = views.as_of(base, when)
         else:
             view, _, _ = state_as_of(program, base, when)
-        out = quote_dict(plan_order(program, view, cart, when))
+        out = quote_of(plan_order(program, view, cart, when))
     except EventRejected as exc:   # a field the rules cannot price (a date out of range, ...)
-        return {"errors": [{"field": exc.field, "reason": exc.reason, "rule": exc.rule}]}
+        return Quote(errors=[exc.error()])
     if state is None and not cart.guest:
-        out["errors"].append({"field": "member", "reason": f"unknown member {cart.member}", "rule": None})
+        out.errors.append(refusal("quote.unknown_member", "member", member=cart.member))
     return out

@@ -47,16 +47,20 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
 
 import msgspec
+from msgspec import UNSET, UnsetType
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 
 from engine.shell import metrics, shopify
 from engine.shell.shopify import ShopifyError
 from engine.shell.api import Engine
+from engine.model.answers import Member, Quote, as_builtins
+from engine.model.errors import Refusal
 from engine.model.events import BadEvent, Event, OrderPlaced, decode_cart, printable
+from engine.format.messages import refusal
 from engine.format.loader import load_program
 from engine.format.program import Program
-from engine.run.report import PastViewUnavailable, member_dict, state_at
+from engine.run.report import PastViewUnavailable, member_view, state_at
 from engine.run.runner import RunResult
 from engine.model.timeutil import parse_instant
 
@@ -78,107 +82,14 @@ JSON = "application/json"
 
 
 # --- answer types: documented in /openapi.json from these Structs -----------------------------------
-
-class Rejection(msgspec.Struct):
-    event: Optional[str]
-    reason: str
-    field: Optional[str] = None
-    rule: Optional[str] = None
-    index: Optional[int] = None  # the event's place in the array (none for a single event)
-
+# The quote and the member are the engine's own answers (engine/model/answers.py), a refusal is the
+# engine's Refusal (engine/model/errors.py): the service answers the very objects the CLI and the
+# Python API do.
 
 class EventsAnswer(msgspec.Struct):
     applied: list[str]
     skipped: list[str]
-    rejected: list[Rejection]
-
-
-class QuoteError(msgspec.Struct):
-    field: Optional[str]
-    reason: str
-    rule: Optional[str] = None
-
-
-class Totals(msgspec.Struct):
-    items_ex_tax: int
-    fees_ex_tax: int
-    shipping_ex_tax: int
-    tax: dict[str, int]
-    tax_total: int
-    grand_total: int
-    to_pay: int
-    subtotal_ex_tax: Optional[int] = None
-    pv: Optional[float] = None
-
-
-class Redemption(msgspec.Struct):
-    max: int
-    applied: int
-    why: str
-
-
-class Fee(msgspec.Struct):
-    kind: str
-    ex_tax: int
-    tax_rate: float
-    rule: Optional[str] = None
-
-
-class RewardLine(msgspec.Struct):
-    reward: str
-    qty: int
-    points: int
-
-
-class ExchangeQuote(msgspec.Struct):
-    points: int
-    fees: list[Fee]
-    rewards: list[RewardLine] = []
-
-
-class Earn(msgspec.Struct):
-    points: int
-    state: str
-    rules: list[str]
-
-
-class Quote(msgspec.Struct):
-    """The ``quote --json`` object. A cart that cannot be priced has ``errors`` only."""
-    errors: list[QuoteError]
-    totals: Optional[Totals] = None
-    redeem: Optional[Redemption] = None
-    exchange: Optional[ExchangeQuote] = None
-    earn: Optional[Earn] = None
-    tier: Optional[str] = None
-    version: Optional[int] = None
-    deadline: Optional[dict[str, Any]] = None
-    deadlines: Optional[list[dict[str, Any]]] = None
-
-
-class LotView(msgspec.Struct):
-    id: str
-    amount: int
-    state: str
-    granted_at: str
-    expires_at: Optional[str]
-    rule: str
-    expires_on: Optional[str] = None
-    version: Optional[int] = None
-    source: Optional[str] = None
-    order: Optional[str] = None
-    kind: Optional[str] = None
-    ended_by: Optional[str] = None
-
-
-class Member(msgspec.Struct):
-    """The member object of ``run --json``, with the member id and the time it is taken at."""
-    member: str
-    as_of: str
-    points: dict[str, int]
-    tier: Optional[str]
-    lots: list[LotView]
-    tier_amount: Optional[int] = None
-    version: Optional[int] = None
+    rejected: list[Refusal]     # each with its ``index`` in the array (null for a single event)
 
 
 class Error(msgspec.Struct):
@@ -252,7 +163,17 @@ def _time_outside(text: Any, program: Program) -> bool:
 
 
 def _years_reason(what: str, text: str) -> str:
-    return f"{what}: {text!r} is outside the years this service accepts ({YEARS[0]}-{YEARS[1]})"
+    return f"{what}: {_years_text(text)}"
+
+
+def _years_text(text: str) -> str:
+    return refusal("service.years", value=repr(text), first=YEARS[0], last=YEARS[1]).message
+
+
+def _years_refusal(event_id: Optional[str], text: str) -> Refusal:
+    """The refusal of an event or cart whose time is outside YEARS (field at)."""
+    found = refusal("service.years", "at", value=repr(text), first=YEARS[0], last=YEARS[1])
+    return msgspec.structs.replace(found, message=f"event {event_id or '?'}, field at: {found.message}")
 
 
 def _is_store_error(exc: BaseException) -> bool:
@@ -277,25 +198,30 @@ def _forget_if_shared(engine: Engine, member: str) -> None:
         engine.runner.cache.pop(member, None)
 
 
-def _fault_reason(event_id: Optional[str], exc: BaseException) -> str:
+def _fault(event_id: Optional[str], exc: BaseException) -> Refusal:
+    """The refusal of an event the engine failed on (nothing of it stands)."""
     if isinstance(exc, RecursionError):
-        return f"event {event_id or '?'}: malformed JSON: nested too deeply"
+        return _malformed(event_id, "nested too deeply")
     detail = str(exc)[:200]
-    return (f"event {event_id or '?'}: the engine could not apply it ({type(exc).__name__}"
-            + (f": {detail}" if detail else "") + "); nothing changed")
+    found = refusal("service.fault", detail=type(exc).__name__ + (f": {detail}" if detail else ""))
+    return msgspec.structs.replace(found, message=f"event {event_id or '?'}: {found.message}", event=event_id)
 
 
-def apply_body(engine: Engine, body: bytes) -> tuple[int, dict, list[str]]:
-    """POST /events on the engine thread: (status, answer, members named)."""
+def _malformed(event_id: Optional[str], detail: str) -> Refusal:
+    found = refusal("event.malformed_json", detail=detail)
+    return msgspec.structs.replace(found, message=f"event {event_id or '?'}: {found.message}", event=event_id)
+
+
+def apply_body(engine: Engine, body: bytes) -> tuple[int, Any, list[str]]:
+    """POST /events on the engine thread: (status, EventsAnswer or an error, members named)."""
     result = RunResult()
     stripped = body.lstrip()
     if stripped[:1] == b"[":
         try:
             items = [bytes(item) for item in _raw_list.decode(body)]
         except (msgspec.DecodeError, RecursionError, ValueError) as exc:
-            reason = "malformed JSON: nested too deeply" if isinstance(exc, RecursionError) else f"malformed JSON: {exc}"
-            return 422, {"applied": [], "skipped": [], "rejected": [
-                {"event": None, "reason": f"event ?: {reason}", "field": None, "rule": None, "index": None}]}, []
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            return 422, EventsAnswer([], [], [_malformed(None, detail).with_index(None)]), []
         if len(items) > MAX_EVENTS:
             return 413, {"error": f"{len(items)} events in one request; at most {MAX_EVENTS}", "status": 413}, []
     else:
@@ -314,9 +240,9 @@ def apply_body(engine: Engine, body: bytes) -> tuple[int, dict, list[str]]:
         for attempt in range(STORE_RETRIES + 1):
             try:
                 if _time_outside(peek.at, engine.program) and not (event_id and engine.store.is_applied(event_id)):
-                    reason = _years_reason(f"event {event_id or '?'}, field at", peek.at)
-                    result.rejected.append({"event": event_id, "field": "at", "reason": reason, "rule": None})
-                    engine.store.reject(event_id, member, reason)
+                    found = msgspec.structs.replace(_years_refusal(event_id, peek.at), event=event_id)
+                    result.rejected.append(found)
+                    engine.store.reject(event_id, member, found.message)
                 else:
                     engine.runner.apply_one(raw, result)
                 engine.store.commit()
@@ -333,35 +259,42 @@ def apply_body(engine: Engine, body: bytes) -> tuple[int, dict, list[str]]:
                     log.exception("store failure while applying events")
                     raise StoreUnavailable(str(exc)) from None
                 log.exception("engine failure on event %s", event_id)
-                result.rejected.append({"event": event_id, "field": None, "reason": _fault_reason(event_id, exc),
-                                        "rule": None})
+                result.rejected.append(_fault(event_id, exc))
             break
         metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
         outcome = ("rejected" if len(result.rejected) > before[0] else
                    "skipped" if len(result.skipped) > before[2] else "applied")
         metrics.EVENTS.labels(kind, outcome).inc()
-        for refusal in result.rejected[before[0]:]:
-            metrics.count_refusal(refusal)
+        for found in result.rejected[before[0]:]:
+            metrics.count_refusal(found)
         indexes.extend([None if single else index] * (len(result.rejected) - before[0]))
-    rejected = [{"event": r.get("event"), "reason": r["reason"], "field": r.get("field"), "rule": r.get("rule"),
-                 "index": i} for r, i in zip(result.rejected, indexes)]
-    answer = {"applied": result.applied, "skipped": result.skipped, "rejected": rejected}
-    return (422 if rejected else 200), answer, members
+    rejected = [r.with_index(i) for r, i in zip(result.rejected, indexes)]
+    return (422 if rejected else 200), EventsAnswer(result.applied, result.skipped, rejected), members
+
+
+def _refused_cart(found: Refusal, cart_id: Union[str, None, UnsetType] = UNSET) -> dict:
+    """The quote of a cart refused before it is priced (as Engine.quote answers: the Quote as
+    dicts): ``errors`` only. ``cart_id``: named in front of the reason."""
+    if cart_id is not UNSET:
+        where = f"event {cart_id or '?'}" + (f", field {found.field}" if found.field else "")
+        found = msgspec.structs.replace(found, message=f"{where}: {found.message}")
+    return as_builtins(Quote(errors=[found]))
 
 
 def quote_body(engine: Engine, body: bytes) -> tuple[int, dict, Optional[str]]:
-    """POST /quote on the engine thread: (status, quote, member)."""
+    """POST /quote on the engine thread: (status, quote, member). The quote is Engine.quote's (the
+    engine's Quote as dicts), or one with ``errors`` only for a cart it could not price."""
     try:
         cart = decode_cart(body)
     except BadEvent as bad:
-        where = f"event {printable(bad.event_id) if bad.event_id else '?'}" + (f", field {bad.field}" if bad.field else "")
-        return 422, {"errors": [{"field": bad.field, "reason": f"{where}: {bad.reason}", "rule": None}]}, None
+        found = bad.refusal()   # a quote's error names no event: the reason does
+        return 422, _refused_cart(Refusal(message=found.message, code=found.code, args=found.args,
+                                          field=found.field)), None
     except (RecursionError, ValueError, TypeError) as exc:  # msgspec's RecursionError escapes decode_cart
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
-        return 422, {"errors": [{"field": None, "reason": f"malformed JSON: {reason}", "rule": None}]}, None
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        return 422, _refused_cart(refusal("event.malformed_json", detail=detail)), None
     if _time_outside(cart.at, engine.program):
-        return 422, {"errors": [{"field": "at", "reason": _years_reason(f"event {cart.id}, field at", cart.at),
-                                 "rule": None}]}, cart.member
+        return 422, _refused_cart(_years_refusal(cart.id, cart.at)), cart.member
     started = time.perf_counter()
     out: Optional[dict] = None
     fault: Optional[Exception] = None
@@ -387,13 +320,13 @@ def quote_body(engine: Engine, body: bytes) -> tuple[int, dict, Optional[str]]:
         failure = fault or RuntimeError("no quote")
         log.error("engine failure quoting cart %s", cart.id, exc_info=(type(failure), failure, failure.__traceback__))
         detail = str(failure)[:200]
-        return 422, {"errors": [{"field": None, "rule": None, "reason": f"event {cart.id}: the engine could not price "
-                                 f"this cart ({type(failure).__name__}" + (f": {detail}" if detail else "") + ")"}]}, cart.member
+        return 422, _refused_cart(refusal("quote.fault", detail=type(failure).__name__ + (f": {detail}" if detail else "")),
+                                  cart.id), cart.member
     return (200 if "totals" in out else 422), out, cart.member
 
 
 def member_answer(engine: Engine, member: str, as_of: Optional[str]) -> tuple[int, dict]:
-    """GET /members/{id} on the engine thread: (status, member object or error)."""
+    """GET /members/{id} on the engine thread: (status, the Member as dicts, or an error)."""
     program = engine.program
     _forget_if_shared(engine, member)
     try:
@@ -425,12 +358,12 @@ def member_answer(engine: Engine, member: str, as_of: Optional[str]) -> tuple[in
         return 404, {"error": f"unknown member {member} as of {when.astimezone(program.tz).isoformat()}: "
                               "not registered by then", "status": 404}
     try:
-        view = member_dict(program, state, when)
+        view = member_view(program, state, when, member=member, as_of=when.astimezone(program.tz).isoformat())
     except Exception as exc:
         log.exception("engine failure reading member %s as of %s", member, as_of)
         return 422, {"error": f"member {member} as of {as_of}: the engine could not compute it "
                               f"({type(exc).__name__}: {str(exc)[:200]})", "status": 422}
-    return 200, {"member": member, "as_of": when.astimezone(program.tz).isoformat(), **view}
+    return 200, as_builtins(view)   # the Member as dicts, as Engine.member answers
 
 
 def close_body(engine: Engine, body: bytes) -> tuple[int, dict]:
@@ -541,99 +474,125 @@ def shopify_apply(engine: Engine, topic: str, payload: Any) -> tuple[int, dict, 
     if not events:
         return 200, {"topic": topic, "events": [], "applied": [], "skipped": [], "rejected": []}, []
     status, answer, members = apply_body(engine, _encode(events))
+    answer = msgspec.structs.asdict(answer) if isinstance(answer, EventsAnswer) else answer
     return 200, {"topic": topic, "events": [e["id"] for e in events], **answer}, members
 
 
 # --- the OpenAPI document --------------------------------------------------------------------------
 
-def openapi_document(program: Program) -> dict:
-    """The OpenAPI 3.1 document: every schema generated by msgspec from the Structs the service
-    decodes with (the engine's events and cart) and answers with (the Structs above)."""
-    types = [Union[Event, list[Event]], OrderPlaced, EventsAnswer, Quote, Member, Error, Health]
-    schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
-    events_body, cart, answer, quote, member, error, health_ = schemas
+# the request bodies and answers the routes name, generated together (shared Structs become components)
+_DOCUMENTED = {"events": Union[Event, list[Event]], "cart": OrderPlaced, "answer": EventsAnswer, "quote": Quote,
+               "member": Member, "error": Error, "health": Health}
 
-    def body(schema: dict, description: str) -> dict:
-        return {"required": True, "description": description, "content": {JSON: {"schema": schema}}}
 
-    def answer_of(schema: dict, description: str) -> dict:
-        return {"description": description, "content": {JSON: {"schema": schema}}}
+def documented_schemas() -> tuple[dict[str, dict], dict[str, dict]]:
+    """(the schema of each documented body and answer by its name in ``_DOCUMENTED``, the components
+    they refer to), generated by msgspec from the Structs the service decodes with and answers with."""
+    schemas, components = msgspec.json.schema_components(list(_DOCUMENTED.values()),
+                                                         ref_template="#/components/schemas/{name}")
+    return dict(zip(_DOCUMENTED, schemas)), components
 
-    unauthorized = answer_of(error, "no bearer token, or not the service's token; nothing read or written")
-    too_large = answer_of(error, f"body over {MAX_BODY} bytes, or over {MAX_EVENTS} events")
-    unavailable = answer_of(error, "the ledger store failed; retry (applied ids are skipped on replay)")
-    at_param = {"name": "as_of", "in": "query", "required": False,
-                "description": "ISO 8601 with offset, or a bare date (00:00 in the program's time zone); "
-                               "default: now",
-                "schema": {"type": "string"}}
-    paths = {
-        "/events": {"post": {
-            "operationId": "postEvents",
-            "summary": "Apply one event or an array of events",
-            "description": "Each event is applied on its own: a replayed id is skipped, a rejected event changes "
-                           "nothing and is listed with its reason. 422 when any is rejected.",
-            "requestBody": body(events_body, "one event, or an array of events (CONTRACT.md)"),
-            "responses": {
-                "200": answer_of(answer, "every event applied or skipped"),
-                "401": unauthorized, "413": too_large,
-                "422": answer_of(answer, "at least one event rejected (the others are applied)"),
-                "503": unavailable,
-            }}},
-        "/quote": {"post": {
-            "operationId": "postQuote",
-            "summary": "Price a cart for checkout without changing anything",
-            "requestBody": body(cart, "a cart: an order.placed object"),
-            "responses": {
-                "200": answer_of(quote, "the quote; `errors` lists what the checkout must fix"),
-                "401": unauthorized, "413": too_large,
-                "422": answer_of(quote, "not a cart: `errors` says why"),
-                "503": unavailable,
-            }}},
-        "/close": {"post": {
-            "operationId": "postClose",
-            "summary": "Close the ledger through a moment: every member's happenings due by then booked",
-            "description": "Expiries, birth-month bonuses, delayed restores and version switches due up to as_of are "
-                           "booked for every member with no event needed, member by member; the close is "
-                           "recorded when all are done. Idempotent: a second close to the same moment books nothing.",
-            "requestBody": body({"type": "object", "required": ["as_of"], "properties": {"as_of": {
-                "type": "string", "description": "ISO 8601 with offset, or a bare date (the end of that day)"}}},
-                "the moment to close through"),
-            "responses": {
-                "200": answer_of({"type": "object", "properties": {
-                    "program": {"type": "string"}, "through": {"type": "string"}, "booked_at": {"type": "string"},
-                    "members": {"type": "integer"}, "members_booked": {"type": "integer"},
-                    "entries": {"type": "integer"}, "effects": {"type": "integer"}, "recorded": {"type": "boolean"},
-                    "previous_close": {"type": ["string", "null"]}}}, "the close (docs/CONTRACT.md)"),
-                "400": answer_of(error, "the body is not JSON"),
-                "401": unauthorized, "413": too_large,
-                "422": answer_of(error, "no usable as_of"),
-                "503": unavailable,
-            }}},
-        "/members/{member_id}": {"get": {
-            "operationId": "getMember",
-            "summary": "A member's points, tier and lots as of a time",
-            "parameters": [{"name": "member_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                           at_param],
-            "responses": {
-                "200": answer_of(member, "the member"),
-                "401": unauthorized,
-                "404": answer_of(error, "no registered member with this id"),
-                "422": answer_of(error, "as_of is not a time"),
-                "503": unavailable,
-            }}},
+
+def _body(schema: dict, description: str) -> dict:
+    return {"required": True, "description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _answer(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _failures(s: dict[str, dict]) -> dict[str, dict]:
+    """The answers any route with a body may give besides its own: 401, 413, 503."""
+    return {"401": _answer(s["error"], "no bearer token, or not the service's token; nothing read or written"),
+            "413": _answer(s["error"], f"body over {MAX_BODY} bytes, or over {MAX_EVENTS} events"),
+            "503": _answer(s["error"], "the ledger store failed; retry (applied ids are skipped on replay)")}
+
+
+def _events_route(s: dict[str, dict]) -> dict:
+    return {"post": {
+        "operationId": "postEvents",
+        "summary": "Apply one event or an array of events",
+        "description": "Each event is applied on its own: a replayed id is skipped, a rejected event changes "
+                       "nothing and is listed with its reason. 422 when any is rejected.",
+        "requestBody": _body(s["events"], "one event, or an array of events (CONTRACT.md)"),
+        "responses": {"200": _answer(s["answer"], "every event applied or skipped"),
+                      "422": _answer(s["answer"], "at least one event rejected (the others are applied)"),
+                      **_failures(s)}}}
+
+
+def _quote_route(s: dict[str, dict]) -> dict:
+    return {"post": {
+        "operationId": "postQuote",
+        "summary": "Price a cart for checkout without changing anything",
+        "requestBody": _body(s["cart"], "a cart: an order.placed object"),
+        "responses": {"200": _answer(s["quote"], "the quote; `errors` lists what the checkout must fix"),
+                      "422": _answer(s["quote"], "not a cart: `errors` says why"),
+                      **_failures(s)}}}
+
+
+_CLOSE_ANSWER = {"type": "object", "properties": {
+    "program": {"type": "string"}, "through": {"type": "string"}, "booked_at": {"type": "string"},
+    "members": {"type": "integer"}, "members_booked": {"type": "integer"},
+    "entries": {"type": "integer"}, "effects": {"type": "integer"}, "recorded": {"type": "boolean"},
+    "previous_close": {"type": ["string", "null"]}}}
+
+
+def _close_route(s: dict[str, dict]) -> dict:
+    return {"post": {
+        "operationId": "postClose",
+        "summary": "Close the ledger through a moment: every member's happenings due by then booked",
+        "description": "Expiries, birth-month bonuses, delayed restores and version switches due up to as_of are "
+                       "booked for every member with no event needed, member by member; the close is "
+                       "recorded when all are done. Idempotent: a second close to the same moment books nothing.",
+        "requestBody": _body({"type": "object", "required": ["as_of"], "properties": {"as_of": {
+            "type": "string", "description": "ISO 8601 with offset, or a bare date (the end of that day)"}}},
+            "the moment to close through"),
+        "responses": {"200": _answer(_CLOSE_ANSWER, "the close (docs/CONTRACT.md)"),
+                      "400": _answer(s["error"], "the body is not JSON"),
+                      "422": _answer(s["error"], "no usable as_of"),
+                      **_failures(s)}}}
+
+
+def _member_route(s: dict[str, dict]) -> dict:
+    as_of = {"name": "as_of", "in": "query", "required": False,
+             "description": "ISO 8601 with offset, or a bare date (00:00 in the program's time zone); default: now",
+             "schema": {"type": "string"}}
+    failures = _failures(s)
+    return {"get": {
+        "operationId": "getMember",
+        "summary": "A member's points, tier and lots as of a time",
+        "parameters": [{"name": "member_id", "in": "path", "required": True, "schema": {"type": "string"}}, as_of],
+        "responses": {"200": _answer(s["member"], "the member"),
+                      "401": failures["401"],
+                      "404": _answer(s["error"], "no registered member with this id"),
+                      "422": _answer(s["error"], "as_of is not a time"),
+                      "503": failures["503"]}}}
+
+
+def _own_routes(s: dict[str, dict]) -> dict:
+    """The service's routes about itself: this document and the health check."""
+    return {
         "/openapi.json": {"get": {
             "operationId": "getOpenAPI",
             "summary": "This document",
-            "responses": {"200": {"description": "the OpenAPI document",
-                                  "content": {JSON: {"schema": {"type": "object"}}}},
-                          "401": unauthorized}}},
+            "responses": {"200": _answer({"type": "object"}, "the OpenAPI document"),
+                          "401": _failures(s)["401"]}}},
         "/healthz": {"get": {
             "operationId": "getHealth",
             "summary": "Liveness and store check (no token needed)",
             "security": [],
-            "responses": {"200": answer_of(health_, "the engine and its store answer"),
-                          "503": answer_of(health_, "the store does not answer")}}},
+            "responses": {"200": _answer(s["health"], "the engine and its store answer"),
+                          "503": _answer(s["health"], "the store does not answer")}}},
     }
+
+
+def openapi_document(program: Program) -> dict:
+    """The OpenAPI 3.1 document: every schema generated by msgspec from the Structs the service
+    decodes with (the engine's events and cart) and answers with (the engine's answers,
+    engine/model/answers.py, and the Structs above)."""
+    s, components = documented_schemas()
+    paths = {"/events": _events_route(s), "/quote": _quote_route(s), "/close": _close_route(s),
+             "/members/{member_id}": _member_route(s), **_own_routes(s)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "loyalty-engine", "version": "1",
@@ -859,9 +818,12 @@ def _outcome_of(status: int) -> str:
 
 # --- the app ---------------------------------------------------------------------------------------
 
-def _note_events(scope: Any, status: int, answer: dict, members: list[str]) -> None:
-    """What the access line of an events request says: members, count, outcome, refusal codes."""
+def _note_events(scope: Any, status: int, answer: Any, members: list[str]) -> None:
+    """What the access line of an events request says: members, count, outcome, refusal codes.
+    ``answer``: an EventsAnswer, the dict of a webhook's answer, or an error."""
     scope["loyalty.members"] = members
+    if isinstance(answer, EventsAnswer):
+        answer = msgspec.structs.asdict(answer)
     rejected = answer.get("rejected", ())
     scope["loyalty.events"] = len(answer.get("applied", ())) + len(answer.get("skipped", ())) + len(rejected)
     if status == 422 or status == 200:

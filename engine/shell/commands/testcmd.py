@@ -162,6 +162,7 @@ def run_case(program, case: dict, path: tuple, positions) -> CaseResult:
     import msgspec
 
     from engine.shell.api import Engine
+    from engine.model.events import BadEvent
     from engine.run.report import as_of as view_as_of
     from engine.model.timeutil import parse_instant
 
@@ -209,7 +210,8 @@ def run_case(program, case: dict, path: tuple, positions) -> CaseResult:
             try:
                 quote = engine.quote(cart)
             except Exception as exc:  # a cart the decoder refuses: a failure of the case, not a crash
-                quote = {"errors": [{"field": getattr(exc, "field", None), "reason": str(getattr(exc, "reason", exc))}]}
+                quote = {"errors": [msgspec.to_builtins(exc.refusal()) if isinstance(exc, BadEvent) else
+                                    {"field": None, "reason": str(exc)}]}
             if "quote" in expect:
                 compare(expect["quote"], quote, "quote", path + ("expect", "quote"), positions, result.failures)
             elif quote.get("errors"):
