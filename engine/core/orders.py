@@ -12,7 +12,7 @@ from engine.model.events import OrderPlaced
 
 from engine.core.expiry import on_acquire
 from engine.core.lots import Change, of_order
-from engine.core.pricing import Priced, invoice_items, price_order, spread, with_kept_amounts
+from engine.core.pricing import Priced, invoice_items, kept_amounts, price_order, spread
 from engine.format.program import Program, Version
 from engine.core.redemption import Limit, redeem_limit
 from engine.core.rewards import ExchangePlan, check_deadlines, plan_exchange
@@ -225,7 +225,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
     if plan.used_deferred:
         state.deferred = []
     if plan.defer is not None:
-        state.deferred.append(plan.defer)
+        change.journal.append(state.deferred, plan.defer)
     for perk in plan.perks:
         if perk.effect:
             change.effects.append(Effect(type=perk.effect, member=state.member,
@@ -235,23 +235,24 @@ def place(change: Change, cart: OrderPlaced) -> None:
         state.sub_streak = plan.subscription_month
         state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
         state.subscription_orders += 1
-    order = with_kept_amounts(Order(
+    lines = tuple(OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price,
+                            tax_rate=pl.tax_rate, tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex, gross_ex=pl.gross_ex,
+                            points_share=pl.points_share) for pl in plan.priced.lines)
+    kept_ex, kept_incl = kept_amounts(lines, ())
+    order = Order(
         id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
         payment_method=cart.payment.method, card_brand=cart.payment.brand, tier=plan.tier,
-        version=plan.version.number, points_used=plan.applied,
-        lines=tuple(OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price,
-                              tax_rate=pl.tax_rate, tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex, gross_ex=pl.gross_ex,
-                              points_share=pl.points_share) for pl in plan.priced.lines),
+        version=plan.version.number, points_used=plan.applied, lines=lines, kept_ex=kept_ex, kept_incl=kept_incl,
         exchange_units=plan.exchange.units, rewards=tuple((r, q) for r, q, _ in plan.exchange.rewards),
         fees=tuple((f.kind, f.ex_tax, f.tax_rate) for f in plan.priced.fees),
         # threshold earning grants at placement only when it counts then (count_threshold below)
         used_lots=tuple(l.id for l in spent),
         earned=plan.earn.units if plan.version.earning and plan.version.earning.kind == "rate" else 0,
         earn_rules=plan.earn.rules,
-        subscription_month=plan.subscription_month))
+        subscription_month=plan.subscription_month)
     if _counts_at(change) == "placed":    # RC-0: the credit comes at the purchase
         order = count_threshold(change, order)
-    record_order(state, None, order, change.program.tz)
+    record_order(change.journal, state, None, order, change.program.tz)
 
 
 def _counts_at(change: Change) -> Optional[str]:
@@ -303,7 +304,7 @@ def ship(change: Change, order_id: str) -> None:
         # counted at shipment; also an order placed under a version that counted at shipment and
         # shipped under one that counts at placement (nothing is counted twice: `counted` says so)
         order = count_threshold(change, order)
-    record_order(change.state, old, order, change.program.tz)
+    record_order(change.journal, change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) == "shipped":   # no earning: nothing pending
         validate_earn(change, order)
 
@@ -319,7 +320,7 @@ def deliver(change: Change, order_id: str) -> None:
                                     shipped_at=order.shipped_at or change.at)
     if shipped_now and _counts_at(change) is not None and not order.counted:
         order = count_threshold(change, order)
-    record_order(change.state, old, order, change.program.tz)
+    record_order(change.journal, change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) in ("shipped", "delivered"):
         validate_earn(change, order)
 

@@ -6,14 +6,17 @@ months of daily sums and the months between, however long the member's history i
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Optional
 
-from engine.format.program import Tiers
+from engine.core.journal import Journal
 from engine.core.pricing import kept_amount
+from engine.format.program import Tiers
 from engine.model.state import CountedAmounts, MemberState, Order
 from engine.model.timeutil import local_date, start_of
+
+Months = dict[int, tuple[int, int, tuple[tuple[int, int, int], ...]]]
 
 
 def order_amount(order: Order, measure: str) -> int:
@@ -29,12 +32,6 @@ def first_day(window, day: date) -> date:
     back by the window, the way a period of time is counted (12 months ending 2026-03-01 run from
     2025-03-02), so a year's window holds 365 or 366 days, never a day more (AND-10, ANS-2)."""
     return window.before(day) + timedelta(days=1)
-
-
-@lru_cache(maxsize=1024)
-def window_start(window, day, tz) -> datetime:
-    """00:00 of the window's first day for a window ending on ``day`` (one per day, so cached)."""
-    return start_of(first_day(window, day), tz)
 
 
 # --- running sums -----------------------------------------------------------------------------
@@ -55,15 +52,15 @@ def _contribution(order: Optional[Order], tz) -> tuple[Optional[tuple], Optional
     return placed, shipped
 
 
-def _add(months: dict, c: tuple, sign: int) -> None:
+def _add(journal: Journal, months: Months, c: tuple[int, int, int, int], sign: int) -> None:
     """Add (sign +1) or take away (-1) one order's amounts on its day. A month's days stay a
-    sorted tuple without empty days (shared, never changed, between a state and its copy)."""
+    sorted tuple without empty days (a tuple: a month is replaced whole, never changed)."""
     day, month, ex, incl = c
     ex, incl = sign * ex, sign * incl
     record = months.get(month)
     if record is None:
         if ex or incl:
-            months[month] = (ex, incl, ((day, ex, incl),))
+            journal.set(months, month, (ex, incl, ((day, ex, incl),)))
         return
     total_ex, total_incl, days = record
     for k, (d, e, i) in enumerate(days):
@@ -79,45 +76,40 @@ def _add(months: dict, c: tuple, sign: int) -> None:
         if ex or incl:
             days = days + ((day, ex, incl),)
     if days:
-        months[month] = (total_ex + ex, total_incl + incl, days)
+        journal.set(months, month, (total_ex + ex, total_incl + incl, days))
     else:
-        months.pop(month, None)
+        journal.pop(months, month)
 
 
-def _move(months: dict, before: Optional[tuple], after: Optional[tuple]) -> None:
+def _move(journal: Journal, months: Months, before: Optional[tuple[int, int, int, int]],
+          after: Optional[tuple[int, int, int, int]]) -> None:
     if before == after:
         return
     if before is not None:
-        _add(months, before, -1)
+        _add(journal, months, before, -1)
     if after is not None:
-        _add(months, after, +1)
+        _add(journal, months, after, +1)
 
 
-def record_order(state: MemberState, old: Optional[Order], new: Order, tz) -> None:
+def record_order(journal: Journal, state: MemberState, old: Optional[Order], new: Order, tz: tzinfo) -> None:
     """Write ``new`` into the member's orders (replacing ``old``) and move the running sums."""
-    state.orders[new.id] = new
+    journal.set(state.orders, new.id, new)
     counted = state.counted
-    if counted is None:
-        return   # not known: rebuilt by settle_counted
     placed_before, shipped_before = _contribution(old, tz)
     placed_after, shipped_after = _contribution(new, tz)
-    _move(counted.placed, placed_before, placed_after)
-    _move(counted.shipped, shipped_before, shipped_after)
+    _move(journal, counted.placed, placed_before, placed_after)
+    _move(journal, counted.shipped, shipped_before, shipped_after)
 
 
-def counted_of(state: MemberState, tz) -> CountedAmounts:
+def counted_of(state: MemberState, tz: tzinfo) -> CountedAmounts:
+    """The running sums counted afresh from the member's orders (a state stored before it kept them)."""
     counted = CountedAmounts()
+    journal = Journal(state)     # nothing to undo: the sums are new
     for order in state.orders.values():
         placed, shipped = _contribution(order, tz)
-        _move(counted.placed, None, placed)
-        _move(counted.shipped, None, shipped)
+        _move(journal, counted.placed, None, placed)
+        _move(journal, counted.shipped, None, shipped)
     return counted
-
-
-def settle_counted(state: MemberState, tz) -> None:
-    """Make the running sums known (one pass over the orders of a state stored before they existed)."""
-    if state.counted is None:
-        state.counted = counted_of(state, tz)
 
 
 @lru_cache(maxsize=1024)
@@ -151,37 +143,35 @@ def _range_sum(months: dict, days: tuple[int, int, int, int], incl: bool) -> int
 
 # --- the window -------------------------------------------------------------------------------
 
-def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz) -> int:
-    """Purchases counted in the window that ends just before ``at`` (the window's first day 00:00 on)."""
-    if state.counted is not None and (state.clock is None or at > state.clock):
-        return window_by_sums(tiers, state.counted, at, tz)
-    # An instant the member's clock has reached (events stamped the same moment): order by order.
-    return window_by_orders(tiers, state, at, tz)
-
-
-def window_by_sums(tiers: Tiers, counted: CountedAmounts, at: datetime, tz) -> int:
-    """The window from the running sums: right when every order was counted before ``at`` (the
-    member's clock is earlier), so the window is its first day to today, whole days."""
-    months = counted.placed if tiers.counts_from == "placed" else counted.shipped
-    return _range_sum(months, _window_days(tiers.window, local_date(at, tz)), tiers.measure == "items_incl_tax")
-
-
-def window_by_orders(tiers: Tiers, state: MemberState, at: datetime, tz) -> int:
-    """The window order by order (exact at any instant; the cost follows the orders in the window)."""
-    since = window_start(tiers.window, local_date(at, tz), tz)
-    incl = tiers.measure == "items_incl_tax"
+def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz: tzinfo) -> int:
+    """Purchases counted in the window that ends just before ``at`` (the window's first day 00:00
+    on): the running sums of its whole days, less what was counted on ``at``'s own day at ``at`` or
+    later (only a member whose clock has reached ``at`` has any: events stamped the same moment,
+    a quote for a moment before the member's last event)."""
+    today = local_date(at, tz)
     by_placement = tiers.counts_from == "placed"
-    total = 0
+    months = state.counted.placed if by_placement else state.counted.shipped
+    incl = tiers.measure == "items_incl_tax"
+    total = _range_sum(months, _window_days(tiers.window, today), incl)
+    if state.clock is None or at > state.clock or not _counted_on(months, today):
+        return total
+    start = start_of(today, tz)
     for order in reversed(state.orders.values()):
-        if by_placement and order.placed_at < since:
+        if by_placement and order.placed_at < start:
             break   # orders are kept in placement order
         if order.guest or order.status == "cancelled":
             continue
         counted_at = order.placed_at if by_placement else order.shipped_at
-        if counted_at is None or not (since <= counted_at < at):
-            continue
-        total += kept_amount(order, incl)
+        if counted_at is not None and at <= counted_at and local_date(counted_at, tz) == today:
+            total -= kept_amount(order, incl)
     return total
+
+
+def _counted_on(months: Months, day: date) -> bool:
+    """Whether anything is counted on ``day``."""
+    record = months.get(day.year * 12 + day.month - 1)
+    ordinal = day.toordinal()
+    return record is not None and any(d == ordinal for d, _, _ in record[2])
 
 
 def tier_at(tiers: Optional[Tiers], state: MemberState, at: datetime, tz) -> tuple[Optional[str], int]:

@@ -385,7 +385,7 @@ def _work(k: int, program_path: str, spec: str, kind: str, shard: Optional[Shard
         if kind == "postgresql":
             from engine.store import open_store
 
-            store = open_store(spec, program.id)
+            store = open_store(spec, program.id, program.tz)
         elif kind == "sqlite":
             store = _Outcomes(seed[0], seed[1], lambda payload: conn.send(("batch", payload)))
         else:
@@ -495,7 +495,7 @@ def replay_parallel(program_path: str, lines: Iterable[bytes | str], jobs: int, 
         from engine.store import open_store
 
         try:
-            ledger = open_store(store_spec, program.id)
+            ledger = open_store(store_spec, program.id, program.tz)
         except StoreError as exc:
             raise ParallelError(str(exc)) from None
         try:

@@ -39,6 +39,10 @@ class RunResult:
 _encode_body = msgspec.json.Encoder().encode
 
 
+def _nothing(member: str) -> None:
+    pass
+
+
 def refusal_of_line(bad: BadEvent, line_no: Optional[int]) -> dict:
     """The run report's entry for a line that is no valid event."""
     # an id holding a control character or a lone surrogate is shown and stored escaped: a store
@@ -75,6 +79,9 @@ class Runner:
         self._changed_by_others = getattr(store, "changed_by_others", None)
         self._lock_chunk = store.lock_chunk if self.shared and getattr(store, "chunks", False) else None
         self._chunked = False
+        # told the member of every applied event: its state changed in place (engine/core/apply.py),
+        # so whatever was made from it before (the shell's views of members) is out of date
+        self.on_applied: Callable[[str], None] = _nothing
 
     def state_of(self, member: str) -> Optional[MemberState]:
         if self._changed_by_others is not None and self._changed_by_others():
@@ -138,9 +145,14 @@ class Runner:
                                     "at": event.at, "code": rej.code, "args": rej.args or None})
             self.store.reject(event.id, event.member, reason, digest or event_digest(event))
             return
-        self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,
-                        outcome.entries, outcome.effects, _encode_body(event))
+        try:
+            self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,
+                            outcome.entries, outcome.effects, _encode_body(event))
+        except BaseException:
+            outcome.undo()   # not recorded: the member's state as the store still has it
+            raise
         self.cache[event.member] = outcome.state
+        self.on_applied(event.member)
         result.applied.append(event.id)
         result.effects.extend(outcome.effects)
         self._pending += 1

@@ -19,7 +19,6 @@ from typing import Optional
 
 import msgspec
 
-from engine.core.pricing import invoice_items
 from engine.format.program import Program, Ruled
 from engine.model.events import OrderPlaced, decode_event
 from engine.model.state import MemberState
@@ -231,7 +230,7 @@ def _figures(program: Program, view: MemberState, when: datetime, values, versio
         tiers_rule = v.tiers.rule if v.tiers is not None else (v.ladder.rule if v.ladder is not None else "")
         side.order_tiers[order.id] = (view.member, order.tier, tiers_rule)
         fee_rules = {fr.kind: fr.rule for fr in (v.exchange.fees if v.exchange is not None else ())}
-        items = order.kept_incl if order.kept_incl >= 0 else invoice_items(order.lines, order.returned_by_line())
+        items = order.kept_incl
         fees = 0
         for kind, ex_tax, rate in order.fees:
             incl = ex_tax + int(ex_tax * _frac(rate))

@@ -30,9 +30,10 @@ class Engine:
 
     def __init__(self, program: Program | str | Path, store: Store | str = ":memory:"):
         self.program = program if isinstance(program, Program) else load_program(program)
-        self.store = open_store(store, self.program.id) if isinstance(store, str) else store
+        self.store = open_store(store, self.program.id, self.program.tz) if isinstance(store, str) else store
         self.runner = Runner(self.program, self.store)
         self.views = Views(self.program)   # members as of a quote's moment, kept between quotes
+        self.runner.on_applied = lambda member: self.views.forget(member)
 
     def apply(self, event: dict | bytes | str) -> RunResult:
         """Apply one event (or a JSON text of one). The result lists it as applied, skipped or rejected."""

@@ -2,12 +2,17 @@
 and the id of every applied event so a replay skips it (X-4)."""
 from __future__ import annotations
 
+from datetime import tzinfo
+from typing import Optional
+
 from engine.store.base import Store
 from engine.store.memory import MemoryStore
 from engine.store.sqlite import SQLiteStore
 
 
-def open_store(url: str, program_id: str) -> Store:
+def open_store(url: str, program_id: str, zone: Optional[tzinfo] = None) -> Store:
+    """The ledger at ``url`` for program ``program_id``; ``zone``, the program's time zone, lets it
+    read states stored by an older engine (engine/store/codec.py)."""
     if url.startswith(("postgresql://", "postgres://")):
         try:
             import psycopg  # noqa: F401  (only PostgreSQL users need it: the `pg` extra)
@@ -15,10 +20,10 @@ def open_store(url: str, program_id: str) -> Store:
             raise ValueError("a PostgreSQL --db needs psycopg: pip install 'loyalty-engine[pg]'") from None
         from engine.store.postgres import PostgresStore
 
-        return PostgresStore(url, program_id)
+        return PostgresStore(url, program_id, zone)
     if url == ":memory:":
         return MemoryStore(program_id)
-    return SQLiteStore(url, program_id)
+    return SQLiteStore(url, program_id, zone)
 
 
 __all__ = ["Store", "MemoryStore", "SQLiteStore", "open_store"]

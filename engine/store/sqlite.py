@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Iterator, Optional
 
 import msgspec
 
 from engine.model.state import Entry, MemberState
+from engine.store.codec import decode_state
 from engine.store.base import StoreError, wall_clock
 
 SCHEMA_VERSION = 2   # 2: ledger.booked_at and the closes table (issue 22)
@@ -38,7 +39,6 @@ CREATE TABLE IF NOT EXISTS effects (
 
 _MAX_VARIABLES = 999   # bound parameters a statement (SQLite's smallest default limit)
 _encode = msgspec.json.Encoder().encode
-_decode_state = msgspec.json.Decoder(MemberState).decode
 
 
 # What SQLite's own words mean for the person running the command, and what to do.
@@ -79,8 +79,9 @@ def _guarded(method):
 
 
 class SQLiteStore:
-    def __init__(self, path: str, program_id: str):
+    def __init__(self, path: str, program_id: str, zone: Optional[tzinfo] = None):
         self.path = path
+        self.zone = zone   # the program's time zone: an older state's tier sums are counted by it (codec)
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
             # someone else's database is left exactly as it is (before WAL rewrites its header)
@@ -205,7 +206,7 @@ class SQLiteStore:
         if member in self._dirty:
             return self._dirty[member]
         row = self.db.execute("SELECT state FROM members WHERE member=?", (member,)).fetchone()
-        return _decode_state(row[0]) if row else None
+        return decode_state(row[0], self.zone) if row else None
 
     def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
         """Buffer one applied event inside the open transaction. A member's state is encoded once

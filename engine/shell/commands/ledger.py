@@ -36,7 +36,7 @@ def _open(program, db: Optional[str], command: str, lang: Optional[str]):
     if spec != ":memory:" and "://" not in spec and not Path(spec).is_file():
         _fail(f"loyalty {command}: no ledger at {spec}", lang)
     try:
-        return open_store(spec, program.id)
+        return open_store(spec, program.id, program.tz)
     except (StoreError, ValueError) as exc:
         _fail(f"loyalty {command}: {exc}", lang)
 
