@@ -12,9 +12,28 @@ from engine.core.pricing import exact_nets, frac, tax_parts
 from engine.format.program import Earning, RateRow
 
 
-# Row choices an Earning remembers (Earning.chosen) before it starts afresh: a bound on memory when
-# rows read per-line values such as unit_price; not a program number.
-_CHOSEN_MAX = 4096
+class RowChoices:
+    """Rate-row choices remembered between orders by whoever keeps a program loaded (the runner,
+    the Engine's quotes): a choice depends only on the values the rows read (Earning.order_names,
+    Earning.line_key), so it is looked up rather than made again, with the same answer."""
+
+    # choices kept per earning before starting afresh: a bound on memory when rows read per-line
+    # values such as unit_price; not a program number
+    LIMIT = 4096
+
+    __slots__ = ("_by_earning",)
+
+    def __init__(self) -> None:
+        # id(earning) -> (the earning, kept alive so its id stays its own; key -> choice)
+        self._by_earning: dict[int, tuple[Earning, dict]] = {}
+
+    def of(self, earning: Earning) -> dict:
+        hit = self._by_earning.get(id(earning))
+        if hit is None:
+            hit = self._by_earning[id(earning)] = (earning, {})
+        elif len(hit[1]) >= self.LIMIT:
+            hit[1].clear()
+        return hit[1]
 
 
 class EarnResult(msgspec.Struct, frozen=True, gc=False):
@@ -110,17 +129,18 @@ def _ratio(amount: int | Fraction) -> tuple[int, int]:
 
 
 def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date,
-                 returned: Optional[Sequence[int]] = None) -> EarnResult:
+                 returned: Optional[Sequence[int]] = None, choices: Optional[RowChoices] = None) -> EarnResult:
     """Units an order earns: floor(Σ line base × line rate), exact in integers (X-5: floored once
     per order, so two lines of 4,750 at 1% earn 95, not 47 + 47). ``order_env`` carries course,
     tier, payment method... for the rows' conditions. ``lines`` are an order's lines
     (state.OrderLine, pricing.PricedLine: their points_share add up to the yen of points used);
-    ``returned`` (units by line position) leaves their kept quantities."""
+    ``returned`` (units by line position) leaves their kept quantities; ``choices``: rate-row
+    choices remembered from earlier orders (None: every line's row is chosen afresh)."""
     if earning is None:
         return EarnResult(0, ())
     parts = []
     rules = [earning.rule]
-    chosen = earning.chosen
+    chosen = choices.of(earning) if choices is not None else None
     plain = earning.base == "items_ex_tax" and not earning.after_points   # the base is the line's net amount
     order_key = (on if earning.dated else None, *[order_env.get(n) for n in earning.order_names])
     line_key = earning.line_key
@@ -130,17 +150,17 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
     factors = invoice_factors(lines, nets, returned) if earning.base == "items_incl_tax" else {}
     for i, line in enumerate(lines):
         key = (order_key, line_key(line)) if line_key is not None else order_key
-        try:
-            hit = chosen.get(key)
-        except TypeError:   # a value that cannot be a key (never from decoded events): choose afresh
-            hit, key = None, None
+        hit = None
+        if chosen is not None:
+            try:
+                hit = chosen.get(key)
+            except TypeError:   # a value that cannot be a key (never from decoded events): choose afresh
+                key = None
         if hit is None:
             row, rate = _choose(earning, order_env, line, on)
             # the rate as integers: Fraction's numerator and denominator are Python properties
             hit = (row, rate.numerator, rate.denominator) if row is not None else (None, 0, 1)
-            if key is not None:
-                if len(chosen) >= _CHOSEN_MAX:
-                    chosen.clear()
+            if chosen is not None and key is not None:
                 chosen[key] = hit
         row, rate_num, rate_den = hit
         if row is None:

@@ -6,7 +6,7 @@ from typing import NamedTuple, Optional
 
 import msgspec
 
-from engine.core.earning import EarnResult, compute_earn, threshold_grant
+from engine.core.earning import EarnResult, RowChoices, compute_earn, threshold_grant
 from engine.format.messages import rejected
 from engine.model.events import OrderPlaced
 
@@ -92,7 +92,8 @@ def _requests(state: MemberState, cart: OrderPlaced, deadlines: tuple):
     return exchanges, redeem, defer
 
 
-def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: datetime) -> Plan:
+def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: datetime,
+               choices: Optional[RowChoices] = None) -> Plan:
     version = program.version_at(at)
     tz = program.tz
     today = local_date(at, tz)
@@ -154,7 +155,7 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
         earn = EarnResult(units, (earning.rule,), earning.rule)
     elif earning is not None and (member or earning.guests_earn):
         env = order_env(cart.course, tier, cart.payment.method, cart.payment.brand, cart.guest, at, tz, month)
-        earn = compute_earn(earning, lines, env, today)
+        earn = compute_earn(earning, lines, env, today, choices=choices)
     else:
         earn = EarnResult(0, ())
     earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
@@ -206,7 +207,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
     state = change.state
     if cart.order in state.orders:
         raise rejected("order.placed_twice", "order", order=cart.order)
-    plan = plan_order(change.program, state, cart, change.at)
+    plan = plan_order(change.program, state, cart, change.at, change.choices)
     if plan.errors:
         f, reason, rule = plan.errors[0]
         raise rejected("order.priced", f, rule, detail=reason)

@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Optional
 import msgspec
 
 from engine.core.apply import apply
+from engine.core.earning import RowChoices
 from engine.model.errors import EventRejected
 from engine.model.events import BadEvent, decode_event, printable
 from engine.format.program import Program
@@ -82,6 +83,7 @@ class Runner:
         # told the member of every applied event: its state changed in place (engine/core/apply.py),
         # so whatever was made from it before (the shell's views of members) is out of date
         self.on_applied: Callable[[str], None] = _nothing
+        self.choices = RowChoices()   # the program's rate-row choices, remembered between events
 
     def state_of(self, member: str) -> Optional[MemberState]:
         if self._changed_by_others is not None and self._changed_by_others():
@@ -138,7 +140,7 @@ class Runner:
                                     "at": event.at, "code": "refusal.recorded", "args": {"detail": refused[1]}})
             return
         try:
-            outcome = apply(self.program, self.state_of(event.member), event)
+            outcome = apply(self.program, self.state_of(event.member), event, self.choices)
         except EventRejected as rej:
             reason = rej.describe(event.id)
             result.rejected.append({"event": event.id, "field": rej.field, "reason": reason, "rule": rej.rule,

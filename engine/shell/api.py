@@ -9,6 +9,7 @@ from typing import Optional
 import msgspec
 
 from engine.core.apply import event_time, new_member
+from engine.core.earning import RowChoices
 from engine.model.errors import EventRejected
 from engine.model.events import OrderPlaced, decode_cart
 from engine.format.loader import load_program
@@ -50,7 +51,7 @@ class Engine:
         """Price a cart (an order.placed object) for checkout; changes nothing."""
         if not isinstance(cart, OrderPlaced):
             cart = decode_cart(msgspec.json.encode(cart) if isinstance(cart, dict) else cart)
-        return quote(self.program, self.runner.state_of(cart.member), cart, at, self.views)
+        return quote(self.program, self.runner.state_of(cart.member), cart, at, self.views, self.runner.choices)
 
     def close(self, at: str | datetime, booked_at: Optional[datetime] = None) -> dict:
         """Close the ledger through ``at`` (a bare date: the end of that day): every member's
@@ -94,9 +95,10 @@ def _when(program: Program, at: str | datetime) -> datetime:
 
 
 def quote(program: Program, state, cart: OrderPlaced, at: Optional[str | datetime] = None,
-          views: Optional[Views] = None) -> dict:
+          views: Optional[Views] = None, choices: Optional[RowChoices] = None) -> dict:
     """The pure quote: (program, state, cart) → quote dict. ``at`` defaults to the cart's time.
-    ``views`` (the shell's) keeps the member's view between quotes; the result is the same."""
+    ``views`` and ``choices`` (the shell's) keep the member's view and the rate-row choices
+    between quotes; the result is the same."""
     try:
         when = _when(program, at) if at else event_time(program, cart)
     except (EventRejected, ValueError) as exc:
@@ -107,7 +109,7 @@ def quote(program: Program, state, cart: OrderPlaced, at: Optional[str | datetim
             view = views.as_of(base, when)
         else:
             view, _, _ = state_as_of(program, base, when)
-        out = quote_dict(plan_order(program, view, cart, when))
+        out = quote_dict(plan_order(program, view, cart, when, choices))
     except EventRejected as exc:   # a field the rules cannot price (a date out of range, ...)
         return {"errors": [{"field": exc.field, "reason": exc.reason, "rule": exc.rule}]}
     if state is None and not cart.guest:
