@@ -32,6 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Optional
 
+from engine.format import messages
 from engine.format.program import Program
 from engine.model.state import OPEN
 from engine.model.timeutil import start_of
@@ -43,21 +44,26 @@ FLOWS = ("issued", "used", "restored", "expired", "voided", "converted", "other"
 
 
 class LiabilityError(ValueError):
-    """A report that cannot be made (the message says why)."""
+    """A report that cannot be made (the message says why; ``code`` and ``args`` look it up in
+    engine/format/messages.py for the other language)."""
+
+    def __init__(self, code: str, **args) -> None:
+        super().__init__(messages.render(code, args))
+        self.code, self.args_ = code, args
 
 
 def _month(text: str, what: str) -> tuple[int, int]:
     try:
         day = date.fromisoformat(text if len(text) == 10 else f"{text}-01")
     except (ValueError, TypeError):
-        raise LiabilityError(f"{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {text!r}") from None
+        raise LiabilityError("liability.not_month", what=what, value=repr(text)) from None
     return day.year, day.month
 
 
 def month_range(start: str, end: str) -> tuple[tuple[int, int], tuple[int, int]]:
     first, last = _month(start, "--from"), _month(end, "--to")
     if last < first:
-        raise LiabilityError(f"--to {end} is before --from {start}")
+        raise LiabilityError("liability.to_before_from", start=start, end=end)
     return first, last
 
 
@@ -140,8 +146,7 @@ def _outstanding_at(program: Program, store, at: datetime, closes: list[dict]) -
         try:
             past, _ = state_at(program, store, store.load(member), at)
         except PastViewUnavailable as exc:
-            raise LiabilityError(f"the outstanding units at {at.isoformat()} cannot be rebuilt: {exc}; close the "
-                                 "ledger through that month's end first (loyalty close)") from None
+            raise LiabilityError("liability.cannot_rebuild", at=at.isoformat(), detail=str(exc)) from None
         if past is None or not past.registered:
             continue
         view, _, _ = as_of(program, past, at)

@@ -19,10 +19,11 @@ _LANG = click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
                      help="Language of the messages (default: from the locale)")
 
 
-def _fail(message: str, lang: Optional[str]) -> None:
+def _fail(message: str, lang: Optional[str], **args) -> None:
+    """Exit 1 with ``message``: a code of engine/format/messages.py (with ``args``) or a text as written."""
     from engine.format import i18n
 
-    click.echo(i18n.translate(message, i18n.resolve_lang(lang)), err=True)
+    click.echo(i18n.translate(message, i18n.resolve_lang(lang), **args), err=True)
     sys.exit(1)
 
 
@@ -100,7 +101,7 @@ def liability_command(program_path: str, db: Optional[str], start: str, end: str
     try:
         first, last = month_range(start, end)
     except LiabilityError as exc:
-        _fail(str(exc), lang)
+        _fail(exc.code, lang, **exc.args_)
     store = _open(program, db, "liability", lang)
     try:
         report = liability_report(program, store, first, last)
