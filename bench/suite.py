@@ -261,7 +261,7 @@ def scale_lots(program, n_lots: int, reps: int) -> dict:
         event = decode_event(msgspec.json.encode(dict(cart, id=f"x{i}", order=f"x{i}", redeem={"points": 0},
                                                       at=(at + timedelta(seconds=i + 1)).isoformat())))
         result = RunResult()
-        runner.cache[state.member] = state   # every round applies to the same N-lot state
+        runner.cache[state.member] = state   # the N-lot state, as the rounds before left it (one order more each)
         t = _ns()
         runner.apply_event(event, result)
         apply_samples.append(_ns() - t)

@@ -131,7 +131,7 @@ def test_issue19_upgraded_totals_are_counted_from_the_lots_and_orders():
     assert (bal.valid, bal.pending, bal.held, bal.rolling_valid, bal.soonest) == (609, 0, 0, 609, None)
     o1 = state.orders["o1"]
     assert (o1.kept_ex, o1.kept_incl) == (10924, 12016)
-    month = 2025 * 12 + 3 - 1
+    month = "2025-03"
     placed_day = 739312   # date(2025, 3, 2).toordinal()
     assert state.counted.placed == {month: (10924, 12016, ((placed_day, 10924, 12016),))}
     assert state.counted.shipped == {month: (10924, 12016, ((placed_day + 1, 10924, 12016),))}

@@ -7,13 +7,13 @@ first; ties fire in a fixed order so replays are deterministic (X-4).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
 from engine.core import bonuses, expiry, ladder, migration, returns
 from engine.core.journal import Journal
 from engine.core.lots import Change
 from engine.format.program import Program
-from engine.model.state import MemberState
+from engine.model.state import Effect, Entry, MemberState
 
 # Order of happenings due at the same instant: expiries first (a lot whose last day was yesterday
 # is gone before anything else looks at the balance, so a revision never converts it), then a
@@ -21,10 +21,10 @@ from engine.model.state import MemberState
 _RANK = {"expiry": 0, "version": 1, "timer": 2, "birthday": 3, "month": 4}
 
 
-def _next(program: Program, state: MemberState) -> Optional[tuple[datetime, int, str, object]]:
+def _next(program: Program, state: MemberState) -> Optional[tuple[datetime, int, str, Any]]:
     """The earliest happening due for the member (ties: the lower rank). Each source answers from
     running values kept in the state, so the cost does not grow with the member's history."""
-    best: Optional[tuple[datetime, int, str, object]] = None
+    best: Optional[tuple[datetime, int, str, Any]] = None
     if state.clock is not None:
         # the first version later than the member's: due when its effective date comes
         switch = program.version_after(state.version)
@@ -61,7 +61,7 @@ def next_due(program: Program, state: MemberState) -> Optional[datetime]:
     return nxt[0] if nxt is not None else None
 
 
-def advance(program: Program, state: MemberState, to: datetime, entries: list, effects: list,
+def advance(program: Program, state: MemberState, to: datetime, entries: list[Entry], effects: list[Effect],
             before_event: bool = False, journal: Optional[Journal] = None) -> MemberState:
     """Fire every happening due up to ``to`` (inclusive) on ``state``, changed in place: the
     changes go into ``journal`` (an event's, engine/core/apply.py), or the caller passes a copy

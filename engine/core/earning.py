@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 from datetime import date
 from fractions import Fraction
-from typing import Optional, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator, Optional, Sequence
 
 import msgspec
 
@@ -12,10 +14,16 @@ from engine.core.pricing import exact_nets, frac, tax_parts
 from engine.format.program import Earning, RateRow
 
 
+# A line an earn reads: an order's (state.OrderLine) or a cart's being priced (pricing.PricedLine).
+Line = Any
+
+
 class RowChoices:
     """Rate-row choices remembered between orders by whoever keeps a program loaded (the runner,
     the Engine's quotes): a choice depends only on the values the rows read (Earning.order_names,
-    Earning.line_key), so it is looked up rather than made again, with the same answer."""
+    Earning.line_key), so it is looked up rather than made again, with the same answer. The
+    caller passes it (``compute_earn``, ``orders.plan_order``) or names it for the events it
+    applies (``remembering``)."""
 
     # choices kept per earning before starting afresh: a bound on memory when rows read per-line
     # values such as unit_price; not a program number
@@ -25,9 +33,9 @@ class RowChoices:
 
     def __init__(self) -> None:
         # id(earning) -> (the earning, kept alive so its id stays its own; key -> choice)
-        self._by_earning: dict[int, tuple[Earning, dict]] = {}
+        self._by_earning: dict[int, tuple[Earning, dict[Any, Any]]] = {}
 
-    def of(self, earning: Earning) -> dict:
+    def of(self, earning: Earning) -> dict[Any, Any]:
         hit = self._by_earning.get(id(earning))
         if hit is None:
             hit = self._by_earning[id(earning)] = (earning, {})
@@ -44,7 +52,22 @@ class EarnResult(msgspec.Struct, frozen=True, gc=False):
     main_rule: str = ""     # the rate row that produced the most (the rule a lot records, X-3)
 
 
-def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
+# the choices of the caller applying events now (``remembering``); None: choose every row afresh
+_REMEMBERED: ContextVar[Optional[RowChoices]] = ContextVar("remembered_row_choices", default=None)
+
+
+@contextmanager
+def remembering(choices: RowChoices) -> Iterator[None]:
+    """Within the block, an earn that is given no ``choices`` uses these (the runner's, for the
+    events it applies: the core's signatures stay those of a pure function)."""
+    token = _REMEMBERED.set(choices)
+    try:
+        yield
+    finally:
+        _REMEMBERED.reset(token)
+
+
+def _row_for(rows: Sequence[RateRow], env: dict[str, Any], on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
     for i, row in enumerate(rows):
         if row.valid_from and on < row.valid_from:
             continue
@@ -57,10 +80,10 @@ def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[Rat
         if row.campaign:
             # a campaign row: the rate the rows below give the line, multiplied, plus the addition;
             # a line no row below takes earns nothing under the campaign either
-            below, rate = _row_for(rows[i + 1:], env, on)
-            if below is None:
+            below, under = _row_for(rows[i + 1:], env, on)
+            if below is None or under is None:
                 return None, None
-            return row, rate * (row.multiply if row.multiply is not None else 1) + (row.add or 0)
+            return row, under * (row.multiply if row.multiply is not None else 1) + (row.add or 0)
         rate = row.rate_for(env)
         if rate is None:
             continue
@@ -68,7 +91,7 @@ def _row_for(rows: Sequence[RateRow], env: dict, on: date) -> tuple[Optional[Rat
     return None, None
 
 
-def _choose(earning: Earning, order_env: dict, line, on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
+def _choose(earning: Earning, order_env: dict[str, Any], line: Line, on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
     """The first row that matches ``line`` in this order (rows may read the order's names and the line's)."""
     env = dict(order_env)
     env["sku"], env["product"], env["qty"] = line.sku, line.product, line.qty
@@ -76,16 +99,17 @@ def _choose(earning: Earning, order_env: dict, line, on: date) -> tuple[Optional
     return _row_for(earning.rates, env, on)
 
 
-def invoice_factors(lines, nets: Sequence, returned: Optional[Sequence[int]]) -> dict:
+def invoice_factors(lines: Sequence[Line], nets: Sequence[int | Fraction], returned: Optional[Sequence[int]]
+                    ) -> dict[float, Fraction]:
     """Per tax rate, the kept items' amount incl. tax as the invoice states it (ANS-13: the rate's
     kept amount floored, its tax once and floored) over their exact amount ex. tax: a line's share
     of the invoice is its exact amount times its rate's factor, so the shares add up to the
     invoice and a base of 2,099.9 yen is 2,099."""
-    kept_nets: dict = {}
+    kept_nets: dict[float, Fraction] = {}
     for i, line in enumerate(lines):
         kept = line.qty - returned[i] if returned else line.qty
         if kept > 0:
-            kept_nets[line.tax_rate] = kept_nets.get(line.tax_rate, 0) + Fraction(nets[i]) * kept / line.qty
+            kept_nets[line.tax_rate] = kept_nets.get(line.tax_rate, Fraction(0)) + Fraction(nets[i]) * kept / line.qty
     factors = {}
     for rate, exact in kept_nets.items():
         if exact > 0:
@@ -95,7 +119,7 @@ def invoice_factors(lines, nets: Sequence, returned: Optional[Sequence[int]]) ->
     return factors
 
 
-def line_base(earning: Earning, line, kept: int, points: tuple[int, int] = (0, 1),
+def line_base(earning: Earning, line: Line, kept: int, points: tuple[int, int] = (0, 1),
               net: int | Fraction | None = None, incl_factor: Optional[Fraction] = None) -> tuple[int, int]:
     """A line's earn base as an exact fraction (numerator, denominator) of yen (or PV); ``kept``
     is its quantity after returns. ``points`` is (yen of points used, the order's net amount):
@@ -128,7 +152,7 @@ def _ratio(amount: int | Fraction) -> tuple[int, int]:
     return (amount.numerator, amount.denominator) if isinstance(amount, Fraction) else (amount, 1)
 
 
-def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date,
+def compute_earn(earning: Optional[Earning], lines: Sequence[Line], order_env: dict[str, Any], on: date,
                  returned: Optional[Sequence[int]] = None, choices: Optional[RowChoices] = None) -> EarnResult:
     """Units an order earns: floor(Σ line base × line rate), exact in integers (X-5: floored once
     per order, so two lines of 4,750 at 1% earn 95, not 47 + 47). ``order_env`` carries course,
@@ -140,6 +164,8 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
         return EarnResult(0, ())
     parts = []
     rules = [earning.rule]
+    if choices is None:
+        choices = _REMEMBERED.get()
     chosen = choices.of(earning) if choices is not None else None
     plain = earning.base == "items_ex_tax" and not earning.after_points   # the base is the line's net amount
     order_key = (on if earning.dated else None, *[order_env.get(n) for n in earning.order_names])
@@ -147,10 +173,10 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
     points = ((sum(line.points_share for line in lines), sum(line.net_ex for line in lines))
               if earning.after_points else (0, 1))
     nets = exact_nets(lines) if earning.base != "pv" else None
-    factors = invoice_factors(lines, nets, returned) if earning.base == "items_incl_tax" else {}
+    factors = invoice_factors(lines, nets, returned) if nets is not None and earning.base == "items_incl_tax" else {}
     for i, line in enumerate(lines):
-        key = (order_key, line_key(line)) if line_key is not None else order_key
-        hit = None
+        key: Any = (order_key, line_key(line)) if line_key is not None else order_key
+        hit: Optional[tuple[Optional[RateRow], int, int]] = None
         if chosen is not None:
             try:
                 hit = chosen.get(key)
@@ -159,14 +185,14 @@ def compute_earn(earning: Optional[Earning], lines: Sequence, order_env: dict, o
         if hit is None:
             row, rate = _choose(earning, order_env, line, on)
             # the rate as integers: Fraction's numerator and denominator are Python properties
-            hit = (row, rate.numerator, rate.denominator) if row is not None else (None, 0, 1)
+            hit = (row, rate.numerator, rate.denominator) if row is not None and rate is not None else (None, 0, 1)
             if chosen is not None and key is not None:
                 chosen[key] = hit
         row, rate_num, rate_den = hit
         if row is None:
             continue
         kept = line.qty - returned[i] if returned else line.qty
-        if plain and kept > 0:
+        if plain and kept > 0 and nets is not None:
             n, d = _ratio(nets[i])
             num, den = n * kept, line.qty * d
         else:
@@ -203,7 +229,7 @@ def threshold_grant(earning: Earning, carry: int, amount: int) -> tuple[int, int
     return total // earning.per_yen * earning.units, total % earning.per_yen
 
 
-def chosen_rows(earning: Optional[Earning], lines: Sequence, order_env: dict, on: date) -> list[RateRow]:
+def chosen_rows(earning: Optional[Earning], lines: Sequence[Line], order_env: dict[str, Any], on: date) -> list[RateRow]:
     """The rate rows that chose the rate of an order's lines (each once, in row order): what an
     explanation cites, by the same choice the earn itself makes."""
     if earning is None or earning.kind != "rate":

@@ -1,9 +1,10 @@
 """Expiry: rolling from the last acquisition, per grant, a fixed date, or none."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Optional
+from zoneinfo import ZoneInfo
 
 from engine.core.lots import Change
 from engine.model.state import OPEN, Lot, MemberState, member_status
@@ -16,16 +17,19 @@ def on_acquire(change: Change, fixed_on: Optional[date] = None) -> tuple[Optiona
     expiry = change.version.expiry
     if fixed_on is not None:
         return fixed_on, False
+    period = expiry.period
+    if period is None:   # no expiry (the loader gives rolling and per-grant expiry a period)
+        return None, False
     today = local_date(change.at, change.program.tz)
     if expiry.kind == "rolling":
-        change.state.rolling_expires_on = expiry.period.after(today)
+        change.state.rolling_expires_on = period.after(today)
         return None, True
     if expiry.kind == "per_grant":
-        return expiry.period.after(today), False
+        return period.after(today), False
     return None, False
 
 
-def next_expiry(state: MemberState, tz: tzinfo) -> Optional[tuple[datetime, date]]:
+def next_expiry(state: MemberState, tz: ZoneInfo) -> Optional[tuple[datetime, date]]:
     """When the next valid lot expires: 00:00 of the day after its last valid day. From the
     running totals (state.OpenBalance), not a scan of the lots."""
     bal = state.open_balance
@@ -38,8 +42,8 @@ def next_expiry(state: MemberState, tz: tzinfo) -> Optional[tuple[datetime, date
 
 
 @lru_cache(maxsize=4096)
-def _day_after_start(day: date, tz: tzinfo) -> datetime:
-    return start_of(day + timedelta(days=1), tz)   # type: ignore[arg-type]  # a ZoneInfo, as start_of takes
+def _day_after_start(day: date, tz: ZoneInfo) -> datetime:
+    return start_of(day + timedelta(days=1), tz)
 
 
 def expire(change: Change, on: date) -> None:

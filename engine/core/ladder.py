@@ -31,7 +31,7 @@ Effects: ``gift.due`` and ``notice.due`` (``at`` = the first day of the month th
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Optional
 
 import msgspec
@@ -43,30 +43,24 @@ from engine.core.lots import Change
 from engine.core.tiers import order_amount as tier_order_amount
 from engine.format.program import Ladder, LadderLevel, LadderStep, Program
 from engine.model.state import member_status, Effect, LadderState, LevelChange, MemberState, PendingGift
-from engine.model.timeutil import local_date, start_of
+from engine.model.timeutil import Month, local_date, month_add, month_first, month_of, start_of
 
 _SUBSCRIPTION_EVENTS = (SubscriptionStarted, SubscriptionPaused, SubscriptionResumed, SubscriptionCancelled)
 
 
-# --- months as "YYYY-MM" --------------------------------------------------------------------
+# --- months (timeutil.Month) ------------------------------------------------------------------
 
-def month_of(at: datetime, tz) -> str:
-    return local_date(at, tz).strftime("%Y-%m")
-
-
-def month_add(month: str, n: int) -> str:
-    y, m = map(int, month.split("-"))
-    k = y * 12 + (m - 1) + n
-    return f"{k // 12:04d}-{k % 12 + 1:02d}"
+def month_at(at: datetime, tz) -> Month:
+    """The month an instant falls in, in the program's zone."""
+    return month_of(local_date(at, tz))
 
 
-def month_start(month: str, tz) -> datetime:
-    y, m = map(int, month.split("-"))
-    return start_of(date(y, m, 1), tz)
+def month_start(month: Month, tz) -> datetime:
+    return start_of(month_first(month), tz)
 
 
-def _first_day(month: str) -> str:
-    return f"{month}-01"
+def _first_day(month: Month) -> str:
+    return month_first(month).isoformat()
 
 
 # --- the clock's monthly happening ------------------------------------------------------------
@@ -88,7 +82,7 @@ def on_month(change: Change) -> None:
     st = change.state.ladder
     if ladder is None or st is None or st.status not in ("active", "paused"):
         return
-    month = month_of(change.at, change.program.tz)
+    month = month_at(change.at, change.program.tz)
     if st.month_counts:
         st.months += 1
     st.month = month
@@ -227,7 +221,7 @@ def _enrol(change: Change, ladder: Ladder) -> None:
     old = change.state.ladder
     first = ladder.levels[0].id
     # MAN-4 in general terms: the month the member joins counts, whatever day it joins on
-    st = LadderState(status="active", level=first, since=change.at, month=month_of(change.at, change.program.tz),
+    st = LadderState(status="active", level=first, since=change.at, month=month_at(change.at, change.program.tz),
                      month_counts=True, history=list(old.history) if old is not None else [])
     st.history.append(LevelChange(at=change.at, level=first, reason="enrol", rule=ladder.enrol_rule))
     change.state.ladder = st
@@ -238,7 +232,7 @@ def _resume(change: Change, ladder: Ladder) -> None:
     due during the pause move to the month after this one (and their notice, if any, is due now)."""
     st = change.state.ladder
     st.status = "active"
-    month = month_of(change.at, change.program.tz)
+    month = month_at(change.at, change.program.tz)
     st.gifts = [msgspec.structs.replace(g, due=month_add(month, 1)) if g.deferred_from is not None else g
                 for g in st.gifts]
     _gifts(change, ladder, st, month)

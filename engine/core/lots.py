@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterable, Optional
 
 import msgspec
 
-from engine.core.earning import RowChoices
 from engine.core.journal import Journal
 from engine.format.program import Program, Version
 from engine.model.state import OPEN, Effect, Entry, Lot, MemberState
@@ -35,10 +34,8 @@ def _every(lot: Lot) -> bool:
 class Change:
     """A change being made to one member's state by one event or happening."""
 
-    def __init__(self, program: Program, state: MemberState, source: str, at: datetime, journal: Journal,
-                 choices: Optional[RowChoices] = None):
+    def __init__(self, program: Program, state: MemberState, source: str, at: datetime, journal: Journal):
         self.program = program
-        self.choices = choices   # rate-row choices the caller remembers (engine/core/earning.py)
         self.state = state
         self.source = source
         self.at = at

@@ -37,6 +37,8 @@ def run(change: Change, version: Version) -> None:
 
 def convert_units(change: Change, step: MigrationStep, version: Version) -> None:
     state = change.state
+    if version.redemption is None:
+        raise ValueError(f"version {version.number}: convert_units needs the version's redemption (its unit value)")
     new_value = version.redemption.unit_value_yen
     old_value = step.from_unit_value
     per_unit, left = divmod(old_value, new_value)
@@ -94,6 +96,7 @@ def grant(change: Change, step: MigrationStep) -> None:
     if step.when is not None and not step.when.holds_in_happening(
             {"attributes": Attributes(state.attributes), "tier": tier, "product": None, "bought": False}):
         return
+    expires_on: Optional[date]
     if step.expires_on is not None:
         expires_on, rolling = step.expires_on, False
     else:

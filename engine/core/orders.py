@@ -18,7 +18,7 @@ from engine.core.redemption import Limit, redeem_limit
 from engine.core.rewards import ExchangePlan, check_deadlines, plan_exchange
 from engine.model.state import Deferred, Effect, MemberState, Order, OrderLine
 from engine.core.tiers import record_order, tier_at
-from engine.model.timeutil import local_date
+from engine.model.timeutil import local_date, month_add, month_of
 
 
 class Plan(msgspec.Struct, gc=False):
@@ -57,15 +57,12 @@ def subscription_month(state: MemberState, course: str, at: datetime, tz) -> int
     if course != "subscription":
         return 0
     day = local_date(at, tz)
-    month = f"{day.year:04d}-{day.month:02d}"   # "YYYY-MM" (strftime costs three times as much)
+    month = month_of(day)
     last = state.sub_last_month
     if last == month:
         return state.sub_streak
-    if last is not None:
-        y, m = map(int, last.split("-"))
-        following = f"{y + m // 12:04d}-{m % 12 + 1:02d}"
-        if following == month:
-            return state.sub_streak + 1
+    if last is not None and month_add(last, 1) == month:
+        return state.sub_streak + 1
     return 1
 
 
@@ -207,7 +204,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
     state = change.state
     if cart.order in state.orders:
         raise rejected("order.placed_twice", "order", order=cart.order)
-    plan = plan_order(change.program, state, cart, change.at, change.choices)
+    plan = plan_order(change.program, state, cart, change.at)
     if plan.errors:
         f, reason, rule = plan.errors[0]
         raise rejected("order.priced", f, rule, detail=reason)
@@ -234,7 +231,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
                                          detail=dict(perk.detail, order=cart.order), rule=perk.rule))
     if cart.course == "subscription" and not cart.guest:
         state.sub_streak = plan.subscription_month
-        state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
+        state.sub_last_month = month_of(local_date(change.at, change.program.tz))
         state.subscription_orders += 1
     lines = tuple(OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price,
                             tax_rate=pl.tax_rate, tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex, gross_ex=pl.gross_ex,

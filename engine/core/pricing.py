@@ -11,6 +11,7 @@ import msgspec
 
 from engine.model.events import OrderPlaced
 from engine.format.program import Version
+from engine.model.state import Order
 
 
 @lru_cache(maxsize=256)
@@ -217,7 +218,7 @@ def kept_amount(order, incl_tax: bool) -> int:
     return order.kept_incl if incl_tax else order.kept_ex
 
 
-def with_kept_amounts(order):
+def with_kept_amounts(order: Order) -> Order:
     """The order with its kept amounts computed from its lines and returns."""
     kept_ex, kept_incl = kept_amounts(order.lines, order.returned_by_line())   # one pass over the lines for both
     return msgspec.structs.replace(order, kept_ex=kept_ex, kept_incl=kept_incl)

@@ -6,17 +6,19 @@ months of daily sums and the months between, however long the member's history i
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Optional
+from typing import Iterable, Optional
+from zoneinfo import ZoneInfo
 
 from engine.core.journal import Journal
 from engine.core.pricing import kept_amount
 from engine.format.program import Tiers
 from engine.model.state import CountedAmounts, MemberState, Order
-from engine.model.timeutil import local_date, start_of
+from engine.model.timeutil import Month, Period, local_date, month_add, month_of, months_between, start_of
 
-Months = dict[int, tuple[int, int, tuple[tuple[int, int, int], ...]]]
+Months = dict[Month, tuple[int, int, tuple[tuple[int, int, int], ...]]]
+Counted = tuple[int, Month, int, int]    # (date ordinal, its month, ex. tax, incl. tax)
 
 
 def order_amount(order: Order, measure: str) -> int:
@@ -27,7 +29,7 @@ def order_amount(order: Order, measure: str) -> int:
     return kept_amount(order, measure == "items_incl_tax")
 
 
-def first_day(window, day: date) -> date:
+def first_day(window: Period, day: date) -> date:
     """The first day of a window of ``window`` that ends on ``day``: the day after ``day`` shifted
     back by the window, the way a period of time is counted (12 months ending 2026-03-01 run from
     2025-03-02), so a year's window holds 365 or 366 days, never a day more (AND-10, ANS-2)."""
@@ -36,13 +38,13 @@ def first_day(window, day: date) -> date:
 
 # --- running sums -----------------------------------------------------------------------------
 
-def _day(at: datetime, tz) -> tuple[int, int]:
-    """(date ordinal, month key) of an instant's local day."""
+def _day(at: datetime, tz: ZoneInfo) -> tuple[int, Month]:
+    """(date ordinal, month) of an instant's local day."""
     d = local_date(at, tz)
-    return d.toordinal(), d.year * 12 + d.month - 1
+    return d.toordinal(), month_of(d)
 
 
-def _contribution(order: Optional[Order], tz) -> tuple[Optional[tuple], Optional[tuple]]:
+def _contribution(order: Optional[Order], tz: ZoneInfo) -> tuple[Optional[Counted], Optional[Counted]]:
     """What an order adds to the sums by placement and by shipment: ((day, month, ex, incl) or None) each."""
     if order is None or order.guest or order.status == "cancelled":
         return None, None
@@ -52,7 +54,7 @@ def _contribution(order: Optional[Order], tz) -> tuple[Optional[tuple], Optional
     return placed, shipped
 
 
-def _add(journal: Journal, months: Months, c: tuple[int, int, int, int], sign: int) -> None:
+def _add(journal: Journal, months: Months, c: Counted, sign: int) -> None:
     """Add (sign +1) or take away (-1) one order's amounts on its day. A month's days stay a
     sorted tuple without empty days (a tuple: a month is replaced whole, never changed)."""
     day, month, ex, incl = c
@@ -81,8 +83,7 @@ def _add(journal: Journal, months: Months, c: tuple[int, int, int, int], sign: i
         journal.pop(months, month)
 
 
-def _move(journal: Journal, months: Months, before: Optional[tuple[int, int, int, int]],
-          after: Optional[tuple[int, int, int, int]]) -> None:
+def _move(journal: Journal, months: Months, before: Optional[Counted], after: Optional[Counted]) -> None:
     if before == after:
         return
     if before is not None:
@@ -91,7 +92,7 @@ def _move(journal: Journal, months: Months, before: Optional[tuple[int, int, int
         _add(journal, months, after, +1)
 
 
-def record_order(journal: Journal, state: MemberState, old: Optional[Order], new: Order, tz: tzinfo) -> None:
+def record_order(journal: Journal, state: MemberState, old: Optional[Order], new: Order, tz: ZoneInfo) -> None:
     """Write ``new`` into the member's orders (replacing ``old``) and move the running sums."""
     journal.set(state.orders, new.id, new)
     counted = state.counted
@@ -101,7 +102,7 @@ def record_order(journal: Journal, state: MemberState, old: Optional[Order], new
     _move(journal, counted.shipped, shipped_before, shipped_after)
 
 
-def counted_of(state: MemberState, tz: tzinfo) -> CountedAmounts:
+def counted_of(state: MemberState, tz: ZoneInfo) -> CountedAmounts:
     """The running sums counted afresh from the member's orders (a state stored before it kept them)."""
     counted = CountedAmounts()
     journal = Journal(state)     # nothing to undo: the sums are new
@@ -113,27 +114,28 @@ def counted_of(state: MemberState, tz: tzinfo) -> CountedAmounts:
 
 
 @lru_cache(maxsize=1024)
-def _window_days(window, today: date) -> tuple[int, int, int, int]:
+def _window_days(window: Period, today: date) -> tuple[int, int, Month, Month]:
     """(first day, last day, first month, last month) of the window ending on ``today``: date
-    ordinals and month keys (one per day, so cached)."""
+    ordinals and months (one per day, so cached)."""
     first = first_day(window, today)
-    return (first.toordinal(), today.toordinal(), first.year * 12 + first.month - 1,
-            today.year * 12 + today.month - 1)
+    return first.toordinal(), today.toordinal(), month_of(first), month_of(today)
 
 
-def _range_sum(months: dict, days: tuple[int, int, int, int], incl: bool) -> int:
+def _range_sum(months: Months, days: tuple[int, int, Month, Month], incl: bool) -> int:
     """Σ from day ``first`` to day ``last`` (date ordinals, inclusive): the months between from
     their totals, the two end months day by day, months with nothing skipped."""
     first, last, first_month, last_month = days
     k = 1 if incl else 0      # (ex, incl, days) in a month; (day, ex, incl) in its days
     total = 0
-    if len(months) <= last_month - first_month + 1:
+    span = months_between(first_month, last_month)
+    in_window: Iterable[tuple[Month, tuple[int, int, tuple[tuple[int, int, int], ...]]]]
+    if len(months) <= span:
         in_window = months.items()
     else:   # a long history: look up only the window's months
-        in_window = ((m, months[m]) for m in range(first_month, last_month + 1) if m in months)
+        in_window = ((m, months[m]) for m in (month_add(first_month, n) for n in range(span)) if m in months)
     for month, record in in_window:
         if first_month < month < last_month:
-            total += record[k]
+            total += record[1] if incl else record[0]
         elif first_month <= month <= last_month:
             for day in record[2]:
                 if first <= day[0] <= last:
@@ -143,7 +145,7 @@ def _range_sum(months: dict, days: tuple[int, int, int, int], incl: bool) -> int
 
 # --- the window -------------------------------------------------------------------------------
 
-def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz: tzinfo) -> int:
+def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz: ZoneInfo) -> int:
     """Purchases counted in the window that ends just before ``at`` (the window's first day 00:00
     on): the running sums of its whole days, less what was counted on ``at``'s own day at ``at`` or
     later (only a member whose clock has reached ``at`` has any: events stamped the same moment,
@@ -169,12 +171,12 @@ def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz: tzinfo) ->
 
 def _counted_on(months: Months, day: date) -> bool:
     """Whether anything is counted on ``day``."""
-    record = months.get(day.year * 12 + day.month - 1)
+    record = months.get(month_of(day))
     ordinal = day.toordinal()
     return record is not None and any(d == ordinal for d, _, _ in record[2])
 
 
-def tier_at(tiers: Optional[Tiers], state: MemberState, at: datetime, tz) -> tuple[Optional[str], int]:
+def tier_at(tiers: Optional[Tiers], state: MemberState, at: datetime, tz: ZoneInfo) -> tuple[Optional[str], int]:
     if tiers is None:
         return None, 0
     amount = window_amount(tiers, state, at, tz)

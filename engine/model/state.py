@@ -14,11 +14,12 @@ engine/store/codec.py).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
+from typing import Any, Optional
 
 import msgspec
 
 from engine.model.events import Redeem
+from engine.model.timeutil import Month
 
 STATES = ("valid", "pending", "held", "used", "expired", "void")
 # A lot re-expressed in a new unit by a program revision (RC-6) ends as "converted"; its value
@@ -85,8 +86,8 @@ class Order(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     delivered_at: Optional[datetime] = None
     points_used: int = 0            # units spent on the order as a discount
     exchange_units: int = 0         # units spent on reward items (not returnable)
-    rewards: tuple = ()             # ((reward, qty), ...)
-    fees: tuple = ()                # ((kind, ex_tax, tax_rate), ...)
+    rewards: tuple[tuple[Any, ...], ...] = ()   # ((reward, qty), ...)
+    fees: tuple[tuple[Any, ...], ...] = ()      # ((kind, ex_tax, tax_rate), ...)
     used_lots: tuple[str, ...] = () # the lots those units were spent from (restored on return)
     points_restored: int = 0        # units given back after cancellation / returns
     earned: int = 0                 # units the order currently earns (after returns)
@@ -110,7 +111,7 @@ class Deferred(msgspec.Struct, frozen=True, kw_only=True):
     """Requests that arrived after their deadline: they go with the member's next delivery."""
 
     source: str
-    exchanges: tuple = ()          # ((reward, qty), ...)
+    exchanges: tuple[tuple[Any, ...], ...] = ()   # ((reward, qty), ...)
     redeem: Optional[Redeem] = None
 
 
@@ -140,10 +141,10 @@ class PendingGift(msgspec.Struct, frozen=True, kw_only=True):
     stage: str
     number: int
     round: int = 1                   # the top level's gifts again: 2, 3 ...
-    due: str                         # "YYYY-MM"
+    due: Month
     notice: bool = False             # a notice goes out before it
     noticed: bool = False
-    deferred_from: Optional[str] = None   # "YYYY-MM" it first fell due in, when a pause moved it
+    deferred_from: Optional[Month] = None   # the month it first fell due in, when a pause moved it
     # due ``after_months`` after the month gift ``after_gift`` (same stage and round) was sent; until
     # then ``due`` counts from that gift's own due month
     after_gift: Optional[int] = None
@@ -163,7 +164,7 @@ class LadderState(msgspec.Struct, kw_only=True):
     status: str = "none"             # active | paused | cancelled | opted_out | none
     level: Optional[str] = None
     since: Optional[datetime] = None # when the level was reached (counters reset)
-    month: str = ""                  # "YYYY-MM": the month the clock is in (its start was evaluated)
+    month: Month = Month("")         # the month the clock is in (its start was evaluated)
     months: int = 0                  # counted months of the level, months closed so far
     month_counts: bool = False       # the current month counts (it began active, or the member joined in it)
     amount: int = 0                  # yen counted in the level
@@ -250,13 +251,13 @@ def _soonest(lots: list["Lot"]) -> Optional[date]:
 
 class CountedAmounts(msgspec.Struct, kw_only=True):
     """What the member's orders count for a tier, by month, by placement and by shipment
-    (engine/core/tiers.py keeps them): month key (year * 12 + month - 1) -> (ex, incl, days), the
+    (engine/core/tiers.py keeps them): month -> (ex, incl, days), the
     kept lines' items ex. and incl. tax, and ``days`` the same per local day as
     ((date ordinal, ex, incl), ...). A tier window is then the months between its ends plus the
     days of its two end months, whatever the length of the member's history."""
 
-    placed: dict[int, tuple[int, int, tuple[tuple[int, int, int], ...]]] = {}
-    shipped: dict[int, tuple[int, int, tuple[tuple[int, int, int], ...]]] = {}
+    placed: dict[Month, tuple[int, int, tuple[tuple[int, int, int], ...]]] = {}
+    shipped: dict[Month, tuple[int, int, tuple[tuple[int, int, int], ...]]] = {}
 
     def copy(self) -> "CountedAmounts":
         return CountedAmounts(placed=dict(self.placed), shipped=dict(self.shipped))   # values are tuples
@@ -269,7 +270,7 @@ class MemberState(msgspec.Struct, kw_only=True):
     registered: bool = False
     registered_at: Optional[datetime] = None
     birthday: Optional[date] = None
-    attributes: dict = {}
+    attributes: dict[str, Any] = {}
     clock: Optional[datetime] = None          # the member's own clock: time of its last event or happening
     version: int = 0                          # the program version in force for this member
     lots: list[Lot] = []                      # open lots: pending, valid, held
@@ -285,7 +286,7 @@ class MemberState(msgspec.Struct, kw_only=True):
     subscriptions: dict[str, str] = {}        # subscription id -> active | paused | cancelled
     sub_history: list[SubChange] = []         # every status change, in time order
     sub_streak: int = 0                       # consecutive months with a subscription order
-    sub_last_month: Optional[str] = None      # "YYYY-MM" of the last subscription order
+    sub_last_month: Optional[Month] = None    # the month of the last subscription order
     subscription_orders: int = 0              # subscription orders ever placed
     carry: int = 0                            # yen counted toward the next threshold grant (RC-2)
     expiry_cap: Optional[date] = None         # while cancelled: no unit is valid past this day (RC-9)
@@ -354,11 +355,11 @@ class Effect(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     member: str
     at: str
-    detail: dict = {}
+    detail: dict[str, Any] = {}
     rule: str = ""
 
 
-def member_status(subscriptions: dict) -> str:
+def member_status(subscriptions: dict[str, str]) -> str:
     """The member's overall subscription status: active if any subscription is, else paused if any
     is, else cancelled if any was ever held, else none."""
     statuses = set(subscriptions.values())

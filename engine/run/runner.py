@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Optional
 import msgspec
 
 from engine.core.apply import apply
-from engine.core.earning import RowChoices
+from engine.core.earning import RowChoices, remembering
 from engine.model.errors import EventRejected
 from engine.model.events import BadEvent, decode_event, printable
 from engine.format.program import Program
@@ -140,7 +140,8 @@ class Runner:
                                     "at": event.at, "code": "refusal.recorded", "args": {"detail": refused[1]}})
             return
         try:
-            outcome = apply(self.program, self.state_of(event.member), event, self.choices)
+            with remembering(self.choices):
+                outcome = apply(self.program, self.state_of(event.member), event)
         except EventRejected as rej:
             reason = rej.describe(event.id)
             result.rejected.append({"event": event.id, "field": rej.field, "reason": reason, "rule": rej.rule,

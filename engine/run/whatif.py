@@ -22,7 +22,7 @@ import msgspec
 from engine.format.program import Program, Ruled
 from engine.model.events import OrderPlaced, decode_event
 from engine.model.state import MemberState
-from engine.model.timeutil import local_date
+from engine.model.timeutil import local_date, month_of
 from engine.run.report import as_of, state_at
 
 POINT_METRICS = ("granted", "used", "expired", "void", "outstanding", "cost_yen", "liability_yen")
@@ -219,7 +219,7 @@ def _figures(program: Program, view: MemberState, when: datetime, values, versio
             yen = lot.amount * value
             f.cost_yen += yen
             _add(side.by_rule, lot.rule, "cost_yen", yen)
-            month = lot.granted_at.astimezone(program.tz).strftime("%Y-%m")
+            month = month_of(lot.granted_at.astimezone(program.tz).date())
             side.cost_by_month[month] = side.cost_by_month.get(month, 0) + yen
     for order in view.orders.values():
         if order.guest:

@@ -2,15 +2,15 @@
 and the id of every applied event so a replay skips it (X-4)."""
 from __future__ import annotations
 
-from datetime import tzinfo
 from typing import Optional
+from zoneinfo import ZoneInfo
 
 from engine.store.base import Store
 from engine.store.memory import MemoryStore
 from engine.store.sqlite import SQLiteStore
 
 
-def open_store(url: str, program_id: str, zone: Optional[tzinfo] = None) -> Store:
+def open_store(url: str, program_id: str, zone: Optional[ZoneInfo] = None) -> Store:
     """The ledger at ``url`` for program ``program_id``; ``zone``, the program's time zone, lets it
     read states stored by an older engine (engine/store/codec.py)."""
     if url.startswith(("postgresql://", "postgres://")):

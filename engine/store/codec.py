@@ -4,12 +4,13 @@ are present and exact.
 A state stored in the current layout (state.LAYOUT) decodes as it is. One stored before (no
 ``layout``: written by an engine that kept its totals as "not known" - None, -1 - or without them)
 is upgraded once as it is read: its open-lot totals, its orders' kept amounts and, where missing,
-its tier sums are counted from its lots and orders. The next save writes it in the current layout.
+its tier sums are counted from its lots and orders (sums kept by month index are keyed by month).
+The next save writes it in the current layout.
 """
 from __future__ import annotations
 
-from datetime import tzinfo
 from typing import Any, Optional
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -23,7 +24,7 @@ _decode = msgspec.json.Decoder(MemberState).decode
 _raw = msgspec.json.Decoder().decode
 
 
-def decode_state(blob: bytes | str, zone: Optional[tzinfo]) -> MemberState:
+def decode_state(blob: bytes | str, zone: Optional[ZoneInfo]) -> MemberState:
     """A stored state, in the current layout. ``zone``: the program's time zone (a state stored
     before it kept its tier sums has them counted by local day); None if the caller has no program."""
     try:
@@ -35,11 +36,21 @@ def decode_state(blob: bytes | str, zone: Optional[tzinfo]) -> MemberState:
     return _upgraded(raw, zone)
 
 
-def _upgraded(raw: dict[str, Any], zone: Optional[tzinfo]) -> MemberState:
+def _by_month(counted: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Tier sums keyed by month index (year x 12 + month - 1, as text), the old key, by Month."""
+    def month(key: str) -> str:
+        if not key.isdigit():
+            return key
+        year, month0 = divmod(int(key), 12)
+        return f"{year:04d}-{month0 + 1:02d}"
+    return {measure: {month(k): v for k, v in (sums or {}).items()} for measure, sums in counted.items()}
+
+
+def _upgraded(raw: dict[str, Any], zone: Optional[ZoneInfo]) -> MemberState:
     """A state of an older layout: its totals counted afresh from what it holds."""
     counted = raw.get("counted")
     raw.update(layout=LAYOUT, open_balance=msgspec.to_builtins(OpenBalance()),
-               counted=counted if counted is not None else {})
+               counted=_by_month(counted) if counted is not None else {})
     kept_missing = []
     for order_id, order in (raw.get("orders") or {}).items():
         if not isinstance(order, dict):

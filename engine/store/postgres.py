@@ -48,8 +48,9 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from operator import itemgetter
-from datetime import datetime, tzinfo
+from datetime import datetime
 from typing import Iterator, Optional
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -229,7 +230,7 @@ class PostgresStore:
     # A replay may lock and commit a chunk of events at once (``lock_chunk``); False on Citus.
     chunks = True
 
-    def __init__(self, url: str, program_id: str, zone: Optional[tzinfo] = None):
+    def __init__(self, url: str, program_id: str, zone: Optional[ZoneInfo] = None):
         import psycopg
 
         self._psycopg = psycopg

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from datetime import datetime, tzinfo
+from datetime import datetime
 from typing import Iterator, Optional
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -79,7 +80,7 @@ def _guarded(method):
 
 
 class SQLiteStore:
-    def __init__(self, path: str, program_id: str, zone: Optional[tzinfo] = None):
+    def __init__(self, path: str, program_id: str, zone: Optional[ZoneInfo] = None):
         self.path = path
         self.zone = zone   # the program's time zone: an older state's tier sums are counted by it (codec)
         try:
@@ -231,7 +232,7 @@ class SQLiteStore:
         at_obj = at_text = None
         booked = booked_at.isoformat() if booked_at is not None else None
         for e in entries:
-            if e.at is not at_obj:   # an event's entries share one time: its text once (isoformat costs 3 µs)
+            if e.at is not at_obj:   # an event's entries share one time: its text is made once
                 at_obj, at_text = e.at, e.at.isoformat()
             self._ledger_rows.append((e.member, at_text, e.source, e.action, e.lot, e.amount, e.from_state,
                                       e.to_state, e.rule, e.version, booked))
