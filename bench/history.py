@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from engine.core.pricing import with_kept_amounts
-from engine.core.tiers import settle_counted
-from engine.model.state import OPEN, Lot, MemberState, Order, OrderLine
+from engine.core.tiers import counted_of
+from engine.model.state import LAYOUT, OPEN, CountedAmounts, Lot, MemberState, Order, OrderLine, OpenBalance
 
 YEARS = 8
 
@@ -33,7 +33,8 @@ def long_history(program, n_lots: int, at: datetime, member: str = "long") -> Me
         orders[oid] = Order(id=oid, placed_at=placed, event=f"{oid}-e", course="one_off", guest=False,
                             payment_method="credit_card", card_brand="visa", tier="regular", version=version,
                             lines=(line,), status="delivered", shipped_at=placed + timedelta(days=1),
-                            delivered_at=placed + timedelta(days=2), earned=94, earn_rules=("AND-1",))
+                            delivered_at=placed + timedelta(days=2), earned=94, earn_rules=("AND-1",),
+                            kept_ex=0, kept_incl=0)
         for j in range(2):
             k = len(lots)
             if k >= n_lots:
@@ -47,11 +48,13 @@ def long_history(program, n_lots: int, at: datetime, member: str = "long") -> Me
                             ended_at=None if fresh else placed + timedelta(days=30),
                             ended_by=None if fresh else "spend"))
     # open lots (valid) and closed ones (used, expired) in their two lists, as the engine keeps them
-    state = MemberState(member=member, registered=True, registered_at=at - timedelta(days=365 * YEARS + 1),
+    state = MemberState(member=member, layout=LAYOUT, open_balance=OpenBalance(), counted=CountedAmounts(),
+                        registered=True, registered_at=at - timedelta(days=365 * YEARS + 1),
                         clock=at - timedelta(hours=1), version=version,
                         lots=[lot for lot in lots if lot.state in OPEN], closed=[lot for lot in lots if lot.state not in OPEN],
                         lot_seq=len(lots), orders={oid: with_kept_amounts(o) for oid, o in orders.items()},
                         rolling_expires_on=(at + timedelta(days=300)).date())
-    state.settle_open_totals()   # the running totals every applied event leaves in a state
-    settle_counted(state, program.tz)
+    # the running totals every applied event keeps
+    state.open_balance = OpenBalance.of(state.lots)
+    state.counted = counted_of(state, program.tz)
     return state

@@ -87,7 +87,7 @@ def once(lines: list[bytes], kind: str, jobs: int, transport: str | None = None)
         gc.collect()
         cpu, start = _cpu(), time.perf_counter()
         if jobs == 1:
-            store = open_store(spec, program.id)
+            store = open_store(spec, program.id, program.tz)
             result = Runner(program, store).run(lines)
             store.close()
         else:

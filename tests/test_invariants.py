@@ -56,9 +56,10 @@ from engine.run.runner import RunResult, Runner
 from engine.model.state import CONVERTED, STATES, MemberState, OpenBalance
 from engine.store.memory import MemoryStore
 from engine.core.clock import _next as clock_next
-from engine.core.tiers import counted_of, window_by_orders, window_by_sums
+from engine.core.pricing import kept_amount
+from engine.core.tiers import counted_of, first_day, window_amount
 from engine.store.sqlite import SQLiteStore
-from engine.model.timeutil import parse_instant
+from engine.model.timeutil import local_date, parse_instant, start_of
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = os.environ.get("LOYALTY_RELIABILITY", "").lower() == "long"
@@ -539,30 +540,28 @@ def check_member(state: MemberState, entries: list, program: Program) -> None:
         assert rebuilt.get(name, 0) == balances.get(name, 0), \
             f"{who}: the ledger says {name} = {rebuilt.get(name, 0)}, the state says {balances.get(name, 0)}"
     # the running totals a quote and the clock read (state.OpenBalance) equal a fresh sum of the lots
-    if state.open_balance is not None:
-        kept, scanned = state.open_totals(), OpenBalance.of(state.lots)
-        assert (kept.valid, kept.pending, kept.held, kept.rolling_valid, kept.soonest) == (
-            scanned.valid, scanned.pending, scanned.held, scanned.rolling_valid, scanned.soonest), \
-            f"{who}: running totals {kept} but the open lots sum to {scanned}"
-        assert (kept.valid, kept.pending, kept.held) == (balances["valid"], balances["pending"], balances["held"])
+    kept, scanned = state.open_balance, OpenBalance.of(state.lots)
+    assert (kept.valid, kept.pending, kept.held, kept.rolling_valid, kept.soonest) == (
+        scanned.valid, scanned.pending, scanned.held, scanned.rolling_valid, scanned.soonest), \
+        f"{who}: running totals {kept} but the open lots sum to {scanned}"
+    assert (kept.valid, kept.pending, kept.held) == (balances["valid"], balances["pending"], balances["held"])
     # the next happening the state remembers (engine/core/clock.py) is the one the clock finds afresh
     if state.due_for == program.digest:
         found = clock_next(program, state)
         assert state.due_at == (found[0] if found is not None else None), \
             f"{who}: remembers its next happening at {state.due_at}, the clock finds {found}"
     # the tier sums by day and month (engine/core/tiers.py) equal a fresh count of the orders
-    if state.counted is not None:
-        fresh = counted_of(state, program.tz)
-        assert state.counted == fresh, f"{who}: running tier sums {state.counted} but the orders give {fresh}"
-        # and a tier window read from them equals the window counted order by order, for the
-        # windows of every version with tiers, a second after the member's clock and months later
-        for version in program.versions:
-            if version.tiers is None or state.clock is None:
-                continue
-            for later in (timedelta(seconds=1), timedelta(days=40), timedelta(days=200), timedelta(days=400)):
-                at = state.clock + later
-                assert window_by_sums(version.tiers, state.counted, at, program.tz) == \
-                    window_by_orders(version.tiers, state, at, program.tz), f"{who}: tier window at {at}"
+    fresh = counted_of(state, program.tz)
+    assert state.counted == fresh, f"{who}: running tier sums {state.counted} but the orders give {fresh}"
+    # and a tier window read from them equals the window counted order by order, for the
+    # windows of every version with tiers, at the member's clock, a second after it and months later
+    for version in program.versions:
+        if version.tiers is None or state.clock is None:
+            continue
+        for later in (timedelta(0), timedelta(seconds=1), timedelta(days=40), timedelta(days=200), timedelta(days=400)):
+            at = state.clock + later
+            assert window_amount(version.tiers, state, at, program.tz) == \
+                window_order_by_order(version.tiers, state, at, program.tz), f"{who}: tier window at {at}"
     for e in entries:
         assert e.amount > 0, f"{who}: ledger entry of {e.amount}"
         assert e.from_state not in FINAL or e.from_state == e.to_state, \
@@ -573,6 +572,20 @@ def check_member(state: MemberState, entries: list, program: Program) -> None:
         # no rule of manda makes points; only an operator's points.granted does (CONTRACT.md event)
         made = [lot for lot in state.all_lots() if lot.kind not in ("grant", "limited")]
         assert not made, f"{who}: manda has no points, yet its rules made lots: {made}"
+
+
+def window_order_by_order(tiers, state: MemberState, at: datetime, tz) -> int:
+    """The tier window counted from the orders themselves: every order counted from the window's
+    first day 00:00 up to just before ``at`` (what engine/core/tiers.py's running sums must give)."""
+    since = start_of(first_day(tiers.window, local_date(at, tz)), tz)
+    total = 0
+    for order in state.orders.values():
+        if order.guest or order.status == "cancelled":
+            continue
+        counted_at = order.placed_at if tiers.counts_from == "placed" else order.shipped_at
+        if counted_at is not None and since <= counted_at < at:
+            total += kept_amount(order, tiers.measure == "items_incl_tax")
+    return total
 
 
 def check_stage_never_drops(state: MemberState, program: Program) -> None:

@@ -1,26 +1,28 @@
 """The pure core: (program, member state, event) → (new state, ledger entries, effects).
 
-No I/O and no global state: the input state is never changed (the core works on a copy), so a
-rejected event leaves the caller's state exactly as it was, and any store can apply the outcome
-in one transaction.
+No I/O and no global state. The event changes the member's state in place and writes how to take
+each change back into an undo journal (engine/core/journal.py), so its cost is what it touches,
+not the member's history. A rejected event (or any failure on the way) plays the journal back:
+the caller's state is exactly as it was, nothing half-applied, and any store can apply the
+outcome in one transaction (or undo it, ``Outcome.undo``, when it cannot record it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from engine.core import bonuses, ladder, orders, returns, subscriptions
 from engine.core.clock import advance
-from engine.format.messages import rejected
-from engine.model.events import (MemberRegistered, MemberUpdated, OrderCancelled, OrderDelivered, OrderPlaced, OrderReturned,
-                     OrderShipped, PointsGranted, PointsHeld, PointsReleased, ReviewPosted, SubscriptionCancelled,
-                     SubscriptionPaused, SubscriptionResumed, SubscriptionStarted)
 from engine.core.expiry import on_acquire
+from engine.core.journal import Journal
 from engine.core.lots import Change
+from engine.format.messages import rejected
 from engine.format.program import Program
-from engine.model.state import CountedAmounts, Entry, MemberState, OpenBalance
-from engine.core.tiers import settle_counted
+from engine.model.events import (Event, MemberRegistered, MemberUpdated, OrderCancelled, OrderDelivered, OrderPlaced,
+                                 OrderReturned, OrderShipped, PointsGranted, PointsHeld, PointsReleased, ReviewPosted,
+                                 SubscriptionCancelled, SubscriptionPaused, SubscriptionResumed, SubscriptionStarted)
+from engine.model.state import LAYOUT, CountedAmounts, Effect, Entry, MemberState, OpenBalance
 from engine.model.timeutil import parse_day, parse_instant
 
 
@@ -28,10 +30,17 @@ from engine.model.timeutil import parse_day, parse_instant
 class Outcome:
     state: MemberState
     entries: list[Entry] = field(default_factory=list)
-    effects: list = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    journal: Optional[Journal] = field(default=None, repr=False, compare=False)
+
+    def undo(self) -> None:
+        """Take the event back: the state as it was before it (a caller that could not record it)."""
+        if self.journal is not None:
+            self.journal.rollback()
+            self.journal = None
 
 
-def event_time(program: Program, event) -> datetime:
+def event_time(program: Program, event: Any) -> datetime:
     try:
         return parse_instant(event.at, program.tz)
     except ValueError as exc:
@@ -39,11 +48,13 @@ def event_time(program: Program, event) -> datetime:
 
 
 def new_member(member: str) -> MemberState:
-    return MemberState(member=member, open_balance=OpenBalance(), counted=CountedAmounts())
+    return MemberState(member=member, layout=LAYOUT, open_balance=OpenBalance(), counted=CountedAmounts())
 
 
-def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
-    """Apply one event to one member. Raises EventRejected (nothing changed) when it cannot apply."""
+def apply(program: Program, state: Optional[MemberState], event: Event) -> Outcome:
+    """Apply one event to one member: ``state`` becomes the member's new state (the outcome's, the
+    same object; None: a new member). Raises EventRejected when it cannot apply, ``state`` then
+    exactly as it was."""
     at = event_time(program, event)
     if state is None or not state.registered:
         if isinstance(event, MemberRegistered):
@@ -61,13 +72,21 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
         raise rejected("event.out_of_order", "at",
                        detail=f"arrives out of order: {event.at} is before this member's last event or happening "
                               f"({state.clock.isoformat()}); events of one member must come in time order")
-    state = state.copy()
-    state.settle_open_totals()
-    settle_counted(state, program.tz)
+    journal = Journal(state)
+    journal.own_ladder()
+    try:
+        return _apply(program, journal, event, at)
+    except BaseException:
+        journal.rollback()
+        raise
+
+
+def _apply(program: Program, journal: Journal, event: Event, at: datetime) -> Outcome:
+    state = journal.state
     entries: list[Entry] = []
-    effects: list = []
-    advance(program, state, at, entries, effects, before_event=True)
-    change = Change(program, state, event.id, at)
+    effects: list[Effect] = []
+    advance(program, state, at, entries, effects, before_event=True, journal=journal)
+    change = Change(program, state, event.id, at, journal)
     state.due_for = ""      # the event changes the state: its next happening is looked for again below
     _dispatch(change, event)
     ladder.after_event(change, event)   # a version's ladder follows subscriptions and orders
@@ -79,10 +98,9 @@ def apply(program: Program, state: Optional[MemberState], event) -> Outcome:
     # instant reads as it is) holds nothing overdue: points given back by a cancellation whose
     # validity ended while they were spent expire at once (AND-5, expired points stay expired).
     after_entries: list[Entry] = []
-    after_effects: list = []
-    advance(program, state, at, after_entries, after_effects, before_event=True)
-    state.settle_open_totals()
-    return Outcome(state, entries + change.entries + after_entries, effects + change.effects + after_effects)
+    after_effects: list[Effect] = []
+    advance(program, state, at, after_entries, after_effects, before_event=True, journal=journal)
+    return Outcome(state, entries + change.entries + after_entries, effects + change.effects + after_effects, journal)
 
 
 def _registered(change: Change, event: MemberRegistered) -> None:
@@ -94,12 +112,12 @@ def _registered(change: Change, event: MemberRegistered) -> None:
     bonuses.on_event(change, "member.registered")
 
 
-def _subscription(change: Change, event) -> None:
+def _subscription(change: Change, event: Any) -> None:
     subscriptions.change_subscription(change, type(event).__struct_config__.tag.split(".")[1], event.subscription)
 
 
-# What each event type does to a member (one lookup an event instead of a chain of isinstance).
-_HANDLERS = {
+# What each event type does to a member.
+_HANDLERS: dict[type, Callable[[Change, Any], None]] = {
     MemberRegistered: _registered,
     MemberUpdated: lambda change, event: _member_fields(change.state, event),
     OrderPlaced: orders.place,
@@ -118,11 +136,11 @@ _HANDLERS = {
 }
 
 
-def _dispatch(change: Change, event) -> None:
+def _dispatch(change: Change, event: Event) -> None:
     _HANDLERS[type(event)](change, event)
 
 
-def _member_fields(state: MemberState, event) -> None:
+def _member_fields(state: MemberState, event: MemberRegistered | MemberUpdated) -> None:
     if event.birthday is not None:
         try:
             state.birthday = date.fromisoformat(event.birthday)

@@ -55,7 +55,7 @@ def on_event(change: Change, trigger: str, product: Optional[str] = None) -> Non
             continue
         _grant(change, bonus)
     if trigger == "review.posted" and product is not None and product not in change.state.reviewed:
-        change.state.reviewed.append(product)
+        change.journal.append(change.state.reviewed, product)
 
 
 def next_birthday(state: MemberState, program: Program) -> Optional[datetime]:

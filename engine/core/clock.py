@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Optional
 
 from engine.core import bonuses, expiry, ladder, migration, returns
+from engine.core.journal import Journal
 from engine.core.lots import Change
 from engine.format.program import Program, Version
 from engine.model.state import Effect, Entry, MemberState, Timer
@@ -61,13 +62,16 @@ def next_due(program: Program, state: MemberState) -> Optional[datetime]:
 
 
 def advance(program: Program, state: MemberState, to: datetime, entries: list[Entry], effects: list[Effect],
-            before_event: bool = False) -> MemberState:
-    """Fire every happening due up to ``to`` (inclusive) on ``state`` (changed in place: the caller
-    passes its own copy). Ledger entries and effects are appended to the given lists.
+            before_event: bool = False, journal: Optional[Journal] = None) -> MemberState:
+    """Fire every happening due up to ``to`` (inclusive) on ``state``, changed in place: the
+    changes go into ``journal`` (an event's, engine/core/apply.py), or the caller passes a copy
+    of its own (a view). Ledger entries and effects are appended to the given lists.
 
     ``before_event``: the core is on its way to an event at ``to``. A ladder's month evaluation due
     exactly then waits until after the events stamped that instant (it fires on the way to the next
     event or report): a pause or resumption at 00:00 on the 1st is the state the month begins in."""
+    if journal is None:
+        journal = Journal(state)
     while True:
         if _remembered(program, state) and (state.due_at is None or state.due_at > to):
             break       # known: nothing falls due by then
@@ -80,7 +84,7 @@ def advance(program: Program, state: MemberState, to: datetime, entries: list[En
         at, _, kind, what = nxt
         when = max(at, state.clock) if state.clock else at
         local = at.astimezone(program.tz).date().isoformat()
-        change = Change(program, state, f"{kind}@{local}", when)
+        change = Change(program, state, f"{kind}@{local}", when, journal)
         if kind == "version" and isinstance(what, Version):
             state.version = what.number
             if state.registered:
@@ -88,7 +92,7 @@ def advance(program: Program, state: MemberState, to: datetime, entries: list[En
         elif kind == "expiry" and isinstance(what, date):
             expiry.expire(change, what)
         elif kind == "timer" and isinstance(what, Timer):
-            state.timers.remove(what)
+            journal.remove(state.timers, what)
             change.source = f"restore@{local}:{what.source}"
             if what.order is not None:     # a restore's timer always names its order
                 returns.do_restore(change, what.order, what.amount, what.rule)
@@ -98,7 +102,6 @@ def advance(program: Program, state: MemberState, to: datetime, entries: list[En
             ladder.on_month(change)
         bonuses.settle_debt(change)     # as after an event: nothing valid while owing
         state.clock = when
-        state.settle_open_totals()
         entries.extend(change.entries)
         effects.extend(change.effects)
     return state

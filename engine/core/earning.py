@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 from datetime import date
 from fractions import Fraction
-from typing import Any, Optional, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator, Optional, Sequence
 
 import msgspec
 
@@ -12,9 +14,31 @@ from engine.core.pricing import Line, exact_nets, frac, tax_parts
 from engine.format.program import Earning, RateRow
 
 
-# Row choices an Earning remembers (Earning.chosen) before it starts afresh: a bound on memory when
-# rows read per-line values such as unit_price; not a program number.
-_CHOSEN_MAX = 4096
+
+class RowChoices:
+    """Rate-row choices remembered between orders by whoever keeps a program loaded (the runner,
+    the Engine's quotes): a choice depends only on the values the rows read (Earning.order_names,
+    Earning.line_key), so it is looked up rather than made again, with the same answer. The
+    caller passes it (``compute_earn``, ``orders.plan_order``) or names it for the events it
+    applies (``remembering``)."""
+
+    # choices kept per earning before starting afresh: a bound on memory when rows read per-line
+    # values such as unit_price; not a program number
+    LIMIT = 4096
+
+    __slots__ = ("_by_earning",)
+
+    def __init__(self) -> None:
+        # id(earning) -> (the earning, kept alive so its id stays its own; key -> choice)
+        self._by_earning: dict[int, tuple[Earning, dict[Any, Any]]] = {}
+
+    def of(self, earning: Earning) -> dict[Any, Any]:
+        hit = self._by_earning.get(id(earning))
+        if hit is None:
+            hit = self._by_earning[id(earning)] = (earning, {})
+        elif len(hit[1]) >= self.LIMIT:
+            hit[1].clear()
+        return hit[1]
 
 
 class EarnResult(msgspec.Struct, frozen=True, gc=False):
@@ -23,6 +47,21 @@ class EarnResult(msgspec.Struct, frozen=True, gc=False):
     units: int
     rules: tuple[str, ...]
     main_rule: str = ""     # the rate row that produced the most (the rule a lot records, X-3)
+
+
+# the choices of the caller applying events now (``remembering``); None: choose every row afresh
+_REMEMBERED: ContextVar[Optional[RowChoices]] = ContextVar("remembered_row_choices", default=None)
+
+
+@contextmanager
+def remembering(choices: RowChoices) -> Iterator[None]:
+    """Within the block, an earn that is given no ``choices`` uses these (the runner's, for the
+    events it applies: the core's signatures stay those of a pure function)."""
+    token = _REMEMBERED.set(choices)
+    try:
+        yield
+    finally:
+        _REMEMBERED.reset(token)
 
 
 def _row_for(rows: Sequence[RateRow], env: dict[str, Any], on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
@@ -38,10 +77,10 @@ def _row_for(rows: Sequence[RateRow], env: dict[str, Any], on: date) -> tuple[Op
         if row.campaign:
             # a campaign row: the rate the rows below give the line, multiplied, plus the addition;
             # a line no row below takes earns nothing under the campaign either
-            below, rate = _row_for(rows[i + 1:], env, on)
-            if below is None or rate is None:
+            below, under = _row_for(rows[i + 1:], env, on)
+            if below is None or under is None:
                 return None, None
-            return row, rate * (row.multiply if row.multiply is not None else 1) + (row.add or 0)
+            return row, under * (row.multiply if row.multiply is not None else 1) + (row.add or 0)
         rate = row.rate_for(env)
         if rate is None:
             continue
@@ -67,7 +106,7 @@ def invoice_factors(lines: Sequence[Line], nets: Sequence[int | Fraction], retur
     for i, line in enumerate(lines):
         kept = line.qty - returned[i] if returned else line.qty
         if kept > 0:
-            kept_nets[line.tax_rate] = kept_nets.get(line.tax_rate, 0) + Fraction(nets[i]) * kept / line.qty
+            kept_nets[line.tax_rate] = kept_nets.get(line.tax_rate, Fraction(0)) + Fraction(nets[i]) * kept / line.qty
     factors = {}
     for rate, exact in kept_nets.items():
         if exact > 0:
@@ -111,17 +150,20 @@ def _ratio(amount: int | Fraction) -> tuple[int, int]:
 
 
 def compute_earn(earning: Optional[Earning], lines: Sequence[Line], order_env: dict[str, Any], on: date,
-                 returned: Optional[Sequence[int]] = None) -> EarnResult:
+                 returned: Optional[Sequence[int]] = None, choices: Optional[RowChoices] = None) -> EarnResult:
     """Units an order earns: floor(Σ line base × line rate), exact in integers (X-5: floored once
     per order, so two lines of 4,750 at 1% earn 95, not 47 + 47). ``order_env`` carries course,
     tier, payment method... for the rows' conditions. ``lines`` are an order's lines
     (state.OrderLine, pricing.PricedLine: their points_share add up to the yen of points used);
-    ``returned`` (units by line position) leaves their kept quantities."""
+    ``returned`` (units by line position) leaves their kept quantities; ``choices``: rate-row
+    choices remembered from earlier orders (None: every line's row is chosen afresh)."""
     if earning is None:
         return EarnResult(0, ())
     parts = []
     rules = [earning.rule]
-    chosen = earning.chosen
+    if choices is None:
+        choices = _REMEMBERED.get()
+    chosen = choices.of(earning) if choices is not None else None
     plain = earning.base == "items_ex_tax" and not earning.after_points   # the base is the line's net amount
     order_key = (on if earning.dated else None, *[order_env.get(n) for n in earning.order_names])
     line_key = earning.line_key
@@ -131,17 +173,17 @@ def compute_earn(earning: Optional[Earning], lines: Sequence[Line], order_env: d
     factors = invoice_factors(lines, nets, returned) if nets is not None and earning.base == "items_incl_tax" else {}
     for i, line in enumerate(lines):
         key: Any = (order_key, line_key(line)) if line_key is not None else order_key
-        try:
-            hit = chosen.get(key)
-        except TypeError:   # a value that cannot be a key (never from decoded events): choose afresh
-            hit, key = None, None
+        hit: Optional[tuple[Optional[RateRow], int, int]] = None
+        if chosen is not None:
+            try:
+                hit = chosen.get(key)
+            except TypeError:   # a value that cannot be a key (never from decoded events): choose afresh
+                key = None
         if hit is None:
             row, rate = _choose(earning, order_env, line, on)
             # the rate as integers: Fraction's numerator and denominator are Python properties
             hit = (row, rate.numerator, rate.denominator) if row is not None and rate is not None else (None, 0, 1)
-            if key is not None:
-                if len(chosen) >= _CHOSEN_MAX:
-                    chosen.clear()
+            if chosen is not None and key is not None:
                 chosen[key] = hit
         row, rate_num, rate_den = hit
         if row is None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Optional
-
-import msgspec
+from zoneinfo import ZoneInfo
 
 from engine.core.lots import Change
-from engine.model.state import member_status
+from engine.model.state import OPEN, Lot, MemberState, member_status
 from engine.model.timeutil import local_date, month_end, start_of
 
 
@@ -18,19 +17,22 @@ def on_acquire(change: Change, fixed_on: Optional[date] = None) -> tuple[Optiona
     expiry = change.version.expiry
     if fixed_on is not None:
         return fixed_on, False
+    period = expiry.period
+    if period is None:   # no expiry (the loader gives rolling and per-grant expiry a period)
+        return None, False
     today = local_date(change.at, change.program.tz)
     if expiry.kind == "rolling":
-        change.state.rolling_expires_on = expiry.period.after(today)
+        change.state.rolling_expires_on = period.after(today)
         return None, True
     if expiry.kind == "per_grant":
-        return expiry.period.after(today), False
+        return period.after(today), False
     return None, False
 
 
-def next_expiry(state, tz) -> Optional[tuple[datetime, date]]:
+def next_expiry(state: MemberState, tz: ZoneInfo) -> Optional[tuple[datetime, date]]:
     """When the next valid lot expires: 00:00 of the day after its last valid day. From the
     running totals (state.OpenBalance), not a scan of the lots."""
-    bal = state.open_totals()
+    bal = state.open_balance
     soonest = bal.soonest
     if bal.rolling_valid and state.rolling_expires_on is not None and (soonest is None or state.rolling_expires_on < soonest):
         soonest = state.rolling_expires_on
@@ -40,7 +42,7 @@ def next_expiry(state, tz) -> Optional[tuple[datetime, date]]:
 
 
 @lru_cache(maxsize=4096)
-def _day_after_start(day: date, tz) -> datetime:
+def _day_after_start(day: date, tz: ZoneInfo) -> datetime:
     return start_of(day + timedelta(days=1), tz)
 
 
@@ -49,14 +51,15 @@ def expire(change: Change, on: date) -> None:
     state = change.state
     expiry = change.version.expiry
 
-    def due(lot) -> bool:
+    def due(lot: Lot) -> bool:
         last = state.lot_expires_on(lot)
-        return last is not None and last <= on
+        return lot.state == "valid" and last is not None and last <= on
 
-    for lot in [lot for lot in state.lots if lot.state == "valid" and due(lot)]:
+    def rule_of(lot: Lot) -> str:
         # a limited-time lot expires by its own rule (AND-6), every other by the expiry rule
-        rule = lot.rule if lot.kind == "limited" else (expiry.rule or lot.rule)
-        change.move(lot.amount, "valid", "expired", "expire", rule, where=lambda l, i=lot.id: l.id == i)
+        return lot.rule if lot.kind == "limited" else (expiry.rule or lot.rule)
+
+    change.end_each(due, "expired", "expire", rule_of)
 
 
 def on_subscription_cancel(change: Change) -> None:
@@ -72,11 +75,9 @@ def on_subscription_cancel(change: Change) -> None:
     state = change.state
     # units the member receives while cancelled (a revision's conversion, a gift) end then too
     state.expiry_cap = limit
-    change.rewrote_lots()
-    for i, lot in enumerate(state.lots):
-        if lot.state not in ("valid", "held", "pending"):
-            continue
+
+    def later(lot: Lot) -> bool:
         own = state.lot_expires_on(lot)
-        if own is None or own > limit:
-            state.lots[i] = msgspec.structs.replace(lot, expires_on=limit, rolling=False)
-            change.entry("shorten", state.lots[i], lot.amount, lot.state, lot.state, rule)
+        return lot.state in OPEN and (own is None or own > limit)
+
+    change.redate(later, "shorten", rule, limit)

@@ -31,7 +31,7 @@ Effects: ``gift.due`` and ``notice.due`` (``at`` = the first day of the month th
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
@@ -46,30 +46,24 @@ from engine.core.lots import Change
 from engine.core.tiers import order_amount as tier_order_amount
 from engine.format.program import Ladder, LadderLevel, LadderStep, Program
 from engine.model.state import member_status, Effect, LadderState, LevelChange, MemberState, Order, PendingGift
-from engine.model.timeutil import local_date, start_of
+from engine.model.timeutil import Month, local_date, month_add, month_first, month_of, start_of
 
 _SUBSCRIPTION_EVENTS = (SubscriptionStarted, SubscriptionPaused, SubscriptionResumed, SubscriptionCancelled)
 
 
-# --- months as "YYYY-MM" --------------------------------------------------------------------
+# --- months (timeutil.Month) ------------------------------------------------------------------
 
-def month_of(at: datetime, tz: ZoneInfo) -> str:
-    return local_date(at, tz).strftime("%Y-%m")
-
-
-def month_add(month: str, n: int) -> str:
-    y, m = map(int, month.split("-"))
-    k = y * 12 + (m - 1) + n
-    return f"{k // 12:04d}-{k % 12 + 1:02d}"
+def month_at(at: datetime, tz: ZoneInfo) -> Month:
+    """The month an instant falls in, in the program's zone."""
+    return month_of(local_date(at, tz))
 
 
-def month_start(month: str, tz: ZoneInfo) -> datetime:
-    y, m = map(int, month.split("-"))
-    return start_of(date(y, m, 1), tz)
+def month_start(month: Month, tz: ZoneInfo) -> datetime:
+    return start_of(month_first(month), tz)
 
 
-def _first_day(month: str) -> str:
-    return f"{month}-01"
+def _first_day(month: Month) -> str:
+    return month_first(month).isoformat()
 
 
 # --- the clock's monthly happening ------------------------------------------------------------
@@ -91,7 +85,7 @@ def on_month(change: Change) -> None:
     st = change.state.ladder
     if ladder is None or st is None or st.status not in ("active", "paused"):
         return
-    month = month_of(change.at, change.program.tz)
+    month = month_at(change.at, change.program.tz)
     if st.month_counts:
         st.months += 1
     st.month = month
@@ -107,7 +101,7 @@ def on_month(change: Change) -> None:
     _gifts(change, ladder, st, month)
 
 
-def _evaluate(change: Change, ladder: Ladder, st: LadderState, month: str) -> None:
+def _evaluate(change: Change, ladder: Ladder, st: LadderState, month: Month) -> None:
     i = ladder.index(st.level)
     level: LadderLevel = ladder.levels[i]
     if level.up is not None and i + 1 < len(ladder.levels) and level.up.met(st.months, st.amount):
@@ -129,9 +123,9 @@ def _restart_counters(change: Change, st: LadderState, level_id: str, reason: st
     st.history.append(LevelChange(at=change.at, level=level_id, reason=reason, rule=step.rule))
 
 
-def _schedule(ladder: Ladder, st: LadderState, level: LadderLevel, month: str, round_: int) -> None:
+def _schedule(ladder: Ladder, st: LadderState, level: LadderLevel, month: Month, round_: int) -> None:
     notice = ladder.notice
-    due: dict[int, str] = {}
+    due: dict[int, Month] = {}
     for gift in level.gifts:
         # a gift that follows another is due, for now, that many months after the other's due month
         start = due[gift.after_gift] if gift.after_gift is not None else month
@@ -141,7 +135,7 @@ def _schedule(ladder: Ladder, st: LadderState, level: LadderLevel, month: str, r
                                     after_gift=gift.after_gift, after_months=gift.after_months))
 
 
-def _gifts(change: Change, ladder: Ladder, st: LadderState, month: str) -> None:
+def _gifts(change: Change, ladder: Ladder, st: LadderState, month: Month) -> None:
     """Gifts due by ``month`` go out while the member is active, else wait for the resumption;
     a gift's notice goes out ``months_before`` its month, while the member is active."""
     keep = []
@@ -166,14 +160,14 @@ def _gifts(change: Change, ladder: Ladder, st: LadderState, month: str) -> None:
     st.gifts = keep
 
 
-def _emit_gift(change: Change, ladder: Ladder, gift: PendingGift, month: str) -> None:
+def _emit_gift(change: Change, ladder: Ladder, gift: PendingGift, month: Month) -> None:
     deferred = gift.deferred_from is not None
     rule = (ladder.defer_rule or ladder.gift_rule) if deferred else ladder.gift_rule
     extra = {"deferred_from": _first_day(gift.deferred_from)} if gift.deferred_from is not None else {}
     _emit(change, "gift.due", month, gift, rule or ladder.rule, **extra)
 
 
-def _emit(change: Change, type_: str, month: str, gift: PendingGift, rule: str, **extra: str) -> None:
+def _emit(change: Change, type_: str, month: Month, gift: PendingGift, rule: str, **extra: str) -> None:
     detail: dict[str, Any] = {"stage": gift.stage, "number": gift.number}
     if gift.round > 1:
         detail["round"] = gift.round
@@ -231,7 +225,7 @@ def _enrol(change: Change, ladder: Ladder) -> None:
     old = change.state.ladder
     first = ladder.levels[0].id
     # MAN-4 in general terms: the month the member joins counts, whatever day it joins on
-    st = LadderState(status="active", level=first, since=change.at, month=month_of(change.at, change.program.tz),
+    st = LadderState(status="active", level=first, since=change.at, month=month_at(change.at, change.program.tz),
                      month_counts=True, history=list(old.history) if old is not None else [])
     st.history.append(LevelChange(at=change.at, level=first, reason="enrol", rule=ladder.enrol_rule))
     change.state.ladder = st
@@ -244,7 +238,7 @@ def _resume(change: Change, ladder: Ladder) -> None:
     if st is None:
         return
     st.status = "active"
-    month = month_of(change.at, change.program.tz)
+    month = month_at(change.at, change.program.tz)
     st.gifts = [msgspec.structs.replace(g, due=month_add(month, 1)) if g.deferred_from is not None else g
                 for g in st.gifts]
     _gifts(change, ladder, st, month)

@@ -13,16 +13,14 @@ clock passes the version's effective date (X-2). Built from general operations:
 from __future__ import annotations
 
 from datetime import date
-from typing import Optional
-
-import msgspec
+from typing import Any, Optional
 
 from engine.core.earning import threshold_grant
 from engine.core.expiry import on_acquire
 from engine.format.expr import Attributes
 from engine.core.lots import Change
 from engine.format.program import MigrationStep, Version
-from engine.model.state import CONVERTED
+from engine.model.state import CONVERTED, Lot
 from engine.core.tiers import tier_at
 from engine.model.timeutil import local_date
 
@@ -39,20 +37,25 @@ def run(change: Change, version: Version) -> None:
 
 def convert_units(change: Change, step: MigrationStep, version: Version) -> None:
     state = change.state
+    if version.redemption is None:
+        raise ValueError(f"version {version.number}: convert_units needs the version's redemption (its unit value)")
     new_value = version.redemption.unit_value_yen
     old_value = step.from_unit_value
     per_unit, left = divmod(old_value, new_value)
     pool = 0
     pool_expiry: Optional[date] = None
-    old_lots = [lot for lot in state.lots if lot.state in ("valid", "held") and lot.version < version.number]
-    state.lots = [lot for lot in state.lots if not (lot.state in ("valid", "held") and lot.version < version.number)]
-    change.rewrote_lots()
-    for lot in old_lots:
+
+    def old(lot: Lot) -> bool:
+        return lot.state in ("valid", "held") and lot.version < version.number
+
+    def ended(lot: Lot) -> dict[str, Any]:
+        # the date it had: a rolling lot's is the member's rolling date now
+        return {"expires_on": state.lot_expires_on(lot), "ended_at": change.at, "ended_by": change.source}
+
+    def convert(lot: Lot) -> None:
+        """The units the old lot becomes, keeping its date; its remainder joins the pool."""
+        nonlocal pool, pool_expiry
         expires_on = state.lot_expires_on(lot)
-        ended = msgspec.structs.replace(lot, state=CONVERTED, ended_at=change.at, ended_by=change.source,
-                                        expires_on=expires_on)
-        change.closed().append(ended)
-        change.entry("convert", ended, lot.amount, lot.state, CONVERTED, step.rule)
         if step.per == "lot":   # the lot's whole value at once: only its own remainder is pooled
             made, rest = divmod(lot.amount * old_value, new_value)
         else:                   # each unit on its own
@@ -62,6 +65,8 @@ def convert_units(change: Change, step: MigrationStep, version: Version) -> None
         if expires_on is not None:
             if pool_expiry is None or (expires_on < pool_expiry if step.pool_expiry == "earliest" else expires_on > pool_expiry):
                 pool_expiry = expires_on
+
+    change.end_each(old, CONVERTED, "convert", lambda lot: step.rule, ended, then=convert)
     if pool:
         more, rest = divmod(pool, new_value)
         change.add_lot(more, "valid", step.rule, "conversion", expires_on=pool_expiry, action="convert")
@@ -91,6 +96,7 @@ def grant(change: Change, step: MigrationStep) -> None:
     if step.when is not None and not step.when.holds_in_happening(
             {"attributes": Attributes(state.attributes), "tier": tier, "product": None, "bought": False}):
         return
+    expires_on: Optional[date]
     if step.expires_on is not None:
         expires_on, rolling = step.expires_on, False
     else:

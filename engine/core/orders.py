@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from engine.core.earning import EarnResult, compute_earn, threshold_grant
+from engine.core.earning import EarnResult, RowChoices, compute_earn, threshold_grant
 from engine.format.messages import refusal, rejected
 from engine.model.answers import (Deferred as DeferredView, DeferredRequest, Earn, ExchangeQuote, Fee as FeeView,
                                   PerkView, Quote, Redemption, RewardLine, Totals)
@@ -16,13 +16,13 @@ from engine.model.events import OrderPlaced, Redeem
 
 from engine.core.expiry import on_acquire
 from engine.core.lots import Change, of_order
-from engine.core.pricing import Priced, invoice_items, price_order, spread, with_kept_amounts
+from engine.core.pricing import Priced, invoice_items, kept_amounts, price_order, spread
 from engine.format.program import Earning, Perk, Program, Version
 from engine.core.redemption import Limit, redeem_limit
 from engine.core.rewards import DeadlineCheck, ExchangePlan, check_deadlines, plan_exchange
 from engine.model.state import Deferred, Effect, MemberState, Order, OrderLine
 from engine.core.tiers import record_order, tier_at
-from engine.model.timeutil import local_date
+from engine.model.timeutil import local_date, month_add, month_of
 
 
 class Plan(msgspec.Struct, gc=False):
@@ -61,15 +61,12 @@ def subscription_month(state: MemberState, course: str, at: datetime, tz: ZoneIn
     if course != "subscription":
         return 0
     day = local_date(at, tz)
-    month = f"{day.year:04d}-{day.month:02d}"   # "YYYY-MM" (strftime costs three times as much)
+    month = month_of(day)
     last = state.sub_last_month
     if last == month:
         return state.sub_streak
-    if last is not None:
-        y, m = map(int, last.split("-"))
-        following = f"{y + m // 12:04d}-{m % 12 + 1:02d}"
-        if following == month:
-            return state.sub_streak + 1
+    if last is not None and month_add(last, 1) == month:
+        return state.sub_streak + 1
     return 1
 
 
@@ -97,7 +94,8 @@ def _requests(state: MemberState, cart: OrderPlaced, deadlines: tuple[DeadlineCh
     return exchanges, redeem, defer
 
 
-def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: datetime) -> Plan:
+def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: datetime,
+               choices: Optional[RowChoices] = None) -> Plan:
     version = program.version_at(at)
     tz = program.tz
     today = local_date(at, tz)
@@ -159,7 +157,7 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
         earn = EarnResult(units, (earning.rule,), earning.rule)
     elif earning is not None and (member or earning.guests_earn):
         env = order_env(cart.course, tier, cart.payment.method, cart.payment.brand, cart.guest, at, tz, month)
-        earn = compute_earn(earning, lines, env, today)
+        earn = compute_earn(earning, lines, env, today, choices=choices)
     else:
         earn = EarnResult(0, ())
     earn_state = "valid" if earning is not None and earning.pending_until == "placed" else "pending"
@@ -231,7 +229,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
     if plan.used_deferred:
         state.deferred = []
     if plan.defer is not None:
-        state.deferred.append(plan.defer)
+        change.journal.append(state.deferred, plan.defer)
     for perk in plan.perks:
         if perk.effect:
             change.effects.append(Effect(type=perk.effect, member=state.member,
@@ -239,25 +237,26 @@ def place(change: Change, cart: OrderPlaced) -> None:
                                          detail=dict(perk.detail, order=cart.order), rule=perk.rule))
     if cart.course == "subscription" and not cart.guest:
         state.sub_streak = plan.subscription_month
-        state.sub_last_month = local_date(change.at, change.program.tz).strftime("%Y-%m")
+        state.sub_last_month = month_of(local_date(change.at, change.program.tz))
         state.subscription_orders += 1
-    order = with_kept_amounts(Order(
+    lines = tuple(OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price,
+                            tax_rate=pl.tax_rate, tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex, gross_ex=pl.gross_ex,
+                            points_share=pl.points_share) for pl in plan.priced.lines)
+    kept_ex, kept_incl = kept_amounts(lines, ())
+    order = Order(
         id=cart.order, placed_at=change.at, event=change.source, course=cart.course, guest=cart.guest,
         payment_method=cart.payment.method, card_brand=cart.payment.brand, tier=plan.tier,
-        version=plan.version.number, points_used=plan.applied,
-        lines=tuple(OrderLine(sku=pl.sku, product=pl.product, qty=pl.qty, unit_price=pl.unit_price,
-                              tax_rate=pl.tax_rate, tags=pl.tags, pv=pl.pv, net_ex=pl.net_ex, gross_ex=pl.gross_ex,
-                              points_share=pl.points_share) for pl in plan.priced.lines),
+        version=plan.version.number, points_used=plan.applied, lines=lines, kept_ex=kept_ex, kept_incl=kept_incl,
         exchange_units=plan.exchange.units, rewards=tuple((r, q) for r, q, _ in plan.exchange.rewards),
         fees=tuple((f.kind, f.ex_tax, f.tax_rate) for f in plan.priced.fees),
         # threshold earning grants at placement only when it counts then (count_threshold below)
         used_lots=tuple(l.id for l in spent),
         earned=plan.earn.units if plan.version.earning and plan.version.earning.kind == "rate" else 0,
         earn_rules=plan.earn.rules,
-        subscription_month=plan.subscription_month))
+        subscription_month=plan.subscription_month)
     if _counts_at(change) == "placed":    # RC-0: the credit comes at the purchase
         order = count_threshold(change, order)
-    record_order(state, None, order, change.program.tz)
+    record_order(change.journal, state, None, order, change.program.tz)
 
 
 def _counts_at(change: Change) -> Optional[str]:
@@ -309,7 +308,7 @@ def ship(change: Change, order_id: str) -> None:
         # counted at shipment; also an order placed under a version that counted at shipment and
         # shipped under one that counts at placement (nothing is counted twice: `counted` says so)
         order = count_threshold(change, order)
-    record_order(change.state, old, order, change.program.tz)
+    record_order(change.journal, change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) == "shipped":   # no earning: nothing pending
         validate_earn(change, order)
 
@@ -325,7 +324,7 @@ def deliver(change: Change, order_id: str) -> None:
                                     shipped_at=order.shipped_at or change.at)
     if shipped_now and _counts_at(change) is not None and not order.counted:
         order = count_threshold(change, order)
-    record_order(change.state, old, order, change.program.tz)
+    record_order(change.journal, change.state, old, order, change.program.tz)
     if getattr(_earning_of(change, order), "pending_until", None) in ("shipped", "delivered"):
         validate_earn(change, order)
 

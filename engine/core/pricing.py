@@ -218,10 +218,8 @@ def invoice_items(lines: Sequence[Line], returned: Sequence[int] = (), incl_tax:
 
 
 def kept_amount(order: Order, incl_tax: bool) -> int:
-    """An order's kept lines as the invoice states them (see state.Order.kept_ex), from the
-    amounts stored on the order when it has them."""
-    known = order.kept_incl if incl_tax else order.kept_ex
-    return known if known >= 0 else invoice_items(order.lines, order.returned_by_line(), incl_tax)
+    """An order's kept lines as the invoice states them, ex. or incl. tax (state.Order.kept_ex)."""
+    return order.kept_incl if incl_tax else order.kept_ex
 
 
 def with_kept_amounts(order: Order) -> Order:

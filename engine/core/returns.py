@@ -46,8 +46,8 @@ def restore_used(change: Change, order: Order, units: int, rule: str, cancelled:
     if delay and (delay.years or delay.months or delay.days):
         local = change.at.astimezone(change.program.tz)
         due = datetime.combine(delay.after(local.date()), local.timetz())
-        change.state.timers.append(Timer(at=due, kind="restore", source=change.source, order=order.id,
-                                         amount=units, rule=rule))
+        change.journal.append(change.state.timers, Timer(at=due, kind="restore", source=change.source,
+                                                         order=order.id, amount=units, rule=rule))
     else:
         do_restore(change, order.id, units, rule)
 
@@ -72,7 +72,7 @@ def cancel(change: Change, order_id: str) -> None:
     remove_earned(change, order, order.earned - removed, rule)
     # a cancelled order ships nothing: the units of its rewards come back too
     restore_used(change, order, order.points_used + order.exchange_units - order.points_restored, rule, cancelled=True)
-    record_order(change.state, order, msgspec.structs.replace(
+    record_order(change.journal, change.state, order, msgspec.structs.replace(
         order, status="cancelled", earned=0, counted=0, points_restored=order.points_used + order.exchange_units),
         change.program.tz)
 
@@ -148,7 +148,7 @@ def return_lines(change: Change, event: OrderReturned) -> None:
     # (never below what earlier returns gave back: nothing is given twice)
     due = max(used_back(order, returned, all_back), order.points_restored)
     restore_used(change, order, due - order.points_restored, returns.rule)
-    record_order(change.state, order, with_kept_amounts(msgspec.structs.replace(
+    record_order(change.journal, change.state, order, with_kept_amounts(msgspec.structs.replace(
         order, returned_lines=returned, returned={}, earned=new_earned, counted=counted, points_restored=due,
         status="returned" if all_back else order.status)), change.program.tz)
 

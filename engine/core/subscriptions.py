@@ -24,11 +24,11 @@ def change_subscription(change: Change, what: str, sub_id: str) -> str:
     if current not in _ALLOWED[what]:
         raise rejected("subscription.state", "subscription", sub=sub_id, current=current, what=what)
     before = member_status(state.subscriptions)
-    state.subscriptions[sub_id] = _TO[what]
+    change.journal.set(state.subscriptions, sub_id, _TO[what])
     if what == "started":
         state.expiry_cap = None   # a restart ends the cancellation's cut for units received from now
-    state.sub_history.append(SubChange(at=change.at, subscription=sub_id, status=_TO[what],
-                                       member_status=member_status(state.subscriptions)))
+    change.journal.append(state.sub_history, SubChange(at=change.at, subscription=sub_id, status=_TO[what],
+                                                       member_status=member_status(state.subscriptions)))
     if what == "cancelled":
         on_subscription_cancel(change)
     return before

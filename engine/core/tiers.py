@@ -11,15 +11,14 @@ from functools import lru_cache
 from typing import Iterable, Optional
 from zoneinfo import ZoneInfo
 
-from engine.format.program import Tiers
+from engine.core.journal import Journal
 from engine.core.pricing import kept_amount
+from engine.format.program import Tiers
 from engine.model.state import CountedAmounts, MemberState, Order
-from engine.model.timeutil import Period, local_date, start_of
+from engine.model.timeutil import Month, Period, local_date, month_add, month_of, months_between, start_of
 
-# month key -> (ex. tax, incl. tax, the month's days as (date ordinal, ex. tax, incl. tax))
-Months = dict[int, tuple[int, int, tuple[tuple[int, int, int], ...]]]
-# an order's contribution to the sums: (date ordinal, month key, ex. tax, incl. tax)
-Amounts = tuple[int, int, int, int]
+Months = dict[Month, tuple[int, int, tuple[tuple[int, int, int], ...]]]
+Counted = tuple[int, Month, int, int]    # (date ordinal, its month, ex. tax, incl. tax)
 
 
 def order_amount(order: Order, measure: str) -> int:
@@ -37,21 +36,15 @@ def first_day(window: Period, day: date) -> date:
     return window.before(day) + timedelta(days=1)
 
 
-@lru_cache(maxsize=1024)
-def window_start(window: Period, day: date, tz: ZoneInfo) -> datetime:
-    """00:00 of the window's first day for a window ending on ``day`` (one per day, so cached)."""
-    return start_of(first_day(window, day), tz)
-
-
 # --- running sums -----------------------------------------------------------------------------
 
-def _day(at: datetime, tz: ZoneInfo) -> tuple[int, int]:
-    """(date ordinal, month key) of an instant's local day."""
+def _day(at: datetime, tz: ZoneInfo) -> tuple[int, Month]:
+    """(date ordinal, month) of an instant's local day."""
     d = local_date(at, tz)
-    return d.toordinal(), d.year * 12 + d.month - 1
+    return d.toordinal(), month_of(d)
 
 
-def _contribution(order: Optional[Order], tz: ZoneInfo) -> tuple[Optional[Amounts], Optional[Amounts]]:
+def _contribution(order: Optional[Order], tz: ZoneInfo) -> tuple[Optional[Counted], Optional[Counted]]:
     """What an order adds to the sums by placement and by shipment: ((day, month, ex, incl) or None) each."""
     if order is None or order.guest or order.status == "cancelled":
         return None, None
@@ -61,15 +54,15 @@ def _contribution(order: Optional[Order], tz: ZoneInfo) -> tuple[Optional[Amount
     return placed, shipped
 
 
-def _add(months: Months, c: Amounts, sign: int) -> None:
+def _add(journal: Journal, months: Months, c: Counted, sign: int) -> None:
     """Add (sign +1) or take away (-1) one order's amounts on its day. A month's days stay a
-    sorted tuple without empty days (shared, never changed, between a state and its copy)."""
+    sorted tuple without empty days (a tuple: a month is replaced whole, never changed)."""
     day, month, ex, incl = c
     ex, incl = sign * ex, sign * incl
     record = months.get(month)
     if record is None:
         if ex or incl:
-            months[month] = (ex, incl, ((day, ex, incl),))
+            journal.set(months, month, (ex, incl, ((day, ex, incl),)))
         return
     total_ex, total_incl, days = record
     for k, (d, e, i) in enumerate(days):
@@ -85,67 +78,61 @@ def _add(months: Months, c: Amounts, sign: int) -> None:
         if ex or incl:
             days = days + ((day, ex, incl),)
     if days:
-        months[month] = (total_ex + ex, total_incl + incl, days)
+        journal.set(months, month, (total_ex + ex, total_incl + incl, days))
     else:
-        months.pop(month, None)
+        journal.pop(months, month)
 
 
-def _move(months: Months, before: Optional[Amounts], after: Optional[Amounts]) -> None:
+def _move(journal: Journal, months: Months, before: Optional[Counted], after: Optional[Counted]) -> None:
     if before == after:
         return
     if before is not None:
-        _add(months, before, -1)
+        _add(journal, months, before, -1)
     if after is not None:
-        _add(months, after, +1)
+        _add(journal, months, after, +1)
 
 
-def record_order(state: MemberState, old: Optional[Order], new: Order, tz: ZoneInfo) -> None:
+def record_order(journal: Journal, state: MemberState, old: Optional[Order], new: Order, tz: ZoneInfo) -> None:
     """Write ``new`` into the member's orders (replacing ``old``) and move the running sums."""
-    state.orders[new.id] = new
+    journal.set(state.orders, new.id, new)
     counted = state.counted
-    if counted is None:
-        return   # not known: rebuilt by settle_counted
     placed_before, shipped_before = _contribution(old, tz)
     placed_after, shipped_after = _contribution(new, tz)
-    _move(counted.placed, placed_before, placed_after)
-    _move(counted.shipped, shipped_before, shipped_after)
+    _move(journal, counted.placed, placed_before, placed_after)
+    _move(journal, counted.shipped, shipped_before, shipped_after)
 
 
 def counted_of(state: MemberState, tz: ZoneInfo) -> CountedAmounts:
+    """The running sums counted afresh from the member's orders (a state stored before it kept them)."""
     counted = CountedAmounts()
+    journal = Journal(state)     # nothing to undo: the sums are new
     for order in state.orders.values():
         placed, shipped = _contribution(order, tz)
-        _move(counted.placed, None, placed)
-        _move(counted.shipped, None, shipped)
+        _move(journal, counted.placed, None, placed)
+        _move(journal, counted.shipped, None, shipped)
     return counted
 
 
-def settle_counted(state: MemberState, tz: ZoneInfo) -> None:
-    """Make the running sums known (one pass over the orders of a state stored before they existed)."""
-    if state.counted is None:
-        state.counted = counted_of(state, tz)
-
-
 @lru_cache(maxsize=1024)
-def _window_days(window: Period, today: date) -> tuple[int, int, int, int]:
+def _window_days(window: Period, today: date) -> tuple[int, int, Month, Month]:
     """(first day, last day, first month, last month) of the window ending on ``today``: date
-    ordinals and month keys (one per day, so cached)."""
+    ordinals and months (one per day, so cached)."""
     first = first_day(window, today)
-    return (first.toordinal(), today.toordinal(), first.year * 12 + first.month - 1,
-            today.year * 12 + today.month - 1)
+    return first.toordinal(), today.toordinal(), month_of(first), month_of(today)
 
 
-def _range_sum(months: Months, days: tuple[int, int, int, int], incl: bool) -> int:
+def _range_sum(months: Months, days: tuple[int, int, Month, Month], incl: bool) -> int:
     """Σ from day ``first`` to day ``last`` (date ordinals, inclusive): the months between from
     their totals, the two end months day by day, months with nothing skipped."""
     first, last, first_month, last_month = days
     k = 1 if incl else 0      # (ex, incl, days) in a month; (day, ex, incl) in its days
     total = 0
-    in_window: Iterable[tuple[int, tuple[int, int, tuple[tuple[int, int, int], ...]]]]
-    if len(months) <= last_month - first_month + 1:
+    span = months_between(first_month, last_month)
+    in_window: Iterable[tuple[Month, tuple[int, int, tuple[tuple[int, int, int], ...]]]]
+    if len(months) <= span:
         in_window = months.items()
     else:   # a long history: look up only the window's months
-        in_window = ((m, months[m]) for m in range(first_month, last_month + 1) if m in months)
+        in_window = ((m, months[m]) for m in (month_add(first_month, n) for n in range(span)) if m in months)
     for month, record in in_window:
         if first_month < month < last_month:
             total += record[1] if incl else record[0]
@@ -159,36 +146,34 @@ def _range_sum(months: Months, days: tuple[int, int, int, int], incl: bool) -> i
 # --- the window -------------------------------------------------------------------------------
 
 def window_amount(tiers: Tiers, state: MemberState, at: datetime, tz: ZoneInfo) -> int:
-    """Purchases counted in the window that ends just before ``at`` (the window's first day 00:00 on)."""
-    if state.counted is not None and (state.clock is None or at > state.clock):
-        return window_by_sums(tiers, state.counted, at, tz)
-    # An instant the member's clock has reached (events stamped the same moment): order by order.
-    return window_by_orders(tiers, state, at, tz)
-
-
-def window_by_sums(tiers: Tiers, counted: CountedAmounts, at: datetime, tz: ZoneInfo) -> int:
-    """The window from the running sums: right when every order was counted before ``at`` (the
-    member's clock is earlier), so the window is its first day to today, whole days."""
-    months = counted.placed if tiers.counts_from == "placed" else counted.shipped
-    return _range_sum(months, _window_days(tiers.window, local_date(at, tz)), tiers.measure == "items_incl_tax")
-
-
-def window_by_orders(tiers: Tiers, state: MemberState, at: datetime, tz: ZoneInfo) -> int:
-    """The window order by order (exact at any instant; the cost follows the orders in the window)."""
-    since = window_start(tiers.window, local_date(at, tz), tz)
-    incl = tiers.measure == "items_incl_tax"
+    """Purchases counted in the window that ends just before ``at`` (the window's first day 00:00
+    on): the running sums of its whole days, less what was counted on ``at``'s own day at ``at`` or
+    later (only a member whose clock has reached ``at`` has any: events stamped the same moment,
+    a quote for a moment before the member's last event)."""
+    today = local_date(at, tz)
     by_placement = tiers.counts_from == "placed"
-    total = 0
+    months = state.counted.placed if by_placement else state.counted.shipped
+    incl = tiers.measure == "items_incl_tax"
+    total = _range_sum(months, _window_days(tiers.window, today), incl)
+    if state.clock is None or at > state.clock or not _counted_on(months, today):
+        return total
+    start = start_of(today, tz)
     for order in reversed(state.orders.values()):
-        if by_placement and order.placed_at < since:
+        if by_placement and order.placed_at < start:
             break   # orders are kept in placement order
         if order.guest or order.status == "cancelled":
             continue
         counted_at = order.placed_at if by_placement else order.shipped_at
-        if counted_at is None or not (since <= counted_at < at):
-            continue
-        total += kept_amount(order, incl)
+        if counted_at is not None and at <= counted_at and local_date(counted_at, tz) == today:
+            total -= kept_amount(order, incl)
     return total
+
+
+def _counted_on(months: Months, day: date) -> bool:
+    """Whether anything is counted on ``day``."""
+    record = months.get(month_of(day))
+    ordinal = day.toordinal()
+    return record is not None and any(d == ordinal for d, _, _ in record[2])
 
 
 def tier_at(tiers: Optional[Tiers], state: MemberState, at: datetime, tz: ZoneInfo) -> tuple[Optional[str], int]:

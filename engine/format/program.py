@@ -110,13 +110,12 @@ class Earning(Ruled):
     per_yen: int = 0      # threshold: yen of cumulative purchases for each grant of `units`
     units: int = 1
     counts_at: str = "shipped"   # threshold: an order's amount joins the carry when placed | shipped
-    # What the rows read, worked out once (earning.compute_earn): the order's names, a key of the
-    # line's names, and whether any row has dates. A row choice depends on nothing else, so it is
-    # remembered by those values (a cache: the same answer as choosing again, bounded in size).
+    # What the rows read, worked out once: the order's names, a key of the line's names, and
+    # whether any row has dates. A row choice depends on nothing else, so whoever keeps the
+    # program loaded may remember choices by those values (engine/core/earning.RowChoices).
     order_names: tuple = field(init=False, compare=False, repr=False)
     line_key: Optional[Callable] = field(init=False, compare=False, repr=False)
     dated: bool = field(init=False, compare=False, repr=False)
-    chosen: dict = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         names: set[str] = set()
@@ -132,7 +131,6 @@ class Earning(Ruled):
         # the line's part of the key, read in C (one name: the value itself; several: a tuple)
         object.__setattr__(self, "line_key", attrgetter(*sorted(on_line)) if on_line else None)
         object.__setattr__(self, "dated", any(r.valid_from or r.valid_until for r in self.rates))
-        object.__setattr__(self, "chosen", {})
 
 
 # The names an earn row reads from the line itself (the rest come from the order).

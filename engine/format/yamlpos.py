@@ -72,7 +72,7 @@ class _Builder:
             return None
 
 
-# libyaml's CSafeLoader is ~6x faster than the pure-Python SafeLoader but recurses in C and
+# libyaml's CSafeLoader is preferred to the pure-Python SafeLoader, but it recurses in C and
 # crashes the process (segfault) on very deeply nested input. A document's nesting depth is at
 # most its flow brackets plus its indentation plus its block-sequence dashes on one line; under
 # this bound the C loader is safe, above it the pure-Python one answers with a clear error.

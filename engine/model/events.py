@@ -1,11 +1,11 @@
 """The events a shop sends (CONTRACT.md), as msgspec Structs.
 
-One definition gives the fast decoder (a few µs an event, errors such as
+One definition gives the decoder (errors such as
 ``Expected `int`, got `str` - at `$.lines[0].qty```) and, through ``msgspec.json.schema``,
 ``schema/event.schema.json`` (``python -m engine.model.events > schema/event.schema.json``).
 Unknown fields are ignored so integrators can extend events; names are never renamed.
 
-Ids carry no msgspec ``pattern`` (msgspec runs Python's ``re`` per string, ~0.8 µs an id): the
+Ids carry no msgspec ``pattern`` (msgspec would run Python's ``re`` on every string): the
 schema still states it, and ``_decode`` checks the ids only when the input could give a control
 character at all: an escape such as ``\\n`` or ``\\u0001``, or a DEL.
 """
@@ -22,7 +22,7 @@ from engine.model.errors import Refusal
 NonNeg = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 Positive = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
 # Ids are printable text: control characters (NUL above all) cannot be stored by every ledger.
-# The pattern is in the schema only; _decode enforces it (faster than msgspec's per-string regex).
+# The pattern is in the schema only; _decode enforces it, looking only where a control character can be.
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200, extra_json_schema={"pattern": ID_PATTERN})]
 When = Annotated[str, msgspec.Meta(

@@ -5,24 +5,30 @@ strings and tuples or dicts of them: they can never be part of a reference cycle
 declared ``gc=False`` and the garbage collector does not walk the millions of them a long
 replay keeps.
 
-Lots and orders are frozen msgspec Structs, replaced (never mutated) when they change, so a copy
-of a state is a copy of its lists and dicts and the input of the pure core is never touched.
-msgspec also makes the state cheap to store: one JSON blob a member.
+Lots and orders are frozen msgspec Structs, replaced (never mutated) when they change: the core
+changes a state's lists and dicts in place and keeps an undo journal of it (engine/core/journal.py),
+and a copy of a state is a copy of its lists and dicts. msgspec also makes the state cheap to
+store: one JSON blob a member, in the layout ``LAYOUT`` (a store's codec upgrades older ones once,
+engine/store/codec.py).
 """
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
+from typing import Any, Optional
 
 import msgspec
 
 from engine.model.events import Redeem
+from engine.model.timeutil import Month
 
 STATES = ("valid", "pending", "held", "used", "expired", "void")
 # A lot re-expressed in a new unit by a program revision (RC-6) ends as "converted"; its value
 # lives on in the lots the conversion made. Reported only where it occurs.
 CONVERTED = "converted"
 OPEN = frozenset(("pending", "valid", "held"))   # lots that can still change; the others are closed
+# The stored form of a member's state: 1 = running totals always present (open_balance, counted,
+# every order's kept amounts). A state without it was stored before (engine/store/codec.py).
+LAYOUT = 1
 
 
 class Lot(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -80,19 +86,19 @@ class Order(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     delivered_at: Optional[datetime] = None
     points_used: int = 0            # units spent on the order as a discount
     exchange_units: int = 0         # units spent on reward items (not returnable)
-    rewards: tuple = ()             # ((reward, qty), ...)
-    fees: tuple = ()                # ((kind, ex_tax, tax_rate), ...)
+    rewards: tuple[tuple[Any, ...], ...] = ()   # ((reward, qty), ...)
+    fees: tuple[tuple[Any, ...], ...] = ()      # ((kind, ex_tax, tax_rate), ...)
     used_lots: tuple[str, ...] = () # the lots those units were spent from (restored on return)
     points_restored: int = 0        # units given back after cancellation / returns
     earned: int = 0                 # units the order currently earns (after returns)
     earn_rules: tuple[str, ...] = ()
     counted: int = 0                # yen this order added to the threshold carry (RC-0/RC-2)
     subscription_month: int = 0     # consecutive subscription month of this order (AMA-1)
-    # the kept lines' amount as the invoice states it, ex. and incl. tax (pricing.invoice_items),
-    # set when the order is placed and when lines come back (with_returned): tiers and ladders sum
-    # them per quote without pricing every order again. -1: not known (a state stored before).
-    kept_ex: int = -1
-    kept_incl: int = -1
+    # the kept lines' amount as the invoice states it, ex. and incl. tax (pricing.kept_amounts),
+    # set when the order is written (placed, lines back): tiers and ladders sum them without
+    # pricing every order again
+    kept_ex: int
+    kept_incl: int
 
     def returned_by_line(self) -> tuple[int, ...]:
         """Units returned by line position (empty: none), from a state of either form."""
@@ -105,7 +111,7 @@ class Deferred(msgspec.Struct, frozen=True, kw_only=True):
     """Requests that arrived after their deadline: they go with the member's next delivery."""
 
     source: str
-    exchanges: tuple = ()          # ((reward, qty), ...)
+    exchanges: tuple[tuple[Any, ...], ...] = ()   # ((reward, qty), ...)
     redeem: Optional[Redeem] = None
 
 
@@ -135,10 +141,10 @@ class PendingGift(msgspec.Struct, frozen=True, kw_only=True):
     stage: str
     number: int
     round: int = 1                   # the top level's gifts again: 2, 3 ...
-    due: str                         # "YYYY-MM"
+    due: Month
     notice: bool = False             # a notice goes out before it
     noticed: bool = False
-    deferred_from: Optional[str] = None   # "YYYY-MM" it first fell due in, when a pause moved it
+    deferred_from: Optional[Month] = None   # the month it first fell due in, when a pause moved it
     # due ``after_months`` after the month gift ``after_gift`` (same stage and round) was sent; until
     # then ``due`` counts from that gift's own due month
     after_gift: Optional[int] = None
@@ -158,7 +164,7 @@ class LadderState(msgspec.Struct, kw_only=True):
     status: str = "none"             # active | paused | cancelled | opted_out | none
     level: Optional[str] = None
     since: Optional[datetime] = None # when the level was reached (counters reset)
-    month: str = ""                  # "YYYY-MM": the month the clock is in (its start was evaluated)
+    month: Month = Month("")         # the month the clock is in (its start was evaluated)
     months: int = 0                  # counted months of the level, months closed so far
     month_counts: bool = False       # the current month counts (it began active, or the member joined in it)
     amount: int = 0                  # yen counted in the level
@@ -175,33 +181,32 @@ class LadderState(msgspec.Struct, kw_only=True):
 
 
 class OpenBalance(msgspec.Struct, frozen=True, gc=False, kw_only=True, array_like=True):
-    """Running totals of the open lots, kept by every change (lots.Change) so a quote or the clock
-    never re-sums a member's lots: the cost of a balance does not grow with the history.
+    """Running totals of the open lots, kept exact by every lot change (engine/core/lots.Change),
+    so a quote or the clock never sums a member's lots.
 
     ``soonest`` is the earliest last day among valid lots with a date of their own; when the lot
-    that held it leaves, it is marked unknown and found again (one scan) when next needed."""
+    that held it leaves, the change that moved it looks for the next one (``with_soonest``)."""
 
     valid: int = 0
     pending: int = 0
     held: int = 0
     rolling_valid: int = 0               # valid units that expire with the member's rolling date
     soonest: Optional[date] = None
-    soonest_known: bool = True
 
     @staticmethod
     def of(lots: list["Lot"]) -> "OpenBalance":
         totals = {"valid": 0, "pending": 0, "held": 0}
         rolling = 0
-        soonest: Optional[date] = None
         for lot in lots:
             totals[lot.state] = totals.get(lot.state, 0) + lot.amount
-            if lot.state == "valid":
-                if lot.rolling:
-                    rolling += lot.amount
-                elif lot.expires_on is not None and (soonest is None or lot.expires_on < soonest):
-                    soonest = lot.expires_on
+            if lot.state == "valid" and lot.rolling:
+                rolling += lot.amount
         return OpenBalance(valid=totals["valid"], pending=totals["pending"], held=totals["held"],
-                           rolling_valid=rolling, soonest=soonest)
+                           rolling_valid=rolling, soonest=_soonest(lots))
+
+    def with_soonest(self, lots: list["Lot"]) -> "OpenBalance":
+        """These totals with the earliest last day found again among ``lots`` (the open lots)."""
+        return msgspec.structs.replace(self, soonest=_soonest(lots))
 
     def plus(self, lot: "Lot", amount: int) -> "OpenBalance":
         """``amount`` of ``lot`` (in the lot's state) joins the open lots."""
@@ -210,7 +215,7 @@ class OpenBalance(msgspec.Struct, frozen=True, gc=False, kw_only=True, array_lik
             if lot.rolling:
                 return msgspec.structs.replace(self, valid=self.valid + amount, rolling_valid=self.rolling_valid + amount)
             soonest = self.soonest
-            if self.soonest_known and lot.expires_on is not None and (soonest is None or lot.expires_on < soonest):
+            if lot.expires_on is not None and (soonest is None or lot.expires_on < soonest):
                 soonest = lot.expires_on
             return msgspec.structs.replace(self, valid=self.valid + amount, soonest=soonest)
         if st == "pending":
@@ -220,30 +225,39 @@ class OpenBalance(msgspec.Struct, frozen=True, gc=False, kw_only=True, array_lik
         return self
 
     def minus(self, lot: "Lot", amount: int) -> "OpenBalance":
-        """``amount`` of ``lot`` (in the lot's state) leaves its state; the whole lot if it is all of it."""
+        """``amount`` of ``lot`` (in the lot's state) leaves its state. ``soonest`` stays: when
+        ``holds_soonest`` says the lot held it, the caller finds it again (``with_soonest``)."""
         st = lot.state
         if st == "valid":
             if lot.rolling:
                 return msgspec.structs.replace(self, valid=self.valid - amount, rolling_valid=self.rolling_valid - amount)
-            known = self.soonest_known and not (amount == lot.amount and lot.expires_on is not None
-                                                and lot.expires_on == self.soonest)
-            return msgspec.structs.replace(self, valid=self.valid - amount, soonest_known=known)
+            return msgspec.structs.replace(self, valid=self.valid - amount)
         if st == "pending":
             return msgspec.structs.replace(self, pending=self.pending - amount)
         if st == "held":
             return msgspec.structs.replace(self, held=self.held - amount)
         return self
 
+    def holds_soonest(self, lot: "Lot", amount: int) -> bool:
+        """Whether ``amount`` of ``lot`` leaving may take the earliest last day with it."""
+        return (lot.state == "valid" and not lot.rolling and amount == lot.amount and lot.expires_on is not None
+                and lot.expires_on == self.soonest)
+
+
+def _soonest(lots: list["Lot"]) -> Optional[date]:
+    days = [lot.expires_on for lot in lots if lot.state == "valid" and not lot.rolling and lot.expires_on is not None]
+    return min(days) if days else None
+
 
 class CountedAmounts(msgspec.Struct, kw_only=True):
     """What the member's orders count for a tier, by month, by placement and by shipment
-    (engine/core/tiers.py keeps them): month key (year * 12 + month - 1) -> (ex, incl, days), the
+    (engine/core/tiers.py keeps them): month -> (ex, incl, days), the
     kept lines' items ex. and incl. tax, and ``days`` the same per local day as
     ((date ordinal, ex, incl), ...). A tier window is then the months between its ends plus the
     days of its two end months, whatever the length of the member's history."""
 
-    placed: dict[int, tuple[int, int, tuple[tuple[int, int, int], ...]]] = {}
-    shipped: dict[int, tuple[int, int, tuple[tuple[int, int, int], ...]]] = {}
+    placed: dict[Month, tuple[int, int, tuple[tuple[int, int, int], ...]]] = {}
+    shipped: dict[Month, tuple[int, int, tuple[tuple[int, int, int], ...]]] = {}
 
     def copy(self) -> "CountedAmounts":
         return CountedAmounts(placed=dict(self.placed), shipped=dict(self.shipped))   # values are tuples
@@ -251,10 +265,12 @@ class CountedAmounts(msgspec.Struct, kw_only=True):
 
 class MemberState(msgspec.Struct, kw_only=True):
     member: str
+    # the stored form (LAYOUT); required, so a state stored before it was kept is told apart
+    layout: int
     registered: bool = False
     registered_at: Optional[datetime] = None
     birthday: Optional[date] = None
-    attributes: dict = {}
+    attributes: dict[str, Any] = {}
     clock: Optional[datetime] = None          # the member's own clock: time of its last event or happening
     version: int = 0                          # the program version in force for this member
     lots: list[Lot] = []                      # open lots: pending, valid, held
@@ -270,16 +286,15 @@ class MemberState(msgspec.Struct, kw_only=True):
     subscriptions: dict[str, str] = {}        # subscription id -> active | paused | cancelled
     sub_history: list[SubChange] = []         # every status change, in time order
     sub_streak: int = 0                       # consecutive months with a subscription order
-    sub_last_month: Optional[str] = None      # "YYYY-MM" of the last subscription order
+    sub_last_month: Optional[Month] = None    # the month of the last subscription order
     subscription_orders: int = 0              # subscription orders ever placed
     carry: int = 0                            # yen counted toward the next threshold grant (RC-2)
     expiry_cap: Optional[date] = None         # while cancelled: no unit is valid past this day (RC-9)
     ladder: Optional["LadderState"] = None     # the member's place on the program's ladder (engine/core/ladder.py)
-    # running totals of the open lots; None: not known (a state built by hand or stored before
-    # they existed, or after a change that rewrote lots wholesale), found by one scan when needed
-    open_balance: Optional[OpenBalance] = None
-    # the orders' tier amounts by day and month (engine/core/tiers.py); None: not known, rebuilt once
-    counted: Optional[CountedAmounts] = None
+    # running totals of the open lots, exact after every change (engine/core/lots.Change)
+    open_balance: OpenBalance
+    # the orders' tier amounts by day and month (engine/core/tiers.py), exact after every order written
+    counted: CountedAmounts
     # When the member's next happening falls due (None: nothing scheduled), as the clock found it
     # after the last event, for the program file whose digest is ``due_for`` ("": not known). A
     # quote or the next event earlier than that skips looking (engine/core/clock.py).
@@ -287,14 +302,13 @@ class MemberState(msgspec.Struct, kw_only=True):
     due_for: str = ""
 
     def copy(self) -> "MemberState":
-        # Lots, orders and timers are frozen: copying the containers is enough for purity. The
-        # closed lots are shared: a change copies them before it touches them (lots.Change.closed).
+        """A state of its own (lots, orders and timers are frozen: copying the containers is enough),
+        for a view that fires happenings without touching the member's stored state."""
         return msgspec.structs.replace(
-            self, attributes=dict(self.attributes), lots=list(self.lots), orders=dict(self.orders),
-            reviewed=list(self.reviewed), timers=list(self.timers), deferred=list(self.deferred),
-            subscriptions=dict(self.subscriptions), sub_history=list(self.sub_history),
-            ladder=self.ladder.copy() if self.ladder is not None else None,
-            counted=self.counted.copy() if self.counted is not None else None)
+            self, attributes=dict(self.attributes), lots=list(self.lots), closed=list(self.closed),
+            orders=dict(self.orders), reviewed=list(self.reviewed), timers=list(self.timers),
+            deferred=list(self.deferred), subscriptions=dict(self.subscriptions), sub_history=list(self.sub_history),
+            ladder=self.ladder.copy() if self.ladder is not None else None, counted=self.counted.copy())
 
     def balances(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
@@ -307,26 +321,8 @@ class MemberState(msgspec.Struct, kw_only=True):
         """Every lot, open and closed, in the order they came into being."""
         return sorted(self.lots + self.closed, key=lambda lot: lot.seq)
 
-    def open_totals(self) -> OpenBalance:
-        """The running totals of the open lots. Pure: a state whose totals are not known (built by
-        hand, stored before they existed) gets them by one scan, not stored (settle_open_totals)."""
-        bal = self.open_balance
-        if bal is None:
-            return OpenBalance.of(self.lots)
-        if not bal.soonest_known:
-            return msgspec.structs.replace(bal, soonest=OpenBalance.of(self.lots).soonest, soonest_known=True)
-        return bal
-
-    def settle_open_totals(self) -> None:
-        """Make the running totals known (the core calls it on its own copy, before and after an
-        event), so a stored state always carries them and a quote reads them without a scan."""
-        bal = self.open_balance
-        if bal is None or not bal.soonest_known:
-            self.open_balance = self.open_totals()
-
     def valid_units(self) -> int:
-        bal = self.open_balance
-        return bal.valid if bal is not None else OpenBalance.of(self.lots).valid
+        return self.open_balance.valid
 
     def lot_expires_on(self, lot: Lot) -> Optional[date]:
         if lot.rolling and lot.state in ("valid", "held"):
@@ -359,11 +355,11 @@ class Effect(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     member: str
     at: str
-    detail: dict = {}
+    detail: dict[str, Any] = {}
     rule: str = ""
 
 
-def member_status(subscriptions: dict) -> str:
+def member_status(subscriptions: dict[str, str]) -> str:
     """The member's overall subscription status: active if any subscription is, else paused if any
     is, else cancelled if any was ever held, else none."""
     statuses = set(subscriptions.values())

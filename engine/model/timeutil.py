@@ -4,8 +4,32 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from typing import NamedTuple, Optional
+from typing import NamedTuple, NewType, Optional
 from zoneinfo import ZoneInfo
+
+# A calendar month as "YYYY-MM": the one form a month takes everywhere (a ladder's months and
+# gifts, subscription streaks, the tier sums by month). Four-digit years: months compare as text.
+Month = NewType("Month", str)
+
+
+def month_of(d: date) -> Month:
+    return Month(f"{d.year:04d}-{d.month:02d}")
+
+
+def month_add(month: Month, n: int) -> Month:
+    """The month ``n`` months after ``month`` (before it for n < 0)."""
+    k = int(month[:4]) * 12 + int(month[5:7]) - 1 + n
+    return Month(f"{k // 12:04d}-{k % 12 + 1:02d}")
+
+
+def month_first(month: Month) -> date:
+    return date(int(month[:4]), int(month[5:7]), 1)
+
+
+def months_between(first: Month, last: Month) -> int:
+    """How many months from ``first`` to ``last``, both counted (0 when last is before first)."""
+    n = (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7]) + 1
+    return max(n, 0)
 
 
 class Period(NamedTuple):
@@ -74,7 +98,6 @@ def parse_instant(text: str, tz: ZoneInfo) -> datetime:
         if at.tzinfo.utcoffset(at) == fixed_offset(tz):
             # the same instant and the same text, in the program's own zone object: datetimes that
             # share a tzinfo compare without calling it (the engine compares times everywhere).
-            # The constructor, not at.replace(tzinfo=...): 0.8 µs against 2.0 on CPython 3.11.
             at = datetime(at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond, tz)
     if not EARLIEST_YEAR <= at.year <= LATEST_YEAR:
         raise ValueError(f"year {at.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")

@@ -26,7 +26,6 @@ from typing import Callable, Iterable, Optional
 import msgspec
 
 from engine.core.clock import advance, next_due
-from engine.core.tiers import settle_counted
 from engine.format.program import Program
 from engine.model.state import MemberState
 from engine.model.timeutil import parse_instant, start_of
@@ -84,12 +83,9 @@ def step(program: Program, state: MemberState, through: datetime) -> Optional[tu
     if due is None or due > through:
         return None
     new = state.copy()
-    new.settle_open_totals()
-    settle_counted(new, program.tz)
     entries: list = []
     effects: list = []
     advance(program, new, through, entries, effects, before_event=True)
-    new.settle_open_totals()
     if not entries and not effects and _same(new, state):
         return None
     return new, entries, effects
@@ -233,7 +229,7 @@ def close_shard(text: bytes, filename: str, spec: str, through: datetime, booked
     from engine.store import open_store
 
     program = parse_program(text, filename)
-    store = open_store(spec, program.id)
+    store = open_store(spec, program.id, program.tz)
     try:
         return close_members(program, store, through, booked_at, members, CloseResult(through, booked_at))
     finally:

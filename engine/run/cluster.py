@@ -248,7 +248,7 @@ def _apply_shared(text: bytes, filename: str, spec: str, lines: list):
     key = (spec, program.id)
     store = _stores.get(key)
     if store is None:
-        store = _stores[key] = open_store(spec, program.id)
+        store = _stores[key] = open_store(spec, program.id, program.tz)
     try:
         return _tagged_run(Runner(program, store, batch=len(lines) + 1), lines)
     except BaseException:

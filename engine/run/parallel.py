@@ -441,7 +441,7 @@ def _worker_store(kind: str, spec: str, program: Program, seed, conn) -> RunStor
     if kind == "postgresql":
         from engine.store import open_store
 
-        return open_store(spec, program.id)
+        return open_store(spec, program.id, program.tz)
     if kind == "sqlite":
         return _Outcomes(seed[0], seed[1], lambda payload: conn.send(("batch", payload)))
     from engine.store import MemoryStore
@@ -575,7 +575,7 @@ def _sqlite_writer(store_spec: str, program: Program, shards: list[Shard]) -> _S
     from engine.store.sqlite import SQLiteStore
 
     try:
-        ledger = open_store(store_spec, program.id)
+        ledger = open_store(store_spec, program.id, program.tz)
         assert isinstance(ledger, SQLiteStore), "a SQLite --db opens a SQLite store"
     except StoreError as exc:
         raise ParallelError(str(exc)) from None

@@ -43,7 +43,8 @@ class Views:
     A view made at ``made_at`` (happenings fired up to then) holds for every later moment before
     its own next happening: a checkout that quotes the same member again and again between two
     events then pays for copying and advancing the member once. A view is used only for the very
-    state object it was made from, so an applied event (a new state) or a reload retires it."""
+    state object it was made from and until an event changes that state (``forget``: the runner
+    tells the shell) or a reload replaces it."""
 
     __slots__ = ("program", "_views")
     LIMIT = 10_000   # members whose views are kept before starting afresh: a bound on memory
@@ -62,6 +63,10 @@ class Views:
                 self._views.clear()
             self._views[state.member] = (state, at, next_due(self.program, view), view)
         return view
+
+    def forget(self, member: str) -> None:
+        """The member's state changed (an event applied to it in place): its view is made again."""
+        self._views.pop(member, None)
 
 
 def lot_view(program: Program, state: MemberState, lot: Lot) -> LotView:

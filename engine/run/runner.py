@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Optional, Union, cast
 import msgspec
 
 from engine.core.apply import apply
+from engine.core.earning import RowChoices, remembering
 from engine.model.errors import EventRejected, Refusal
 from engine.model.events import BadEvent, decode_event
 from engine.format.program import Program
@@ -42,6 +43,10 @@ _Line = Union[bytes, str, BadEvent]
 _encode_body = msgspec.json.Encoder().encode
 
 
+def _nothing(member: str) -> None:
+    pass
+
+
 def refusal_of_line(bad: BadEvent, line_no: Optional[int]) -> Refusal:
     """The run report's entry for a line that is no valid event."""
     return bad.refusal(line_no)
@@ -68,6 +73,10 @@ class Runner:
         # a store that can tell whether another process wrote since we last looked (SQLite)
         self._sees_writers = store.sees_writers
         self._chunked = False
+        # told the member of every applied event: its state changed in place (engine/core/apply.py),
+        # so whatever was made from it before (the shell's views of members) is out of date
+        self.on_applied: Callable[[str], None] = _nothing
+        self.choices = RowChoices()   # the program's rate-row choices, remembered between events
 
     def state_of(self, member: str) -> Optional[MemberState]:
         if self._sees_writers and self.store.changed_by_others():
@@ -124,15 +133,21 @@ class Runner:
                                            event=event.id, repeat=True, at=event.at))
             return
         try:
-            outcome = apply(self.program, self.state_of(event.member), event)
+            with remembering(self.choices):
+                outcome = apply(self.program, self.state_of(event.member), event)
         except EventRejected as rej:
             refusal = rej.refusal(event.id, event.at)
             result.rejected.append(refusal)
             self.store.reject(event.id, event.member, refusal.message, digest or event_digest(event))
             return
-        self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,
-                        outcome.entries, outcome.effects, _encode_body(event))
+        try:
+            self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,
+                            outcome.entries, outcome.effects, _encode_body(event))
+        except BaseException:
+            outcome.undo()   # not recorded: the member's state as the store still has it
+            raise
         self.cache[event.member] = outcome.state
+        self.on_applied(event.member)
         result.applied.append(event.id)
         result.effects.extend(outcome.effects)
         self._pending += 1

@@ -19,11 +19,10 @@ from typing import Optional
 
 import msgspec
 
-from engine.core.pricing import invoice_items
 from engine.format.program import Program, Ruled
 from engine.model.events import OrderPlaced, decode_event
 from engine.model.state import MemberState
-from engine.model.timeutil import local_date
+from engine.model.timeutil import local_date, month_of
 from engine.run.report import as_of, state_at
 
 POINT_METRICS = ("granted", "used", "expired", "void", "outstanding", "cost_yen", "liability_yen")
@@ -304,7 +303,7 @@ def _figures(program: Program, view: MemberState, when: datetime, values, versio
             yen = lot.amount * value
             f.cost_yen += yen
             _add(side.by_rule, lot.rule, "cost_yen", yen)
-            month = lot.granted_at.astimezone(program.tz).strftime("%Y-%m")
+            month = month_of(lot.granted_at.astimezone(program.tz).date())
             side.cost_by_month[month] = side.cost_by_month.get(month, 0) + yen
     for order in view.orders.values():
         if order.guest:
@@ -316,7 +315,7 @@ def _figures(program: Program, view: MemberState, when: datetime, values, versio
         side.order_tiers[order.id] = (view.member, order.tier, tiers_rule,
                                       local_date(order.placed_at, program.tz).isoformat())
         fee_rules = {fr.kind: fr.rule for fr in (v.exchange.fees if v.exchange is not None else ())}
-        items = order.kept_incl if order.kept_incl >= 0 else invoice_items(order.lines, order.returned_by_line())
+        items = order.kept_incl
         fees = 0
         for kind, ex_tax, rate in order.fees:
             incl = ex_tax + int(ex_tax * _frac(rate))

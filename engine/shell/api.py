@@ -9,6 +9,7 @@ from typing import Optional
 import msgspec
 
 from engine.core.apply import event_time, new_member
+from engine.core.earning import RowChoices
 from engine.model.errors import EventRejected
 from engine.model.events import OrderPlaced, decode_cart
 from engine.format.loader import load_program
@@ -32,9 +33,10 @@ class Engine:
 
     def __init__(self, program: Program | str | Path, store: Store | str = ":memory:"):
         self.program = program if isinstance(program, Program) else load_program(program)
-        self.store = open_store(store, self.program.id) if isinstance(store, str) else store
+        self.store = open_store(store, self.program.id, self.program.tz) if isinstance(store, str) else store
         self.runner = Runner(self.program, self.store)
         self.views = Views(self.program)   # members as of a quote's moment, kept between quotes
+        self.runner.on_applied = lambda member: self.views.forget(member)
 
     def apply(self, event: dict | bytes | str) -> RunResult:
         """Apply one event (or a JSON text of one). The result lists it as applied, skipped or rejected."""
@@ -57,7 +59,7 @@ class Engine:
         is no order.placed object."""
         if not isinstance(cart, OrderPlaced):
             cart = decode_cart(msgspec.json.encode(cart) if isinstance(cart, dict) else cart)
-        return quote_answer(self.program, self.runner.state_of(cart.member), cart, at, self.views)
+        return quote_answer(self.program, self.runner.state_of(cart.member), cart, at, self.views, self.runner.choices)
 
     def close(self, at: str | datetime, booked_at: Optional[datetime] = None, jobs: int = 1,
               cluster: Optional[str] = None) -> dict:
@@ -114,15 +116,16 @@ def _when(program: Program, at: str | datetime) -> datetime:
 
 
 def quote(program: Program, state, cart: OrderPlaced, at: Optional[str | datetime] = None,
-          views: Optional[Views] = None) -> dict:
+          views: Optional[Views] = None, choices: Optional[RowChoices] = None) -> dict:
     """The pure quote: (program, state, cart) → quote, as dicts (``quote_answer`` encoded)."""
-    return as_builtins(quote_answer(program, state, cart, at, views))
+    return as_builtins(quote_answer(program, state, cart, at, views, choices))
 
 
 def quote_answer(program: Program, state, cart: OrderPlaced, at: Optional[str | datetime] = None,
-                 views: Optional[Views] = None) -> Quote:
+                 views: Optional[Views] = None, choices: Optional[RowChoices] = None) -> Quote:
     """The pure quote: (program, state, cart) → Quote. ``at`` defaults to the cart's time.
-    ``views`` (the shell's) keeps the member's view between quotes; the result is the same."""
+    ``views`` and ``choices`` (the shell's) keep the member's view and the rate-row choices
+    between quotes; the result is the same."""
     try:
         when = _when(program, at) if at else event_time(program, cart)
     except EventRejected as exc:
@@ -135,7 +138,7 @@ def quote_answer(program: Program, state, cart: OrderPlaced, at: Optional[str | 
             view = views.as_of(base, when)
         else:
             view, _, _ = state_as_of(program, base, when)
-        out = quote_of(plan_order(program, view, cart, when))
+        out = quote_of(plan_order(program, view, cart, when, choices))
     except EventRejected as exc:   # a field the rules cannot price (a date out of range, ...)
         return Quote(errors=[exc.error()])
     if state is None and not cart.guest:

@@ -122,7 +122,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
                    "PostgreSQL URL): with --db :memory: the members would stay in the workers", err=True)
         sys.exit(1)
     try:
-        store = open_store(spec, program.id)
+        store = open_store(spec, program.id, program.tz)
     except (StoreError, ValueError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
@@ -271,7 +271,7 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool, lang: 
     try:
         # a quote changes nothing: a ledger that does not exist yet is not created for it
         store = open_store(spec.text if spec.kind != "sqlite" or Path(spec.text).exists() else ":memory:",
-                           program.id)
+                           program.id, program.tz)
     except (StoreError, ValueError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

@@ -2,13 +2,17 @@
 and the id of every applied event so a replay skips it (X-4)."""
 from __future__ import annotations
 
+from typing import Optional
+from zoneinfo import ZoneInfo
+
 from engine.store.base import DbSpec, RunStore, Store, StoreError, parse_db
 from engine.store.memory import MemoryStore
 from engine.store.sqlite import SQLiteStore
 
 
-def open_store(url: str, program_id: str) -> Store:
-    """The store a ``--db`` value names (``parse_db``), for ``program_id``'s ledger."""
+def open_store(url: str, program_id: str, zone: Optional[ZoneInfo] = None) -> Store:
+    """The store a ``--db`` value names (``parse_db``), for ``program_id``'s ledger; ``zone``, the
+    program's time zone, lets it read states stored by an older engine (engine/store/codec.py)."""
     spec = parse_db(url)
     if spec.kind == "postgresql":
         try:
@@ -17,10 +21,10 @@ def open_store(url: str, program_id: str) -> Store:
             raise ValueError("a PostgreSQL --db needs psycopg: pip install 'loyalty-engine[pg]'") from None
         from engine.store.postgres import PostgresStore
 
-        return PostgresStore(url, program_id)
+        return PostgresStore(url, program_id, zone)
     if spec.kind == "memory":
         return MemoryStore(program_id)
-    return SQLiteStore(url, program_id)
+    return SQLiteStore(url, program_id, zone)
 
 
 __all__ = ["DbSpec", "RunStore", "Store", "StoreError", "MemoryStore", "SQLiteStore", "open_store", "parse_db"]

@@ -21,7 +21,7 @@ class MemoryStore(Store):
         self.ledger: dict[str, list[Entry]] = {}
         self.effect_rows: list[dict] = []
         self.bodies: dict[str, list[bytes]] = {}   # member -> its applied events' bodies, in order (past views)
-        self._last_dt = None   # the latest clock saved (its text only when asked: isoformat costs 3 µs)
+        self._last_dt = None   # the latest clock saved (as a time: its text is made only when asked)
         self.close_rows: list[dict] = []
         self.booked_clock = wall_clock
 

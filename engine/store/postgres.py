@@ -51,11 +51,13 @@ from contextlib import contextmanager
 from operator import itemgetter
 from datetime import datetime
 from typing import Iterator, Optional
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from engine.model.state import Entry, MemberState
 from engine.store.base import Store, StoreError, wall_clock
+from engine.store.codec import decode_state
 
 # (version, name, statements). Append only: a released migration is never edited.
 MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
@@ -130,7 +132,6 @@ LATEST = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_xact_lock key: one migrator at a time
 
 _encode = msgspec.json.Encoder().encode
-_decode_state = msgspec.json.Decoder(MemberState).decode
 class _Unknown(enum.Enum):
     """The state under the lock is not read yet (None is a member without a state)."""
     UNKNOWN = 0
@@ -234,7 +235,7 @@ class PostgresStore(Store):
     # A replay may lock and commit a chunk of events at once (``lock_chunk``); False on Citus.
     chunks = True
 
-    def __init__(self, url: str, program_id: str):
+    def __init__(self, url: str, program_id: str, zone: Optional[ZoneInfo] = None):
         import psycopg
 
         self._psycopg = psycopg
@@ -242,6 +243,7 @@ class PostgresStore(Store):
         self.url = url
         self.name = f"PostgreSQL store {redact(url)}"
         self.program = program_id
+        self.zone = zone   # the program's time zone: an older state's tier sums are counted by it (codec)
         self.conn = connect(url)
         # Writes are bound on the client (ClientCursor.mogrify, libpq's escaping) and sent as one
         # multi-statement query with the COMMIT or the next lock: one round trip a batch.
@@ -362,7 +364,7 @@ class PostgresStore(Store):
                 results = self._send(*queries)
             text = results[0][0][0]
             self._member, self._locked = member, True
-            self._state = _decode_state(text) if text is not None else None
+            self._state = decode_state(text, self.zone) if text is not None else None
             if event_id is not None:
                 self._checked = (event_id, results[1][0][0])
             return self._state
@@ -403,7 +405,7 @@ class PostgresStore(Store):
             ])
         self._reset()
         self._member = ""  # a transaction is open: ``_end`` would commit it, ``rollback`` ends it
-        states = {m: (_decode_state(text) if text is not None else None) for m, text in rows}
+        states = {m: (decode_state(text, self.zone) if text is not None else None) for m, text in rows}
         if len(states) != len(members):  # cannot happen: every member's row was created above
             self.rollback()
             raise StoreError(f"{self.name}: could not lock the members of a chunk")
@@ -582,7 +584,7 @@ class PostgresStore(Store):
         with self._guard():
             rows = self._send(("SELECT state::text FROM members WHERE program = %s AND member = %s",
                                (self.program, member)))[0]
-        return _decode_state(rows[0][0]) if rows and rows[0][0] is not None else None
+        return decode_state(rows[0][0], self.zone) if rows and rows[0][0] is not None else None
 
     def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
         """Queue the event's writes in the member's transaction; ``commit`` sends them with the

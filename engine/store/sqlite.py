@@ -11,11 +11,13 @@ import functools
 import sqlite3
 from datetime import datetime
 from typing import Iterator, Optional
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from engine.model.state import Entry, MemberState
 from engine.store.base import Store, StoreError, wall_clock
+from engine.store.codec import decode_state
 
 SCHEMA_VERSION = 2   # 2: ledger.booked_at and the closes table (issue 22)
 _DDL = """
@@ -38,7 +40,6 @@ CREATE TABLE IF NOT EXISTS effects (
 
 _MAX_VARIABLES = 999   # bound parameters a statement (SQLite's smallest default limit)
 _encode = msgspec.json.Encoder().encode
-_decode_state = msgspec.json.Decoder(MemberState).decode
 
 
 # What SQLite's own words mean for the person running the command, and what to do.
@@ -84,8 +85,9 @@ class SQLiteStore(Store):
     chunks = True
     sees_writers = True
 
-    def __init__(self, path: str, program_id: str):
+    def __init__(self, path: str, program_id: str, zone: Optional[ZoneInfo] = None):
         self.path = path
+        self.zone = zone   # the program's time zone: an older state's tier sums are counted by it (codec)
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
             # someone else's database is left exactly as it is (before WAL rewrites its header)
@@ -210,7 +212,7 @@ class SQLiteStore(Store):
         if member in self._dirty:
             return self._dirty[member]
         row = self.db.execute("SELECT state FROM members WHERE member=?", (member,)).fetchone()
-        return _decode_state(row[0]) if row else None
+        return decode_state(row[0], self.zone) if row else None
 
     def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
         """Buffer one applied event inside the open transaction. A member's state is encoded once
@@ -235,7 +237,7 @@ class SQLiteStore(Store):
         at_obj = at_text = None
         booked = booked_at.isoformat() if booked_at is not None else None
         for e in entries:
-            if e.at is not at_obj:   # an event's entries share one time: its text once (isoformat costs 3 µs)
+            if e.at is not at_obj:   # an event's entries share one time: its text is made once
                 at_obj, at_text = e.at, e.at.isoformat()
             self._ledger_rows.append((e.member, at_text, e.source, e.action, e.lot, e.amount, e.from_state,
                                       e.to_state, e.rule, e.version, booked))

@@ -465,7 +465,7 @@ def explain(program_path: str, db: str, member: str, as_of: Optional[str]) -> No
         click.echo(f"{db}: no such ledger (run `loyalty run {program_path} EVENTS --db {db}` first)", err=True)
         sys.exit(1)
     try:
-        store = open_store(db, program.id)
+        store = open_store(db, program.id, program.tz)
     except (StoreError, ValueError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

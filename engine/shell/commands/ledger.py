@@ -43,7 +43,7 @@ def _open(program, db: Optional[str], command: str, lang: Optional[str]):
     if parse_db(spec).missing():
         _fail(f"loyalty {command}: no ledger at {spec}", lang)
     try:
-        return open_store(spec, program.id)
+        return open_store(spec, program.id, program.tz)
     except (StoreError, ValueError) as exc:
         _fail(f"loyalty {command}: {exc}", lang)
 

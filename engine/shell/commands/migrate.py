@@ -62,7 +62,7 @@ def migrate_report(program_path: str, db: str, version_number: Optional[int], as
     from engine.store import open_store
 
     program = load_or_exit(program_path)
-    store = open_store(db, program.id)
+    store = open_store(db, program.id, program.tz)
     try:
         report = migration_report(program, store, version_number)
     finally:
