@@ -123,7 +123,8 @@ def markdown(r: dict) -> str:
 
     if r.get("errors"):
         lines += ["## Errors in this run", ""] + [f"- {e}" for e in r["errors"]] + [""]
-    lines += ["## Targets (issues 8, 23 and 24)", "", "Replay throughput targets are judged on events per CPU-second "
+    lines += ["## Targets (issue 8)", "", "With issue 23's HTTP targets and issue 24's `--jobs` question below issue 8's. "
+              "Replay throughput targets are judged on events per CPU-second "
               "(see section 1–2), so that a busy machine does not decide them; the HTTP targets (issue 23, section 7) "
               "on wall-clock requests/s and p99 with the load generator on the same 2 cores, as the issue sets "
               "them; `--jobs` (issue 24, section 6) on events/s of one run.", ""]
