@@ -196,3 +196,72 @@ def test_issue23_group_commit_concurrent_posts_give_the_sequential_ledger(ledger
     assert snapshot(store, program) == snapshot(expected_store, program)
     store.close()
     expected_store.close()
+
+
+def test_issue23_group_commit_a_crash_loses_no_acknowledged_event(tmp_path):
+    """`loyalty serve` on SQLite under 8 concurrent clients, killed with SIGKILL mid-load: every
+    event answered as applied is in the ledger (an answer comes only after its group's commit)."""
+    import http.client
+    import os
+    import secrets
+    import signal
+    import sqlite3
+    import threading
+
+    from bench.service_load import Client, free_port, start_server
+
+    token, port, db = secrets.token_urlsafe(24), free_port(), tmp_path / "ledger.db"
+    server = start_server(PROGRAM, str(db), port, token, tmp_path / "server.log", 1)
+    members = [f"m{i}" for i in range(8)]
+    try:
+        status, answer, _ = Client(port, token).call("POST", "/events", [registered(m) for m in members])
+        assert status == 200, answer
+        acknowledged: list[str] = []
+        stop = threading.Event()
+
+        def client(member: str) -> None:
+            conn = Client(port, token)
+            n = 0
+            while not stop.is_set():
+                n += 1
+                event = granted(f"{member}-g{n}", member, 10, at=datetime_at(n).isoformat())
+                try:
+                    status, answer, _ = conn.call("POST", "/events", event)
+                except (OSError, http.client.HTTPException, ValueError):
+                    return
+                if status == 200:
+                    acknowledged.extend(answer["applied"])
+
+        threads = [threading.Thread(target=client, args=(m,)) for m in members]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while len(acknowledged) < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(server.pid, signal.SIGKILL)      # mid-load: groups in flight are lost, never half-written
+        server.wait(timeout=20)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert len(acknowledged) >= 200
+    with sqlite3.connect(db) as con:
+        applied = {row[0] for row in con.execute("SELECT id FROM events WHERE status = 'applied'")}
+        grants = dict(con.execute("SELECT member, count(*) FROM events WHERE status = 'applied' AND type = "
+                                  "'points.granted' GROUP BY member").fetchall())
+    assert set(acknowledged) <= applied
+    program = load_program(PROGRAM)
+    store = open_store(str(db), program.id)
+    for m in members:
+        # AND-4's 500 at registration + 10 for every grant the ledger holds (acknowledged or not yet)
+        state = store.load(m)
+        assert sum(lot.amount for lot in state.lots if lot.state == "valid") == 500 + 10 * grants.get(m, 0)
+    store.close()
+
+
+def datetime_at(n: int):
+    from datetime import datetime, timedelta, timezone
+
+    return datetime(2025, 1, 6, 10, tzinfo=timezone(timedelta(hours=9))) + timedelta(seconds=n)
