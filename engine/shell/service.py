@@ -479,6 +479,7 @@ def apply_group(engine: Engine, requests: list[tuple[bytes, contextvars.Context]
     without group commit, so a fault stays with its request. Nothing is answered before the
     commit: an acknowledged event is durable. Returns, per request, (status, answer, members) or
     the exception its request ends with (StoreUnavailable: 503)."""
+    metrics.GROUP_REQUESTS.observe(len(requests))
     if len(requests) > 1:
         together = _apply_together(engine, requests)
         if together is not None:
@@ -508,6 +509,7 @@ def _apply_together(engine: Engine, requests: list[tuple[bytes, contextvars.Cont
     except Exception as exc:  # noqa: BLE001 - undone whole; applied again request by request
         runner.abandon_group()
         _rollback(engine)
+        metrics.GROUPS_UNDONE.inc()
         if _is_store_error(exc.__cause__ or exc):
             metrics.STORE_ERRORS.labels("apply").inc()
         log.warning("a group of %d requests was undone (%s): applied again one by one", len(requests),
