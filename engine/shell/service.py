@@ -513,7 +513,7 @@ def _apply_together(engine: Engine, requests: list[tuple[bytes, contextvars.Cont
         if _is_store_error(exc.__cause__ or exc):
             metrics.STORE_ERRORS.labels("apply").inc()
         log.warning("a group of %d requests was undone (%s): applied again one by one", len(requests),
-                    str(exc)[:300])
+                    str(exc)[:200])
         return None
     for counted in group.counts:
         _count_event(*counted)
