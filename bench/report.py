@@ -87,16 +87,19 @@ def http_targets(h: dict) -> list[dict]:
 def parallel_table(p: dict) -> list[str]:
     """Section 6: replay of one workload with jobs=1 and jobs=N (the pool), and on a local Dask
     cluster of 1 and N workers, side by side (bench/parallel.py)."""
-    how = {None: "sequential (`Runner.run`)", "fork": "pool, fork", "pipe": "pool, pipe", "dask": "Dask local cluster"}
-    rows = [[{"memory": "memory", "sqlite": "SQLite", "postgresql": "PostgreSQL"}[x["store"]], how[x["transport"]],
-             x["jobs"], _n(x["events"]), f"{x['seconds']:.2f}", _n(x["eps"]), _n(x["eps_cpu"]),
+    # fork and pipe: the pool of --jobs (how its lines reach the workers); Dask: a local cluster
+    how = {None: "sequential", "fork": "fork", "pipe": "pipe", "dask": "Dask"}
+    rows = [[{"memory": "memory", "sqlite": "SQLite", "postgresql": "PostgreSQL"}[x["store"]], x["jobs"],
+             how[x["transport"]], _n(x["events"]), f"{x['seconds']:.2f}", _n(x["eps"]), _n(x["eps_cpu"]),
              f"{x['start_s']:.1f}" if "start_s" in x else "–",
              _n(x["eps_with_start"]) if "eps_with_start" in x else "–",
              f"{x['speedup']:.2f}×", f"{x['cpu_ratio']:.2f}×", x["rejected"]]
             for x in p["rows"]]
-    lines = _table(["store", "replayed by", "workers", "events", "seconds", "events/s", "events/CPU-s",
-                    "cluster start s", "events/s with the start", "speed-up (events/s vs sequential)",
-                    "CPU-s vs sequential", "rejected"], rows)
+    lines = ["Replayed by: `sequential` is `Runner.run` in one process; `fork` and `pipe` are the pool of "
+             "`--jobs` (how the lines reach its workers); `Dask` is a local Dask cluster of that many workers.", ""]
+    lines += _table(["store", "workers", "replayed by", "events", "seconds", "events/s", "events/CPU-s",
+                     "cluster start s", "events/s with the start", "speed-up (events/s vs sequential)",
+                     "CPU-s vs sequential", "rejected"], rows)
     for v in p.get("verdict", []):
         store = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[v["store"]]
         lines += ["", f"{store}, {p['jobs']} workers: the pool {_n(v['pool_eps'])} events/s "
