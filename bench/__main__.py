@@ -1,11 +1,12 @@
-"""python -m bench [--quick] [--json] [--write | --no-write] [--out PATH]
+"""python -m bench [--quick] [--json] [--write | --no-write] [--out PATH] [--baseline REF]
 
 Measures, side by side in one run, for every program in programs/: quote latency per cart,
 replay throughput into memory and SQLite; for &est also the hand-written floor and zen-engine, how
 cost grows with events and with one member's lots, and replay with jobs=1 against jobs=2
 (engine/run/parallel.py); the HTTP service under load (bench/service_load.py: SQLite one worker,
-PostgreSQL two workers with LOYALTY_PG_URL); and `loyalty validate programs`. Prints the Markdown table (or JSON with
---json); a full run rewrites BENCHMARKS.md.
+PostgreSQL two workers with LOYALTY_PG_URL); and `loyalty validate programs`. With --baseline REF, also
+the replay, quote and history sections on REF's engine and on this one, interleaved, before / after
+(bench/baseline.py). Prints the Markdown table (or JSON with --json); a full run rewrites BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -26,10 +27,14 @@ SIZES = {
              "scale": [(10_000, "memory"), (100_000, "memory"), (1_000_000, "memory"), (10_000, "sqlite"),
                        (100_000, "sqlite")],
              "lots": [(10, 300), (1_000, 100), (100_000, 7)], "validate_reps": 3,
-             "parallel_events": 20_000, "parallel_reps": 3, "http_seconds": 8.0, "http_clients": 4},
+             "parallel_events": 20_000, "parallel_reps": 3, "http_seconds": 8.0, "http_clients": 4,
+             "baseline_events": 20_000, "baseline_carts": 400, "baseline_lots": (10, 1_000, 100_000),
+             "baseline_reps": 3, "baseline_rounds": 3},
     "quick": {"replay_events": 300, "quote_carts": 50, "quote_reps": 2, "compare_carts": 100, "compare_reps": 2,
               "scale": [(10_000, "memory")], "lots": [(10, 30), (1_000, 10), (10_000, 2)], "validate_reps": 1,
-              "parallel_events": 1_000, "parallel_reps": 1, "http_seconds": 1.0, "http_clients": 2},
+              "parallel_events": 1_000, "parallel_reps": 1, "http_seconds": 1.0, "http_clients": 2,
+             "baseline_events": 1_000, "baseline_carts": 30, "baseline_lots": (10, 1_000), "baseline_reps": 1,
+             "baseline_rounds": 1},
 }
 EXPECTED = ("andest", "ansage", "amare", "rewards_circle", "manda")
 
@@ -38,7 +43,7 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run(quick: bool) -> dict:
+def run(quick: bool, baseline: str | None = None) -> dict:
     sizes = SIZES["quick" if quick else "full"]
     started = time.perf_counter()
     out: dict = {"command": "python -m bench" + (" --quick" if quick else ""),
@@ -102,6 +107,13 @@ def run(quick: bool) -> dict:
         out["parallel"] = section("parallel", suite.parallel_replay, sizes["parallel_events"], sizes["parallel_reps"])
     log("[bench] the HTTP service under load (loyalty serve, client processes)")
     out["http"] = section("http", suite.http_load, sizes["http_seconds"], sizes["http_clients"])
+    if baseline:
+        from . import baseline as before_after
+
+        log(f"[bench] before / after: {baseline}'s engine against this one (replay, quote, history)")
+        out["baseline"] = section("baseline", before_after.compare, baseline, sizes["baseline_events"],
+                                  sizes["baseline_carts"], sizes["baseline_lots"], sizes["baseline_reps"],
+                                  sizes["baseline_rounds"], log)
     log("[bench] loyalty validate programs")
     out["validate"] = section("validate", suite.validate, sizes["validate_reps"])
     out["machine"]["load_avg_end"] = os.getloadavg()[0]
@@ -152,8 +164,11 @@ def main() -> None:
     ap.add_argument("--write", dest="write", action="store_true", default=None, help="write BENCHMARKS.md (default: full runs only)")
     ap.add_argument("--no-write", dest="write", action="store_false")
     ap.add_argument("--out", default=str(suite.ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--baseline", metavar="REF", default=None,
+                    help="also measure the replay, quote and history sections on this commit's engine (a temporary "
+                         "git worktree), before / after side by side; e.g. ef00229")
     args = ap.parse_args()
-    results = run(args.quick)
+    results = run(args.quick, args.baseline)
     text = report.markdown(results)
     if args.json:
         print(json.dumps(results, indent=2, default=str))

@@ -247,3 +247,51 @@ def test_issue24_a_worker_killed_mid_task_is_retried_without_doubling(kind, tmp_
         assert sqlite_events(tmp_path / "par.db") == sqlite_events(tmp_path / "seq.db")
     store.close()
     seq_store.close()
+
+
+class KillAfterCommit(WorkerPlugin):
+    """Kills the worker process right after the first COMMIT of a replay chunk on PostgreSQL, once
+    across the cluster: the task's events are in the ledger, its answer never reached the scheduler,
+    and the task runs again on a new worker."""
+
+    def __init__(self, flag: str):
+        self.flag = flag
+
+    def setup(self, worker):
+        from engine.store.postgres import PostgresStore
+
+        flag = self.flag
+        original = PostgresStore._flush_chunk
+
+        def flush_chunk(self, commit):
+            original(self, commit)
+            if commit:
+                try:
+                    fd = os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    return
+                os.close(fd)
+                os._exit(9)
+
+        PostgresStore._flush_chunk = flush_chunk
+
+
+def test_issue24_a_task_retried_after_its_commit_reports_what_it_applied(tmp_path, request):
+    """The gap in retry reporting: a task whose worker is lost after its transaction committed is run
+    again; it must answer its events as applied (with their effects), as the sequential run lists
+    them, not as skipped replays. Its outcome was written with its commit (``note_commit``)."""
+    lines = example("andest")
+    seq_spec, spec = request.getfixturevalue("pg_schemas")
+    expected, seq_store, program = sequential("andest", lines, seq_spec)
+    flag = str(tmp_path / "killed")
+    with dask_cluster(2) as address, Client(address, timeout="30s") as client:
+        client.register_plugin(KillAfterCommit(flag))
+        store = open_store(spec, program.id)
+        got = replay_cluster(program_path("andest"), lines, store, spec, client=client, chunk_lines=240)
+    assert Path(flag).exists()          # a worker was killed after a commit
+    assert not expected.skipped and len(got.applied) == len(expected.applied) == 485   # every line once
+    assert outcome(got) == outcome(expected)
+    assert snapshot(store, program) == snapshot(seq_store, program)
+    assert store.notes("cluster-task:") == {}     # the run's notes are gone with it
+    store.close()
+    seq_store.close()

@@ -33,9 +33,12 @@ Dask is imported only here and only when called (``pip install 'loyalty-engine[c
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import heapq
 import logging
+import pickle
+import uuid
 import warnings
 import zlib
 from contextlib import contextmanager
@@ -210,13 +213,27 @@ class _Recorder(RunStore):
         self.ops.append(("reject", event_id, member, reason, digest))
 
 
-def _tagged_run(runner: Runner, lines: list, ops: Optional[list] = None) -> list[tuple]:
+def _noted(store, task: Optional[str]) -> Optional[list]:
+    """The outcome a task wrote with its commit (``_apply_shared``), if it committed before."""
+    if task is None:
+        return None
+    noted = store.notes(task).get(task)
+    return pickle.loads(base64.b64decode(noted)) if noted is not None else None
+
+
+def _encode_note(out: list) -> str:
+    return base64.b64encode(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)).decode()
+
+
+def _tagged_run(runner: Runner, lines: list, ops: Optional[list] = None, sink: Optional[list] = None) -> list[tuple]:
     """Run ``lines`` ((number, raw) pairs) and say what each line gave:
-    [(number, applied, skipped, rejected, effects, writes)] for the lines that gave anything."""
+    [(number, applied, skipped, rejected, effects, writes)] for the lines that gave anything.
+    ``sink``: the list to fill and return (the records are in it as they come, so the whole outcome
+    is there when the store commits, ``_apply_shared``)."""
     result = RunResult()
     lists = (result.applied, result.skipped, result.rejected, result.effects)
     seen = [0, 0, 0, 0, 0]
-    out: list[tuple] = []
+    out: list[tuple] = sink if sink is not None else []
 
     def tick(n: int) -> None:
         got = []
@@ -240,8 +257,12 @@ def _compute(text: bytes, filename: str, lines: list, states: dict, known: dict)
     return out, store.touched
 
 
-def _apply_shared(text: bytes, filename: str, spec: str, lines: list):
-    """A PostgreSQL part: applied by this worker into the shared ledger, in one transaction."""
+def _apply_shared(text: bytes, filename: str, spec: str, lines: list, task: Optional[str] = None):
+    """A PostgreSQL part: applied by this worker into the shared ledger, in one transaction. ``task``
+    names this part of this run: the part's outcome is written under it with the transaction's
+    COMMIT (``note_commit``), so that the task, run again because its worker was lost after the
+    commit but before its answer arrived, answers what it did (its events applied, their effects),
+    not "skipped" for every event it applied itself."""
     from engine.store import open_store
 
     program = _program(text, filename)
@@ -250,7 +271,13 @@ def _apply_shared(text: bytes, filename: str, spec: str, lines: list):
     if store is None:
         store = _stores[key] = open_store(spec, program.id, program.tz)
     try:
-        return _tagged_run(Runner(program, store, batch=len(lines) + 1), lines)
+        noted = _noted(store, task)
+        if noted is not None:
+            return noted
+        out: list = []
+        if task is not None and store.chunks:
+            store.note_commit(task, lambda: _encode_note(out))
+        return _tagged_run(Runner(program, store, batch=len(lines) + 1), lines, sink=out)
     except BaseException:
         _stores.pop(key, None)
         try:
@@ -338,10 +365,14 @@ def _replay(client, text, filename, lines, store, spec, chunk_lines, retries, pr
     done = 0
     pending = None          # SQLite/memory: (chunk, futures) being computed
     submit = lambda fn, *args: client.submit(fn, *args, pure=False, retries=retries)
+    # PostgreSQL: each task's outcome is noted with its commit under "cluster-task:<run>:<chunk>:<part>"
+    # (``_apply_shared``); the run's notes are deleted when it ends
+    run = f"cluster-task:{uuid.uuid4().hex}:" if shared else None
     try:
-        for chunk in chunks(lines, partitions, chunk_lines):
+        for k, chunk in enumerate(chunks(lines, partitions, chunk_lines)):
             if shared:
-                futures = [submit(_apply_shared, text, filename, spec, part.lines) for part in chunk.parts if part.lines]
+                futures = [submit(_apply_shared, text, filename, spec, part.lines, run and f"{run}{k}:{i}")
+                           for i, part in enumerate(chunk.parts) if part.lines]
                 _merge(store, result, chunk, client.gather(futures))
             else:
                 outs = _gather(client, pending)
@@ -362,6 +393,12 @@ def _replay(client, text, filename, lines, store, spec, chunk_lines, retries, pr
     except Exception as exc:   # noqa: BLE001 - a task's own error, raised here by gather
         _rollback(store)
         raise _describe(exc) from None
+    finally:
+        if run is not None:
+            try:
+                store.forget_notes(run)
+            except Exception:  # noqa: BLE001 - the run's answer stands; a leftover note is harmless
+                pass
     return result
 
 

@@ -77,6 +77,7 @@ class Runner:
         # so whatever was made from it before (the shell's views of members) is out of date
         self.on_applied: Callable[[str], None] = _nothing
         self.choices = RowChoices()   # the program's rate-row choices, remembered between events
+        self._grouped = False   # a group's members are locked together (``begin_group`` on a shared store)
 
     def state_of(self, member: str) -> Optional[MemberState]:
         if self._sees_writers and self.store.changed_by_others():
@@ -102,6 +103,11 @@ class Runner:
         self.store.reject(refusal.event if isinstance(refusal.event, str) else None, None, refusal.message)
 
     def apply_event(self, event, result: RunResult) -> None:
+        if self._grouped:
+            # inside a group on a shared store: the member is locked with the group's others
+            self.cache[event.member] = self.store.lock(event.member, event.id)
+            self._apply_event(event, result)
+            return
         if self.shared:
             # Lock first, then check the id and apply against the state under the lock: two
             # processes never apply one event twice nor spend the same points. One member per
@@ -153,6 +159,41 @@ class Runner:
         self._pending += 1
         if self._pending >= self.batch and not self._chunked:
             self.commit()
+
+    def begin_group(self, events: list) -> bool:
+        """Open ONE transaction for the events of several callers (the HTTP service's group commit,
+        engine/shell/service.py): until ``end_group`` every ``apply_one`` goes into it, and
+        ``end_group`` commits them all at once, so that many checkouts share one durable commit.
+        ``events``: the decoded events the group will apply (their members and ids): a shared
+        store (PostgreSQL) locks all their members at once, in member order (as a replay chunk:
+        no deadlock with another worker's group, a replay or a checkout); SQLite takes its write
+        lock and looks the ids up in one query. Each event is still judged alone (a refused one
+        writes only its refusal, an id met twice is applied once). Returns False, opening
+        nothing, where the store has no transaction to share (memory) or cannot lock many members
+        in one transaction (PostgreSQL with Citus): the caller then applies one event a transaction."""
+        store = self.store
+        if not store.chunks:
+            return False         # memory, Citus: one event a transaction
+        if store.shared:
+            self.cache.clear()
+            store.lock_chunk(events)
+            self._grouped = True
+        else:
+            if store.begin() and store.changed_by_others():
+                self.cache.clear()
+            store.prefetch(list(dict.fromkeys(e.id for e in events)))
+        self._chunked = True
+        return True
+
+    def end_group(self) -> None:
+        """Commit the group opened by ``begin_group``: all its events become durable together."""
+        self._chunked = self._grouped = False
+        self.commit()
+
+    def abandon_group(self) -> None:
+        """Drop the group in flight (nothing of it is written) and the states cached from it."""
+        self._chunked = self._grouped = False
+        self.abandon()
 
     def commit(self) -> None:
         """End the batch. Once the lock is released another process may write: a store that can

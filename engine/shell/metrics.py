@@ -36,6 +36,9 @@ EVENTS = Counter("loyalty_events", "Events received, by type and outcome", ["typ
 REFUSALS = Counter("loyalty_refusals", "Refused events, by reason code (the field) and rule id", ["code", "rule"])
 QUOTE_SECONDS = Histogram("loyalty_quote_seconds", "Engine time of one POST /quote", buckets=BUCKETS)
 APPLY_SECONDS = Histogram("loyalty_apply_seconds", "Engine time of one event, commit included", buckets=BUCKETS)
+GROUP_REQUESTS = Histogram("loyalty_group_requests", "POST /events requests applied together in one transaction "
+                           "(group commit; 1: alone)", buckets=(1, 2, 4, 8, 16, 32, 64))
+GROUPS_UNDONE = Counter("loyalty_groups_undone", "Groups undone by a fault and applied again one request at a time")
 STORE_ERRORS = Counter("loyalty_store_errors", "Store failures, by operation", ["operation"])
 STORE_RETRIES = Counter("loyalty_store_retries", "Store operations retried after a failure", ["operation"])
 REQUESTS = Counter("loyalty_http_requests", "HTTP requests answered, by route and status", ["route", "status"])

@@ -15,7 +15,14 @@ How it is put together:
   lock: requests are parsed and answered on the event loop, and their engine work queues there.
   The runner keeps member states in memory, which is only right while this process is the ledger's
   one writer: ``loyalty serve`` therefore runs one worker on SQLite.
-- **Each event is its own transaction.** An array is applied event by event, each committed on its
+- **Group commit.** The events of the requests that arrive while the engine thread is busy are
+  applied together in ONE transaction, one durable commit for all (``apply_group``); each event is
+  still judged alone, and every request is answered only after that commit. An idle service
+  commits a lone request at once. A rejected event changes nothing but its refusal record and is
+  listed with its reason (then the answer is 422); the group's other events stand. If anything
+  fails inside a group, the group is undone and its requests applied again one event a
+  transaction, as below. A memory store (or PostgreSQL on Citus) keeps one event a transaction.
+- **Alone, each event is its own transaction.** An array is applied event by event, each committed on its
   own; a rejected one changes nothing and is listed with its reason (then the answer is 422).
   If the engine raises something unexpected, that event's transaction is rolled back, the member
   cache dropped, and the event listed as rejected; if the store fails, the answer is 503 and the
@@ -39,6 +46,7 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -113,8 +121,54 @@ class EngineHost:
     def __init__(self, program: Program, db_url: str):
         self.program = program
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-engine")
+        self._lock = threading.Lock()       # guards the requests waiting for the next group
+        self._waiting: list[tuple[bytes, asyncio.Future, contextvars.Context]] = []
+        self._draining = False              # a group is queued or running on the engine thread
         # The store is opened on the engine thread: a SQLite connection belongs to its thread.
         self.engine: Engine = self._pool.submit(Engine, program, db_url).result()
+
+    async def apply(self, body: bytes) -> tuple[int, dict, list[str]]:
+        """POST /events through group commit: the body waits with the others that arrive while the
+        engine thread is busy, and the next group takes them all (``apply_group``). An idle
+        service answers a lone request at once (a group of one: no waiting added)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            self._waiting.append((body, future, contextvars.copy_context()))
+            start, self._draining = not self._draining, True
+        if start:
+            self._submit_drain(loop)
+        return await future
+
+    def _submit_drain(self, loop) -> None:
+        try:
+            self._pool.submit(self._drain, loop)
+        except RuntimeError as exc:   # shutting down: the waiting requests are answered 503
+            with self._lock:
+                waiting, self._waiting, self._draining = self._waiting, [], False
+            for _, future, _ in waiting:
+                loop.call_soon_threadsafe(_settle, future, StoreUnavailable(f"the service is stopping ({exc})"))
+
+    def _drain(self, loop) -> None:
+        """On the engine thread: one group of the waiting requests, then (if more wait) the next
+        group queued behind whatever else the engine thread has to do (quotes are not starved)."""
+        with self._lock:
+            group, self._waiting = self._waiting[:GROUP_REQUESTS], self._waiting[GROUP_REQUESTS:]
+        try:
+            outcomes = apply_group(self.engine, [(body, context) for body, _, context in group])
+        except BaseException as exc:  # noqa: BLE001 - never leave a request waiting
+            outcomes = [exc] * len(group)
+        for (_, future, _), outcome in zip(group, outcomes):
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:   # the loop is closed: nobody waits any more
+                pass
+        with self._lock:
+            more = bool(self._waiting)
+            if not more:
+                self._draining = False
+        if more:
+            self._submit_drain(loop)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         # the request's context goes with the work, so a log line of the engine thread names the request
@@ -126,6 +180,15 @@ class EngineHost:
             self._pool.submit(self.engine.store.close).result(timeout=30)
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _settle(future: asyncio.Future, outcome: Any) -> None:
+    if future.done():       # the client went away
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 class _Peek(msgspec.Struct):
@@ -212,8 +275,11 @@ def _malformed(event_id: Optional[str], detail: str) -> Refusal:
     return msgspec.structs.replace(found, message=f"event {event_id or '?'}: {found.message}", event=event_id)
 
 
-def apply_body(engine: Engine, body: bytes) -> tuple[int, Any, list[str]]:
-    """POST /events on the engine thread: (status, EventsAnswer or an error, members named)."""
+def apply_body(engine: Engine, body: bytes, group: Optional["_Group"] = None) -> tuple[int, Any, list[str]]:
+    """POST /events on the engine thread: (status, EventsAnswer or an error, members named). Each
+    event is committed on its own; with ``group`` (``apply_group``) nothing is committed here: the
+    events go into the group's open transaction, a fault raises ``GroupFault`` instead of being
+    answered, and the metrics wait for the group's commit."""
     result = RunResult()
     stripped = body.lstrip()
     if stripped[:1] == b"[":
@@ -245,8 +311,11 @@ def apply_body(engine: Engine, body: bytes) -> tuple[int, Any, list[str]]:
                     engine.store.reject(event_id, member, found.message)
                 else:
                     engine.runner.apply_one(raw, result)
-                engine.store.commit()
+                if group is None:
+                    engine.store.commit()
             except Exception as exc:
+                if group is not None:   # the whole group is undone, then applied request by request
+                    raise GroupFault(event_id, exc) from exc
                 _rollback(engine)
                 # what the failed attempt listed is forgotten with its transaction
                 del result.rejected[before[0]:], result.applied[before[1]:], result.skipped[before[2]:]
@@ -261,12 +330,13 @@ def apply_body(engine: Engine, body: bytes) -> tuple[int, Any, list[str]]:
                 log.exception("engine failure on event %s", event_id)
                 result.rejected.append(_fault(event_id, exc))
             break
-        metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
         outcome = ("rejected" if len(result.rejected) > before[0] else
                    "skipped" if len(result.skipped) > before[2] else "applied")
-        metrics.EVENTS.labels(kind, outcome).inc()
-        for found in result.rejected[before[0]:]:
-            metrics.count_refusal(found)
+        counted = (kind, outcome, time.perf_counter() - started, result.rejected[before[0]:])
+        if group is None:
+            _count_event(*counted)
+        else:
+            group.counts.append(counted)
         indexes.extend([None if single else index] * (len(result.rejected) - before[0]))
     rejected = [r.with_index(i) for r, i in zip(result.rejected, indexes)]
     return (422 if rejected else 200), EventsAnswer(result.applied, result.skipped, rejected), members
@@ -279,6 +349,108 @@ def _refused_cart(found: Refusal, cart_id: Union[str, None, UnsetType] = UNSET) 
         where = f"event {cart_id or '?'}" + (f", field {found.field}" if found.field else "")
         found = msgspec.structs.replace(found, message=f"{where}: {found.message}")
     return as_builtins(Quote(errors=[found]))
+
+
+def _count_event(kind: str, outcome: str, seconds: float, refusals: list[Refusal]) -> None:
+    metrics.APPLY_SECONDS.observe(seconds)
+    metrics.EVENTS.labels(kind, outcome).inc()
+    for found in refusals:
+        metrics.count_refusal(found)
+
+
+# --- group commit: the events of concurrent requests in one transaction -----------------------------
+
+GROUP_REQUESTS = 64   # requests whose events share one transaction at most (more wait for the next)
+
+
+class GroupFault(Exception):
+    """An event of a group failed (the store, or the engine itself): the group is undone."""
+
+    def __init__(self, event_id: Optional[str], cause: BaseException):
+        super().__init__(f"event {event_id or '?'}: {type(cause).__name__}: {str(cause)[:200]}")
+
+
+class _Group:
+    """What a group's requests did that is told only once the group is committed (the metrics)."""
+
+    def __init__(self) -> None:
+        self.counts: list[tuple] = []
+
+
+def _group_events(bodies: list[bytes]) -> list:
+    """The decoded events of the requests' bodies (their members are locked for the group); what
+    does not decode is left out here and refused where it is met."""
+    from engine.model.events import decode_event
+
+    events: list[Event] = []
+    for body in bodies:
+        items: list[bytes] | list[msgspec.Raw]
+        if body.lstrip()[:1] == b"[":
+            try:
+                items = _raw_list.decode(body)
+            except (msgspec.DecodeError, RecursionError, ValueError):
+                continue
+            if len(items) > MAX_EVENTS:
+                continue
+        else:
+            items = [body]
+        for raw in items:
+            try:
+                events.append(decode_event(bytes(raw)))
+            except (BadEvent, RecursionError, ValueError, TypeError):
+                pass
+    return events
+
+
+def apply_group(engine: Engine, requests: list[tuple[bytes, contextvars.Context]]) -> list:
+    """POST /events of several requests at once, on the engine thread (group commit): their events in
+    ONE transaction and one durable commit, each event still judged alone. A refused event writes
+    its refusal and leaves the others applied; an id met twice in the group is applied once (the
+    later ones skipped); every request gets its own answer, as if it had come alone, in arrival
+    order. If anything fails in the group (the store, or the engine on one event) nothing of it is
+    written: the requests are then applied one after the other, one event a transaction, as
+    without group commit, so a fault stays with its request. Nothing is answered before the
+    commit: an acknowledged event is durable. Returns, per request, (status, answer, members) or
+    the exception its request ends with (StoreUnavailable: 503)."""
+    metrics.GROUP_REQUESTS.observe(len(requests))
+    if len(requests) > 1:
+        together = _apply_together(engine, requests)
+        if together is not None:
+            return together
+    out: list = []
+    for body, context in requests:
+        try:
+            out.append(context.run(apply_body, engine, body))
+        except Exception as exc:  # noqa: BLE001 - the request's own answer (503, or a 500 for a bug)
+            out.append(exc)
+    return out
+
+
+def _apply_together(engine: Engine, requests: list[tuple[bytes, contextvars.Context]]) -> Optional[list]:
+    runner = engine.runner
+    try:
+        if not runner.begin_group(_group_events([body for body, _ in requests])):
+            return None          # memory, Citus: one event a transaction
+    except Exception as exc:  # noqa: BLE001 - the store failed: the requests one by one say how
+        runner.abandon_group()
+        log.warning("group commit could not begin (%s): requests applied one by one", str(exc)[:200])
+        return None
+    group = _Group()
+    try:
+        answers = [context.run(apply_body, engine, body, group) for body, context in requests]
+        runner.end_group()
+    except Exception as exc:  # noqa: BLE001 - undone whole; applied again request by request
+        runner.abandon_group()
+        _rollback(engine)
+        metrics.GROUPS_UNDONE.inc()
+        if _is_store_error(exc.__cause__ or exc):
+            metrics.STORE_ERRORS.labels("apply").inc()
+        log.warning("a group of %d requests was undone (%s): applied again one by one", len(requests),
+                    str(exc)[:200])
+        return None
+    for counted in group.counts:
+        _count_event(*counted)
+    return answers
 
 
 def quote_body(engine: Engine, body: bytes) -> tuple[int, dict, Optional[str]]:
@@ -868,7 +1040,7 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
     @post("/events")
     async def post_events(request: Request) -> Response:
         body = await request.body()
-        status, answer, members = await host.run(apply_body, body)
+        status, answer, members = await host.apply(body)
         _note_events(request.scope, status, answer, members)
         return _json_response(status, answer)
 

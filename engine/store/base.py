@@ -184,3 +184,19 @@ class Store(RunStore, Protocol):
     def event_types(self) -> dict[str, tuple[str, str]]:
         """Applied event id -> (type, at), where the store keeps them (explain tells them). Default: none."""
         return {}
+
+    # -- notes written with a commit (``shared`` and ``chunks``: a cluster task's outcome) -------------
+
+    def note_commit(self, key: str, value: Callable[[], str]) -> None:
+        """Write ``value()`` under ``key`` with the next chunk's commit, in its transaction, so the note
+        exists if and only if the chunk was committed (engine/run/cluster.py). Default: a ledger no
+        other process writes keeps no notes (a lost worker's task is simply run again on it)."""
+        return None
+
+    def notes(self, prefix: str) -> dict[str, str]:
+        """The notes whose key starts with ``prefix`` (``note_commit``). Default: none."""
+        return {}
+
+    def forget_notes(self, prefix: str) -> None:
+        """Delete the notes whose key starts with ``prefix``. Default: there are none."""
+        return None

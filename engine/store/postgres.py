@@ -50,7 +50,7 @@ import re
 from contextlib import contextmanager
 from operator import itemgetter
 from datetime import datetime
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -254,6 +254,7 @@ class PostgresStore(Store):
         self._state: Optional[MemberState] | _Unknown = _UNKNOWN   # that member's state under the lock
         self._checked: Optional[tuple[str, bool]] = None  # (event id, applied?) looked up with the lock
         self._chunk: Optional[_Chunk] = None  # the replay chunk whose transaction is open (lock_chunk)
+        self._note: Optional[tuple[str, Callable[[], str]]] = None   # written with the next chunk's COMMIT
         self.booked_clock = wall_clock
         with self._guard():
             migrate(self.conn, self.name)
@@ -276,6 +277,7 @@ class PostgresStore(Store):
             self._queue.clear()
             self._reset()
             self._chunk = None
+            self._note = None
             try:
                 if not self.conn.closed and self.conn.info.transaction_status != self._idle:
                     self.conn.execute("ROLLBACK")
@@ -483,6 +485,11 @@ class PostgresStore(Store):
                 "SELECT %s, r.member, r.id, 'rejected', r.reason, r.digest "
                 "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS r(member, id, reason, digest) "
                 "ON CONFLICT (program, member, id) DO NOTHING", (p, *map(list, zip(*rows)))))
+        if commit and self._note is not None:   # the outcome of the chunk, written with it (``note_commit``)
+            note_key, note_value = self._note
+            self._note = None
+            last.append(("INSERT INTO meta (program, key, value) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                         (p, note_key, note_value())))
         if commit:
             last.append(("COMMIT", None))
             self._chunk = None
@@ -537,6 +544,28 @@ class PostgresStore(Store):
             self._end()
             self._send()
 
+    def note_commit(self, key: str, value: Callable[[], str]) -> None:
+        """Write ``value()`` (a text, asked for at the commit) under ``key`` in ``meta`` with the COMMIT
+        of the next replay chunk, in its transaction: the note exists if and only if the chunk was
+        committed. A cluster task records its outcome so (engine/run/cluster.py): run again after its
+        worker was lost past the commit, it answers what it did instead of reporting its own events
+        as replays."""
+        self._note = (key, value)
+
+    def notes(self, prefix: str) -> dict[str, str]:
+        """The notes whose key starts with ``prefix`` (``note_commit``)."""
+        with self._guard():
+            self._sync()
+            rows = self.conn.execute("SELECT key, value FROM meta WHERE program = %s AND starts_with(key, %s)",
+                                     (self.program, prefix)).fetchall()
+        return dict(rows)
+
+    def forget_notes(self, prefix: str) -> None:
+        """Delete the notes whose key starts with ``prefix`` (a finished cluster run's)."""
+        with self._guard():
+            self._end()
+            self._send(("DELETE FROM meta WHERE program = %s AND starts_with(key, %s)", (self.program, prefix)))
+
     def _abort(self) -> None:
         try:
             self.rollback()
@@ -549,6 +578,7 @@ class PostgresStore(Store):
         self._queue.clear()
         self._reset()
         self._chunk = None
+        self._note = None
         with self._guard():
             if self.conn.info.transaction_status != self._idle:
                 self.conn.execute("ROLLBACK")
