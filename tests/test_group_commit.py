@@ -13,6 +13,7 @@ from collections import defaultdict
 import httpx
 import pytest
 
+from engine.model.answers import as_builtins
 from engine.format.loader import load_program
 from engine.run.runner import Runner
 from engine.shell import service
@@ -43,7 +44,9 @@ def on_engine(app, fn, *args):
 def group(app, *bodies):
     """The bodies posted at once: one group, as the engine thread takes them (arrival order)."""
     requests = [(json.dumps(b).encode(), contextvars.copy_context()) for b in bodies]
-    return on_engine(app, service.apply_group, requests)
+    # each request's (status, answer as its JSON reads, members); an exception stays as it is
+    return [a if isinstance(a, BaseException) else (a[0], as_builtins(a[1]), a[2])
+            for a in on_engine(app, service.apply_group, requests)]
 
 
 def points(app, member: str) -> dict:
