@@ -634,6 +634,7 @@ class Ledger:
         self.taken_back: Counter = Counter()           # (member, order) -> units voided/owed by its cancel/returns
         self.taken_back_yen: Counter = Counter()       # the same in yen, each unit at its version's value
         self.debt_before: Optional[int] = None
+        self.version_before: Optional[int] = None      # the member's version when the event came
 
     def snapshot(self, member: str) -> tuple:
         state = self.store.states.get(member)
@@ -652,6 +653,7 @@ class Ledger:
         # a return that cannot tell the order's lines apart is refused, for that or another reason
         ambiguous = ambiguous_return(event, state_before) if refused_field is None and not already else None
         self.debt_before = state_before.debt if state_before is not None else None
+        self.version_before = state_before.version if state_before is not None else None
         quote = None
         if (event["type"] == "order.placed" and state_before is not None and state_before.registered
                 and refused_field is None and not already):   # (a refused cart need not decode)
@@ -704,11 +706,18 @@ class Ledger:
             self.check_redemption(event, state, quote, mine, {lot.id: lot for lot in state.all_lots()})
         if type_ in ("order.cancelled", "order.returned"):
             self.order_of_event[event["id"]] = event["order"]
-            debt = state.debt - (self.debt_before if self.debt_before is not None else 0)
-            self.taken_back[(member, event["order"])] += sum(e.amount for e in mine if e.to_state == "void") + max(debt, 0)
+            # What the member lost to this event: the units it voided, plus what it left owed, less
+            # what it paid of an earlier debt (a restored unit clawed back at once settles another
+            # order's cancellation, counted there already when it became owed).
+            owed_before = self.debt_before if self.debt_before is not None else 0
+            self.taken_back[(member, event["order"])] += (sum(e.amount for e in mine if e.to_state == "void")
+                                                          + state.debt - owed_before)
             now = self.program.version_at(parse_instant(event["at"], self.program.tz)).number
-            self.taken_back_yen[(member, event["order"])] += sum(
-                e.amount * self.unit_yen(e.version) for e in mine if e.to_state == "void") + max(debt, 0) * self.unit_yen(now)
+            # in yen: the debt before at the version the member was under (a revision in between
+            # re-values it, RC-6, rounded down), the debt after at the version now
+            self.taken_back_yen[(member, event["order"])] += (
+                sum(e.amount * self.unit_yen(e.version) for e in mine if e.to_state == "void")
+                + state.debt * self.unit_yen(now) - owed_before * self.unit_yen(self.version_before))
         self.recount(member, state)
 
     def unit_yen(self, version: Optional[int]) -> int:

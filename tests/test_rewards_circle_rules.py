@@ -497,6 +497,32 @@ def test_RC_6_used_credits_are_not_converted():
     assert valid_by_expiry(e, SWITCH) == {"2026-01-01": 4, ADJ_END: 1}
 
 
+def test_RC_6_credits_owed_at_the_switch_keep_their_yen_rounded_down():
+    """A debt is converted as the balance is (ASSUMPTION: the page converts held credits only;
+    a member owing credits owes their yen). 2025-07-05: 66,000 (3 × 20,000 @10 %) placed → 3
+    credits (RC-0). 2025-07-10: 6,000 (5,455 @10 %) using 1 credit (RC-7: 6,000 // 6,000 = 1) →
+    2 valid. 2025-07-20: the first order cancelled: its 3 credits taken back, the 2 held voided,
+    the 1 spent owed (X-5). Carry: 6,000 − 66,000 = −60,000, three thresholds back: +66,000 →
+    6,000. At the switch: 1 credit owed at ¥1,100 → floor(1,100 / 450) = 2 credits of ¥450 owed
+    (rounded down: never more yen owed than before; ceil would owe ¥1,350); RC-3: a carry of
+    6,000 < 12,000 gives nothing. 2025-11-10: 12,000 (11,112 @8 %): carry 18,000 → 1 credit,
+    6,000 carried; it pays 1 of the 2 owed at once: owed 1, valid 0, void 2 + 1 = 3."""
+    e = engine()
+    register(e)
+    place(e, cart("big", T("2025-07-05"), [ln(20000, qty=3)]))
+    place(e, cart("small", T("2025-07-10"), [ln(5455)], credits=1))
+    assert valid(e, T("2025-07-10", "12:00")) == 2
+    send(e, "order.cancelled", T("2025-07-20"), "m1", order="big")
+    p = view(e, T("2025-11-03"))["points"]
+    assert (p["valid"], p["void"], p["owed"]) == (0, 2, 1)
+    p = view(e, T("2025-11-05"))["points"]
+    assert (p["valid"], p["void"], p["owed"]) == (0, 2, 2)
+    place(e, cart("v2", T("2025-11-10"), [ln(11112, 0.08)]))
+    p = view(e, T("2025-11-10", "12:00"))["points"]
+    assert (p["valid"], p["void"], p["owed"]) == (0, 3, 1)
+    assert e.runner.state_of("m1").carry == 6000
+
+
 def test_RC_6_switch_without_any_event_that_day_and_booked_on_the_next_event():
     """RC-6 / X-2: the conversion happens when the clock passes 2025-11-04 00:00 even with no event
     that day; a later event books it in the ledger at the switch instant, under version 2 and

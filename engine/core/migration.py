@@ -67,6 +67,11 @@ def convert_units(change: Change, step: MigrationStep, version: Version) -> None
                 pool_expiry = expires_on
 
     change.end_each(old, CONVERTED, "convert", lambda lot: step.rule, ended, then=convert)
+    if state.debt > 0:
+        # Units owed (a cancellation took back units already spent, X-5) were owed at the old value:
+        # the debt keeps its yen as the balance does, in new units, rounded down so that the member
+        # never owes more yen than before (a balance rounds up for the same reason).
+        state.debt = state.debt * old_value // new_value
     if pool:
         more, rest = divmod(pool, new_value)
         change.add_lot(more, "valid", step.rule, "conversion", expires_on=pool_expiry, action="convert")
