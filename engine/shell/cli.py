@@ -106,7 +106,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
     from engine.store import open_store
     from engine.store.sqlite import StoreError
 
-    program = load_or_exit(program_path)
+    program = load_or_exit(program_path, lang)
     if cluster and jobs > 1:
         click.echo("loyalty run: --cluster and --jobs are two ways to replay in parallel: give one", err=True)
         sys.exit(1)
@@ -246,7 +246,7 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool, lang: 
     from engine.store import open_store
     from engine.store.sqlite import StoreError
 
-    program = load_or_exit(program_path)
+    program = load_or_exit(program_path, lang)
     try:
         raw = sys.stdin.buffer.read() if cart == "-" else Path(cart).read_bytes()
     except OSError as exc:
