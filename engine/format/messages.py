@@ -172,6 +172,11 @@ HINTS: dict[str, tuple[str, str]] = {
     "hint.rate_fraction": ("a rate is a fraction: write {fraction} for {percent}%",
                            "率は小数で書きます。{percent}% なら {fraction} と書いてください"),
     "hint.number_commas": ("write numbers without commas: {n}", "数はカンマなしで書いてください: {n}"),
+    "hint.number_commas_flow": ("inside {{ }} a comma ends the value: write {key}: {n}, without commas",
+                                "{{ }} の中ではカンマで値が区切られます。カンマなしで {key}: {n} と書いてください"),
+    "hint.number_plain": ("write the number alone, without ¥, 円 or commas: {n}",
+                          "数だけを書いてください（¥、円、カンマは付けません）: {n}"),
+    "hint.number_halfwidth": ("write the number in half-width digits: {n}", "数は半角数字で書いてください: {n}"),
 }
 
 # Refusals of events (engine/core/*, engine/model/events.py, engine/run/*); {what} is the text
