@@ -362,3 +362,17 @@ def test_issue20_4_AND_10_slip_hints_in_japanese_validate(old, new, hint, tmp_pa
     result = en(["validate", str(path), "--lang", "ja"])
     assert result.exit_code == 1
     assert f"（{hint}）" in result.output or f"({hint})" in result.output, result.output
+
+
+@pytest.mark.parametrize("switch", SWITCHES)
+def test_issue20_1_run_and_quote_error_lines_in_japanese(switch, tmp_path):
+    events = str(ROOT / "examples" / "andest" / "events.jsonl")
+    jobs = ja(["run", str(ANDEST), events, "--db", ":memory:", "--jobs", "2"], switch)
+    assert jobs.exit_code == 1 and "loyalty run: --jobs を 2 以上にするには、ワーカーが共有する台帳" in jobs.output
+    both = ja(["run", str(ANDEST), events, "--db", ":memory:", "--jobs", "2", "--cluster", "tcp://127.0.0.1:1"], switch)
+    assert both.exit_code == 1 and "--cluster と --jobs はどちらも並列に再生する方法です" in both.output
+    as_of = ja(["run", str(ANDEST), events, "--db", ":memory:", "--as-of", "soon"], switch)
+    assert as_of.exit_code == 1 and "--as-of: 時刻として使えません（" in as_of.stderr
+    cart = ja(["quote", str(ANDEST), str(tmp_path / "none.json"), "--db", ":memory:"], switch)
+    assert cart.exit_code == 1 and f"{tmp_path / 'none.json'}: 読めません（" in cart.output
+    no_english(jobs.output + both.output + as_of.stderr, ["needs a ledger", "two ways", "give one"])

@@ -240,6 +240,13 @@ COMMAND_WORDS: dict[str, tuple[str, str]] = {
     "cmd.as_of_close": ("--as-of: not an ISO 8601 time with offset, nor a date: {value} ({detail})",
                         "--as-of: オフセット付きの ISO 8601 の時刻でも日付でもありません: {value}（{detail}）"),
     "cmd.cannot_write": ("{path}: {detail}", "{path}: 書き込めません（{detail}）"),
+    "cmd.cannot_read": ("{path}: {detail}", "{path}: 読めません（{detail}）"),
+    "run.cluster_and_jobs": ("loyalty run: --cluster and --jobs are two ways to replay in parallel: give one",
+                             "loyalty run: --cluster と --jobs はどちらも並列に再生する方法です。どちらか一方を指定してください"),
+    "run.jobs_memory": ("loyalty run: --jobs above 1 needs a ledger the worker processes share (a SQLite file or a "
+                        "PostgreSQL URL): with --db :memory: the members would stay in the workers",
+                        "loyalty run: --jobs を 2 以上にするには、ワーカーが共有する台帳（SQLite ファイルか PostgreSQL の URL）が"
+                        "必要です。--db :memory: では会員がワーカーの中に残ってしまいます"),
     "cmd.warning": ("warning: {text}", "警告: {text}"),
     "cmd.html_written": ("HTML report: {path}", "HTML レポート: {path}"),
     "cmd.no_program_file": ("{path}: no such program file", "{path}: プログラムファイルがありません"),

@@ -434,6 +434,7 @@ def as_html(report: dict, lang: str = "en") -> str:
                                                     if lang == "ja" else ("expires", "units", "yen")))
     return (f"<!doctype html><html lang=\"{lang}\"><meta charset=\"utf-8\">"
             f"<title>{e(w('liability.title', program=report['program']))}</title>"
+            "<style>td{text-align:right}td:first-child{text-align:left}</style>"
             f"<h1>{e(_head(report, lang, 'liability.html_head'))}</h1>"
             f"<p>{e(_head(report, lang, 'liability.html_sub'))}</p>"
             f"<table border=\"1\"><tr>{head}</tr>{''.join(rows)}</table>"
