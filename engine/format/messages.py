@@ -161,6 +161,13 @@ HINTS: dict[str, tuple[str, str]] = {
     "hint.no_tiers": ("the program has no tiers", "このプログラムにはティアがありません"),
     "hint.no_tags": ("the program has no tags", "このプログラムにはタグがありません"),
     "hint.no_attributes": ("the program has no attributes", "このプログラムには会員属性がありません"),
+    # liability (engine/run/liability.py)
+    "liability.not_month": ("{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {value}",
+                            "{what}: 月（YYYY-MM）でも日付（YYYY-MM-DD）でもありません: {value}"),
+    "liability.to_before_from": ("--to {end} is before --from {start}", "--to {end} が --from {start} より前です"),
+    "liability.cannot_rebuild": ("the outstanding units at {at} cannot be rebuilt: {detail}; close the ledger through "
+                                 "that month's end first (loyalty close)",
+                                 "{at} 時点の残高を組み立て直せません: {detail}。先にその月末まで締めてください（loyalty close）"),
     "hint.did_you_mean": ("did you mean '{near}'?", "'{near}' のことですか？"),
     "hint.expected_one_of": ("expected one of: {names}", "使えるキー: {names}"),
     "hint.tiers_are": ("tiers are: {names}", "ティアは {names} です"),
@@ -258,13 +265,7 @@ COMMAND_WORDS: dict[str, tuple[str, str]] = {
     "close.recorded": ("recorded", "記録しました"),
     "close.already": ("already closed through {previous}: not recorded again",
                       "{previous} まで締め済みです。重ねては記録しません"),
-    # liability
-    "liability.not_month": ("{what}: not a month (YYYY-MM) nor a date (YYYY-MM-DD): {value}",
-                            "{what}: 月（YYYY-MM）でも日付（YYYY-MM-DD）でもありません: {value}"),
-    "liability.to_before_from": ("--to {end} is before --from {start}", "--to {end} が --from {start} より前です"),
-    "liability.not_rebuilt": ("the outstanding units at {at} cannot be rebuilt: {detail}; close the ledger through "
-                              "that month's end first (loyalty close)",
-                              "{at} 時点の未使用残高を組み立て直せません（{detail}）。先にその月末まで台帳を締めてください（loyalty close）"),
+    # liability (its refusals: liability.* among the hints above)
     "liability.head": ("{program}: points liability {start} to {end} ({kind} {unit}; expected breakage {breakage})",
                        "{program}: ポイント負債 {start}〜{end}（{kind}の{unit}、見込み失効率 {breakage}）"),
     "liability.kind.free": ("free", "無償"), "liability.kind.prepaid": ("prepaid", "有償（前払式）"),

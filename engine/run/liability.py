@@ -32,6 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Optional
 
+from engine.format import messages
 from engine.format.messages import COMMAND_WORDS, unit_word, word
 from engine.format.program import Program
 from engine.model.state import OPEN
@@ -44,28 +45,26 @@ FLOWS = ("issued", "used", "restored", "expired", "voided", "converted", "other"
 
 
 class LiabilityError(ValueError):
-    """A report that cannot be made (the message says why; ``code`` and ``values`` give it in another
-    language, engine/format/messages.py)."""
+    """A report that cannot be made (the message says why; ``code`` and ``args`` look it up in
+    engine/format/messages.py for the other language)."""
 
-    def __init__(self, message: str, code: Optional[str] = None, **values) -> None:
-        super().__init__(message)
-        self.code, self.values = code, values
+    def __init__(self, code: str, **args) -> None:
+        super().__init__(messages.render(code, args))
+        self.code, self.args_ = code, args
 
 
 def _month(text: str, what: str) -> tuple[int, int]:
     try:
         day = date.fromisoformat(text if len(text) == 10 else f"{text}-01")
     except (ValueError, TypeError):
-        raise LiabilityError(word("liability.not_month", what=what, value=repr(text)), "liability.not_month",
-                             what=what, value=repr(text)) from None
+        raise LiabilityError("liability.not_month", what=what, value=repr(text)) from None
     return day.year, day.month
 
 
 def month_range(start: str, end: str) -> tuple[tuple[int, int], tuple[int, int]]:
     first, last = _month(start, "--from"), _month(end, "--to")
     if last < first:
-        raise LiabilityError(word("liability.to_before_from", end=end, start=start), "liability.to_before_from",
-                             end=end, start=start)
+        raise LiabilityError("liability.to_before_from", start=start, end=end)
     return first, last
 
 
@@ -148,8 +147,7 @@ def _outstanding_at(program: Program, store, at: datetime, closes: list[dict]) -
         try:
             past, _ = state_at(program, store, store.load(member), at)
         except PastViewUnavailable as exc:
-            raise LiabilityError(word("liability.not_rebuilt", at=at.isoformat(), detail=exc), "liability.not_rebuilt",
-                                 at=at.isoformat(), detail=str(exc)) from None
+            raise LiabilityError("liability.cannot_rebuild", at=at.isoformat(), detail=str(exc)) from None
         if past is None or not past.registered:
             continue
         view, _, _ = as_of(program, past, at)

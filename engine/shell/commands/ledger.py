@@ -20,9 +20,9 @@ from engine.shell.loading import load_or_exit
 
 def _fail(code: str, lang: Optional[str], **args) -> None:
     """The error line of ``code`` (engine/format/messages.py) in the language asked for, exit 1."""
-    from engine.format.messages import word
+    from engine.format import i18n
 
-    click.echo(word(code, language(lang), **args), err=True)
+    click.echo(i18n.translate(code, language(lang), **args), err=True)
     sys.exit(1)
 
 
@@ -103,12 +103,15 @@ def liability_command(program_path: str, db: Optional[str], start: str, end: str
     try:
         first, last = month_range(start, end)
     except LiabilityError as exc:
-        _fail_liability(exc, lang)
+        _fail(exc.code, lang, **exc.args_)
     store = _open(program, db, "liability", lang)
     try:
         report = liability_report(program, store, first, last)
     except LiabilityError as exc:
-        _fail_liability(exc, lang, "loyalty liability: ")
+        from engine.format import i18n
+
+        click.echo("loyalty liability: " + i18n.translate(exc.code, language(lang), **exc.args_), err=True)
+        sys.exit(1)
     except StoreError as exc:
         _fail("cmd.store", lang, command="liability", detail=exc)
     finally:
@@ -128,16 +131,6 @@ def liability_command(program_path: str, db: Optional[str], start: str, end: str
     else:
         click.echo(as_text(report, language(lang)))
     sys.exit(0 if report["identity"] else 1)
-
-
-def _fail_liability(exc, lang: Optional[str], prefix: str = "") -> None:
-    """A report that cannot be made: its message by code in the language asked for."""
-    from engine.format.messages import word
-
-    code = getattr(exc, "code", None)
-    text = word(code, language(lang), **exc.values) if code else str(exc)
-    click.echo(prefix + text, err=True)
-    sys.exit(1)
 
 
 COMMANDS = [close_command, liability_command]
