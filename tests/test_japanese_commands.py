@@ -376,3 +376,21 @@ def test_issue20_1_run_and_quote_error_lines_in_japanese(switch, tmp_path):
     cart = ja(["quote", str(ANDEST), str(tmp_path / "none.json"), "--db", ":memory:"], switch)
     assert cart.exit_code == 1 and f"{tmp_path / 'none.json'}: 読めません（" in cart.output
     no_english(jobs.output + both.output + as_of.stderr, ["needs a ledger", "two ways", "give one"])
+
+
+@pytest.mark.parametrize("switch", SWITCHES)
+def test_issue20_1_broken_tests_file_in_japanese(switch, tmp_path):
+    shutil.copy(ANDEST, tmp_path / "andest.yaml")
+    tests = tmp_path / "andest.tests.yaml"
+    tests.write_text("program: andest\ncases:\n  - name: x\n    rules: [AND-1]\n    events: 5\n", encoding="utf-8")
+    result = ja(["test", str(tmp_path)], switch)
+    assert result.exit_code == 1
+    # the schema's words as validate gives them: line 3 is the case without 'expect', line 5 its events
+    assert f"{tests}:3:5: cases.0: 必須のキー 'expect' がありません" in result.output
+    assert f"{tests}:5:13: cases.0.events: 5 の型が違います（'array' が必要です）" in result.output
+    alone = tmp_path / "other"
+    alone.mkdir()
+    (alone / "andest.tests.yaml").write_text(tests.read_text(encoding="utf-8"), encoding="utf-8")
+    lost = ja(["test", str(alone / "andest.tests.yaml")], switch)
+    assert f"{alone / 'andest.tests.yaml'}:1:1: このテストファイルの隣にプログラム andest.yaml がありません" in lost.output
+    no_english(result.output + lost.output, ["is a required property", "is not of type", "beside this tests file"])
