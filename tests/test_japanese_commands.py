@@ -390,7 +390,7 @@ def test_issue20_1_broken_tests_file_in_japanese(switch, tmp_path):
     assert f"{tests}:5:13: cases.0.events: 5 の型が違います（'array' が必要です）" in result.output
     alone = tmp_path / "other"
     alone.mkdir()
-    (alone / "andest.tests.yaml").write_text(tests.read_text(encoding="utf-8"), encoding="utf-8")
+    shutil.copy(ROOT / "programs" / "andest.tests.yaml", alone / "andest.tests.yaml")   # valid, but alone
     lost = ja(["test", str(alone / "andest.tests.yaml")], switch)
     assert f"{alone / 'andest.tests.yaml'}:1:1: このテストファイルの隣にプログラム andest.yaml がありません" in lost.output
     no_english(result.output + lost.output, ["is a required property", "is not of type", "beside this tests file"])
