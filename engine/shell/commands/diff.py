@@ -362,7 +362,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #d9e2ec;border-radius:8px;padding:10px 14px;min-width:150px}
 .card .k{font-size:12px;color:#52606d}.card .v{font-size:20px;font-weight:600}.up{color:#c62828}.down{color:#2e7d32}
 table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{padding:4px 10px;border-bottom:1px solid #e4e7eb;text-align:right}
-th{background:#f5f7fa;position:sticky;top:0}td:first-child,th:first-child,td.l{text-align:left}
+th{background:#f5f7fa;position:sticky;top:0}td:first-child,th:first-child,td.l,th.l{text-align:left}
 tr.changed td{background:#fffbea}.muted{color:#9aa5b1}
 svg{max-width:100%;height:auto;display:block;margin:6px 0}
 svg .ttl{font-size:14px;font-weight:600;fill:#1f2933}svg .ax{font-size:11px;fill:#52606d}svg .val{font-size:11px;fill:#1f2933}
@@ -420,8 +420,8 @@ def render_html(report: dict, lang: str = "en") -> str:
         out.insert(6, f'<p class="warn">{e(w("cmd.warning", text=warning))}</p>')
     if report["by_rule"]:
         out.append(f"<h2>{e(w('diff.by_rule'))}</h2>"
-                   f"<table><tr><th>{e(w('diff.rule'))}</th><th>{e(w('diff.written_at'))}</th>"
-                   f"<th>{e(w('diff.change_new_old'))}</th></tr>")
+                   f"<table><tr><th>{e(w('diff.rule'))}</th><th class=\"l\">{e(w('diff.written_at'))}</th>"
+                   f"<th class=\"l\">{e(w('diff.change_new_old'))}</th></tr>")
         for r in report["by_rule"]:
             out.append(f'<tr><td>{e(r["rule"])}</td><td class="l"><code>{e(r["line"] or "")}</code></td>'
                        f'<td class="l">{e(_delta_text(r["delta"], lang))}</td></tr>')
