@@ -1,7 +1,7 @@
 """Issue 17, money arithmetic: returns by line, restores that settle debts, one birthday bonus a
 year, points worth more than a yen, card brands and tax rates.
 
-Every expected number is worked out by hand from shared/spec/RULES.md, the CONTRACT and the
+Every expected number is worked out by hand from docs/RULES.md, the CONTRACT and the
 ASSUMPTION comments of the program files (the docstrings say how), never copied from the engine.
 Conventions: money is integer yen, lines ex. tax; andest: member price = floor(unit × 0.95),
 earn 1 % of the ex-tax items floored once per order, points pending until shipped, used points
