@@ -636,6 +636,10 @@ COMMAND_WORDS: dict[str, tuple[str, str]] = {
     "diff.metric.to_pay_yen": ("customers paid (yen)", "お客様の支払額（円）"),
     "diff.metric.orders": ("orders placed", "注文数"), "diff.metric.clamped": ("redemptions clamped", "上限で減らした利用"),
     "diff.metric.clamped_units": ("units clamped away", "上限で減らしたポイント数"),
+    "diff.metric.max_lowered": ("max lowered", "「最大」で減った利用"),
+    "diff.metric.max_lowered_units": ("max lowered units", "「最大」で減ったポイント数"),
+    "diff.metric.max_raised": ("max raised", "「最大」で増えた利用"),
+    "diff.metric.max_raised_units": ("max raised units", "「最大」で増えたポイント数"),
     # serve: the lines it says before it starts
     "serve.no_token": ("LOYALTY_API_TOKEN is not set: the service does not start without a token "
                        "(e.g. export LOYALTY_API_TOKEN=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\")",
