@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_published_schemas_are_the_packaged_ones():
     published = {p.name: p.read_bytes() for p in (ROOT / "schema").glob("*.json")}
     packaged = {p.name: p.read_bytes() for p in (ROOT / "engine" / "schemas").glob("*.json")}
-    assert sorted(published) == ["event.schema.json", "program.schema.json", "tests.schema.json"]
+    assert sorted(published) == ["event.schema.json", "program.schema.ja.json", "program.schema.json", "tests.schema.json"]
     assert packaged == published, "copy schema/*.json to engine/schemas/ (the wheel carries only the package)"
 
 

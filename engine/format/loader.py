@@ -110,7 +110,8 @@ def _schema_problems(data: Any, positions: yamlpos.Where) -> list[Problem]:
                 if key in known:
                     continue
                 near = difflib.get_close_matches(str(key), known, n=1)
-                hint = near_hint(near, ("hint.expected_one_of", {"names": ", ".join(known)}))
+                hint = _split_number_hint(error.instance, key) or near_hint(
+                    near, ("hint.expected_one_of", {"names": ", ".join(known)}))
                 problems.append(problem(positions.at(path + (key,), key=True), "schema.unknown_key", hint, key=key))
             continue
         problems.append(_schema_problem(error, positions.at(path), _field(path)))
@@ -124,8 +125,40 @@ _COMMAS = re.compile(r"-?\d{1,3}(?:,\d{3})+")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*[%％]")
 
 
+_YEN = re.compile(r"[¥]\s*(-?[\d,]+)|(-?[\d,]+)\s*円")
+_DIGITS = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _split_number_hint(mapping: Any, key: Any):
+    """``{id: silver, min: 50,000}``: in a { } mapping the comma splits the number, so '000' comes out
+    as a key of its own after ``min: 50`` (or ``min: ¥50``). The hint: the number without commas."""
+    if not (isinstance(mapping, dict) and re.fullmatch(r"\d{3}", str(key)) and mapping.get(key) is None):
+        return None
+    keys = list(mapping)
+    at = keys.index(key)
+    head = [k for k in keys[:at] if not re.fullmatch(r"\d{3}", str(k))]
+    if not head:
+        return None
+    before = str(mapping[head[-1]]).strip().lstrip("¥￥").strip()
+    if not re.fullmatch(r"-?\d{1,3}", before):
+        return None
+    groups = [str(k) for k in keys[keys.index(head[-1]) + 1:] if re.fullmatch(r"\d{3}", str(k))]
+    return ("hint.number_commas_flow", {"key": head[-1], "n": before + "".join(groups)})
+
+
 def _slip_hint(error, value: Any):
-    """A hint for the marketer's usual slips: '50,000' for a number, 5 or '5%' for a rate of 5%."""
+    """A hint for the marketer's usual slips: '50,000' for a number, 5 or '5%' for a rate of 5%,
+    '50000円' or '¥50,000' for a sum, full-width digits ('５００００', '５％')."""
+    if isinstance(value, str):
+        import unicodedata
+
+        written = value.strip()
+        value = unicodedata.normalize("NFKC", written)   # full-width digits and signs as plain ones
+        yen = _YEN.fullmatch(value)
+        if yen:
+            return ("hint.number_plain", {"n": (yen.group(1) or yen.group(2)).replace(",", "")})
+        if value != written and _DIGITS.fullmatch(value):
+            return ("hint.number_halfwidth", {"n": value})
     if isinstance(value, str) and _COMMAS.fullmatch(value.strip()):
         return ("hint.number_commas", {"n": value.strip().replace(",", "")})
     percent = None

@@ -33,6 +33,7 @@ from fractions import Fraction
 from typing import Optional
 
 from engine.format import messages
+from engine.format.messages import COMMAND_WORDS, unit_word, word
 from engine.format.program import Program
 from engine.model.state import OPEN
 from engine.model.timeutil import start_of
@@ -367,45 +368,91 @@ def _fmt(v) -> str:
     return f"{v:,}" if isinstance(v, int) else f"{v:,.2f}"
 
 
-def as_text(report: dict) -> str:
-    lines = [f"{report['program']}: points liability {report['from']} to {report['to']} ({report['points_kind']} "
-             f"{report['unit']}; expected breakage {report['expected_breakage']:.1%})"]
+def _w(lang: str):
+    return lambda code, **values: word(code, lang, **values)
+
+
+def _col(name: str, lang: str) -> str:
+    """A column's name: as the CSV names it in English, its word in Japanese."""
+    if lang != "ja":
+        return name
+    return word(f"liability.col.{name}" if f"liability.col.{name}" in COMMAND_WORDS else f"liability.{name}", lang)
+
+
+def _head(report: dict, lang: str, code: str = "liability.head") -> str:
+    w = _w(lang)
+    kind = w(f"liability.kind.{report['points_kind']}") if lang == "ja" else report["points_kind"]
+    return w(code, program=report["program"], start=report["from"], end=report["to"], kind=kind,
+             unit=unit_word(report["unit"], lang), breakage=f"{report['expected_breakage']:.1%}")
+
+
+def _money(amount, lang: str) -> str:
+    return f"{amount:,}円" if lang == "ja" else f"¥{amount:,}"
+
+
+def _cols(text: str) -> int:
+    """Terminal columns of ``text`` (a Japanese character takes two)."""
+    from unicodedata import east_asian_width
+
+    return sum(2 if east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int, left: bool = False) -> str:
+    """Padded to ``width`` terminal columns."""
+    fill = " " * max(width - _cols(text), 0)
+    return text + fill if left else fill + text
+
+
+def as_text(report: dict, lang: str = "en") -> str:
+    w = _w(lang)
+    lines = [_head(report, lang)]
     for unit in ("units", "yen"):
-        head = f"{'month':<9}" + "".join(f"{c:>12}" for c in COLUMNS) + "  identity"
-        lines += ["", f"[{unit}]", head, "-" * len(head)]
+        head = _pad(_col("month", lang), 9, left=True) + "".join(
+            _pad(_col(c, lang), 12) for c in COLUMNS) + "  " + _col("identity", lang)
+        name = w(f"liability.{unit}") if lang == "ja" else unit
+        lines += ["", f"[{name}]", head, "-" * _cols(head)]
         for m in report["months"]:
             fig = m[unit]
-            mark = "ok" if fig["difference"] == 0 else f"DIFF {_fmt(fig['difference'])}"
+            mark = w("liability.ok") if fig["difference"] == 0 else w("liability.diff", n=_fmt(fig["difference"]))
             lines.append(f"{m['month']:<9}" + "".join(f"{_fmt(v):>12}" for v in _row(fig)) + f"  {mark}")
-    lines += ["", f"{'month':<9}{'closed':>8}{'late':>6}{'observed':>10}{'liability ¥':>14}"]
+    wide = (9, 8, 6, 10, 14) if lang != "ja" else (9, 10, 12, 14, 16)   # a Japanese heading is wider
+    lines += ["", _pad(_col("month", lang), wide[0], left=True) + _pad(_col("closed", lang), wide[1])
+              + _pad(_col("late_entries" if lang == "ja" else "late", lang), wide[2])
+              + _pad(_col("observed", lang), wide[3])
+              + _pad(_col("liability_yen", lang) if lang == "ja" else "liability ¥", wide[4])]
     for m in report["months"]:
         obs = f"{m['observed_breakage']:.1%}" if m["observed_breakage"] is not None else "-"
-        lines.append(f"{m['month']:<9}{'yes' if m['closed'] else 'no':>8}{m['late']['entries']:>6}{obs:>10}"
-                     f"{m['contract_liability_yen']:>14,}")
+        closed = w("liability.yes") if m["closed"] else w("liability.no")
+        lines.append(_pad(m["month"], wide[0], left=True) + _pad(closed, wide[1]) + _pad(str(m["late"]["entries"]), wide[2])
+                     + _pad(obs, wide[3]) + _pad(f"{m['contract_liability_yen']:,}", wide[4]))
     exp = report["outstanding_by_expiry"]
-    lines += ["", f"outstanding by expiry month at {exp['as_of']}:"]
-    lines += [f"  {r['expires']:<8}{_fmt(r['units']):>12} units {_fmt(r['yen']):>14} yen" for r in exp["rows"]]
+    lines += ["", w("liability.by_expiry", at=exp["as_of"])]
+    lines += [w("liability.by_expiry_row", month=r["expires"], units=_fmt(r["units"]), yen=_fmt(r["yen"]))
+              for r in exp["rows"]]
     if report["prepaid"] is not None:
         p = report["prepaid"]
-        lines += ["", f"prepaid (資金決済法): deposit {p['deposit_share']:.0%} above ¥{p['threshold_yen']:,}"]
-        lines += [f"  {r['date']}  unused ¥{r['unused_yen']:,}" + (f"  DEPOSIT ¥{r['deposit_yen']:,}" if r["above_threshold"]
-                                                                 else "") for r in p["base_dates"]]
-        lines += [_say("liability.prepaid.period", "en", **_period_args(r)) for r in p.get("periods", ())]
+        lines += ["", w("liability.prepaid", share=f"{p['deposit_share']:.0%}", threshold=_money(p["threshold_yen"], lang))]
+        lines += [w("liability.unused", date=r["date"], yen=_money(r["unused_yen"], lang))
+                  + (w("liability.deposit", yen=_money(r["deposit_yen"], lang)) if r["above_threshold"] else "")
+                  for r in p["base_dates"]]
+        lines += [_say("liability.prepaid.period", lang, **_period_args(r)) for r in p.get("periods", ())]
     lines.append("")
-    lines.append("roll-forward identity holds every month" if report["identity"] else
-                 "roll-forward identity FAILS in some month: happenings due but not booked? run loyalty close")
+    lines.append(w("liability.identity_holds") if report["identity"] else w("liability.identity_fails"))
     return "\n".join(lines)
 
 
-def as_csv(report: dict) -> str:
+def as_csv(report: dict, lang: str = "en") -> str:
+    """One row per month and measure; the header (and the measure) in ``lang``, the figures as they are."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["month", "measure", *COLUMNS, "roll_forward", "difference", "closed", "late_entries",
-                "observed_breakage", "contract_liability_yen"])
+    names = ["month", "measure", *COLUMNS, "roll_forward", "difference", "closed", "late_entries",
+             "observed_breakage", "contract_liability_yen"]
+    w.writerow([_col(n, lang) for n in names])
     for m in report["months"]:
         for unit in ("units", "yen"):
             fig = m[unit]
-            w.writerow([m["month"], unit, *_row(fig), fig["roll_forward"], fig["difference"], m["closed"],
+            w.writerow([m["month"], word(f"liability.{unit}", lang) if lang == "ja" else unit, *_row(fig),
+                        fig["roll_forward"], fig["difference"], m["closed"],
                         m["late"]["entries"], "" if m["observed_breakage"] is None else m["observed_breakage"],
                         m["contract_liability_yen"]])
     _csv_more(w, report)
@@ -441,27 +488,35 @@ def _csv_more(w, report: dict) -> None:
                         above.get(r["base_date"], False), r["deposit_yen"], r["due"]])
 
 
-def as_html(report: dict) -> str:
+def as_html(report: dict, lang: str = "en") -> str:
     e = html.escape
+    w = _w(lang)
     rows = []
     for m in report["months"]:
         for unit in ("units", "yen"):
             fig = m[unit]
             cells = "".join(f"<td>{e(_fmt(v))}</td>" for v in _row(fig))
-            ok = "ok" if fig["difference"] == 0 else f"DIFF {e(_fmt(fig['difference']))}"
-            rows.append(f"<tr><td>{e(m['month'])}</td><td>{unit}</td>{cells}<td>{ok}</td>"
+            ok = w("liability.ok") if fig["difference"] == 0 else e(w("liability.diff", n=_fmt(fig["difference"])))
+            name = w(f"liability.{unit}") if lang == "ja" else unit
+            rows.append(f"<tr><td>{e(m['month'])}</td><td>{name}</td>{cells}<td>{ok}</td>"
                         f"<td>{m['contract_liability_yen']:,}</td></tr>")
-    head = "".join(f"<th>{c}</th>" for c in ("month", "measure", *COLUMNS, "identity", "contract liability ¥"))
+    cols = ("month", "measure", *COLUMNS, "identity")
+    head = "".join(f"<th>{e(_col(c, lang))}</th>" for c in cols)
+    head += f"<th>{e(_col('contract_liability_yen', lang) if lang == 'ja' else 'contract liability ¥')}</th>"
     exp = report["outstanding_by_expiry"]
     exp_rows = "".join(f"<tr><td>{e(r['expires'])}</td><td>{e(_fmt(r['units']))}</td><td>{e(_fmt(r['yen']))}</td></tr>"
                        for r in exp["rows"])
-    return (f"<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{e(report['program'])} liability</title>"
-            f"<h1>{e(report['program'])}: points liability {e(report['from'])} to {e(report['to'])}</h1>"
-            f"<p>{e(report['points_kind'])} {e(report['unit'])}; expected breakage {report['expected_breakage']:.1%}</p>"
+    exp_head = "".join(f"<th>{e(c)}</th>" for c in ((_col("expires", lang), w("liability.units"), w("liability.yen"))
+                                                    if lang == "ja" else ("expires", "units", "yen")))
+    return (f"<!doctype html><html lang=\"{lang}\"><meta charset=\"utf-8\">"
+            f"<title>{e(w('liability.title', program=report['program']))}</title>"
+            "<style>td{text-align:right}td:first-child{text-align:left}</style>"
+            f"<h1>{e(_head(report, lang, 'liability.html_head'))}</h1>"
+            f"<p>{e(_head(report, lang, 'liability.html_sub'))}</p>"
             f"<table border=\"1\"><tr>{head}</tr>{''.join(rows)}</table>"
-            f"<h2>Outstanding by expiry month at {e(exp['as_of'])}</h2>"
-            f"<table border=\"1\"><tr><th>expires</th><th>units</th><th>yen</th></tr>{exp_rows}</table>"
-            f"{_html_more(report)}</html>\n")
+            f"<h2>{e(w('liability.by_expiry_title', at=exp['as_of']))}</h2>"
+            f"<table border=\"1\"><tr>{exp_head}</tr>{exp_rows}</table>"
+            f"{_html_more(report, lang)}</html>\n")
 
 
 def _say(code: str, lang: str = "en", **args) -> str:

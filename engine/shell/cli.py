@@ -106,9 +106,9 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
     fmt = fmt or ("json" if as_json else "text")
     from engine.store import StoreError, open_store, parse_db
 
-    program = load_or_exit(program_path)
+    program = load_or_exit(program_path, lang)
     if cluster and jobs > 1:
-        click.echo("loyalty run: --cluster and --jobs are two ways to replay in parallel: give one", err=True)
+        click.echo(i18n.translate("run.cluster_and_jobs", lang), err=True)
         sys.exit(1)
     if cluster and Path(events).is_dir():
         pass   # a folder of .jsonl files, read one after the other
@@ -118,8 +118,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
         sys.exit(1)
     spec = db or _default_db(program)
     if jobs > 1 and parse_db(spec).kind == "memory":
-        click.echo("loyalty run: --jobs above 1 needs a ledger the worker processes share (a SQLite file or a "
-                   "PostgreSQL URL): with --db :memory: the members would stay in the workers", err=True)
+        click.echo(i18n.translate("run.jobs_memory", lang), err=True)
         sys.exit(1)
     try:
         store = open_store(spec, program.id, program.tz)
@@ -142,6 +141,7 @@ def run(program_path: str, events: str, db: Optional[str], as_of: Optional[str],
 
 def _run_and_report(program: Program, store: Store, events: str, as_of: Optional[str], jobs: int,
                     program_path: str, spec: str, lang: str = "en", cluster: Optional[str] = None):
+    from engine.format import i18n
     from engine.run.report import PastViewUnavailable, ledger_report
     from engine.run.runner import parse_as_of
 
@@ -149,7 +149,7 @@ def _run_and_report(program: Program, store: Store, events: str, as_of: Optional
     try:
         when = parse_as_of(as_of, program, store)
     except ValueError as exc:
-        click.echo(f"--as-of: {exc}", err=True)
+        click.echo(i18n.translate("cmd.as_of", lang, detail=exc), err=True)
         sys.exit(1)
     when = when or datetime.now(program.tz)
     effects = store.effects()
@@ -161,7 +161,7 @@ def _run_and_report(program: Program, store: Store, events: str, as_of: Optional
     try:
         report = ledger_report(program, store, when, result, effects, asked=bool(as_of))
     except PastViewUnavailable as exc:
-        click.echo(f"loyalty run: --as-of: {exc}", err=True)
+        click.echo("loyalty run: " + i18n.translate("cmd.as_of", lang, detail=exc), err=True)
         sys.exit(1)
     later = len(result.rejected) - len(report["rejected"])
     if later:
@@ -256,11 +256,11 @@ def quote(program_path: str, cart: str, db: Optional[str], as_json: bool, lang: 
     from engine.model.events import BadEvent, decode_cart
     from engine.store import StoreError, open_store, parse_db
 
-    program = load_or_exit(program_path)
+    program = load_or_exit(program_path, lang)
     try:
         raw = sys.stdin.buffer.read() if cart == "-" else Path(cart).read_bytes()
     except OSError as exc:
-        click.echo(f"{cart}: {exc.strerror}", err=True)
+        click.echo(i18n.translate("cmd.cannot_read", lang, path=cart, detail=exc.strerror), err=True)
         sys.exit(1)
     try:
         order = decode_cart(raw)

@@ -5,9 +5,10 @@ holds the labels of the reports around them (run, quote, test, explain, diff, mi
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
 from engine.format import messages
+from engine.model.errors import Refusal
 
 # key: (English, Japanese)
 LABELS: dict[str, tuple[str, str]] = {
@@ -93,7 +94,7 @@ def effect_words(effect: Mapping[str, Any], lang: str = "en") -> str:
     return f"{text} [{effect['rule']}]" if effect.get("rule") else text
 
 
-def refusal_words(refusal: Mapping[str, Any], lang: str = "en") -> str:
+def refusal_words(refusal: Union[Mapping[str, Any], Refusal], lang: str = "en") -> str:
     """A refusal of the run report in ``lang`` (its English ``reason`` unless a code gives Japanese)."""
     if lang != "ja" or not refusal.get("code"):
         return refusal["reason"]

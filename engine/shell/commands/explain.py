@@ -8,15 +8,18 @@ version, X-3) and the program model (every setting records its rule id and posit
 """
 from __future__ import annotations
 
+import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Optional
+from typing import NoReturn, Optional
 
 import click
 
+from engine.shell.commands import lang_option, language
 from engine.core.earning import chosen_rows
+from engine.format.messages import COMMAND_WORDS, unit_word, word
 from engine.model.errors import Pos
 from engine.model.events import CARD_METHOD, brand_key
 from engine.core.orders import order_env
@@ -99,7 +102,7 @@ def _rate_text(row) -> str:
 
 
 def site_text(program, version_number: int, rule: str, prefer: tuple[str, ...] = (),
-              rows: Optional[list] = None) -> str:
+              rows: Optional[list] = None, lang: str = "en") -> str:
     """'line 64 (earning: earn rate row 2 ...)' for the settings of ``rule`` in the program file
     (those of the ``prefer``red section when it has any; rate rows rather than their section).
     ``rows``: the rate rows that applied (an order's earn cites those, not every row of its rule)."""
@@ -119,12 +122,41 @@ def site_text(program, version_number: int, rule: str, prefer: tuple[str, ...] =
         sites = rows
     elif not prefer and sites:
         sites = sites[:1]
-    return " and ".join(f"line {pos.line} ({section}: {what})" for section, what, pos in sites)
+    return ("、" if lang == "ja" else " and ").join(
+        word("explain.site", lang, line=pos.line, section=section, what=_what(what, lang)) for section, what, pos in sites)
 
 
-def _period(p) -> str:
-    parts = [f"{n} {u if n != 1 else u[:-1]}" for n, u in ((p.years, "years"), (p.months, "months"), (p.days, "days")) if n]
-    return ", ".join(parts) or "0 days"
+_RATE_ROW = re.compile(r"earn rate row (\d+): (.*?)(?: when (.*))?")
+_BY = re.compile(r"by (\S+) (.*)")
+_EXPIRY = re.compile(r"expiry \((.*)\)")
+_BONUS = re.compile(r"bonus on (\S+): (.*)")
+
+
+def _what(what: str, lang: str) -> str:
+    """A setting's description (rule_sites) in ``lang``; keys, rule ids, conditions and numbers as written."""
+    if lang != "ja":
+        return what
+    if f"explain.what.{what}" in COMMAND_WORDS:
+        return word(f"explain.what.{what}", lang)
+    m = _RATE_ROW.fullmatch(what)
+    if m:
+        by = _BY.fullmatch(m.group(2))
+        rate = word("explain.what.by", lang, by=by.group(1), values=by.group(2)) if by else m.group(2)
+        cond = word("explain.what.when", lang, source=m.group(3)) if m.group(3) else ""
+        return word("explain.what.rate_row", lang, n=m.group(1), rate=rate, cond=cond)
+    m = _EXPIRY.fullmatch(what)
+    if m:
+        return word("explain.what.expiry", lang, kind=m.group(1))
+    m = _BONUS.fullmatch(what)
+    if m:
+        return word("explain.what.bonus", lang, on=m.group(1), units=m.group(2))
+    return what   # a setting found generically: its type name, as the model calls it
+
+
+def _period(p, lang: str = "en") -> str:
+    parts = [word(f"explain.{u if n != 1 else u[:-1]}", lang, n=n)
+             for n, u in ((p.years, "years"), (p.months, "months"), (p.days, "days")) if n]
+    return (" " if lang == "ja" else ", ").join(parts) or word("explain.days", lang, n=0)
 
 
 # --- the story --------------------------------------------------------------------------------
@@ -152,7 +184,9 @@ class Origin:
     steps: list = field(default_factory=list)
 
 
-def _units(n: int, unit: str) -> str:
+def _units(n: int, unit: str, lang: str = "en") -> str:
+    if lang == "ja":
+        return f"{n:,} {unit_word(unit, lang)}"
     return f"{n:,} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
 
 
@@ -168,16 +202,15 @@ def _event_types(store) -> dict[str, tuple[str, str]]:
         return {}
 
 
-_EVENT_WORDS = {
-    "member.registered": "signing up", "order.placed": "order placed", "order.shipped": "order shipped",
-    "order.delivered": "order delivered", "order.cancelled": "order cancelled", "order.returned": "items returned",
-    "review.posted": "review posted", "points.granted": "points granted by the shop",
-    "points.held": "points put on hold", "points.released": "hold released",
-}
+def _event_words(kind: str, lang: str) -> str:
+    """An event type in words ('order shipped'); a type without words as it is."""
+    return word(f"explain.ev.{kind}", lang) if f"explain.ev.{kind}" in COMMAND_WORDS else kind
 
 
 class Story:
-    def __init__(self, program, state, entries, events: dict, as_of: datetime, lots, current: bool = True):
+    def __init__(self, program, state, entries, events: dict, as_of: datetime, lots, current: bool = True,
+                 lang: str = "en"):
+        self.lang = lang
         self.current = current   # the state is as of as_of (else: rebuilt from older entries, no dates ahead)
         self.program = program
         self.tz = program.tz
@@ -190,6 +223,12 @@ class Story:
         self.order_by_event = {o.event: o for o in state.orders.values()}
         self.rules_seen: list[tuple[str, int]] = []   # (rule, version) in order of mention
 
+    def w(self, code: str, **args) -> str:
+        return word(f"explain.{code}", self.lang, **args)
+
+    def units(self, n: int) -> str:
+        return _units(n, self.unit, self.lang)
+
     def seen(self, rule: str, version: int) -> str:
         if (rule, version) not in self.rules_seen and not rule.startswith(("grant:", "operator:")):
             self.rules_seen.append((rule, version))
@@ -200,7 +239,7 @@ class Story:
         if "@" in source:
             return source
         kind = self.events.get(source, ("", ""))[0]
-        return f"event {source}, {_EVENT_WORDS.get(kind, kind)}" if kind else f"event {source}"
+        return self.w("event_kind", id=source, kind=_event_words(kind, self.lang)) if kind else self.w("event", id=source)
 
     def origins(self) -> list[Origin]:
         origins: dict[str, Origin] = {}
@@ -235,32 +274,31 @@ class Story:
     # -- sentences
 
     def headline(self, o: Origin) -> str:
-        amount = _units(o.created, self.unit)
+        w = self.w
+        amount = self.units(o.created)
         day = _day(o.granted_at, self.tz)
         src = self.event(o.source)
         if o.kind == "earn" and o.order:
             order = self.state.orders.get(o.order)
-            what = f"earned on order {o.order}"
-            if order is not None and order.tier:
-                what += f" (the member's tier then: {order.tier})"
-            return f"{amount} {what}, placed {day} ({src})."
+            tier = w("head_tier", tier=order.tier) if order is not None and order.tier else ""
+            return w("head_earn", amount=amount, order=o.order, tier=tier, day=day, src=src)
         if o.kind == "bonus":
-            on = {"member.registered": "sign-up bonus", "review.posted": "review bonus"}.get(
-                self.events.get(o.source, ("", ""))[0], "bonus")
+            on = {"member.registered": "signup", "review.posted": "review"}.get(
+                self.events.get(o.source, ("", ""))[0], "other")
             if o.source.startswith("birthday@"):
-                on = "birth-month bonus"
-            return f"{amount}, {on}, on {day} ({src})."
+                on = "birthday"
+            return w("head_bonus", amount=amount, on=w(f"bonus.{on}"), day=day, src=src)
         if o.kind == "limited":
             lot = self.lots.get(o.lot_id)
-            end = f", to be used by {lot.expires_on}" if lot is not None and lot.expires_on else ""
-            return f"{amount}, limited-time points granted on {day}{end} ({src})."
+            end = w("use_by", day=lot.expires_on) if lot is not None and lot.expires_on else ""
+            return w("head_limited", amount=amount, day=day, end=end, src=src)
         if o.kind in ("conversion", "adjustment"):
-            what = "from converting earlier " + self.unit if o.kind == "conversion" else "rounding up the conversion"
-            return f"{amount} {what} on {day}, when program version {o.version} came into force ({src})."
+            return w(f"head_{o.kind}", amount=amount, unit=unit_word(self.unit, self.lang), day=day, version=o.version,
+                     src=src)
         if o.kind == "grant":
             reason = o.rule.split(":", 1)[1] if o.rule.startswith("grant:") else o.rule
-            return f"{amount} granted by the shop on {day}, reason: {reason} ({src})."
-        return f"{amount} ({o.kind}) on {day} ({src})."
+            return w("head_grant", amount=amount, day=day, reason=reason, src=src)
+        return w("head_other", amount=amount, kind=o.kind, day=day, src=src)
 
     def applied_rows(self, o: Origin) -> Optional[list]:
         """The rate rows that chose the rates of the order an earn lot came from (None: not an
@@ -276,66 +314,57 @@ class Story:
 
     def origin_rule(self, o: Origin) -> list[str]:
         if o.rule.startswith("grant:"):
-            return [f"No program rule made these: the shop granted them (points.granted), under program version {o.version}."]
+            return [self.w("by_shop", version=o.version)]
         prefer = {"earn": ("earning",), "bonus": ("bonuses",), "limited": ("expiry",)}.get(o.kind, ())
-        where = site_text(self.program, o.version, o.rule, prefer, self.applied_rows(o))
+        where = site_text(self.program, o.version, o.rule, prefer, self.applied_rows(o), self.lang)
         self.seen(o.rule, o.version)
-        return [f"Rule {o.rule}, program version {o.version}" + (f", written at {where}." if where else ".")]
+        if where:
+            return [self.w("rule_at", rule=o.rule, version=o.version, where=where)]
+        return [self.w("rule", rule=o.rule, version=o.version)]
 
     def step_text(self, o: Origin, e) -> str:
-        n = _units(e.amount, self.unit)
+        w = self.w
+        n = self.units(e.amount)
         day = _day(e.at, self.tz)
         self.seen(e.rule, e.version)
-        rule = f"rule {e.rule}" + (f", version {e.version}" if len(self.program.versions) > 1 else "")
+        rule = (w("step_rule_version", rule=e.rule, version=e.version) if len(self.program.versions) > 1
+                else w("step_rule", rule=e.rule))
         src = self.event(e.source)
         if e.action == "validate":
-            return f"{n} became valid on {day}: the order shipped ({src}; {rule})."
-        if e.action == "exchange":
+            return w("validate", n=n, day=day, src=src, rule=rule)
+        if e.action in ("exchange", "spend"):
             order = self.order_by_event.get(e.source)
-            on = f" with order {order.id}" if order is not None else ""
-            return f"{n} exchanged for a reward on {day}{on} ({src}; {rule})."
+            on = w("with_order" if e.action == "exchange" else "on_order", order=order.id) if order is not None else ""
+            return w(e.action, n=n, day=day, on=on, src=src, rule=rule)
         if e.action == "convert":
-            return (f"{n} converted on {day} into the unit of program version {e.version}, when that version came "
-                    f"into force ({rule}); the new {self.unit} are listed as their own lots.")
-        if e.action == "spend":
-            order = self.order_by_event.get(e.source)
-            on = f" on order {order.id}" if order is not None else ""
-            return f"{n} used on {day}{on} ({src}; {rule})."
+            return w("convert", n=n, day=day, version=e.version, rule=rule, unit=unit_word(self.unit, self.lang))
         if e.action == "expire":
-            return f"{n} expired on {day}: {self.why_expired(o, e)}."
+            return w("expire", n=n, day=day, why=self.why_expired(o, e))
         if e.action == "void":
             kind = self.events.get(e.source, ("", ""))[0]
-            why = {"order.cancelled": "the order was cancelled",
-                   "order.returned": "items of the order were returned; the order now earns only on the kept items"
-                   }.get(kind, "the order no longer earns them")
-            return f"{n} voided on {day}: {why} ({src}; {rule})."
-        if e.action == "clawback":
-            return (f"{n} taken back on {day} to cover points of a returned or cancelled order that had "
-                    f"already been used ({src}; {rule}).")
-        if e.action == "restore":
-            return f"{n} given back on {day}: they had been used on an order that was cancelled or returned ({src}; {rule})."
-        if e.action == "hold":
-            return f"{n} put on hold on {day} by the shop ({src}); they cannot be used until released."
-        if e.action == "release":
-            return f"{n} released from hold on {day} ({src})."
-        return f"{n} moved from {e.from_state} to {e.to_state} on {day} ({e.action}, {src}; {rule})."
+            why = {"order.cancelled": "cancelled", "order.returned": "returned"}.get(kind, "other")
+            return w("void", n=n, day=day, why=w(f"void.{why}"), src=src, rule=rule)
+        if e.action in ("clawback", "restore", "hold", "release"):
+            return w(e.action, n=n, day=day, src=src, rule=rule)
+        old, new = (_state_word(x, self.lang) for x in (e.from_state, e.to_state))
+        return w("moved", n=n, old=old, new=new, day=day, action=e.action, src=src, rule=rule)
 
     def why_expired(self, o: Origin, e) -> str:
+        w = self.w
         lot = self.lots.get(e.lot)
         last = lot.expires_on if lot is not None else None
         version = next((v for v in self.program.versions if v.number == e.version), self.program.versions[0])
         expiry = version.expiry
-        rule = f"rule {e.rule}"
+        rule = w("step_rule", rule=e.rule)
         if o.kind == "limited" or (lot is not None and not lot.rolling and e.rule == expiry.limited_rule):
-            return f"limited-time points end on the date set when they were issued, {last} ({rule})"
+            return w("why_limited", last=last, rule=rule)
         if expiry.kind == "rolling" and last is not None and expiry.period is not None:
             acquired = expiry.period.before(last)
-            return (f"the last valid day was {last}, {_period(expiry.period)} after the member last received points "
-                    f"({acquired}), and no points came in after that; expired points are not restored ({rule})")
+            return w("why_rolling", last=last, period=_period(expiry.period, self.lang), acquired=acquired, rule=rule)
         if expiry.kind == "per_grant" and last is not None and expiry.period is not None:
-            return f"points last {_period(expiry.period)} from the day they were given; the last valid day was {last} ({rule})"
+            return w("why_per_grant", period=_period(expiry.period, self.lang), last=last, rule=rule)
         if last is not None:
-            return f"the last valid day was {last} ({rule})"
+            return w("why_last", last=last, rule=rule)
         return rule
 
     def left_text(self, o: Origin) -> str:
@@ -344,15 +373,15 @@ class Story:
             n = o.by_state[st]
             if n <= 0:
                 continue
-            text = f"{_units(n, self.unit)} {st}"
+            text = self.w("left_part", units=self.units(n), state=_state_word(st, self.lang))
             if st == "valid" and self.current:
                 until = self.valid_until(o)
                 if until:
-                    text += f" (valid until {until})"
+                    text += self.w("valid_until", day=until)
             if st == "pending":
-                text += " (waiting for the order to ship)"
+                text += self.w("waiting")
             parts.append(text)
-        return "Left now: " + (", ".join(parts) if parts else "nothing") + "."
+        return self.w("left", parts=("、" if self.lang == "ja" else ", ").join(parts) if parts else self.w("nothing"))
 
     def valid_until(self, o: Origin) -> Optional[date]:
         for lot in self.lots.values():
@@ -362,11 +391,15 @@ class Story:
         return None
 
 
-def tell(program, state, stored_entries, events: dict, as_of: datetime, rebuilt: bool = False) -> tuple[str, dict]:
-    """The story text and the balance by state it adds up to. ``rebuilt``: ``state`` and its
-    entries are the member as it stood at ``as_of``, rebuilt from its events up to then
+def tell(program, state, stored_entries, events: dict, as_of: datetime, rebuilt: bool = False,
+         lang: str = "en") -> tuple[str, dict]:
+    """The story text (in ``lang``) and the balance by state it adds up to. ``rebuilt``: ``state``
+    and its entries are the member as it stood at ``as_of``, rebuilt from its events up to then
     (report.rebuilt_at) because the ledger has moved on since."""
     from engine.run.report import as_of as view_as_of
+
+    def w(code: str, **args) -> str:
+        return word(f"explain.{code}", lang, **args)
 
     entries = list(stored_entries)
     view = state
@@ -376,70 +409,80 @@ def tell(program, state, stored_entries, events: dict, as_of: datetime, rebuilt:
         entries += extra
     else:   # a state ahead of as_of (a caller that did not rebuild it): the entries up to then
         entries = [e for e in entries if e.at <= as_of]
-    story = Story(program, view, entries, events, as_of, view.all_lots(), current)
+    story = Story(program, view, entries, events, as_of, view.all_lots(), current, lang)
     origins = [o for o in story.origins() if o.granted_at <= as_of]
     totals = dict.fromkeys(STATES, 0)
     for o in origins:
         for st in STATES:
             totals[st] += o.by_state[st]
     unit = program.unit
+    units = story.units
     local = as_of.astimezone(program.tz)
-    lines = [f"Member {state.member}: {program.name} ({program.id}), as of {local:%Y-%m-%d %H:%M} ({program.tz.key}).",
-             f"Program file: {program.file}."]
+    lines = [w("who", member=state.member, name=program.name, program=program.id, at=f"{local:%Y-%m-%d %H:%M}",
+               tz=program.tz.key),
+             w("file", file=program.file)]
     if rebuilt:
-        lines.append(f"Note: the ledger has moved on since then; this is the balance as it was on "
-                     f"{local:%Y-%m-%d}, rebuilt from the member's events up to that moment.")
+        lines.append(w("rebuilt_events", day=f"{local:%Y-%m-%d}"))
     elif not current:
-        lines.append(f"Note: the ledger has moved on since then; this is the balance as it was on "
-                     f"{local:%Y-%m-%d}, rebuilt from the ledger entries up to that moment.")
-    usable = f"Balance: {_units(totals['valid'], unit)} can be used now"
+        lines.append(w("rebuilt_entries", day=f"{local:%Y-%m-%d}"))
+    first = ""
     if totals["valid"] and current:
         until = min((d for d in (view.lot_expires_on(l) for l in view.lots if l.state == "valid") if d), default=None)
         if until:
-            usable += f"; the first of them are valid until {until}"
-    lines.append(usable + ".")
-    others = [f"{_units(totals[s], unit)} {w}" for s, w in (("pending", "pending (waiting for shipment)"),
-                                                           ("held", "on hold")) if totals[s]]
+            first = w("first_until", day=until)
+    lines.append(w("balance", units=units(totals["valid"]), first=first))
+    others = [w(code, units=units(totals[s])) for s, code in (("pending", "pending"), ("held", "on_hold")) if totals[s]]
     if others:
-        lines.append("Also " + " and ".join(others) + ".")
+        lines.append(w("also", parts=("、" if lang == "ja" else " and ").join(others)))
     converted_kinds = ("conversion", "adjustment")
     received = sum(o.created for o in origins if o.kind not in converted_kinds)
-    lines.append(f"In all {_units(received, unit)} received: {totals['used']:,} used, {totals['expired']:,} expired, "
-                 f"{totals['void']:,} voided.")
+    lines.append(w("in_all", units=units(received), used=f"{totals['used']:,}", expired=f"{totals['expired']:,}",
+                   void=f"{totals['void']:,}"))
     converted = sum(o.by_state["converted"] for o in origins)
     if converted:
         made = sum(o.created for o in origins if o.kind in converted_kinds)
-        lines.append(f"At a program version change {_units(converted, unit)} were converted into {made:,} new {unit}.")
+        lines.append(w("converted", units=units(converted), made=f"{made:,}", unit=unit_word(unit, lang)))
     if current and getattr(view, "debt", 0):
-        lines.append(f"The member still owes {_units(view.debt, unit)} from a return; they come off the next points.")
+        lines.append(w("owes", units=units(view.debt)))
     lines.append("")
     if not origins:
-        lines.append("The member has received no points yet.")
+        lines.append(w("none_yet"))
     for i, o in enumerate(origins, 1):
         lines.append(f"{i}. {story.headline(o)}")
         for text in story.origin_rule(o):
             lines.append(f"   {text}")
         if o.first_state == "valid":
-            lines.append("   - Valid at once.")
+            lines.append(f"   - {w('at_once')}")
         elif o.first_state == "pending":
-            lines.append("   - Pending until the order ships.")
+            lines.append(f"   - {w('until_ships')}")
         for step in sorted(o.steps, key=lambda s: s.at):
             lines.append(f"   - {step.text}")
         lines.append(f"   {story.left_text(o)}")
     if story.rules_seen:
-        lines += ["", f"Rules mentioned ({program.file}):"]
+        lines += ["", w("rules_seen", file=program.file)]
         for rule, version in sorted(story.rules_seen, key=lambda rv: (_rule_key(rv[0]), rv[1])):
-            where = site_text(program, version, rule)
+            sites = rule_sites(program, version, rule)
             v = f" v{version}" if len(program.versions) > 1 else ""
             text = program.rules.get(rule, "")
-            lines.append(f"  {rule}{v}" + (f" ({where.split(' (')[0]})" if where else "") + (f": {text}" if text else ""))
+            line = ((f"（{w('line', line=sites[0][2].line)}）" if lang == "ja" else f" ({w('line', line=sites[0][2].line)})")
+                    if sites else "")
+            lines.append(f"  {rule}{v}{line}" + (f": {text}" if text else ""))
     patched = [v for v in program.versions if v.changed and v.starts_at <= as_of]
     if patched:
-        lines += ["", "Versions that change single keys (every other setting as in the version before):"]
+        lines += ["", w("patched")]
         for v in patched:
-            lines.append(f"  v{v.number} from {v.effective_from}: "
-                         + ", ".join(f"{key} ({pos.file}:{pos.line})" for key, pos in v.changed))
+            lines.append(w("patched_row", n=v.number, day=v.effective_from,
+                           keys=", ".join(f"{key} ({pos.file}:{pos.line})" for key, pos in v.changed)))
     return "\n".join(lines), totals
+
+
+def _state_word(state: str, lang: str) -> str:
+    """A points state ('valid') in ``lang`` (the run report's words); in English as the ledger names it."""
+    if lang != "ja":
+        return state
+    from engine.shell.words import state_name
+
+    return state_name(state, lang)
 
 
 def _rule_key(rule: str) -> tuple:
@@ -453,33 +496,36 @@ def _rule_key(rule: str) -> tuple:
 @click.option("--member", "member", required=True, help="Member id")
 @click.option("--as-of", "as_of", default=None,
               help="Tell the balance as of this time (default: now, or the ledger's last event if later)")
-def explain(program_path: str, db: str, member: str, as_of: Optional[str]) -> None:
+@lang_option
+def explain(program_path: str, db: str, member: str, as_of: Optional[str], lang: Optional[str]) -> None:
     """Tell a member's balance lot by lot: event, rule id and version, program line, what happened since."""
     from engine.shell.loading import load_or_exit
     from engine.run.report import PastViewUnavailable, rebuilt_at
     from engine.store import StoreError, open_store, parse_db
     from engine.model.timeutil import parse_instant
 
-    program = load_or_exit(program_path)
-    if parse_db(db).missing():
-        click.echo(f"{db}: no such ledger (run `loyalty run {program_path} EVENTS --db {db}` first)", err=True)
+    lang = language(lang)
+
+    def fail(code: str, **args) -> NoReturn:
+        click.echo(word(code, lang, **args), err=True)
         sys.exit(1)
+
+    program = load_or_exit(program_path, lang)
+    if parse_db(db).missing():
+        fail("explain.no_ledger", db=db, program=program_path)
     try:
         store = open_store(db, program.id, program.tz)
     except (StoreError, ValueError) as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
+        fail("cmd.store_open", detail=exc)
     try:
         state = store.load(member)
         if state is None or not state.registered:
-            click.echo(f"member {member}: not in the ledger {db}", err=True)
-            sys.exit(1)
+            fail("explain.not_member", member=member, db=db)
         if as_of:
             try:
                 when = parse_instant(as_of, program.tz)
             except ValueError as exc:
-                click.echo(f"--as-of: {exc}", err=True)
-                sys.exit(1)
+                fail("cmd.as_of", detail=exc)
         else:
             now = datetime.now(program.tz)
             last = store.last_time()
@@ -489,16 +535,13 @@ def explain(program_path: str, db: str, member: str, as_of: Optional[str]) -> No
         try:
             past = rebuilt_at(program, store, state, when)   # before the member's last event: rebuilt
         except PastViewUnavailable as exc:
-            click.echo(f"--as-of: {exc}", err=True)
-            sys.exit(1)
+            fail("cmd.as_of", detail=exc)
         if past is None:
-            text, _ = tell(program, state, store.entries(member), _event_types(store), when)
+            text, _ = tell(program, state, store.entries(member), _event_types(store), when, lang=lang)
         elif past.state is None or not past.state.registered:
-            click.echo(f"member {member}: not registered as of {when.astimezone(program.tz).isoformat()} "
-                       f"in the ledger {db}", err=True)
-            sys.exit(1)
+            fail("explain.not_yet", member=member, at=when.astimezone(program.tz).isoformat(), db=db)
         else:
-            text, _ = tell(program, past.state, past.entries, _event_types(store), when, rebuilt=True)
+            text, _ = tell(program, past.state, past.entries, _event_types(store), when, rebuilt=True, lang=lang)
     finally:
         store.close()
     click.echo(text)

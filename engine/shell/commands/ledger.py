@@ -13,17 +13,16 @@ from typing import Optional
 
 import click
 
+from engine.shell.commands import lang_option as _LANG
+from engine.shell.commands import language
 from engine.shell.loading import load_or_exit
 
-_LANG = click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
-                     help="Language of the messages (default: from the locale)")
 
-
-def _fail(message: str, lang: Optional[str], **args) -> None:
-    """Exit 1 with ``message``: a code of engine/format/messages.py (with ``args``) or a text as written."""
+def _fail(code: str, lang: Optional[str], **args) -> None:
+    """The error line of ``code`` (engine/format/messages.py) in the language asked for, exit 1."""
     from engine.format import i18n
 
-    click.echo(i18n.translate(message, i18n.resolve_lang(lang), **args), err=True)
+    click.echo(i18n.translate(code, language(lang), **args), err=True)
     sys.exit(1)
 
 
@@ -41,11 +40,11 @@ def _open(program, db: Optional[str], command: str, lang: Optional[str]):
 
     spec = db or f"loyalty-{program.id}.db"
     if parse_db(spec).missing():
-        _fail(f"loyalty {command}: no ledger at {spec}", lang)
+        _fail("cmd.no_ledger", lang, command=command, spec=spec)
     try:
         return open_store(spec, program.id, program.tz)
     except (StoreError, ValueError) as exc:
-        _fail(f"loyalty {command}: {exc}", lang)
+        _fail("cmd.store", lang, command=command, detail=exc)
 
 
 @click.command("close")
@@ -69,13 +68,13 @@ def close_command(program_path: str, db: Optional[str], as_of: str, as_json: boo
     from engine.store.base import parse_db
     from engine.store.sqlite import StoreError
 
-    program = load_or_exit(program_path)
+    program = load_or_exit(program_path, lang)
     if cluster and jobs > 1:
         _fail("close.jobs_and_cluster", lang)
     try:
         when = close_time(as_of, program)
     except ValueError as exc:
-        _fail(f"--as-of: not an ISO 8601 time with offset, nor a date: {as_of!r} ({exc})", lang)
+        _fail("cmd.as_of_close", lang, value=repr(as_of), detail=exc)
     spec = db or f"loyalty-{program.id}.db"
     if (jobs > 1 or cluster) and parse_db(spec).kind == "memory":
         _fail_code("close.shared_ledger", lang, spec=spec)
@@ -89,7 +88,7 @@ def close_command(program_path: str, db: Optional[str], as_of: str, as_json: boo
     except CloseError as exc:
         _fail_code("close.shard_failed", lang, exc.exit_code, detail=str(exc))
     except StoreError as exc:
-        _fail(f"loyalty close: {exc}", lang)
+        _fail("cmd.store", lang, command="close", detail=exc)
     finally:
         try:
             store.close()
@@ -99,10 +98,13 @@ def close_command(program_path: str, db: Optional[str], as_of: str, as_json: boo
     if as_json:
         click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
         return
-    note = "recorded" if answer["recorded"] else f"already closed through {answer['previous_close']}: not recorded again"
-    click.echo(f"{program.id}: closed through {answer['through']}: {answer['members']} member(s), "
-               f"{answer['members_booked']} with happenings booked, {answer['entries']} ledger entries, "
-               f"{answer['effects']} effects ({note})")
+    from engine.format.messages import word
+
+    lang = language(lang)
+    note = word("close.recorded", lang) if answer["recorded"] else word("close.already", lang,
+                                                                         previous=answer["previous_close"])
+    click.echo(word("close.done", lang, program=program.id, through=answer["through"], members=answer["members"],
+                    booked=answer["members_booked"], entries=answer["entries"], effects=answer["effects"], note=note))
 
 
 @click.command("liability")
@@ -122,7 +124,7 @@ def liability_command(program_path: str, db: Optional[str], start: str, end: str
     from engine.run.liability import LiabilityError, as_csv, as_html, as_text, liability_report, month_range
     from engine.store.sqlite import StoreError
 
-    program = load_or_exit(program_path)
+    program = load_or_exit(program_path, lang)
     try:
         first, last = month_range(start, end)
     except LiabilityError as exc:
@@ -130,8 +132,13 @@ def liability_command(program_path: str, db: Optional[str], start: str, end: str
     store = _open(program, db, "liability", lang)
     try:
         report = liability_report(program, store, first, last)
-    except (LiabilityError, StoreError) as exc:
-        _fail(f"loyalty liability: {exc}", lang)
+    except LiabilityError as exc:
+        from engine.format import i18n
+
+        click.echo("loyalty liability: " + i18n.translate(exc.code, language(lang), **exc.values), err=True)
+        sys.exit(1)
+    except StoreError as exc:
+        _fail("cmd.store", lang, command="liability", detail=exc)
     finally:
         try:
             store.close()
@@ -139,15 +146,15 @@ def liability_command(program_path: str, db: Optional[str], start: str, end: str
             pass
     if html_out:
         try:
-            Path(html_out).write_text(as_html(report), encoding="utf-8")
+            Path(html_out).write_text(as_html(report, language(lang)), encoding="utf-8")
         except OSError as exc:
-            _fail(f"{html_out}: {exc.strerror}", lang)
+            _fail("cmd.cannot_write", lang, path=html_out, detail=exc.strerror)
     if fmt == "json":
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     elif fmt == "csv":
-        click.echo(as_csv(report), nl=False)
+        click.echo(as_csv(report, language(lang)), nl=False)
     else:
-        click.echo(as_text(report))
+        click.echo(as_text(report, language(lang)))
     sys.exit(0 if report["identity"] else 1)
 
 

@@ -9,16 +9,19 @@ from typing import Optional
 
 import click
 
+from engine.shell.commands import lang_option, language
 
-def migration_report(program, store, version_number: Optional[int] = None) -> dict:
+
+def migration_report(program, store, version_number: Optional[int] = None, lang: str = "en") -> dict:
+    from engine.format.messages import word
     from engine.run.report import as_of
 
     versions = [v for v in program.versions if v.migration or v.number > 1]
     if version_number is not None:
         versions = [v for v in program.versions if v.number == version_number]
     if not versions or versions[0].number == program.versions[0].number:
-        raise click.UsageError("no later version to migrate to" if version_number is None else
-                               f"version {version_number} is not a later version of {program.id}")
+        raise click.UsageError(word("migrate.no_later", lang) if version_number is None else
+                               word("migrate.not_later", lang, n=version_number, program=program.id))
     target = versions[0]
     previous = max((v for v in program.versions if v.number < target.number), key=lambda v: v.number)
     before_at = target.starts_at - timedelta(microseconds=1)
@@ -56,19 +59,30 @@ def migration_report(program, store, version_number: Optional[int] = None) -> di
 @click.option("--db", required=True, help="The ledger (SQLite path) to report on")
 @click.option("--version", "version_number", type=int, default=None, help="Target version (default: the first later one)")
 @click.option("--json", "as_json", is_flag=True)
-def migrate_report(program_path: str, db: str, version_number: Optional[int], as_json: bool) -> None:
+@lang_option
+def migrate_report(program_path: str, db: str, version_number: Optional[int], as_json: bool,
+                   lang: Optional[str]) -> None:
     """What every member holds before and after a version switch; exit 1 if anyone loses value."""
+    from engine.format.messages import word
     from engine.shell.loading import load_or_exit
     from engine.store import open_store
+    from engine.store.base import StoreError
 
-    program = load_or_exit(program_path)
-    store = open_store(db, program.id, program.tz)
+    lang = language(lang)
+    program = load_or_exit(program_path, lang)
     try:
-        report = migration_report(program, store, version_number)
+        store = open_store(db, program.id, program.tz)
+    except (StoreError, ValueError) as exc:
+        click.echo(word("cmd.store_open", lang, detail=exc), err=True)
+        sys.exit(1)
+    try:
+        report = migration_report(program, store, version_number, lang)
     finally:
         store.close()
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    elif lang == "ja":
+        _print_ja(program, report)
     else:
         click.echo(f"{program.id}: version {report['from_version']} -> {report['to_version']} at {report['switch_at']}")
         click.echo(f"{'member':<14}{'units before':>13}{'yen before':>12}{'units after':>13}{'yen after':>12}  check")
@@ -78,6 +92,35 @@ def migrate_report(program_path: str, db: str, version_number: Optional[int], as
         t = report["totals"]
         click.echo(f"{'total':<14}{t['units_before']:>13,}{t['yen_before']:>12,}{t['units_after']:>13,}{t['yen_after']:>12,}")
     sys.exit(1 if report["losers"] else 0)
+
+
+def _print_ja(program, report: dict) -> None:
+    """The report in Japanese: headings as wide as their Japanese words, yen as 1,234円."""
+    from engine.format.messages import word
+    from engine.shell.runreport import _width
+
+    def pad(text: str, width: int, left: bool = False) -> str:
+        fill = " " * max(width - _width(text), 0)
+        return text + fill if left else fill + text
+
+    def w(code: str, **args) -> str:
+        return word(code, "ja", **args)
+
+    click.echo(w("migrate.head", program=program.id, old=report["from_version"], new=report["to_version"],
+                 at=report["switch_at"]))
+    cols = (14, 16, 16, 16, 16)
+    click.echo(pad(w("migrate.member"), cols[0], True) + pad(w("migrate.units_before"), cols[1])
+               + pad(w("migrate.yen_before"), cols[2]) + pad(w("migrate.units_after"), cols[3])
+               + pad(w("migrate.yen_after"), cols[4]) + "  " + w("migrate.check"))
+    for r in report["members"]:
+        check = w("migrate.ok") if r["ok"] else w("migrate.loses")
+        click.echo(pad(r["member"], cols[0], True) + pad(f"{r['before']['units']:,}", cols[1])
+                   + pad(f"{r['before']['yen']:,}円", cols[2]) + pad(f"{r['after']['units']:,}", cols[3])
+                   + pad(f"{r['after']['yen']:,}円", cols[4]) + "  " + check)
+    t = report["totals"]
+    click.echo(pad(w("migrate.total"), cols[0], True) + pad(f"{t['units_before']:,}", cols[1])
+               + pad(f"{t['yen_before']:,}円", cols[2]) + pad(f"{t['units_after']:,}", cols[3])
+               + pad(f"{t['yen_after']:,}円", cols[4]))
 
 
 COMMANDS = [migrate_report]

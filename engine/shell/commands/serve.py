@@ -13,8 +13,11 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import click
+
+from engine.shell.commands import lang_option, language
 
 MIN_TOKEN = 16  # characters; a shorter bearer token is too easy to guess
 GRACE = 10      # seconds in-flight requests may take to finish after SIGTERM
@@ -29,33 +32,41 @@ GRACE = 10      # seconds in-flight requests may take to finish after SIGTERM
               help="Worker processes (more than one only on PostgreSQL)")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(program_path: str, db: str, host: str, port: int, workers: int, log_level: str) -> None:
+@lang_option
+def serve(program_path: str, db: str, host: str, port: int, workers: int, log_level: str,
+          lang: Optional[str] = None) -> None:
     """Serve PROGRAM over HTTP: POST /events, POST /quote, GET /members/{id}, GET /openapi.json,
     GET /healthz, GET /readyz, GET /metrics, POST /webhooks/shopify. Needs LOYALTY_API_TOKEN (clients send Authorization: Bearer TOKEN)."""
+    from engine.format.messages import word
+
+    lang = language(lang)
+
+    def _fail(code: str, **args) -> None:   # the line in the language asked for (the JSON log lines stay English)
+        click.echo(f"loyalty serve: {word(code, lang, **args)}", err=True)
+        sys.exit(1)
+
     token = os.environ.get("LOYALTY_API_TOKEN", "")
     if not token.strip():
-        _fail("LOYALTY_API_TOKEN is not set: the service does not start without a token "
-              "(e.g. export LOYALTY_API_TOKEN=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\")")
+        _fail("serve.no_token")
     if token != token.strip() or len(token) < MIN_TOKEN or any(c.isspace() for c in token):
-        _fail(f"LOYALTY_API_TOKEN must be at least {MIN_TOKEN} characters, without spaces")
+        _fail("serve.bad_token", n=MIN_TOKEN)
     try:
         import litestar  # noqa: F401
         import uvicorn
     except ImportError as exc:
-        _fail(f"the service needs its extra ({exc.name} is missing): pip install 'loyalty-engine[service]'")
+        _fail("serve.needs_extra", name=exc.name)
 
     from engine.shell.loading import load_or_exit
     from engine.store import StoreError, open_store, parse_db
 
-    program = load_or_exit(program_path)
+    program = load_or_exit(program_path, lang)
     spec = parse_db(db)
     if workers > 1 and not spec.shared:
-        _fail(f"--workers {workers}: a SQLite or :memory: ledger has one writer, so one worker; "
-              "use a PostgreSQL --db for more")
+        _fail("serve.workers", n=workers)
     try:
         open_store(db, program.id).close()
     except (StoreError, ValueError, OSError) as exc:
-        _fail(str(exc))
+        _fail("cmd.store_open", detail=exc)
 
     _metrics_dir()
     os.environ["LOYALTY_SERVE_PROGRAM"] = str(Path(program_path).resolve())
@@ -66,7 +77,7 @@ def serve(program_path: str, db: str, host: str, port: int, workers: int, log_le
             if not 0 < float(timeout) <= 3600:
                 raise ValueError
         except ValueError:
-            _fail(f"LOYALTY_BODY_TIMEOUT={timeout!r}: seconds, above 0 and at most 3600")
+            _fail("serve.bad_timeout", value=repr(timeout))
     # one JSON line like every line the service writes
     click.echo(json.dumps({"level": "info", "logger": "loyalty.serve", "program": program.id, "digest": program.digest,
                            "message": f"serving {program.id} on http://{host}:{port} ({workers} worker(s)); "
@@ -93,11 +104,6 @@ def _metrics_dir() -> None:
             old.unlink()
     else:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loyalty-metrics-")
-
-
-def _fail(message: str) -> None:
-    click.echo(f"loyalty serve: {message}", err=True)
-    sys.exit(1)
 
 
 COMMANDS = [serve]

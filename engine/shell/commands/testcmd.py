@@ -17,22 +17,41 @@ from typing import Any, Optional
 
 import click
 
+from engine.shell.commands import lang_option, language
+
 SUFFIX = ".tests.yaml"
 _SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "tests.schema.json"   # package data
 
 
+@dataclass(frozen=True)
+class Said:
+    """A word of the command's own (not a value from the case): said in the reader's language."""
+    code: str
+    args: tuple = ()
+
+    def text(self, lang: str = "en") -> str:
+        from engine.format.messages import word
+
+        return word(self.code, lang, **dict(self.args))
+
+
 @dataclass
 class Failure:
-    what: str                 # "m1 points.valid", "quote totals.grand_total", "rejected"
+    what: Any                 # "m1.points.valid", "quote.totals.grand_total", or a Said ("rejected events")
     expected: Any
     actual: Any
     line: Optional[int] = None
-    note: str = ""
+    note: Any = ""            # text, or a function of the language that gives it
 
-    def describe(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        text = f"{where}{self.what}: expected {_show(self.expected)}, got {_show(self.actual)}"
-        return f"{text} ({self.note})" if self.note else text
+    def describe(self, lang: str = "en") -> str:
+        from engine.format.messages import word
+
+        what = self.what.text(lang) if isinstance(self.what, Said) else self.what
+        text = word("test.failure", lang, what=what, expected=_show(self.expected, lang), actual=_show(self.actual, lang))
+        if self.line:
+            text = word("test.at_line", lang, line=self.line, text=text)
+        note = self.note(lang) if callable(self.note) else self.note
+        return f"{text} ({note})" if note else text
 
 
 @dataclass
@@ -60,7 +79,9 @@ class FileResult:
         return not self.problems and all(c.ok for c in self.cases)
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, lang: str = "en") -> str:
+    if isinstance(value, Said):
+        return value.text(lang) if lang == "ja" else repr(value.text(lang))
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     if value is None:
@@ -88,7 +109,7 @@ def compare(expected: Any, actual: Any, what: str, path: tuple, positions, out: 
         for key, value in expected.items():
             sub = f"{what}.{key}" if what else str(key)
             if key not in actual:
-                out.append(Failure(sub, value, "(missing)", positions.at(path + (key,)).line if positions else None))
+                out.append(Failure(sub, value, Said("test.missing"), positions.at(path + (key,)).line if positions else None))
                 continue
             compare(value, actual[key], sub, path + (key,), positions, out)
     elif isinstance(expected, list):
@@ -96,19 +117,26 @@ def compare(expected: Any, actual: Any, what: str, path: tuple, positions, out: 
             out.append(Failure(what, expected, actual, line))
             return
         if len(expected) != len(actual):
-            out.append(Failure(f"{what} (count)", len(expected), len(actual), line, note=_unmatched(expected, actual)))
+            out.append(Failure(Said("test.count", (("what", what),)), len(expected), len(actual), line,
+                               note=lambda lang: _unmatched(expected, actual, lang)))
             return
         for i, (e, a) in enumerate(zip(expected, actual)):
             before = len(out)
             compare(e, a, f"{what}[{i}]", path + (i,), positions, out)
             if isinstance(a, dict) and len(out) > before:   # an item (a lot, an effect) that differs: show it whole
                 for failure in out[before:]:
-                    failure.note = failure.note or f"the item: {_show(a)}"
+                    failure.note = failure.note or (lambda lang, item=a: _the_item(item, lang))
     elif not _same(expected, actual):
         out.append(Failure(what, expected, actual, line))
 
 
-def _unmatched(expected: list, actual: list) -> str:
+def _the_item(item: Any, lang: str = "en") -> str:
+    from engine.format.messages import word
+
+    return word("test.the_item", lang, item=_show(item, lang))
+
+
+def _unmatched(expected: list, actual: list, lang: str = "en") -> str:
     """Which items differ when a list has the wrong length: each expected item is paired with the
     first actual item that has every value it names; what is left on either side is the difference."""
     left = list(actual)
@@ -122,14 +150,19 @@ def _unmatched(expected: list, actual: list) -> str:
                 break
         else:
             missing.append(item)
-    parts = [f"expected but not found: {_show(m)}" for m in missing]
-    parts += [f"not expected: {_show(a)}" for a in left]
+    from engine.format.messages import word
+
+    parts = [word("test.not_found", lang, item=_show(m, lang)) for m in missing]
+    parts += [word("test.not_expected", lang, item=_show(a, lang)) for a in left]
     text = "; ".join(parts)
     return text if len(text) < 2000 else text[:2000] + " ..."
 
 
-def _schema_problems(data, positions, filename: str) -> list[str]:
+def _schema_problems(data, positions, filename: str, lang: str = "en") -> list[str]:
     import jsonschema
+
+    from engine.format.i18n import format_problem
+    from engine.format.loader import _schema_problem
 
     schema = json.loads(_SCHEMA.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
@@ -137,29 +170,36 @@ def _schema_problems(data, positions, filename: str) -> list[str]:
     for error in sorted(cls(schema).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = tuple(error.absolute_path)
         where = ".".join(str(p) for p in path) or "(top)"
-        problems.append(f"{positions.at(path)}: {where}: {error.message}")
+        if lang == "ja":   # the catalogue's words for a schema error, as validate gives them
+            problems.append(format_problem(_schema_problem(error, positions.at(path), where), lang))
+        else:
+            problems.append(f"{positions.at(path)}: {where}: {error.message}")
     return problems
 
 
-def _load(path: Path):
-    from engine.model.errors import ProgramError
+def _load(path: Path, lang: str = "en"):
     from engine.format import yamlpos
+    from engine.format.i18n import format_problem
+    from engine.format.messages import word
+    from engine.model.errors import ProgramError
 
     try:
         return yamlpos.load(path.read_bytes(), str(path)), []
     except OSError as exc:
-        return (None, None), [f"{path}:1:1: cannot read file: {exc.strerror}"]
+        return (None, None), [word("test.unreadable", lang, path=path, detail=exc.strerror)]
     except ProgramError as exc:
-        return (None, None), [str(p) for p in exc.problems]
+        return (None, None), [format_problem(p, lang) for p in exc.problems]
 
 
 def program_for(tests_path: Path) -> Path:
     return tests_path.with_name(tests_path.name[: -len(SUFFIX)] + ".yaml")
 
 
-def run_case(program, case: dict, path: tuple, positions) -> CaseResult:
+def run_case(program, case: dict, path: tuple, positions, lang: str = "en") -> CaseResult:
     """Replay one case on a fresh in-memory ledger and compare what it expects."""
     import msgspec
+
+    from engine.shell.words import refusal_words
 
     from engine.shell.api import Engine
     from engine.model.events import BadEvent
@@ -174,13 +214,14 @@ def run_case(program, case: dict, path: tuple, positions) -> CaseResult:
     if "rejected" in expect:
         want = sorted(expect["rejected"])
         if sorted(x or "?" for x in rejected) != want:
-            reasons = "; ".join(r["reason"] for r in run.rejected)
-            result.failures.append(Failure("rejected events", want, sorted(x or "?" for x in rejected),
+            reasons = "; ".join(refusal_words(r, lang) for r in run.rejected)
+            result.failures.append(Failure(Said("test.rejected_events"), want, sorted(x or "?" for x in rejected),
                                            positions.at(path + ("expect", "rejected")).line, note=reasons))
     else:
         for r in run.rejected:
-            result.failures.append(Failure(f"event {r.get('event') or '?'}", "applied", "rejected",
-                                           positions.at(path + ("events",)).line, note=r["reason"]))
+            result.failures.append(Failure(Said("test.event", (("event", r.get("event") or "?"),)), Said("test.applied"),
+                                           Said("test.rejected"), positions.at(path + ("events",)).line,
+                                           note=refusal_words(r, lang)))
     if case.get("as_of"):
         when = parse_instant(str(case["as_of"]), program.tz)
     elif last := engine.store.last_time():
@@ -191,7 +232,8 @@ def run_case(program, case: dict, path: tuple, positions) -> CaseResult:
         mpath = path + ("expect", "members", member)
         got = engine.member(member, when)
         if got is None:
-            result.failures.append(Failure(f"member {member}", "registered", "unknown member", positions.at(mpath).line))
+            result.failures.append(Failure(Said("test.member", (("member", member),)), Said("test.registered"),
+                                           Said("test.unknown_member"), positions.at(mpath).line))
             continue
         compare(want, got, member, mpath, positions, result.failures)
     if "effects" in expect:
@@ -204,7 +246,8 @@ def run_case(program, case: dict, path: tuple, positions) -> CaseResult:
         compare(expect["effects"], effects, "effects", path + ("expect", "effects"), positions, result.failures)
     if "quote" in case or "quote" in expect:
         if "quote" not in case:
-            result.failures.append(Failure("quote", "a cart under 'quote:'", "none", positions.at(path).line))
+            result.failures.append(Failure(Said("test.quote"), Said("test.cart_under_quote"), Said("test.none"),
+                                           positions.at(path).line))
         else:
             cart = {"id": "quote", "type": "order.placed", **case["quote"]}
             try:
@@ -215,50 +258,55 @@ def run_case(program, case: dict, path: tuple, positions) -> CaseResult:
             if "quote" in expect:
                 compare(expect["quote"], quote, "quote", path + ("expect", "quote"), positions, result.failures)
             elif quote.get("errors"):
-                result.failures.append(Failure("quote errors", [], quote["errors"], positions.at(path + ("quote",)).line))
+                result.failures.append(Failure(Said("test.quote_errors"), [], quote["errors"],
+                                               positions.at(path + ("quote",)).line))
     return result
 
 
-def run_file(tests_path: Path, name_filter: Optional[str] = None) -> FileResult:
-    from engine.model.errors import ProgramError
+def run_file(tests_path: Path, name_filter: Optional[str] = None, lang: str = "en") -> FileResult:
+    from engine.format.i18n import format_problem
     from engine.format.loader import load_program
+    from engine.format.messages import word
+    from engine.model.errors import ProgramError
 
     out = FileResult(str(tests_path))
-    (data, positions), problems = _load(tests_path)
+    (data, positions), problems = _load(tests_path, lang)
     if problems:
         out.problems = problems
         return out
-    problems = _schema_problems(data, positions, str(tests_path))
+    problems = _schema_problems(data, positions, str(tests_path), lang)
     if problems:
         out.problems = problems
         return out
     program_path = program_for(tests_path)
     if not program_path.is_file():
-        out.problems = [f"{tests_path}:1:1: no program {program_path.name} beside this tests file"]
+        out.problems = [word("test.no_program", lang, path=tests_path, program=program_path.name)]
         return out
     try:
         program = load_program(program_path)
     except ProgramError as exc:
-        out.problems = [str(p) for p in exc.problems]
+        out.problems = [format_problem(p, lang) for p in exc.problems]
         return out
     out.program = program.id
     if data.get("program") and data["program"] != program.id:
-        out.problems = [f"{positions.at(('program',))}: cases are for program '{data['program']}', "
-                        f"but {program_path} is program '{program.id}'"]
+        out.problems = [word("test.other_program", lang, pos=positions.at(("program",)), want=data["program"],
+                             path=program_path, got=program.id)]
         return out
     for i, case in enumerate(data["cases"]):
         if name_filter and name_filter.lower() not in case["name"].lower():
             continue
         try:
-            out.cases.append(run_case(program, case, ("cases", i), positions))
+            out.cases.append(run_case(program, case, ("cases", i), positions, lang))
         except Exception as exc:  # one broken case must not hide the others
             out.cases.append(CaseResult(case["name"], list(case["rules"]), positions.at(("cases", i)).line,
                                         error=f"{type(exc).__name__}: {exc}"))
     return out
 
 
-def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+def discover(paths: tuple[str, ...], lang: str = "en") -> tuple[list[Path], list[str]]:
     """Tests files named by PATHs (directories, tests files, or program files). Returns (files, notes)."""
+    from engine.format.messages import word
+
     files: list[Path] = []
     notes: list[str] = []
     for p in paths:
@@ -269,7 +317,7 @@ def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[str]]:
             have = {program_for(f) for f in found}
             for program in sorted(path.glob("*.yaml")):
                 if not program.name.endswith(SUFFIX) and program not in have:
-                    notes.append(f"{program}: no cases ({program.name[:-5]}{SUFFIX} is missing)")
+                    notes.append(word("test.no_cases", lang, path=program, tests=program.name[:-5] + SUFFIX))
         elif path.name.endswith(SUFFIX):
             files.append(path)
         elif path.suffix == ".yaml":
@@ -277,9 +325,9 @@ def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[str]]:
             if tests.is_file():
                 files.append(tests)
             else:
-                notes.append(f"{path}: no cases ({tests.name} is missing)")
+                notes.append(word("test.no_cases", lang, path=path, tests=tests.name))
         else:
-            notes.append(f"{path}: not a directory, a program or a tests file")
+            notes.append(word("test.not_a_path", lang, path=path))
     first: dict[Path, Path] = {}   # each file once, where it first came
     for f in files:
         first.setdefault(f.resolve(), f)
@@ -291,39 +339,43 @@ def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[str]]:
 @click.argument("paths", nargs=-1)
 @click.option("-k", "name_filter", default=None, help="Run only cases whose name contains this text")
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary")
-def test(paths: tuple[str, ...], name_filter: Optional[str], quiet: bool) -> None:
+@lang_option
+def test(paths: tuple[str, ...], name_filter: Optional[str], quiet: bool, lang: Optional[str]) -> None:
     """Run the example cases beside the programs (default: programs/*.tests.yaml)."""
-    files, notes = discover(paths or ("programs",))
+    from engine.format.messages import word
+
+    lang = language(lang)
+    files, notes = discover(paths or ("programs",), lang)
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(word("test.note", lang, text=note), err=True)
     passed = failed = 0
     broken = False
     for f in files:
-        result = run_file(f, name_filter)
+        result = run_file(f, name_filter, lang)
         if result.problems:
             broken = True
             for problem in result.problems:
                 click.echo(problem)
             continue
         if not quiet:
-            click.echo(f"{result.path} ({result.program}): {len(result.cases)} case(s)")
+            click.echo(word("test.file_head", lang, path=result.path, program=result.program, n=len(result.cases)))
         for case in result.cases:
             rules = ", ".join(case.rules)
             if case.ok:
                 passed += 1
                 if not quiet:
-                    click.echo(f"  ok    {case.name} [{rules}]")
+                    click.echo(word("test.ok", lang, name=case.name, rules=rules))
                 continue
             failed += 1
-            click.echo(f"  FAIL  {case.name} [{rules}]  ({result.path}:{case.line})")
+            click.echo(word("test.fail", lang, name=case.name, rules=rules, where=f"{result.path}:{case.line}"))
             if case.error:
-                click.echo(f"        error: {case.error}")
+                click.echo(word("test.error", lang, error=case.error))
             for failure in case.failures:
-                click.echo(f"        {failure.describe()}")
-            click.echo(f"        rules involved: {rules}")
+                click.echo(f"        {failure.describe(lang)}")
+            click.echo(word("test.rules", lang, rules=rules))
     if not files:
-        click.echo("no tests files found (programs/<id>.tests.yaml)", err=True)
-    click.echo(f"{passed} passed, {failed} failed")
+        click.echo(word("test.no_files", lang), err=True)
+    click.echo(word("test.summary", lang, passed=passed, failed=failed))
     sys.exit(1 if failed or broken or not files else 0)
 
 
