@@ -32,16 +32,18 @@ _EPOCH = date(1970, 1, 1).toordinal()
 
 
 def window_start(now: datetime) -> int:
-    """00:00 (JST) of the day 12 months before ``now``'s date, as POSIX seconds; 29 Feb → 28 Feb."""
+    """00:00 (JST) of the first day of the 12 months ending on ``now``'s date, as POSIX seconds: the
+    day after that date a year before (AND-10: on 2026-03-01, from 2025-03-02); 29 Feb → 28 Feb."""
     d = now.date() if now.utcoffset() == _JST_SHIFT else now.astimezone(JST).date()
     day = 28 if d.month == 2 and d.day == 29 else d.day
-    return (date(d.year - 1, d.month, day).toordinal() - _EPOCH) * 86400 - 9 * 3600
+    return (date(d.year - 1, d.month, day).toordinal() + 1 - _EPOCH) * 86400 - 9 * 3600
 
 
 def tier_of(window_yen: int) -> str:
-    if window_yen >= 100_000:
+    # AND-10: the rank rises when the amount exceeds a threshold
+    if window_yen > 100_000:
         return "gold"
-    if window_yen >= 50_000:
+    if window_yen > 50_000:
         return "silver"
     return "regular"
 
