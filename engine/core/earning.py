@@ -4,9 +4,8 @@ from __future__ import annotations
 import math
 from datetime import date
 from fractions import Fraction
-from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import msgspec
 
@@ -53,15 +52,21 @@ class EarnResult(msgspec.Struct, frozen=True, gc=False):
 _REMEMBERED: ContextVar[Optional[RowChoices]] = ContextVar("remembered_row_choices", default=None)
 
 
-@contextmanager
-def remembering(choices: RowChoices) -> Iterator[None]:
-    """Within the block, an earn that is given no ``choices`` uses these (the runner's, for the
-    events it applies: the core's signatures stay those of a pure function)."""
-    token = _REMEMBERED.set(choices)
-    try:
-        yield
-    finally:
-        _REMEMBERED.reset(token)
+class remembering:
+    """``with remembering(choices):`` within the block, an earn that is given no ``choices`` uses
+    these (the runner's, for the events it applies: the core's signatures stay those of a pure
+    function). A class rather than a generator: the runner enters one for every event."""
+
+    __slots__ = ("choices", "token")
+
+    def __init__(self, choices: RowChoices) -> None:
+        self.choices = choices
+
+    def __enter__(self) -> None:
+        self.token = _REMEMBERED.set(self.choices)
+
+    def __exit__(self, *exc: object) -> None:
+        _REMEMBERED.reset(self.token)
 
 
 def _row_for(rows: Sequence[RateRow], env: dict[str, Any], on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:

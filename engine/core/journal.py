@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, TypeVar
 
+import msgspec
+
 from engine.model.state import MemberState
 
 T = TypeVar("T")
@@ -38,7 +40,7 @@ class Journal:
 
     def __init__(self, state: MemberState):
         self.state = state
-        self._fields: list[Any] = [getattr(state, name) for name in state.__struct_fields__]
+        self._fields: tuple[Any, ...] = msgspec.structs.astuple(state)   # each field's value (shallow)
         self._undo: list[Callable[[], None]] = []
 
     def own_ladder(self) -> None:

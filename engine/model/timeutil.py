@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 Month = NewType("Month", str)
 
 
+@lru_cache(maxsize=4096)
 def month_of(d: date) -> Month:
     return Month(f"{d.year:04d}-{d.month:02d}")
 
