@@ -121,18 +121,24 @@ def _window_days(window: Period, today: date) -> tuple[int, int, Month, Month]:
     return first.toordinal(), today.toordinal(), month_of(first), month_of(today)
 
 
+@lru_cache(maxsize=1024)
+def _months_of(first: Month, last: Month) -> tuple[Month, ...]:
+    """The months from ``first`` to ``last``, both included (one window a day, so cached)."""
+    return tuple(month_add(first, n) for n in range(months_between(first, last)))
+
+
 def _range_sum(months: Months, days: tuple[int, int, Month, Month], incl: bool) -> int:
     """Σ from day ``first`` to day ``last`` (date ordinals, inclusive): the months between from
     their totals, the two end months day by day, months with nothing skipped."""
     first, last, first_month, last_month = days
     k = 1 if incl else 0      # (ex, incl, days) in a month; (day, ex, incl) in its days
     total = 0
-    span = months_between(first_month, last_month)
+    window_months = _months_of(first_month, last_month)
     in_window: Iterable[tuple[Month, tuple[int, int, tuple[tuple[int, int, int], ...]]]]
-    if len(months) <= span:
+    if len(months) <= len(window_months):
         in_window = months.items()
     else:   # a long history: look up only the window's months
-        in_window = ((m, months[m]) for m in (month_add(first_month, n) for n in range(span)) if m in months)
+        in_window = ((m, months[m]) for m in window_months if m in months)
     for month, record in in_window:
         if first_month < month < last_month:
             total += record[1] if incl else record[0]
