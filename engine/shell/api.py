@@ -40,6 +40,10 @@ class Engine:
 
     def apply(self, event: dict | bytes | str) -> RunResult:
         """Apply one event (or a JSON text of one). The result lists it as applied, skipped or rejected."""
+        if not isinstance(event, (dict, bytes, bytearray, str)):
+            # a list of events is the usual slip: said, rather than msgspec's "a bytes-like object"
+            raise TypeError(f"Engine.apply takes one event (a dict or its JSON text), not a {type(event).__name__}; "
+                            "Engine.apply_many takes several")
         result = RunResult()
         raw = msgspec.json.encode(event) if isinstance(event, dict) else event
         self.runner.apply_one(raw, result)
