@@ -313,7 +313,7 @@ def test_issue19_2_the_service_answers_the_engines_types():
 def test_issue19_engine_apply_given_a_list_says_to_use_apply_many_and_changes_nothing():
     # the slip of passing several events to Engine.apply: a TypeError that names apply_many, and
     # the ledger untouched (no member registered)
-    e = Engine("programs/andest.yaml")
+    e = Engine(ROOT / "programs" / "andest.yaml")
     events = [{"id": "r1", "type": "member.registered", "at": "2026-01-05T10:00:00+09:00", "member": "m1"}]
     with pytest.raises(TypeError, match="apply_many"):
         e.apply(events)  # type: ignore[arg-type]
