@@ -283,6 +283,12 @@ def test_issue20_2_AND_6_liability_csv_and_html_in_japanese(switch, andest_ledge
     rows = result.output.splitlines()
     assert rows[0].startswith("月,単位,期首,獲得,ボーナス,付与,移行,使用,戻し,失効,取消,換算,期末,繰越計算,差異,締め済み,")
     assert rows[1].startswith("2025-09,ポイント数,597,0,0,0,0,0,0,50,0,0,547,547,0,") and rows[2].startswith("2025-09,円,597,")
+    # the further tables' headers (each after a blank line: breakage and late entries by month,
+    # outstanding by expiry month) in Japanese too, no CSV column name left in English
+    headers = [rows[i + 1] for i, row in enumerate(rows[:-1]) if row == ""]
+    assert len(headers) == 2 and headers[1] == "時点,失効月,ポイント数,円", headers
+    assert headers[0].startswith("月,締め済み,締め対象期間の始まり,遅れた記録,遅れた記録（ポイント）,")
+    assert not [h for h in headers if re.search(r"[A-Za-z]", h)], headers
     html = page.read_text(encoding="utf-8")
     assert '<html lang="ja">' in html and "<th>期首</th>" in html and "<th>契約負債（円）</th>" in html
     assert "<h2>失効月別の未使用残高（2025-09-30T23:59:59.999999+09:00 時点）</h2>" in html

@@ -455,17 +455,20 @@ def as_csv(report: dict, lang: str = "en") -> str:
                         fig["roll_forward"], fig["difference"], m["closed"],
                         m["late"]["entries"], "" if m["observed_breakage"] is None else m["observed_breakage"],
                         m["contract_liability_yen"]])
-    _csv_more(w, report)
+    _csv_more(w, report, lang)
     return buf.getvalue()
 
 
-def _csv_more(w, report: dict) -> None:
-    """The report's other figures, each table after a blank line with its own header: the
-    breakage windows and late entries by month, outstanding by expiry month, the prepaid periods."""
+def _csv_more(w, report: dict, lang: str = "en") -> None:
+    """The report's other figures, each table after a blank line with its own header (in ``lang``):
+    the breakage windows and late entries by month, outstanding by expiry month, the prepaid periods."""
+    def header(names: list[str]) -> None:
+        w.writerow([_col(n, lang) for n in names])
+
     w.writerow([])
-    w.writerow(["month", "closed", "closing_from", "late_entries", "late_units", "late_yen", "observed_breakage",
-                "window_from", "window_to", "window_expired", "window_used", "expected_breakage",
-                "contract_liability_yen"])
+    header(["month", "closed", "closing_from", "late_entries", "late_units", "late_yen", "observed_breakage",
+            "window_from", "window_to", "window_expired", "window_used", "expected_breakage",
+            "contract_liability_yen"])
     for m in report["months"]:
         win = m["breakage_window"]
         w.writerow([m["month"], m["closed"], m["closing_from"], m["late"]["entries"], m["late"]["units"],
@@ -474,13 +477,13 @@ def _csv_more(w, report: dict) -> None:
                     m["contract_liability_yen"]])
     exp = report["outstanding_by_expiry"]
     w.writerow([])
-    w.writerow(["as_of", "expires", "units", "yen"])
+    header(["as_of", "expires", "units", "yen"])
     for r in exp["rows"]:
         w.writerow([exp["as_of"], r["expires"], r["units"], r["yen"]])
     if report.get("prepaid"):
         w.writerow([])
-        w.writerow(["base_date", "period_from", "period_to", "issued_units", "issued_yen", "used_units", "used_yen",
-                    "expired_yen", "voided_yen", "unused_units", "unused_yen", "above_threshold", "deposit_yen", "due"])
+        header(["base_date", "period_from", "period_to", "issued_units", "issued_yen", "used_units", "used_yen",
+                "expired_yen", "voided_yen", "unused_units", "unused_yen", "above_threshold", "deposit_yen", "due"])
         above = {r["date"]: r["above_threshold"] for r in report["prepaid"]["base_dates"]}
         for r in report["prepaid"].get("periods", ()):
             w.writerow([r["base_date"], r["from"], r["to"], r["issued_units"], r["issued_yen"], r["used_units"],
