@@ -30,6 +30,7 @@ from engine.format.program import Program
 from engine.model.state import MemberState
 from engine.model.timeutil import parse_instant, start_of
 from engine.run.report import PastViewUnavailable, as_of, state_at
+from engine.run.runner import failure_of
 from engine.store.base import Store
 
 
@@ -249,14 +250,7 @@ def _merge(result: CloseResult, part: CloseResult) -> None:
 
 
 def _describe(exc: BaseException) -> CloseError:
-    from engine.model.errors import ProgramError
-    from engine.store.base import StoreError
-
-    if isinstance(exc, StoreError):
-        return CloseError(str(exc))
-    if isinstance(exc, ProgramError):
-        return CloseError("; ".join(str(p) for p in exc.problems) or str(exc))
-    return CloseError(f"a close shard failed: {type(exc).__name__}: {exc}", exit_code=2)
+    return CloseError(*failure_of(exc, "a close shard failed"))
 
 
 def close_sharded(program: Program, store, spec: str, through: datetime, *, jobs: int = 1,

@@ -51,7 +51,7 @@ import msgspec
 from engine.model.events import BadEvent
 from engine.model.state import MemberState
 from engine.run.lines import event_lines
-from engine.run.runner import Runner, RunResult, refusal_of_line
+from engine.run.runner import Runner, RunResult, failure_of, refusal_of_line
 from engine.store.base import RunStore, Store
 
 __all__ = ["ClusterError", "replay_cluster", "read_events", "event_files", "chunks", "partition_of", "CHUNK_LINES"]
@@ -324,14 +324,7 @@ def cluster_client(address: Optional[str] = None, workers: Optional[int] = None)
 
 
 def _describe(exc: BaseException) -> ClusterError:
-    from engine.model.errors import ProgramError
-    from engine.store.base import StoreError
-
-    if isinstance(exc, StoreError):
-        return ClusterError(str(exc))
-    if isinstance(exc, ProgramError):
-        return ClusterError("; ".join(str(p) for p in exc.problems) or str(exc))
-    return ClusterError(f"a cluster task failed: {type(exc).__name__}: {exc}", exit_code=2)
+    return ClusterError(*failure_of(exc, "a cluster task failed"))
 
 
 def replay_cluster(program_path: str | Path, lines: Iterable[bytes | str | BadEvent], store: Store, spec: str, *,

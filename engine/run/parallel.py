@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Optio
 import msgspec
 
 from engine.format.program import Program
-from engine.run.runner import Runner, RunResult
+from engine.run.runner import Runner, RunResult, failure_of
 from engine.model.state import Effect, Entry, MemberState
 from engine.store.base import RunStore
 
@@ -380,16 +380,10 @@ def _numbered(shard: Shard) -> list[bytes]:
 
 
 def _describe(exc: BaseException) -> tuple[int, str]:
-    from engine.model.errors import ProgramError
-    from engine.store.base import StoreError
-
-    if isinstance(exc, StoreError):
-        return 1, str(exc)
-    if isinstance(exc, ProgramError):
-        return 1, "; ".join(str(p) for p in exc.problems) or str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return 1, "interrupted"
-    return 2, f"internal error: {type(exc).__name__}: {exc}"
+    message, code = failure_of(exc, "internal error")
+    return code, message
 
 
 def _work(k: int, program_path: str, spec: str, kind: str, shard: Optional[Shard], seed, conn, done,

@@ -14,7 +14,7 @@ import msgspec
 
 from engine.core.apply import apply
 from engine.core.earning import RowChoices, remembering
-from engine.model.errors import EventRejected, Refusal
+from engine.model.errors import EventRejected, ProgramError, Refusal
 from engine.model.events import BadEvent, decode_event
 from engine.format.program import Program
 from engine.model.state import MemberState
@@ -45,6 +45,17 @@ _encode_body = msgspec.json.Encoder().encode
 
 def _nothing(member: str) -> None:
     pass
+
+
+def failure_of(exc: BaseException, otherwise: str) -> tuple[str, int]:
+    """What a worker's failure (a --jobs or --cluster shard) tells the user, and the exit code: a
+    store or program problem in its own words (1), anything else, a bug, as ``otherwise`` with its
+    type and text (2)."""
+    if isinstance(exc, StoreError):
+        return str(exc), 1
+    if isinstance(exc, ProgramError):
+        return "; ".join(str(p) for p in exc.problems) or str(exc), 1
+    return f"{otherwise}: {type(exc).__name__}: {exc}", 2
 
 
 def refusal_of_line(bad: BadEvent, line_no: Optional[int]) -> Refusal:
