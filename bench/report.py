@@ -107,7 +107,7 @@ def parallel_table(p: dict) -> list[str]:
                   f"({_n(v['dask_eps_cpu'])}/CPU-s), {_n(v['dask_eps_with_start'])} events/s with the cluster's "
                   f"start: for `--jobs` (a local cluster started each run) the "
                   f"{'pool' if v['faster'] == 'pool' else 'Dask cluster'} is faster on this machine; on a cluster "
-                  f"already running, the {'pool' if v.get('faster_running', v['faster']) == 'pool' else 'Dask cluster'}."]
+                  f"already running, the {'pool' if v['faster_running'] == 'pool' else 'Dask cluster'}."]
     return lines
 
 

@@ -19,3 +19,18 @@ def send(e, type_: str, at: str, member: str = "m1", *, expect: str = "applied",
     """Apply one event of ``type_`` (an id is made up unless given) and check its outcome."""
     eid = eid or f"{type_}-{next(_ids)}"
     return check_outcome(e.apply({"id": eid, "type": type_, "at": at, "member": member, **fields}), eid, expect)
+
+
+def explode_on(monkeypatch, event_id: str) -> None:
+    """The core fails (a ZeroDivisionError, standing for a bug) on the event with this id, and
+    applies every other event as it does."""
+    from engine.run import runner
+
+    real = runner.apply
+
+    def exploding(program, state, event):
+        if event.id == event_id:
+            raise ZeroDivisionError("division by zero")
+        return real(program, state, event)
+
+    monkeypatch.setattr(runner, "apply", exploding)

@@ -20,6 +20,7 @@ from engine.shell import service
 from engine.shell.service import create_app
 from engine.store import open_store
 from tests.test_parallel import ROOT, example, pg_schemas, snapshot  # noqa: F401  (pg_schemas: a fixture)
+from tests.helpers import explode_on
 
 PROGRAM = str(ROOT / "programs" / "andest.yaml")
 TOKEN = "test-token-group-commit-0123456789"
@@ -135,16 +136,7 @@ def test_issue23_group_commit_a_refusal_does_not_poison_the_rest_AND_3(app, monk
 
 def test_issue23_group_commit_an_engine_fault_undoes_the_group_and_stays_with_its_request(app, monkeypatch):
     seed(app, ["m1", "m2", "m3"])
-    from engine.run import runner
-
-    real = runner.apply
-
-    def exploding(program, state, event):
-        if event.id == "boom":
-            raise ZeroDivisionError("division by zero")
-        return real(program, state, event)
-
-    monkeypatch.setattr(runner, "apply", exploding)
+    explode_on(monkeypatch, "boom")
     a, b, c = group(app, granted("g1", "m1", 300), [granted("g2", "m2", 20), granted("boom", "m2", 5)],
                     granted("g3", "m3", 7))
     # the group is undone, then each request alone, one event a transaction: boom's rolled back

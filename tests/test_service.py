@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from engine.shell import service
 from engine.shell.service import MAX_BODY, MAX_EVENTS, create_app
+from tests.helpers import explode_on
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = str(ROOT / "programs" / "andest.yaml")
@@ -233,16 +234,7 @@ def test_huge_bodies_are_413(client, svc):
 def test_an_engine_failure_is_a_rejection_not_a_500(client, svc, monkeypatch):
     client.post("/events", json=registered(), headers=AUTH)
     rows = svc.ledger_rows()
-    from engine.run import runner
-
-    real = runner.apply
-
-    def exploding(program, state, event):
-        if event.id == "boom":
-            raise ZeroDivisionError("division by zero")
-        return real(program, state, event)
-
-    monkeypatch.setattr(runner, "apply", exploding)
+    explode_on(monkeypatch, "boom")
     r = client.post("/events", json=[order("boom"), order("e3")], headers=AUTH)
     assert r.status_code == 422
     assert r.json()["applied"] == ["e3"]
