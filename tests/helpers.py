@@ -28,9 +28,9 @@ def explode_on(monkeypatch, event_id: str) -> None:
 
     real = runner.apply
 
-    def exploding(program, state, event):
+    def exploding(program, state, event, *rest):
         if event.id == event_id:
             raise ZeroDivisionError("division by zero")
-        return real(program, state, event)
+        return real(program, state, event, *rest)
 
     monkeypatch.setattr(runner, "apply", exploding)

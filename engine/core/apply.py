@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 
 from engine.core import bonuses, ladder, orders, returns, subscriptions
 from engine.core.clock import advance
+from engine.core.earning import RowChoices
 from engine.core.expiry import on_acquire
 from engine.core.journal import Journal
 from engine.core.lots import Change
@@ -51,10 +52,12 @@ def new_member(member: str) -> MemberState:
     return MemberState(member=member, layout=LAYOUT, open_balance=OpenBalance(), counted=CountedAmounts())
 
 
-def apply(program: Program, state: Optional[MemberState], event: Event) -> Outcome:
+def apply(program: Program, state: Optional[MemberState], event: Event,
+          choices: Optional[RowChoices] = None) -> Outcome:
     """Apply one event to one member: ``state`` becomes the member's new state (the outcome's, the
     same object; None: a new member). Raises EventRejected when it cannot apply, ``state`` then
-    exactly as it was."""
+    exactly as it was. ``choices``: the caller's remembered rate-row choices (a cache: the same
+    outcome without it)."""
     at = event_time(program, event)
     if state is None or not state.registered:
         if isinstance(event, MemberRegistered):
@@ -75,18 +78,18 @@ def apply(program: Program, state: Optional[MemberState], event: Event) -> Outco
     journal = Journal(state)
     journal.own_ladder()
     try:
-        return _apply(program, journal, event, at)
+        return _apply(program, journal, event, at, choices)
     except BaseException:
         journal.rollback()
         raise
 
 
-def _apply(program: Program, journal: Journal, event: Event, at: datetime) -> Outcome:
+def _apply(program: Program, journal: Journal, event: Event, at: datetime, choices: Optional[RowChoices]) -> Outcome:
     state = journal.state
     entries: list[Entry] = []
     effects: list[Effect] = []
     advance(program, state, at, entries, effects, before_event=True, journal=journal)
-    change = Change(program, state, event.id, at, journal)
+    change = Change(program, state, event.id, at, journal, choices)
     state.due_for = ""      # the event changes the state: its next happening is looked for again below
     _dispatch(change, event)
     ladder.after_event(change, event)   # a version's ladder follows subscriptions and orders

@@ -25,25 +25,26 @@ def _next(program: Program, state: MemberState) -> Optional[tuple[datetime, int,
     """The earliest happening due for the member (ties: the lower rank). Each source answers from
     running values kept in the state, so the cost does not grow with the member's history."""
     best: Optional[tuple[datetime, int, str, object]] = None
+    # Sources are asked in rank order, so a later one wins only by coming strictly earlier.
+    exp = expiry.next_expiry(state, program.tz)
+    if exp is not None:
+        best = (exp[0], _RANK["expiry"], "expiry", exp[1])
     if state.clock is not None:
         # the first version later than the member's: due when its effective date comes
         switch = program.version_after(state.version)
-        if switch is not None:
+        if switch is not None and (best is None or switch.starts_at < best[0]):
             best = (switch.starts_at, _RANK["version"], "version", switch)
-    exp = expiry.next_expiry(state, program.tz)
-    if exp is not None and (best is None or (exp[0], 0) < best[:2]):
-        best = (exp[0], _RANK["expiry"], "expiry", exp[1])
     if state.timers:
         timer = min(state.timers, key=lambda t: (t.at, t.source, t.order or ""))
-        if best is None or (timer.at, _RANK["timer"]) < best[:2]:
+        if best is None or timer.at < best[0]:
             best = (timer.at, _RANK["timer"], "timer", timer)
     if program.has_birthday_bonus:
         birthday = bonuses.next_birthday(state, program)
-        if birthday is not None and (best is None or (birthday, _RANK["birthday"]) < best[:2]):
+        if birthday is not None and (best is None or birthday < best[0]):
             best = (birthday, _RANK["birthday"], "birthday", None)
     if state.ladder is not None:
         month = ladder.next_month(state, program)   # 00:00 on the 1st, only while on a version's ladder
-        if month is not None and (best is None or (month, _RANK["month"]) < best[:2]):
+        if month is not None and (best is None or month < best[0]):
             best = (month, _RANK["month"], "month", None)
     return best
 

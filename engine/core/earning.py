@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 from datetime import date
 from fractions import Fraction
-from contextvars import ContextVar
 from typing import Any, Optional, Sequence
 
 import msgspec
@@ -18,8 +17,8 @@ class RowChoices:
     """Rate-row choices remembered between orders by whoever keeps a program loaded (the runner,
     the Engine's quotes): a choice depends only on the values the rows read (Earning.order_names,
     Earning.line_key), so it is looked up rather than made again, with the same answer. The
-    caller passes it (``compute_earn``, ``orders.plan_order``) or names it for the events it
-    applies (``remembering``)."""
+    caller passes it (``compute_earn``, ``orders.plan_order``; for the events it applies,
+    ``apply.apply``, which hands it on through each ``Change``)."""
 
     # choices kept per earning before starting afresh: a bound on memory when rows read per-line
     # values such as unit_price; not a program number
@@ -46,27 +45,6 @@ class EarnResult(msgspec.Struct, frozen=True, gc=False):
     units: int
     rules: tuple[str, ...]
     main_rule: str = ""     # the rate row that produced the most (the rule a lot records, X-3)
-
-
-# the choices of the caller applying events now (``remembering``); None: choose every row afresh
-_REMEMBERED: ContextVar[Optional[RowChoices]] = ContextVar("remembered_row_choices", default=None)
-
-
-class remembering:
-    """``with remembering(choices):`` within the block, an earn that is given no ``choices`` uses
-    these (the runner's, for the events it applies: the core's signatures stay those of a pure
-    function). A class rather than a generator: the runner enters one for every event."""
-
-    __slots__ = ("choices", "token")
-
-    def __init__(self, choices: RowChoices) -> None:
-        self.choices = choices
-
-    def __enter__(self) -> None:
-        self.token = _REMEMBERED.set(self.choices)
-
-    def __exit__(self, *exc: object) -> None:
-        _REMEMBERED.reset(self.token)
 
 
 def _row_for(rows: Sequence[RateRow], env: dict[str, Any], on: date) -> tuple[Optional[RateRow], Optional[Fraction]]:
@@ -151,7 +129,8 @@ def line_base(earning: Earning, line: Line, kept: int, points: tuple[int, int] =
 
 
 def _ratio(amount: int | Fraction) -> tuple[int, int]:
-    return (amount.numerator, amount.denominator) if isinstance(amount, Fraction) else (amount, 1)
+    # (an int is asked first: Fraction is an abstract number, whose isinstance goes through the ABC)
+    return (amount, 1) if type(amount) is int else (amount.numerator, amount.denominator)
 
 
 def compute_earn(earning: Optional[Earning], lines: Sequence[Line], order_env: dict[str, Any], on: date,
@@ -166,8 +145,6 @@ def compute_earn(earning: Optional[Earning], lines: Sequence[Line], order_env: d
         return EarnResult(0, ())
     parts = []
     rules = [earning.rule]
-    if choices is None:
-        choices = _REMEMBERED.get()
     chosen = choices.of(earning) if choices is not None else None
     plain = earning.base == "items_ex_tax" and not earning.after_points   # the base is the line's net amount
     order_key = (on if earning.dated else None, *[order_env.get(n) for n in earning.order_names])

@@ -76,13 +76,12 @@ class Journal:
     def set(self, mapping: dict[K, V], key: K, value: V) -> None:
         """``mapping[key] = value``: a new key is put back out, a known one gets its value back
         (in place: the dict keeps its order)."""
-        old: V | _Missing = mapping.get(key, _MISSING)
+        old: Any = mapping.get(key, _MISSING)
         mapping[key] = value
-        if isinstance(old, _Missing):
+        if old is _MISSING:
             self._undo.append(lambda: mapping.__delitem__(key))
         else:
-            was: V = old
-            self._undo.append(lambda: mapping.__setitem__(key, was))
+            self._undo.append(lambda: mapping.__setitem__(key, old))
 
     def pop(self, mapping: dict[K, V], key: K) -> Optional[V]:
         """Remove ``key`` (if there); undone at its former place in the dict's order."""

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import msgspec
 
+from engine.core.earning import RowChoices
 from engine.core.journal import Journal
 from engine.format.program import Program, Version
 from engine.model.state import OPEN, Effect, Entry, Lot, MemberState
@@ -34,12 +35,14 @@ def _every(lot: Lot) -> bool:
 class Change:
     """A change being made to one member's state by one event or happening."""
 
-    def __init__(self, program: Program, state: MemberState, source: str, at: datetime, journal: Journal):
+    def __init__(self, program: Program, state: MemberState, source: str, at: datetime, journal: Journal,
+                 choices: Optional[RowChoices] = None):
         self.program = program
         self.state = state
         self.source = source
         self.at = at
         self.journal = journal
+        self.choices = choices   # the caller's remembered rate-row choices (None: every row afresh)
         self.version: Version = program.version_at(at)   # the version in force at the change (X-2)
         self.entries: list[Entry] = []
         self.effects: list[Effect] = []

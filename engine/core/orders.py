@@ -126,8 +126,9 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
     if exchange.units > balance:
         errors.append(refusal("exchange.balance_short", "exchanges", exchange.rules[0] if exchange.rules else None,
                               units=exchange.units, balance=balance))
+    brand = cart.payment.brand
     limit = redeem_limit(version, max(balance - exchange.units, 0), priced.grand_total, cart.payment.method,
-                         cart.payment.brand, guest=not member, items_incl_tax=items_incl)
+                         brand, guest=not member, items_incl_tax=items_incl)
     applied = 0
     if redeem is not None:
         asked = redeem.points if redeem.points is not None else redeem.credits
@@ -156,7 +157,7 @@ def plan_order(program: Program, state: MemberState, cart: OrderPlaced, at: date
         units, _ = threshold_grant(earning, state.carry, amount)
         earn = EarnResult(units, (earning.rule,), earning.rule)
     elif earning is not None and (member or earning.guests_earn):
-        env = order_env(cart.course, tier, cart.payment.method, cart.payment.brand, cart.guest, at, tz, month)
+        env = order_env(cart.course, tier, cart.payment.method, brand, cart.guest, at, tz, month)
         earn = compute_earn(earning, lines, env, today, choices=choices)
     else:
         earn = EarnResult(0, ())
@@ -210,7 +211,7 @@ def place(change: Change, cart: OrderPlaced) -> None:
     state = change.state
     if cart.order in state.orders:
         raise rejected("order.placed_twice", "order", order=cart.order)
-    plan = plan_order(change.program, state, cart, change.at)
+    plan = plan_order(change.program, state, cart, change.at, change.choices)
     if plan.errors:
         first = plan.errors[0]   # refused for what its quote lists first, by that error's code
         raise EventRejected(first.message, first.field, first.rule, code=first.code, args=first.args)

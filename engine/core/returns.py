@@ -141,7 +141,7 @@ def return_lines(change: Change, event: OrderReturned) -> None:
         env = order_env(order.course, order.tier, order.payment_method, brand, order.guest,
                         order.placed_at, change.program.tz, order.subscription_month)
         kept = compute_earn(version.earning, order.lines, env, local_date(order.placed_at, change.program.tz),
-                            returned) if order.earned else None
+                            returned, change.choices) if order.earned else None
         new_earned = kept.units if kept else 0
         remove_earned(change, order, order.earned - new_earned, returns.rule)
     all_back = all(back >= line.qty for back, line in zip(returned, order.lines))

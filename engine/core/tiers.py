@@ -54,6 +54,13 @@ def _contribution(order: Optional[Order], tz: ZoneInfo) -> tuple[Optional[Counte
     return placed, shipped
 
 
+def _counted_alike(old: Order, new: Order) -> bool:
+    """Whether the two give the sums the same (``_contribution``): the same days and amounts."""
+    return (old.placed_at == new.placed_at and old.shipped_at == new.shipped_at and old.guest == new.guest
+            and old.kept_ex == new.kept_ex and old.kept_incl == new.kept_incl
+            and (old.status == "cancelled") == (new.status == "cancelled"))
+
+
 def _add(journal: Journal, months: Months, c: Counted, sign: int) -> None:
     """Add (sign +1) or take away (-1) one order's amounts on its day. A month's days stay a
     sorted tuple without empty days (a tuple: a month is replaced whole, never changed)."""
@@ -95,6 +102,8 @@ def _move(journal: Journal, months: Months, before: Optional[Counted], after: Op
 def record_order(journal: Journal, state: MemberState, old: Optional[Order], new: Order, tz: ZoneInfo) -> None:
     """Write ``new`` into the member's orders (replacing ``old``) and move the running sums."""
     journal.set(state.orders, new.id, new)
+    if old is not None and _counted_alike(old, new):
+        return      # a delivery after the shipment, an earn's change: the sums hold the order as they did
     counted = state.counted
     placed_before, shipped_before = _contribution(old, tz)
     placed_after, shipped_after = _contribution(new, tz)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Optional, Union, cast
 import msgspec
 
 from engine.core.apply import apply
-from engine.core.earning import RowChoices, remembering
+from engine.core.earning import RowChoices
 from engine.model.errors import EventRejected, ProgramError, Refusal
 from engine.model.events import BadEvent, decode_event
 from engine.format.program import Program
@@ -150,8 +150,7 @@ class Runner:
                                            event=event.id, repeat=True, at=event.at))
             return
         try:
-            with remembering(self.choices):
-                outcome = apply(self.program, self.state_of(event.member), event)
+            outcome = apply(self.program, self.state_of(event.member), event, self.choices)
         except EventRejected as rej:
             refusal = rej.refusal(event.id, event.at)
             result.rejected.append(refusal)

@@ -120,6 +120,9 @@ class SQLiteStore(Store):
         elif row[0] != program_id:
             raise StoreError(f"{path} holds the ledger of program '{row[0]}', not '{program_id}'")
         self.booked_clock = wall_clock
+        self._booked: Optional[datetime] = None    # the open transaction's booking time, once it books
+        self._booked_obj: Optional[datetime] = None
+        self._booked_text: Optional[str] = None    # that time as the ledger writes it
         self._in_tx = False
         self._checked_in_tx = False
         self._data_version = None
@@ -164,15 +167,22 @@ class SQLiteStore(Store):
         reads what the first committed."""
         if self._in_tx:
             return False
+        return self._open()
+
+    def _open(self) -> bool:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise StoreError(f"{self.path}: {exc} (another process holds the ledger)") from None
         self._in_tx = True
         self._checked_in_tx = False
+        self._booked = None
         return True
 
     _begin = begin
+
+    def _fetch_one(self, sql: str, params: tuple = ()) -> Optional[tuple]:
+        return self.db.execute(sql, params).fetchone()
 
     def changed_by_others(self) -> bool:
         """Whether another connection committed since we last asked (SQLite's data_version). Inside
@@ -181,6 +191,9 @@ class SQLiteStore(Store):
             if self._checked_in_tx:
                 return False
             self._checked_in_tx = True
+        return self._version_moved()
+
+    def _version_moved(self) -> bool:
         version = self.db.execute("PRAGMA data_version").fetchone()[0]
         changed = version != self._data_version
         self._data_version = version
@@ -205,13 +218,13 @@ class SQLiteStore(Store):
         if event_id in self._looked_up:
             row = self._known.get(event_id)
         else:
-            row = self.db.execute("SELECT status FROM events WHERE id=?", (event_id,)).fetchone()
+            row = self._fetch_one("SELECT status FROM events WHERE id=?", (event_id,))
         return row is not None and row[0] == "applied"
 
     def load(self, member: str) -> Optional[MemberState]:
         if member in self._dirty:
             return self._dirty[member]
-        row = self.db.execute("SELECT state FROM members WHERE member=?", (member,)).fetchone()
+        row = self._fetch_one("SELECT state FROM members WHERE member=?", (member,))
         return decode_state(row[0], self.zone) if row else None
 
     def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
@@ -221,11 +234,14 @@ class SQLiteStore(Store):
         self._begin()
         self._applied_now.add(event_id)
         if self._seq is None:   # the ledger's count of applied events, read once a transaction
-            row = self.db.execute("SELECT value FROM meta WHERE key='event_seq'").fetchone()
+            row = self._fetch_one("SELECT value FROM meta WHERE key='event_seq'")
             self._seq = int(row[0]) if row else 0
         self._seq += 1
         self._event_rows.append((event_id, state.member, event_type, at, body, self._seq))
-        self._book(state, entries, effects, self.booked_clock() if entries else None)
+        if entries and self._booked is None:
+            # the entries of one transaction are booked together: one time for all of them
+            self._booked = self.booked_clock()
+        self._book(state, entries, effects, self._booked if entries else None)
 
     def book(self, state, entries, effects, booked_at) -> None:
         """A close's writes for one member (no event row), in the open transaction."""
@@ -235,7 +251,13 @@ class SQLiteStore(Store):
     def _book(self, state, entries, effects, booked_at) -> None:
         self._dirty[state.member] = state
         at_obj = at_text = None
-        booked = booked_at.isoformat() if booked_at is not None else None
+        if booked_at is None:
+            booked = None
+        elif booked_at is self._booked_obj:
+            booked = self._booked_text
+        else:
+            booked = self._booked_text = booked_at.isoformat()
+            self._booked_obj = booked_at
         for e in entries:
             if e.at is not at_obj:   # an event's entries share one time: its text is made once
                 at_obj, at_text = e.at, e.at.isoformat()
@@ -287,8 +309,7 @@ class SQLiteStore(Store):
         if event_id in self._looked_up and event_id not in self._refused_now:
             row = self._known.get(event_id)
             return (row[1], row[2]) if row is not None and row[0] == "rejected" else None
-        row = self.db.execute("SELECT digest, reason FROM events WHERE id=? AND status='rejected'",
-                              (event_id,)).fetchone()
+        row = self._fetch_one("SELECT digest, reason FROM events WHERE id=? AND status='rejected'", (event_id,))
         return (row[0], row[1]) if row else None
 
     def members(self) -> Iterator[str]:
@@ -385,8 +406,12 @@ class SQLiteStore(Store):
         return {i: (t or "", a or "") for i, t, a in self.db.execute("SELECT id, type, at FROM events WHERE status='applied'")}
 
 
+# Each event asks these; they answer from the transaction's buffers and reach SQLite only through
+# the guarded methods (``_open``, ``_fetch_one``), so they need no guard of their own.
+_PER_EVENT = {"begin", "_begin", "changed_by_others", "is_applied", "refusal", "load", "_book"}
 for _name, _method in list(vars(SQLiteStore).items()):
-    if callable(_method) and (_name == "__init__" or not _name.startswith("__")) and _name != "_failed":
+    if (callable(_method) and (_name == "__init__" or not _name.startswith("__")) and _name != "_failed"
+            and _name not in _PER_EVENT):
         setattr(SQLiteStore, _name, _guarded(_method))
 
 
