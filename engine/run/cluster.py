@@ -52,7 +52,7 @@ from engine.model.events import BadEvent
 from engine.model.state import MemberState
 from engine.run.lines import event_lines
 from engine.run.runner import Runner, RunResult, failure_of, refusal_of_line
-from engine.store.base import RunStore, Store
+from engine.store.base import RunStore, Store, encode_body
 
 __all__ = ["ClusterError", "replay_cluster", "read_events", "event_files", "chunks", "partition_of", "CHUNK_LINES"]
 
@@ -205,7 +205,7 @@ class _Recorder(RunStore):
         self.applied.add(event_id)
         self.refused.pop(event_id, None)
         self.states[state.member] = self.touched[state.member] = state
-        self.ops.append(("save", event_id, event_type, at, state.member, entries, effects, body))
+        self.ops.append(("save", event_id, event_type, at, state.member, entries, effects, encode_body(body)))
 
     def reject(self, event_id, member, reason, digest=None) -> None:
         if event_id is not None and event_id not in self.applied:

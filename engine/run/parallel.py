@@ -57,7 +57,7 @@ import msgspec
 from engine.format.program import Program
 from engine.run.runner import Runner, RunResult, failure_of
 from engine.model.state import Effect, Entry, MemberState
-from engine.store.base import RunStore
+from engine.store.base import RunStore, encode_body
 
 if TYPE_CHECKING:
     from engine.store.sqlite import SQLiteStore
@@ -296,7 +296,7 @@ class _Outcomes(RunStore):
         self.refused.pop(event_id, None)
         self.states[state.member] = self._dirty[state.member] = state
         self._applied_now.append(_Applied(event_id, event_type, at, state.member, list(entries), list(effects),
-                                          body))
+                                          encode_body(body)))
 
     def reject(self, event_id, member, reason, digest=None) -> None:
         if event_id is None:

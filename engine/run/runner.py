@@ -39,9 +39,6 @@ class RunResult:
 # A line of input as the runner takes it: JSON text, or a BadEvent the reader refused (engine/run/lines.py)
 _Line = Union[bytes, str, BadEvent]
 
-# An applied event's body as the ledger keeps it (a past view decodes and replays it, engine/run/report.py)
-_encode_body = msgspec.json.Encoder().encode
-
 
 def _nothing(member: str) -> None:
     pass
@@ -158,7 +155,7 @@ class Runner:
             return
         try:
             self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,
-                            outcome.entries, outcome.effects, _encode_body(event))
+                            outcome.entries, outcome.effects, event)
         except BaseException:
             outcome.undo()   # not recorded: the member's state as the store still has it
             raise

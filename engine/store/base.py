@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, Optional, Protocol
 
+import msgspec
+
 from engine.model.state import Effect, Entry, MemberState
 
 
@@ -14,6 +16,15 @@ def wall_clock() -> datetime:
     """The time a store stamps on the entries it books (``Entry.booked_at``): now, in UTC. A store's
     ``booked_clock`` attribute holds it; a test may put another clock there."""
     return datetime.now(timezone.utc)
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def encode_body(body: Any) -> Optional[bytes]:
+    """An applied event's body as a ledger keeps it: the event msgspec-encoded (``save`` is given
+    the decoded event, or the bytes a shard already encoded; a past view decodes and replays it)."""
+    return body if body is None or isinstance(body, bytes) else _encode(body)
 
 
 class StoreError(Exception):
@@ -85,9 +96,10 @@ class RunStore(Protocol):
     def load(self, member: str) -> Optional[MemberState]: ...
 
     def save(self, event_id: str, event_type: str, at: str, state: MemberState,
-             entries: Iterable[Entry], effects: Iterable[Effect], body: Optional[bytes] = None) -> None:
-        """Record one applied event: its id, its body (the event msgspec-encoded, for past views),
-        the member's new state, its entries and effects, all in the same transaction."""
+             entries: Iterable[Entry], effects: Iterable[Effect], body: Any = None) -> None:
+        """Record one applied event: its id, its body (the decoded event, or its bytes as
+        ``encode_body`` makes them, for past views), the member's new state, its entries and
+        effects, all in the same transaction. A store keeps the body in the form it likes."""
         ...
 
     def reject(self, event_id: Optional[str], member: Optional[str], reason: str,

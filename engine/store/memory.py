@@ -1,12 +1,12 @@
 """A store that keeps nothing: for --db :memory:, tests and embedding."""
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import Store, wall_clock
+from engine.store.base import Store, encode_body, wall_clock
 
 _stamp = msgspec.structs.replace
 
@@ -20,7 +20,9 @@ class MemoryStore(Store):
         self.rejected_digest: dict[str, Optional[str]] = {}
         self.ledger: dict[str, list[Entry]] = {}
         self.effect_rows: list[dict] = []
-        self.bodies: dict[str, list[bytes]] = {}   # member -> its applied events' bodies, in order (past views)
+        # member -> its applied events, in order (past views): kept as given (the decoded event,
+        # immutable), encoded only when a past view asks
+        self.bodies: dict[str, list[Any]] = {}
         self._last_dt = None   # the latest clock saved (as a time: its text is made only when asked)
         self.close_rows: list[dict] = []
         self.booked_clock = wall_clock
@@ -73,7 +75,7 @@ class MemoryStore(Store):
         return list(self.ledger.get(member, []))
 
     def event_bodies(self, member: str) -> list[Optional[bytes]]:
-        return list(self.bodies.get(member, []))
+        return [encode_body(body) for body in self.bodies.get(member, [])]
 
     def last_time(self) -> Optional[str]:
         return self._last_dt.isoformat() if self._last_dt is not None else None

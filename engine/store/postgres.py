@@ -56,7 +56,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import Store, StoreError, wall_clock
+from engine.store.base import Store, StoreError, encode_body, wall_clock
 from engine.store.codec import decode_state
 
 # (version, name, statements). Append only: a released migration is never edited.
@@ -140,9 +140,10 @@ class _Unknown(enum.Enum):
 _UNKNOWN = _Unknown.UNKNOWN
 
 
-def _text(body: Optional[bytes]) -> Optional[str]:
-    """An event's body (msgspec JSON) as the TEXT column keeps it."""
-    return body.decode() if isinstance(body, bytes) else body
+def _text(body: object) -> Optional[str]:
+    """An event's body (msgspec JSON, ``encode_body``) as the TEXT column keeps it."""
+    encoded = encode_body(body)
+    return encoded.decode() if encoded is not None else None
 
 
 def redact(url: str) -> str:

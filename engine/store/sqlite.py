@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import Store, StoreError, wall_clock
+from engine.store.base import Store, StoreError, encode_body, wall_clock
 from engine.store.codec import decode_state
 
 SCHEMA_VERSION = 2   # 2: ledger.booked_at and the closes table (issue 22)
@@ -237,7 +237,7 @@ class SQLiteStore(Store):
             row = self._fetch_one("SELECT value FROM meta WHERE key='event_seq'")
             self._seq = int(row[0]) if row else 0
         self._seq += 1
-        self._event_rows.append((event_id, state.member, event_type, at, body, self._seq))
+        self._event_rows.append((event_id, state.member, event_type, at, encode_body(body), self._seq))
         if entries and self._booked is None:
             # the entries of one transaction are booked together: one time for all of them
             self._booked = self.booked_clock()
