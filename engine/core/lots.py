@@ -190,6 +190,13 @@ class Change:
             self.state.open_balance = self.state.open_balance.with_soonest(self.state.lots)
 
     def total(self, state: str, where: LotTest = _every) -> int:
+        if state in OPEN:
+            # the running totals are exact: the whole of a state is read from them, and a state
+            # that holds nothing needs no look at the lots
+            bal = self.state.open_balance
+            running = bal.valid if state == "valid" else bal.pending if state == "pending" else bal.held
+            if where is _every or not running:
+                return running
         lots = self._list_for(state)
         return sum(lot.amount for lot in lots if lot.state == state and where(lot))
 
