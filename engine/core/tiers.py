@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Iterable, Optional
+from typing import Optional
 from zoneinfo import ZoneInfo
 
 from engine.core.journal import Journal
@@ -142,19 +142,24 @@ def _range_sum(months: Months, days: tuple[int, int, Month, Month], incl: bool) 
     first, last, first_month, last_month = days
     k = 1 if incl else 0      # (ex, incl, days) in a month; (day, ex, incl) in its days
     total = 0
-    window_months = _months_of(first_month, last_month)
-    in_window: Iterable[tuple[Month, tuple[int, int, tuple[tuple[int, int, int], ...]]]]
-    if len(months) <= len(window_months):
-        in_window = months.items()
-    else:   # a long history: look up only the window's months
-        in_window = ((m, months[m]) for m in window_months if m in months)
-    for month, record in in_window:
-        if first_month < month < last_month:
-            total += record[1] if incl else record[0]
-        elif first_month <= month <= last_month:
+    for month in ((first_month,) if first_month == last_month else (first_month, last_month)):
+        record = months.get(month)
+        if record is not None:
             for day in record[2]:
                 if first <= day[0] <= last:
                     total += day[k + 1]
+    window_months = _months_of(first_month, last_month)
+    if len(window_months) <= 2:
+        return total
+    if len(months) <= len(window_months):
+        for month, record in months.items():
+            if first_month < month < last_month:
+                total += record[1] if incl else record[0]
+    else:   # a long history: look up only the window's months
+        for month in window_months[1:-1]:
+            record = months.get(month)
+            if record is not None:
+                total += record[1] if incl else record[0]
     return total
 
 
