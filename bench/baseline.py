@@ -78,6 +78,12 @@ def _fresh_views(eng: Any, program: Any) -> None:
     eng.views = type(eng.views)(program)
 
 
+def history_samples(reps: int) -> int:
+    """First quotes (no view kept) and single applies timed for each history size: enough for a
+    steady median of calls that each take tens of microseconds."""
+    return max(15, reps * 10)
+
+
 def measure(tree: Path, n_events: int, n_carts: int, lots: list[int], reps: int) -> dict:
     """In the child: replay into memory and SQLite, quotes, and history, with ``tree``'s engine."""
     _tree_only()
@@ -134,7 +140,7 @@ def measure(tree: Path, n_events: int, n_carts: int, lots: list[int], reps: int)
         mem.states[state.member] = state
         cart = workloads.andest_carts([state.member], 1)[0]
         quote_samples, apply_samples = [], []
-        rounds = max(3, reps * (3 if n <= 1000 else 1))
+        rounds = history_samples(reps)
         eng = Engine(program, mem)
         for _ in range(rounds):
             _fresh_views(eng, program)
@@ -221,7 +227,7 @@ def compare(ref: str, n_events: int = 20_000, n_carts: int = 400, lots: tuple[in
     rejected = {"before": [r["replay"][k]["rejected"] for r in before for k in ("memory", "sqlite")],
                 "after": [r["replay"][k]["rejected"] for r in after for k in ("memory", "sqlite")]}
     return {"ref": ref, "before_commit": base_commit, "after_commit": _commit(ROOT), "events": n_events,
-            "carts": n_carts, "lots": list(lots), "reps": reps, "rounds": rounds, "rows": rows,
+            "carts": n_carts, "lots": list(lots), "reps": reps, "history_samples": history_samples(reps), "rounds": rounds, "rows": rows,
             "rejected": rejected}
 
 

@@ -282,7 +282,8 @@ def markdown(r: dict) -> str:
                   f"{b['rounds']} round(s) alternating before / after, medians. Replay: {_n(b['events'])} &est "
                   "events (this tree's generator) into memory and SQLite; quote: "
                   f"{b['carts']} carts × {b['reps']} rounds; history: one member with N lots (each tree's "
-                  "`bench/history.py`). Rejected events (memory, SQLite per round): before "
+                  f"`bench/history.py`), {b['history_samples']} first quotes (no view kept) and single applies a "
+                  "round. Rejected events (memory, SQLite per round): before "
                   f"{b['rejected']['before']}, after {b['rejected']['after']}.", ""]
         lines += baseline_table(b)
 
