@@ -14,7 +14,9 @@ How it is put together:
   opens the store and runs every engine call, read or write, one after another. That thread is the
   lock: requests are parsed and answered on the event loop, and their engine work queues there.
   The runner keeps member states in memory, which is only right while this process is the ledger's
-  one writer: ``loyalty serve`` therefore runs one worker on SQLite.
+  one writer: ``loyalty serve`` therefore runs one worker on SQLite. There (a store no other worker
+  writes) a quote, which reads memory, is run by the loop itself when the engine thread has nothing
+  queued; the engine lock makes sure the two never run the engine at once.
 - **Group commit.** The events of the requests that arrive while the engine thread is busy are
   applied together in ONE transaction, one durable commit for all (``apply_group``); each event is
   still judged alone, and every request is answered only after that commit. An idle service
@@ -30,8 +32,8 @@ How it is put together:
 - **The OpenAPI document is derived from the engine's msgspec Structs** (``msgspec.json.schema_components``
   over the event, cart and answer Structs): the service validates with the same types it documents.
 - **Never a 500 or a traceback in a response:** every error is a small JSON object; tracebacks go
-  to the server log only. Access log: one JSON line a request (method, path, status, duration_ms,
-  member), never a header, so never a token.
+  to the server log only. Access log: one JSON line a request on standard error (method, path,
+  status, duration_ms, member), never a header, so never a token.
 """
 from __future__ import annotations
 
@@ -70,6 +72,7 @@ from engine.format.loader import load_program
 from engine.format.program import Program
 from engine.run.report import PastViewUnavailable, member_view, state_at
 from engine.run.runner import RunResult
+from engine.store import open_store, parse_db
 from engine.model.timeutil import parse_instant
 
 MAX_BODY = 1 << 20           # bytes a request body may hold (1 MiB); more is 413
@@ -84,7 +87,6 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")   # an X-Request-Id taken as
 request_context: contextvars.ContextVar[dict] = contextvars.ContextVar("loyalty_request", default={})
 
 log = logging.getLogger("loyalty.service")
-access_logger = logging.getLogger("loyalty.access")
 
 JSON = "application/json"
 
@@ -121,11 +123,39 @@ class EngineHost:
     def __init__(self, program: Program, db_url: str):
         self.program = program
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-engine")
-        self._lock = threading.Lock()       # guards the requests waiting for the next group
+        self._lock = threading.Lock()       # guards the requests waiting for the next group, and _queued
         self._waiting: list[tuple[bytes, asyncio.Future, contextvars.Context]] = []
         self._draining = False              # a group is queued or running on the engine thread
-        # The store is opened on the engine thread: a SQLite connection belongs to its thread.
-        self.engine: Engine = self._pool.submit(Engine, program, db_url).result()
+        self._queued = 0                    # jobs submitted to the engine thread and not yet finished
+        self._engine_lock = threading.Lock()   # held by whoever runs the engine: the engine thread, or the loop (inline)
+        # A store only this process writes answers a quote from memory (the runner's cache): the
+        # loop runs it itself when the engine thread is idle, sparing the two thread switches.
+        self._inline = not parse_db(db_url).shared
+        self.engine: Engine = self._pool.submit(self._open, program, db_url).result()
+
+    def _open(self, program: Program, db_url: str) -> Engine:
+        # Opened on the engine thread; a SQLite connection may be used by the loop too (inline),
+        # never by both at once: _engine_lock.
+        return Engine(program, open_store(db_url, program.id, program.tz, any_thread=self._inline))
+
+    def _submit(self, fn: Callable[..., Any], *args: Any):
+        """Queue ``fn(*args)`` on the engine thread, under the engine lock."""
+        with self._lock:
+            self._queued += 1
+        try:
+            return self._pool.submit(self._locked, fn, *args)
+        except BaseException:
+            with self._lock:
+                self._queued -= 1
+            raise
+
+    def _locked(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            with self._engine_lock:
+                return fn(*args)
+        finally:
+            with self._lock:
+                self._queued -= 1
 
     async def apply(self, body: bytes) -> tuple[int, dict, list[str]]:
         """POST /events through group commit: the body waits with the others that arrive while the
@@ -142,7 +172,7 @@ class EngineHost:
 
     def _submit_drain(self, loop) -> None:
         try:
-            self._pool.submit(self._drain, loop)
+            self._submit(self._drain, loop)
         except RuntimeError as exc:   # shutting down: the waiting requests are answered 503
             with self._lock:
                 waiting, self._waiting, self._draining = self._waiting, [], False
@@ -173,11 +203,21 @@ class EngineHost:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         # the request's context goes with the work, so a log line of the engine thread names the request
         context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._pool, context.run, fn, self.engine, *args)
+        return await asyncio.wrap_future(self._submit(context.run, fn, self.engine, *args))
+
+    async def run_soon(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``run``, or ``fn`` at once on the loop when the store is this process's alone and the
+        engine thread has nothing queued (so nothing is overtaken): a quote reads memory."""
+        if self._inline and not self._queued and self._engine_lock.acquire(blocking=False):
+            try:
+                return fn(self.engine, *args)
+            finally:
+                self._engine_lock.release()
+        return await self.run(fn, *args)
 
     def close(self) -> None:
         try:
-            self._pool.submit(self.engine.store.close).result(timeout=30)
+            self._submit(self.engine.store.close).result(timeout=30)
         finally:
             self._pool.shutdown(wait=True)
 
@@ -791,7 +831,9 @@ async def _send_json(send: Callable, status: int, payload: dict, headers: tuple 
 
 
 def _default_access_log(line: dict) -> None:
-    access_logger.info(json.dumps(line, ensure_ascii=False))
+    # One write of the whole line: every request writes one, so the logging module's record (its
+    # caller lookup, handler lock, formatter) is skipped; the stream is the same standard error.
+    sys.stderr.write(_encode(line).decode() + "\n")
 
 
 class _JSONFormatter(logging.Formatter):
@@ -811,13 +853,7 @@ class _JSONFormatter(logging.Formatter):
 
 
 def _setup_logging() -> None:
-    """Access lines and service errors go to standard error, one JSON object a line."""
-    if not access_logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access_logger.addHandler(handler)
-        access_logger.setLevel(logging.INFO)
-        access_logger.propagate = False
+    """Service errors go to standard error, one JSON object a line (as access lines do)."""
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_JSONFormatter())
@@ -1047,7 +1083,7 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
     @post("/quote")
     async def post_quote(request: Request) -> Response:
         body = await request.body()
-        status, out, member = await host.run(quote_body, body)
+        status, out, member = await host.run_soon(quote_body, body)
         if member:
             request.scope["loyalty.members"] = [member]
         request.scope["loyalty.outcome"] = "quoted" if status == 200 else "refused"

@@ -85,11 +85,11 @@ class SQLiteStore(Store):
     chunks = True
     sees_writers = True
 
-    def __init__(self, path: str, program_id: str, zone: Optional[ZoneInfo] = None):
+    def __init__(self, path: str, program_id: str, zone: Optional[ZoneInfo] = None, any_thread: bool = False):
         self.path = path
         self.zone = zone   # the program's time zone: an older state's tier sums are counted by it (codec)
         try:
-            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=not any_thread)
             # someone else's database is left exactly as it is (before WAL rewrites its header)
             tables = [row[0] for row in self.db.execute(
                 "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
