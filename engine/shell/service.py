@@ -827,7 +827,7 @@ async def _send_json(send: Callable, status: int, payload: dict, headers: tuple 
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode()),
                             *headers]})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _default_access_log(line: dict) -> None:
@@ -902,8 +902,13 @@ class Front:
     OPEN = frozenset({"/healthz", "/readyz", "/metrics", "/webhooks/shopify"})
 
     def __init__(self, app, token: str, max_body: int, access_log: Callable[[dict], None], digest: str = "",
-                 body_timeout: float = BODY_TIMEOUT):
+                 body_timeout: float = BODY_TIMEOUT, direct: Optional[dict[str, Callable]] = None):
         self.app = app
+        # POST routes answered here from the body already read, past Litestar's routing, request
+        # and response objects (every request of a checkout takes one): path -> async
+        # (scope, body) -> (status, answer). The route is also Litestar's, for any other method
+        # or spelling of the path.
+        self.direct = direct or {}
         self.token = token.encode()
         self.max_body = max_body
         self.access_log = access_log
@@ -926,24 +931,32 @@ class Front:
         """The whole body within body_timeout seconds: (body, too large)."""
         chunks: list[bytes] = []
         size = 0
-        deadline = time.monotonic() + self.body_timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BodyTimeout()
-            try:
-                message = await asyncio.wait_for(receive(), left)
-            except asyncio.TimeoutError:
-                raise BodyTimeout() from None
-            if message["type"] == "http.disconnect":
-                raise BodyTimeout()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return b"", True
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks), False
+        try:
+            # one deadline for the whole body (a timer, not a task a chunk)
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise BodyTimeout()
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body:
+                        return b"", True
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks), False
+        except TimeoutError:
+            raise BodyTimeout() from None
+
+    async def answer(self, route: Callable, scope, body: bytes, send) -> None:
+        """A direct route's answer, its errors answered as Litestar's handler answers them."""
+        try:
+            status, answer = await route(scope, body)
+            headers: tuple = ()
+        except Exception as exc:  # noqa: BLE001 - the error answer, as _error_handler gives it
+            status, answer, given = _error_answer(exc, scope.get("method"), scope.get("path"))
+            headers = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in given.items())
+        await _send_json(send, status, answer, headers)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -978,6 +991,8 @@ class Front:
                 else:
                     if large:
                         await _send_json(send_status, 413, {"error": f"body over {self.max_body} bytes", "status": 413})
+                    elif scope["method"] == "POST" and scope["path"] in self.direct:
+                        await self.answer(self.direct[scope["path"]], scope, body, send_status)
                     else:
                         sent = False
 
@@ -1045,7 +1060,8 @@ def _json_response(status: int, payload: Any) -> Response:
     return Response(content=_encode(payload), status_code=status, media_type=JSON)
 
 
-def _error_handler(request: Request, exc: Exception) -> Response:
+def _error_answer(exc: Exception, method: Any, path: Any) -> tuple[int, dict, dict[str, str]]:
+    """The answer to a request whose handler raised: (status, the error object, headers)."""
     if isinstance(exc, HTTPException):
         status = exc.status_code
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
@@ -1053,13 +1069,17 @@ def _error_handler(request: Request, exc: Exception) -> Response:
     elif isinstance(exc, StoreUnavailable):
         status, detail, headers = 503, "the ledger store failed; retry the request", {"retry-after": "1"}
     else:
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
+        log.error("unhandled %s on %s %s", type(exc).__name__, method, path,
                   exc_info=(type(exc), exc, exc.__traceback__))
         status, detail, headers = 500, "internal error", {}
     if status >= 500 and status != 503:
         detail = "internal error"
-    return Response(content=_encode({"error": detail, "status": status}), status_code=status,
-                    media_type=JSON, headers=headers)
+    return status, {"error": detail, "status": status}, headers
+
+
+def _error_handler(request: Request, exc: Exception) -> Response:
+    status, error, headers = _error_answer(exc, request.method, request.url.path)
+    return Response(content=_encode(error), status_code=status, media_type=JSON, headers=headers)
 
 
 def create_app(program_path: str | Program, db_url: str, token: str, *, max_body: int = MAX_BODY,
@@ -1073,25 +1093,29 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
     host = EngineHost(program, db_url)
     document: dict[str, bytes] = {}
 
+    async def events_answer(scope: Any, body: bytes) -> tuple[int, Any]:
+        status, answer, members = await host.apply(body)
+        _note_events(scope, status, answer, members)
+        return status, answer
+
+    async def quote_answer(scope: Any, body: bytes) -> tuple[int, Any]:
+        status, out, member = await host.run_soon(quote_body, body)
+        if member:
+            scope["loyalty.members"] = [member]
+        scope["loyalty.outcome"] = "quoted" if status == 200 else "refused"
+        if status == 422:
+            errors = out.get("errors") or []
+            scope["loyalty.codes"] = [metrics.refusal_code(e) for e in errors][:20]
+            scope["loyalty.reasons"] = [e.get("reason") for e in errors][:5]
+        return status, out
+
     @post("/events")
     async def post_events(request: Request) -> Response:
-        body = await request.body()
-        status, answer, members = await host.apply(body)
-        _note_events(request.scope, status, answer, members)
-        return _json_response(status, answer)
+        return _json_response(*await events_answer(request.scope, await request.body()))
 
     @post("/quote")
     async def post_quote(request: Request) -> Response:
-        body = await request.body()
-        status, out, member = await host.run_soon(quote_body, body)
-        if member:
-            request.scope["loyalty.members"] = [member]
-        request.scope["loyalty.outcome"] = "quoted" if status == 200 else "refused"
-        if status == 422:
-            errors = out.get("errors") or []
-            request.scope["loyalty.codes"] = [metrics.refusal_code(e) for e in errors][:20]
-            request.scope["loyalty.reasons"] = [e.get("reason") for e in errors][:5]
-        return _json_response(status, out)
+        return _json_response(*await quote_answer(request.scope, await request.body()))
 
     @get("/members/{member_id:path}")   # :path, so that an id with a "/" (sent as %2F) is found too
     async def get_member(request: Request) -> Response:
@@ -1187,7 +1211,8 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
     _setup_logging()
     if access_log is None:
         access_log = _default_access_log
-    app.asgi_handler = Front(app.asgi_handler, token, max_body, access_log, program.digest, body_timeout)
+    app.asgi_handler = Front(app.asgi_handler, token, max_body, access_log, program.digest, body_timeout,
+                             direct={"/events": events_answer, "/quote": quote_answer})
     metrics.set_program(program.id, program.versions[-1].number if program.versions else None, program.digest)
     app.state.engine_host = host
     return app
