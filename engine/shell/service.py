@@ -45,12 +45,12 @@ import hmac
 import json
 import logging
 import os
+import random
 import re
 import sqlite3
 import sys
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -885,13 +885,21 @@ def _header(scope, wanted: bytes) -> Optional[bytes]:
     return None
 
 
+# New request ids: 128 random bits as 32 hex digits, as uuid4().hex gives, from a generator seeded
+# from os.urandom (again in a forked child) rather than os.urandom itself: its system call lets
+# go of the GIL, and the loop then waits for the engine thread to hand it back. An id names a
+# request in the logs; it guards nothing.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
 def _request_id(scope) -> str:
     given = _header(scope, b"x-request-id")
     if given:
         text = given.decode("latin-1")
         if REQUEST_ID.fullmatch(text):
             return text
-    return uuid.uuid4().hex
+    return f"{_ids.getrandbits(128):032x}"
 
 
 class Front:
