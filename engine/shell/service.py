@@ -136,7 +136,9 @@ class EngineHost:
     def _open(self, program: Program, db_url: str) -> Engine:
         # Opened on the engine thread; a SQLite connection may be used by the loop too (inline),
         # never by both at once: _engine_lock.
-        return Engine(program, open_store(db_url, program.id, program.tz, any_thread=self._inline))
+        store = open_store(db_url, program.id, program.tz, any_thread=self._inline)
+        store.checkpoint_aside()   # every request's commit stays an append to the log
+        return Engine(program, store)
 
     def _submit(self, fn: Callable[..., Any], *args: Any):
         """Queue ``fn(*args)`` on the engine thread, under the engine lock."""
@@ -188,11 +190,10 @@ class EngineHost:
             outcomes = apply_group(self.engine, [(body, context) for body, _, context in group])
         except BaseException as exc:  # noqa: BLE001 - never leave a request waiting
             outcomes = [exc] * len(group)
-        for (_, future, _), outcome in zip(group, outcomes):
-            try:
-                loop.call_soon_threadsafe(_settle, future, outcome)
-            except RuntimeError:   # the loop is closed: nobody waits any more
-                pass
+        try:   # the whole group answered in one wake-up of the loop
+            loop.call_soon_threadsafe(_settle_all, [(future, outcome) for (_, future, _), outcome in zip(group, outcomes)])
+        except RuntimeError:   # the loop is closed: nobody waits any more
+            pass
         with self._lock:
             more = bool(self._waiting)
             if not more:
@@ -220,6 +221,11 @@ class EngineHost:
             self._submit(self.engine.store.close).result(timeout=30)
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _settle_all(settled: list[tuple[asyncio.Future, Any]]) -> None:
+    for future, outcome in settled:
+        _settle(future, outcome)
 
 
 def _settle(future: asyncio.Future, outcome: Any) -> None:
