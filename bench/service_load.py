@@ -209,8 +209,10 @@ def seed_members(port: int, token: str, count: int, grant: int, prefix: str = "m
                             "at": (START + timedelta(minutes=i)).isoformat()})
         seed_events.append({"id": f"grant-{m}", "type": "points.granted", "member": m, "amount": grant,
                             "reason": "load test", "at": (START + timedelta(minutes=i, seconds=30)).isoformat()})
-    status, answer, _ = Client(port, token).call("POST", "/events", seed_events)
-    assert status == 200, answer
+    client = Client(port, token)
+    for i in range(0, len(seed_events), 1000):   # a request carries at most 1,000 events (MAX_EVENTS)
+        status, answer, _ = client.call("POST", "/events", seed_events[i:i + 1000])
+        assert status == 200, answer
     return members
 
 

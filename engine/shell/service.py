@@ -14,7 +14,9 @@ How it is put together:
   opens the store and runs every engine call, read or write, one after another. That thread is the
   lock: requests are parsed and answered on the event loop, and their engine work queues there.
   The runner keeps member states in memory, which is only right while this process is the ledger's
-  one writer: ``loyalty serve`` therefore runs one worker on SQLite.
+  one writer: ``loyalty serve`` therefore runs one worker on SQLite. There (a store no other worker
+  writes) a quote, which reads memory, is run by the loop itself when the engine thread has nothing
+  queued; the engine lock makes sure the two never run the engine at once.
 - **Group commit.** The events of the requests that arrive while the engine thread is busy are
   applied together in ONE transaction, one durable commit for all (``apply_group``); each event is
   still judged alone, and every request is answered only after that commit. An idle service
@@ -30,8 +32,8 @@ How it is put together:
 - **The OpenAPI document is derived from the engine's msgspec Structs** (``msgspec.json.schema_components``
   over the event, cart and answer Structs): the service validates with the same types it documents.
 - **Never a 500 or a traceback in a response:** every error is a small JSON object; tracebacks go
-  to the server log only. Access log: one JSON line a request (method, path, status, duration_ms,
-  member), never a header, so never a token.
+  to the server log only. Access log: one JSON line a request on standard error (method, path,
+  status, duration_ms, member), never a header, so never a token.
 """
 from __future__ import annotations
 
@@ -43,12 +45,12 @@ import hmac
 import json
 import logging
 import os
+import random
 import re
 import sqlite3
 import sys
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -70,6 +72,7 @@ from engine.format.loader import load_program
 from engine.format.program import Program
 from engine.run.report import PastViewUnavailable, member_view, state_at
 from engine.run.runner import RunResult
+from engine.store import open_store, parse_db
 from engine.model.timeutil import parse_instant
 
 MAX_BODY = 1 << 20           # bytes a request body may hold (1 MiB); more is 413
@@ -84,7 +87,6 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")   # an X-Request-Id taken as
 request_context: contextvars.ContextVar[dict] = contextvars.ContextVar("loyalty_request", default={})
 
 log = logging.getLogger("loyalty.service")
-access_logger = logging.getLogger("loyalty.access")
 
 JSON = "application/json"
 
@@ -121,11 +123,41 @@ class EngineHost:
     def __init__(self, program: Program, db_url: str):
         self.program = program
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-engine")
-        self._lock = threading.Lock()       # guards the requests waiting for the next group
+        self._lock = threading.Lock()       # guards the requests waiting for the next group, and _queued
         self._waiting: list[tuple[bytes, asyncio.Future, contextvars.Context]] = []
         self._draining = False              # a group is queued or running on the engine thread
-        # The store is opened on the engine thread: a SQLite connection belongs to its thread.
-        self.engine: Engine = self._pool.submit(Engine, program, db_url).result()
+        self._queued = 0                    # jobs submitted to the engine thread and not yet finished
+        self._engine_lock = threading.Lock()   # held by whoever runs the engine: the engine thread, or the loop (inline)
+        # A store only this process writes answers a quote from memory (the runner's cache): the
+        # loop runs it itself when the engine thread is idle, sparing the two thread switches.
+        self._inline = not parse_db(db_url).shared
+        self.engine: Engine = self._pool.submit(self._open, program, db_url).result()
+
+    def _open(self, program: Program, db_url: str) -> Engine:
+        # Opened on the engine thread; a SQLite connection may be used by the loop too (inline),
+        # never by both at once: _engine_lock.
+        store = open_store(db_url, program.id, program.tz, any_thread=self._inline)
+        store.checkpoint_aside()   # every request's commit stays an append to the log
+        return Engine(program, store)
+
+    def _submit(self, fn: Callable[..., Any], *args: Any):
+        """Queue ``fn(*args)`` on the engine thread, under the engine lock."""
+        with self._lock:
+            self._queued += 1
+        try:
+            return self._pool.submit(self._locked, fn, *args)
+        except BaseException:
+            with self._lock:
+                self._queued -= 1
+            raise
+
+    def _locked(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            with self._engine_lock:
+                return fn(*args)
+        finally:
+            with self._lock:
+                self._queued -= 1
 
     async def apply(self, body: bytes) -> tuple[int, dict, list[str]]:
         """POST /events through group commit: the body waits with the others that arrive while the
@@ -142,7 +174,7 @@ class EngineHost:
 
     def _submit_drain(self, loop) -> None:
         try:
-            self._pool.submit(self._drain, loop)
+            self._submit(self._drain, loop)
         except RuntimeError as exc:   # shutting down: the waiting requests are answered 503
             with self._lock:
                 waiting, self._waiting, self._draining = self._waiting, [], False
@@ -158,11 +190,10 @@ class EngineHost:
             outcomes = apply_group(self.engine, [(body, context) for body, _, context in group])
         except BaseException as exc:  # noqa: BLE001 - never leave a request waiting
             outcomes = [exc] * len(group)
-        for (_, future, _), outcome in zip(group, outcomes):
-            try:
-                loop.call_soon_threadsafe(_settle, future, outcome)
-            except RuntimeError:   # the loop is closed: nobody waits any more
-                pass
+        try:   # the whole group answered in one wake-up of the loop
+            loop.call_soon_threadsafe(_settle_all, [(future, outcome) for (_, future, _), outcome in zip(group, outcomes)])
+        except RuntimeError:   # the loop is closed: nobody waits any more
+            pass
         with self._lock:
             more = bool(self._waiting)
             if not more:
@@ -173,13 +204,28 @@ class EngineHost:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         # the request's context goes with the work, so a log line of the engine thread names the request
         context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._pool, context.run, fn, self.engine, *args)
+        return await asyncio.wrap_future(self._submit(context.run, fn, self.engine, *args))
+
+    async def run_soon(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``run``, or ``fn`` at once on the loop when the store is this process's alone and the
+        engine thread has nothing queued (so nothing is overtaken): a quote reads memory."""
+        if self._inline and not self._queued and self._engine_lock.acquire(blocking=False):
+            try:
+                return fn(self.engine, *args)
+            finally:
+                self._engine_lock.release()
+        return await self.run(fn, *args)
 
     def close(self) -> None:
         try:
-            self._pool.submit(self.engine.store.close).result(timeout=30)
+            self._submit(self.engine.store.close).result(timeout=30)
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _settle_all(settled: list[tuple[asyncio.Future, Any]]) -> None:
+    for future, outcome in settled:
+        _settle(future, outcome)
 
 
 def _settle(future: asyncio.Future, outcome: Any) -> None:
@@ -787,11 +833,13 @@ async def _send_json(send: Callable, status: int, payload: dict, headers: tuple 
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode()),
                             *headers]})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _default_access_log(line: dict) -> None:
-    access_logger.info(json.dumps(line, ensure_ascii=False))
+    # One write of the whole line: every request writes one, so the logging module's record (its
+    # caller lookup, handler lock, formatter) is skipped; the stream is the same standard error.
+    sys.stderr.write(_encode(line).decode() + "\n")
 
 
 class _JSONFormatter(logging.Formatter):
@@ -811,13 +859,7 @@ class _JSONFormatter(logging.Formatter):
 
 
 def _setup_logging() -> None:
-    """Access lines and service errors go to standard error, one JSON object a line."""
-    if not access_logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access_logger.addHandler(handler)
-        access_logger.setLevel(logging.INFO)
-        access_logger.propagate = False
+    """Service errors go to standard error, one JSON object a line (as access lines do)."""
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_JSONFormatter())
@@ -849,13 +891,21 @@ def _header(scope, wanted: bytes) -> Optional[bytes]:
     return None
 
 
+# New request ids: 128 random bits as 32 hex digits, as uuid4().hex gives, from a generator seeded
+# from os.urandom (again in a forked child) rather than os.urandom itself: its system call lets
+# go of the GIL, and the loop then waits for the engine thread to hand it back. An id names a
+# request in the logs; it guards nothing.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
 def _request_id(scope) -> str:
     given = _header(scope, b"x-request-id")
     if given:
         text = given.decode("latin-1")
         if REQUEST_ID.fullmatch(text):
             return text
-    return uuid.uuid4().hex
+    return f"{_ids.getrandbits(128):032x}"
 
 
 class Front:
@@ -866,8 +916,13 @@ class Front:
     OPEN = frozenset({"/healthz", "/readyz", "/metrics", "/webhooks/shopify"})
 
     def __init__(self, app, token: str, max_body: int, access_log: Callable[[dict], None], digest: str = "",
-                 body_timeout: float = BODY_TIMEOUT):
+                 body_timeout: float = BODY_TIMEOUT, direct: Optional[dict[str, Callable]] = None):
         self.app = app
+        # POST routes answered here from the body already read, past Litestar's routing, request
+        # and response objects (every request of a checkout takes one): path -> async
+        # (scope, body) -> (status, answer). The route is also Litestar's, for any other method
+        # or spelling of the path.
+        self.direct = direct or {}
         self.token = token.encode()
         self.max_body = max_body
         self.access_log = access_log
@@ -890,24 +945,32 @@ class Front:
         """The whole body within body_timeout seconds: (body, too large)."""
         chunks: list[bytes] = []
         size = 0
-        deadline = time.monotonic() + self.body_timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BodyTimeout()
-            try:
-                message = await asyncio.wait_for(receive(), left)
-            except asyncio.TimeoutError:
-                raise BodyTimeout() from None
-            if message["type"] == "http.disconnect":
-                raise BodyTimeout()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return b"", True
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks), False
+        try:
+            # one deadline for the whole body (a timer, not a task a chunk)
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise BodyTimeout()
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body:
+                        return b"", True
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks), False
+        except TimeoutError:
+            raise BodyTimeout() from None
+
+    async def answer(self, route: Callable, scope, body: bytes, send) -> None:
+        """A direct route's answer, its errors answered as Litestar's handler answers them."""
+        try:
+            status, answer = await route(scope, body)
+            headers: tuple = ()
+        except Exception as exc:  # noqa: BLE001 - the error answer, as _error_handler gives it
+            status, answer, given = _error_answer(exc, scope.get("method"), scope.get("path"))
+            headers = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in given.items())
+        await _send_json(send, status, answer, headers)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -942,6 +1005,8 @@ class Front:
                 else:
                     if large:
                         await _send_json(send_status, 413, {"error": f"body over {self.max_body} bytes", "status": 413})
+                    elif scope["method"] == "POST" and scope["path"] in self.direct:
+                        await self.answer(self.direct[scope["path"]], scope, body, send_status)
                     else:
                         sent = False
 
@@ -1009,7 +1074,8 @@ def _json_response(status: int, payload: Any) -> Response:
     return Response(content=_encode(payload), status_code=status, media_type=JSON)
 
 
-def _error_handler(request: Request, exc: Exception) -> Response:
+def _error_answer(exc: Exception, method: Any, path: Any) -> tuple[int, dict, dict[str, str]]:
+    """The answer to a request whose handler raised: (status, the error object, headers)."""
     if isinstance(exc, HTTPException):
         status = exc.status_code
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
@@ -1017,13 +1083,17 @@ def _error_handler(request: Request, exc: Exception) -> Response:
     elif isinstance(exc, StoreUnavailable):
         status, detail, headers = 503, "the ledger store failed; retry the request", {"retry-after": "1"}
     else:
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
+        log.error("unhandled %s on %s %s", type(exc).__name__, method, path,
                   exc_info=(type(exc), exc, exc.__traceback__))
         status, detail, headers = 500, "internal error", {}
     if status >= 500 and status != 503:
         detail = "internal error"
-    return Response(content=_encode({"error": detail, "status": status}), status_code=status,
-                    media_type=JSON, headers=headers)
+    return status, {"error": detail, "status": status}, headers
+
+
+def _error_handler(request: Request, exc: Exception) -> Response:
+    status, error, headers = _error_answer(exc, request.method, request.url.path)
+    return Response(content=_encode(error), status_code=status, media_type=JSON, headers=headers)
 
 
 def create_app(program_path: str | Program, db_url: str, token: str, *, max_body: int = MAX_BODY,
@@ -1037,25 +1107,29 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
     host = EngineHost(program, db_url)
     document: dict[str, bytes] = {}
 
+    async def events_answer(scope: Any, body: bytes) -> tuple[int, Any]:
+        status, answer, members = await host.apply(body)
+        _note_events(scope, status, answer, members)
+        return status, answer
+
+    async def quote_answer(scope: Any, body: bytes) -> tuple[int, Any]:
+        status, out, member = await host.run_soon(quote_body, body)
+        if member:
+            scope["loyalty.members"] = [member]
+        scope["loyalty.outcome"] = "quoted" if status == 200 else "refused"
+        if status == 422:
+            errors = out.get("errors") or []
+            scope["loyalty.codes"] = [metrics.refusal_code(e) for e in errors][:20]
+            scope["loyalty.reasons"] = [e.get("reason") for e in errors][:5]
+        return status, out
+
     @post("/events")
     async def post_events(request: Request) -> Response:
-        body = await request.body()
-        status, answer, members = await host.apply(body)
-        _note_events(request.scope, status, answer, members)
-        return _json_response(status, answer)
+        return _json_response(*await events_answer(request.scope, await request.body()))
 
     @post("/quote")
     async def post_quote(request: Request) -> Response:
-        body = await request.body()
-        status, out, member = await host.run(quote_body, body)
-        if member:
-            request.scope["loyalty.members"] = [member]
-        request.scope["loyalty.outcome"] = "quoted" if status == 200 else "refused"
-        if status == 422:
-            errors = out.get("errors") or []
-            request.scope["loyalty.codes"] = [metrics.refusal_code(e) for e in errors][:20]
-            request.scope["loyalty.reasons"] = [e.get("reason") for e in errors][:5]
-        return _json_response(status, out)
+        return _json_response(*await quote_answer(request.scope, await request.body()))
 
     @get("/members/{member_id:path}")   # :path, so that an id with a "/" (sent as %2F) is found too
     async def get_member(request: Request) -> Response:
@@ -1151,7 +1225,8 @@ def create_app(program_path: str | Program, db_url: str, token: str, *, max_body
     _setup_logging()
     if access_log is None:
         access_log = _default_access_log
-    app.asgi_handler = Front(app.asgi_handler, token, max_body, access_log, program.digest, body_timeout)
+    app.asgi_handler = Front(app.asgi_handler, token, max_body, access_log, program.digest, body_timeout,
+                             direct={"/events": events_answer, "/quote": quote_answer})
     metrics.set_program(program.id, program.versions[-1].number if program.versions else None, program.digest)
     app.state.engine_host = host
     return app

@@ -10,9 +10,11 @@ from engine.store.memory import MemoryStore
 from engine.store.sqlite import SQLiteStore
 
 
-def open_store(url: str, program_id: str, zone: Optional[ZoneInfo] = None) -> Store:
+def open_store(url: str, program_id: str, zone: Optional[ZoneInfo] = None, *, any_thread: bool = False) -> Store:
     """The store a ``--db`` value names (``parse_db``), for ``program_id``'s ledger; ``zone``, the
-    program's time zone, lets it read states stored by an older engine (engine/store/codec.py)."""
+    program's time zone, lets it read states stored by an older engine (engine/store/codec.py).
+    ``any_thread``: a SQLite connection usable from any thread, one thread at a time (the caller
+    serializes every use; engine/shell/service.py does)."""
     spec = parse_db(url)
     if spec.kind == "postgresql":
         try:
@@ -24,7 +26,7 @@ def open_store(url: str, program_id: str, zone: Optional[ZoneInfo] = None) -> St
         return PostgresStore(url, program_id, zone)
     if spec.kind == "memory":
         return MemoryStore(program_id)
-    return SQLiteStore(url, program_id, zone)
+    return SQLiteStore(url, program_id, zone, any_thread=any_thread)
 
 
 __all__ = ["DbSpec", "RunStore", "Store", "StoreError", "MemoryStore", "SQLiteStore", "open_store", "parse_db"]

@@ -136,6 +136,11 @@ class RunStore(Protocol):
         """Whether another process committed since we last asked (``sees_writers``). Default: no."""
         return False
 
+    def checkpoint_aside(self) -> None:
+        """For a writer that commits all the time (the service): keep the work of folding the
+        store's log back into its files out of the commits, where the store can. Default: nothing."""
+        return None
+
     def prefetch(self, event_ids: list[str]) -> None:
         """Look up a batch's event ids at once inside the write transaction, so ``is_applied`` and
         ``refusal`` answer from memory (``chunks`` on a private store). Default: nothing to do."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
 from datetime import datetime
 from typing import Iterator, Optional
 from zoneinfo import ZoneInfo
@@ -39,6 +40,8 @@ CREATE TABLE IF NOT EXISTS effects (
 """
 
 _MAX_VARIABLES = 999   # bound parameters a statement (SQLite's smallest default limit)
+CHECKPOINT_EVERY = 0.2     # seconds between the checkpoints of checkpoint_aside
+CHECKPOINT_BACKSTOP = 20000   # WAL pages (4 KiB) at which a commit checkpoints anyway (checkpoint_aside)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -85,11 +88,11 @@ class SQLiteStore(Store):
     chunks = True
     sees_writers = True
 
-    def __init__(self, path: str, program_id: str, zone: Optional[ZoneInfo] = None):
+    def __init__(self, path: str, program_id: str, zone: Optional[ZoneInfo] = None, any_thread: bool = False):
         self.path = path
         self.zone = zone   # the program's time zone: an older state's tier sums are counted by it (codec)
         try:
-            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=not any_thread)
             # someone else's database is left exactly as it is (before WAL rewrites its header)
             tables = [row[0] for row in self.db.execute(
                 "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
@@ -128,7 +131,35 @@ class SQLiteStore(Store):
         self._data_version = None
         self._last: Optional[datetime] = None
         self._seq: Optional[int] = None   # the last applied event's place in the ledger (None: read it)
+        self._checkpoints: Optional[tuple[threading.Thread, threading.Event]] = None
         self._clear_buffers()
+
+    def checkpoint_aside(self) -> None:
+        """Copy the WAL back into the ledger file from a thread and a connection of its own,
+        every CHECKPOINT_EVERY seconds (a passive checkpoint: it never waits for nor blocks a
+        writer), rather than in the commit that fills the WAL to SQLite's 1,000 pages: a commit
+        then only appends to the WAL. If those checkpoints cannot keep up or fail, a commit still
+        checkpoints at CHECKPOINT_BACKSTOP pages. Stopped by close. Durability is the same: a
+        commit is in the WAL either way."""
+        if self._checkpoints is not None or self.path == ":memory:" or self.path.startswith("file:"):
+            return
+        aside = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                while not stop.wait(CHECKPOINT_EVERY):
+                    try:
+                        aside.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    except sqlite3.Error:
+                        pass   # tried again next time; the WAL keeps every commit meanwhile
+            finally:
+                aside.close()
+
+        self.db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_BACKSTOP}")
+        thread = threading.Thread(target=run, name="loyalty-sqlite-checkpoint", daemon=True)
+        thread.start()
+        self._checkpoints = (thread, stop)
 
     def _keep_bodies(self) -> None:
         """Give the events table the body of each applied event and its place in the ledger's order
@@ -393,6 +424,11 @@ class SQLiteStore(Store):
         try:
             self.commit()
         finally:
+            if self._checkpoints is not None:   # closed first: the last connection to close checkpoints
+                thread, stop = self._checkpoints
+                self._checkpoints = None
+                stop.set()
+                thread.join(timeout=30)
             self.db.close()
 
     def schema_state(self) -> tuple[bool, str]:
