@@ -36,8 +36,10 @@ def bought(state: MemberState, product: Optional[str]) -> bool:
 def _applies(bonus: Bonus, change: Change, happening: bool = False, **env: Any) -> bool:
     if bonus.when is None:
         return True
-    # the member's tier at this instant, as an order would see it (the format lets a bonus read it)
-    tier, _ = tier_at(change.version.tiers, change.state, change.at, change.program.tz)
+    # the member's tier at this instant, as an order would see it (the format lets a bonus read
+    # it); worked out only for a condition that reads it (Expr.names: the names it uses)
+    tier = (tier_at(change.version.tiers, change.state, change.at, change.program.tz)[0]
+            if "tier" in bonus.when.names else None)
     env = {"attributes": Attributes(change.state.attributes), "tier": tier, "product": None, "bought": False, **env}
     # an event whose condition fails is refused (naming the rule); a happening has no event to refuse
     return bonus.when.holds_in_happening(env) if happening else bool(bonus.when(env))
@@ -50,8 +52,10 @@ def on_event(change: Change, trigger: str, product: Optional[str] = None) -> Non
                 continue  # AND-9: a second review of the product overwrites the first, earns nothing
         # a registration is never refused for a bonus's condition: refused, it would shut the member
         # out of every later event; a condition it cannot evaluate counts as not met, as in a happening
+        # (whether the product was bought is looked for only by a condition that reads it)
+        reads_bought = bonus.when is not None and "bought" in bonus.when.names
         if not _applies(bonus, change, happening=trigger == "member.registered", product=product,
-                        bought=bought(change.state, product)):
+                        bought=bought(change.state, product) if reads_bought else False):
             continue
         _grant(change, bonus)
     if trigger == "review.posted" and product is not None and product not in change.state.reviewed:
