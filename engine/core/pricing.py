@@ -173,6 +173,12 @@ def exact_nets(lines: Sequence[Line]) -> list[int | Fraction]:
     the rate's lines round (one line of n units or n lines of one unit round differently); these
     do not, so a return, an earn or a refund worked from them is the same however the cart was
     split into lines. A line stored without ``gross_ex`` (before it was kept) counts its net."""
+    for line in lines:
+        gross = getattr(line, "gross_ex", 0)
+        if gross and gross != line.net_ex:
+            break
+    else:   # no coupon on any line: each line's own amount is exact
+        return [line.net_ex for line in lines]
     totals: dict[float, list[int]] = {}       # tax rate -> [net, gross]
     for line in lines:
         gross = getattr(line, "gross_ex", 0) or line.net_ex

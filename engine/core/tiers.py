@@ -142,24 +142,28 @@ def _range_sum(months: Months, days: tuple[int, int, Month, Month], incl: bool) 
     first, last, first_month, last_month = days
     k = 1 if incl else 0      # (ex, incl, days) in a month; (day, ex, incl) in its days
     total = 0
-    for month in ((first_month,) if first_month == last_month else (first_month, last_month)):
-        record = months.get(month)
-        if record is not None:
-            for day in record[2]:
-                if first <= day[0] <= last:
-                    total += day[k + 1]
     window_months = _months_of(first_month, last_month)
-    if len(window_months) <= 2:
-        return total
     if len(months) <= len(window_months):
+        # a short history: one pass over the months it has
         for month, record in months.items():
             if first_month < month < last_month:
                 total += record[1] if incl else record[0]
-    else:   # a long history: look up only the window's months
-        for month in window_months[1:-1]:
-            record = months.get(month)
-            if record is not None:
-                total += record[1] if incl else record[0]
+            elif month == first_month or month == last_month:
+                for day in record[2]:
+                    if first <= day[0] <= last:
+                        total += day[k + 1]
+        return total
+    # a long history: look up only the window's months
+    for month in ((first_month,) if first_month == last_month else (first_month, last_month)):
+        found = months.get(month)
+        if found is not None:
+            for day in found[2]:
+                if first <= day[0] <= last:
+                    total += day[k + 1]
+    for month in window_months[1:-1]:
+        between = months.get(month)
+        if between is not None:
+            total += between[1] if incl else between[0]
     return total
 
 
