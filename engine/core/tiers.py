@@ -136,6 +136,11 @@ def _months_of(first: Month, last: Month) -> tuple[Month, ...]:
     return tuple(month_add(first, n) for n in range(months_between(first, last)))
 
 
+def _days_sum(days: tuple[tuple[int, int, int], ...], first: int, last: int, k: int) -> int:
+    """Σ of an end month's days from ``first`` to ``last`` (ordinals; ``k`` 0: ex., 1: incl. tax)."""
+    return sum(day[k + 1] for day in days if first <= day[0] <= last)
+
+
 def _range_sum(months: Months, days: tuple[int, int, Month, Month], incl: bool) -> int:
     """Σ from day ``first`` to day ``last`` (date ordinals, inclusive): the months between from
     their totals, the two end months day by day, months with nothing skipped."""
@@ -149,17 +154,13 @@ def _range_sum(months: Months, days: tuple[int, int, Month, Month], incl: bool) 
             if first_month < month < last_month:
                 total += record[1] if incl else record[0]
             elif month == first_month or month == last_month:
-                for day in record[2]:
-                    if first <= day[0] <= last:
-                        total += day[k + 1]
+                total += _days_sum(record[2], first, last, k)
         return total
     # a long history: look up only the window's months
     for month in ((first_month,) if first_month == last_month else (first_month, last_month)):
         found = months.get(month)
         if found is not None:
-            for day in found[2]:
-                if first <= day[0] <= last:
-                    total += day[k + 1]
+            total += _days_sum(found[2], first, last, k)
     for month in window_months[1:-1]:
         between = months.get(month)
         if between is not None:

@@ -123,9 +123,7 @@ class SQLiteStore(Store):
         elif row[0] != program_id:
             raise StoreError(f"{path} holds the ledger of program '{row[0]}', not '{program_id}'")
         self.booked_clock = wall_clock
-        self._booked: Optional[datetime] = None    # the open transaction's booking time, once it books
-        self._booked_obj: Optional[datetime] = None
-        self._booked_text: Optional[str] = None    # that time as the ledger writes it
+        self._booked: Optional[str] = None    # the open transaction's booking time as written, once it books
         self._in_tx = False
         self._checked_in_tx = False
         self._data_version = None
@@ -271,24 +269,18 @@ class SQLiteStore(Store):
         self._event_rows.append((event_id, state.member, event_type, at, encode_body(body), self._seq))
         if entries and self._booked is None:
             # the entries of one transaction are booked together: one time for all of them
-            self._booked = self.booked_clock()
+            self._booked = self.booked_clock().isoformat()
         self._book(state, entries, effects, self._booked if entries else None)
 
     def book(self, state, entries, effects, booked_at) -> None:
         """A close's writes for one member (no event row), in the open transaction."""
         self._begin()
-        self._book(state, entries, effects, booked_at)
+        self._book(state, entries, effects, booked_at.isoformat() if booked_at is not None else None)
 
-    def _book(self, state, entries, effects, booked_at) -> None:
+    def _book(self, state, entries, effects, booked: Optional[str]) -> None:
+        """``booked``: the entries' booking time as the ledger writes it."""
         self._dirty[state.member] = state
         at_obj = at_text = None
-        if booked_at is None:
-            booked = None
-        elif booked_at is self._booked_obj:
-            booked = self._booked_text
-        else:
-            booked = self._booked_text = booked_at.isoformat()
-            self._booked_obj = booked_at
         for e in entries:
             if e.at is not at_obj:   # an event's entries share one time: its text is made once
                 at_obj, at_text = e.at, e.at.isoformat()
@@ -443,7 +435,7 @@ class SQLiteStore(Store):
 
 
 # Each event asks these; they answer from the transaction's buffers and reach SQLite only through
-# the guarded methods (``_open``, ``_fetch_one``), so they need no guard of their own.
+# the guarded methods (``_open``, ``_fetch_one``, ``_version_moved``), so they need no guard of their own.
 _PER_EVENT = {"begin", "_begin", "changed_by_others", "is_applied", "refusal", "load", "_book"}
 for _name, _method in list(vars(SQLiteStore).items()):
     if (callable(_method) and (_name == "__init__" or not _name.startswith("__")) and _name != "_failed"
