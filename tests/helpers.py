@@ -34,3 +34,38 @@ def explode_on(monkeypatch, event_id: str) -> None:
         return real(program, state, event, *rest)
 
     monkeypatch.setattr(runner, "apply", exploding)
+
+
+def sqlite_states(con) -> dict[str, bytes]:
+    """Each member's whole state in a SQLite ledger (``con``: a sqlite3 connection), as the store
+    reads it: its head and its rows (engine/store/rows.py), encoded. Two ledgers that hold the
+    same states give the same answer, however each wrote its rows."""
+    from engine.store.codec import encode_state
+    from engine.store.rows import state_of
+
+    tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    rows: dict[str, list] = {}
+    if "member_rows" in tables:
+        for member, part, pos, body in con.execute("SELECT member, part, pos, body FROM member_rows ORDER BY member, part, pos"):
+            rows.setdefault(member, []).append((part, pos, body))
+    return {member: encode_state(state_of(head, rows.get(member, []), None)[0])
+            for member, head in con.execute("SELECT member, state FROM members ORDER BY member")}
+
+
+def pg_states(url: str) -> dict[tuple[str, str], bytes]:
+    """Each member's whole state in a PostgreSQL ledger, by (program, member), as the store reads
+    it: its head and its rows (engine/store/rows.py), encoded (``b"null"``: a member row without
+    a state yet)."""
+    import psycopg
+
+    from engine.store.codec import encode_state
+    from engine.store.rows import state_of
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows: dict[tuple[str, str], list] = {}
+        for program, member, part, pos, body in conn.execute(
+                "SELECT program, member, part, pos, body FROM member_rows ORDER BY program, member, part, pos"):
+            rows.setdefault((program, member), []).append((part, pos, body))
+        heads = conn.execute("SELECT program, member, state::text FROM members").fetchall()
+    return {(program, member): encode_state(state_of(head, rows.get((program, member), []), None)[0])
+            if head is not None else b"null" for program, member, head in heads}

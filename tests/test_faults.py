@@ -32,6 +32,7 @@ import msgspec
 import pytest
 
 from tests.test_invariants import LONG, write_stats
+from tests.helpers import sqlite_states
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = str(ROOT / "programs" / "andest.yaml")
@@ -134,7 +135,7 @@ def dump(db: Path) -> dict:
     con = sqlite3.connect(db)
     try:
         out: dict = defaultdict(lambda: {"state": None, "ledger": [], "effects": []})
-        for member, state in con.execute("SELECT member, state FROM members"):
+        for member, state in sqlite_states(con).items():
             out[member]["state"] = msgspec.json.decode(state)
         for row in con.execute("SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version "
                                "FROM ledger ORDER BY seq"):
@@ -173,7 +174,7 @@ def applied_count(db: Path) -> int:
         con.close()
 
 
-LEDGER_TABLES = {"events", "members", "ledger", "effects"}   # engine/store/sqlite.py's _DDL (and meta)
+LEDGER_TABLES = {"events", "members", "member_rows", "ledger", "effects"}   # engine/store/sqlite.py's _DDL (and meta)
 
 
 def check_intact(db: Path) -> int:
@@ -206,7 +207,7 @@ def check_intact(db: Path) -> int:
                 moved[member][from_state] -= amount
         registered = {m for (m,) in con.execute(
             "SELECT member FROM events WHERE type='member.registered' AND status='applied'")}
-        for member, blob in con.execute("SELECT member, state FROM members"):
+        for member, blob in sqlite_states(con).items():
             assert not msgspec.json.decode(blob).get("registered") or member in registered, \
                 f"{member}: the state says registered, but no member.registered event of it is applied"
             total, balances = blob_balances(blob)
@@ -363,7 +364,7 @@ def spent_and_state(db: Path) -> tuple[int, dict, dict]:
     con = sqlite3.connect(db)
     try:
         spent = con.execute("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE member='m1' AND action='spend'").fetchone()[0]
-        _, state_balances = blob_balances(con.execute("SELECT state FROM members WHERE member='m1'").fetchone()[0])
+        _, state_balances = blob_balances(sqlite_states(con)["m1"])
         rebuilt: Counter = Counter()
         for from_state, to_state, amount in con.execute("SELECT from_state, to_state, amount FROM ledger WHERE member='m1'"):
             rebuilt[to_state] += amount

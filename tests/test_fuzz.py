@@ -41,6 +41,7 @@ from engine.run.runner import RunResult, Runner
 from engine.store.memory import MemoryStore
 from tests.test_faults import loyalty
 from tests.test_invariants import LONG, PHASES, check_member, write_stats
+from tests.helpers import sqlite_states
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = ("andest", "ansage", "amare", "rewards_circle", "manda")
@@ -259,7 +260,7 @@ def _cached_load(path):
 def db_rows(db: Path) -> tuple:
     con = sqlite3.connect(db)
     try:
-        return (con.execute("SELECT member, state FROM members ORDER BY member").fetchall(),
+        return (list(sqlite_states(con).items()),
                 con.execute("SELECT * FROM ledger ORDER BY seq").fetchall(),
                 con.execute("SELECT id, status FROM events WHERE status='applied' ORDER BY id").fetchall())
     finally:

@@ -34,6 +34,7 @@ from engine.store import MemoryStore, open_store
 from engine.model.timeutil import parse_instant
 from tests.test_invariants import PHASES, PROGRAMS, STREAM_EXAMPLES, STREAM_MAX, encode, program_of, streams
 from tests.test_stores import PG_URL, another_schema, pg_rows
+from tests.helpers import sqlite_states
 
 ROOT = Path(__file__).resolve().parents[1]
 ANDEST = ROOT / "programs" / "andest.yaml"
@@ -231,7 +232,7 @@ def _as_before_bodies_sqlite(db: str) -> None:
 def _rows(db: str) -> tuple:
     con = sqlite3.connect(db)
     try:
-        return (con.execute("SELECT member, state FROM members ORDER BY member").fetchall(),
+        return (list(sqlite_states(con).items()),
                 con.execute("SELECT * FROM ledger ORDER BY seq").fetchall())
     finally:
         con.close()

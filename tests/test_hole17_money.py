@@ -20,7 +20,7 @@ import pytest
 from engine import Engine
 from engine.model.events import BadEvent
 from engine.model.state import MemberState
-from tests.helpers import send
+from tests.helpers import send, sqlite_states
 
 ROOT = Path(__file__).resolve().parent.parent
 ANDEST = ROOT / "programs" / "andest.yaml"
@@ -155,13 +155,13 @@ def test_hole17_01_old_state_with_returns_by_sku_still_loads_and_returns(tmp_pat
     e.store.close()
 
     con = sqlite3.connect(db)
-    (blob,) = con.execute("SELECT state FROM members WHERE member='m1'").fetchone()
-    state = json.loads(blob)
+    state = json.loads(sqlite_states(con)["m1"])
     o1 = state["orders"]["o1"]
     o1.pop("returned_lines")
     o1["returned"] = {"A": 1}
     o1["kept_ex"] = o1["kept_incl"] = -1       # stored before the kept amounts, too
     con.execute("UPDATE members SET state=? WHERE member='m1'", (json.dumps(state).encode(),))
+    con.execute("DELETE FROM member_rows WHERE member='m1'")   # the former code kept it all in the members row
     con.commit()
     con.close()
 

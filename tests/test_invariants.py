@@ -60,6 +60,7 @@ from engine.core.pricing import kept_amount
 from engine.core.tiers import counted_of, first_day, window_amount
 from engine.store.sqlite import SQLiteStore
 from engine.model.timeutil import local_date, parse_instant, start_of
+from tests.helpers import sqlite_states
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = os.environ.get("LOYALTY_RELIABILITY", "").lower() == "long"
@@ -964,7 +965,7 @@ def sqlite_rows(path: Path) -> dict:
     con = sqlite3.connect(path)
     try:
         return {
-            "members": {m: msgspec.json.decode(s) for m, s in con.execute("SELECT member, state FROM members")},
+            "members": {m: msgspec.json.decode(s) for m, s in sqlite_states(con).items()},
             "ledger": con.execute("SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version "
                                   "FROM ledger ORDER BY member, seq").fetchall(),
             "effects": con.execute("SELECT member, type, at, detail, rule FROM effects ORDER BY member, seq").fetchall(),

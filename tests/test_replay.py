@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.shell.cli import cli
+from tests.helpers import sqlite_states
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = str(ROOT / "programs" / "andest.yaml")
@@ -45,8 +46,9 @@ def ledger_dump(db: Path) -> dict:
     """Every table's rows, per member in the order written (seq numbers left out: they count globally)."""
     con = sqlite3.connect(db)
     try:
+        states = sqlite_states(con)
         return {
-            "members": con.execute("SELECT member, state, clock FROM members ORDER BY member").fetchall(),
+            "members": [(m, states[m], clock) for m, clock in con.execute("SELECT member, clock FROM members ORDER BY member")],
             "ledger": con.execute("SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version "
                                   "FROM ledger ORDER BY member, seq").fetchall(),
             "effects": con.execute("SELECT member, type, at, detail, rule FROM effects ORDER BY member, seq").fetchall(),

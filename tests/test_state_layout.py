@@ -89,6 +89,7 @@ def _sqlite_put(variant: str):
     def put(path: str) -> None:
         con = sqlite3.connect(path)
         con.execute("UPDATE members SET state=? WHERE member='m1'", (stored_by_main(variant),))
+        con.execute("DELETE FROM member_rows WHERE member='m1'")   # main kept it all in the members row
         con.commit()
         con.close()
     return put
@@ -99,7 +100,9 @@ def _pg_put(variant: str):
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("UPDATE members SET state = %s::json WHERE member = 'm1'", (stored_by_main(variant).decode(),))
+            conn.execute("UPDATE members SET state = %s::json, rev = rev + 1 WHERE member = 'm1'",
+                         (stored_by_main(variant).decode(),))
+            conn.execute("DELETE FROM member_rows WHERE member = 'm1'")   # main kept it all in the members row
     return put
 
 

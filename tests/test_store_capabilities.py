@@ -53,7 +53,7 @@ def test_issue19_stores_declare_their_capabilities(tmp_path):
     assert memory.prefetch(["e1"]) is None and memory.lock_chunk([]) is None
     assert memory.schema_state() == (True, "MemoryStore: no schema")
     assert memory.event_types() == {}
-    assert sqlite.schema_state() == (True, "SQLite schema version 2, this engine's 2")
+    assert sqlite.schema_state() == (True, "SQLite schema version 3, this engine's 3")
     sqlite.close()
 
 

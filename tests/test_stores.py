@@ -31,6 +31,7 @@ from engine.format.loader import load_program
 from engine.run.report import member_dict
 from engine.run.runner import Runner, parse_as_of
 from engine.store import MemoryStore, open_store
+from tests.helpers import pg_states
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM_PATH = ROOT / "programs" / "andest.yaml"
@@ -420,8 +421,10 @@ def _loyalty(*args: str, **kw) -> subprocess.Popen:
 
 
 def _ledger(url: str) -> dict:
+    states = pg_states(url)
     return {
-        "members": pg_rows(url, 'SELECT member, state::text, clock FROM members ORDER BY member COLLATE "C"'),
+        "members": [(m, states[(p, m)], clock) for p, m, clock in pg_rows(
+            url, 'SELECT program, member, clock FROM members ORDER BY member COLLATE "C", program')],
         "ledger": pg_rows(url, "SELECT member, at, source, action, lot, amount, from_state, to_state, rule, version "
                                'FROM ledger ORDER BY member COLLATE "C", seq'),
         "effects": pg_rows(url, 'SELECT member, type, at, detail::text, rule FROM effects ORDER BY member COLLATE "C", seq'),

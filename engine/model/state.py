@@ -8,8 +8,8 @@ replay keeps.
 Lots and orders are frozen msgspec Structs, replaced (never mutated) when they change: the core
 changes a state's lists and dicts in place and keeps an undo journal of it (engine/core/journal.py),
 and a copy of a state is a copy of its lists and dicts. msgspec also makes the state cheap to
-store: one JSON blob a member, in the layout ``LAYOUT`` (a store's codec upgrades older ones once,
-engine/store/codec.py).
+store: JSON in the layout ``LAYOUT`` (a store's codec upgrades older ones once, engine/store/codec.py),
+its orders and lots a row each so that a store writes what an event replaced (engine/store/rows.py).
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Ledger stores. All keep, per member, one state blob plus append-only ledger rows and effects,
-and the id of every applied event so a replay skips it (X-4)."""
+"""Ledger stores. All keep, per member, its state (on SQLite and PostgreSQL a head and a row an
+order or lot, engine/store/rows.py) plus append-only ledger rows and effects, and the id of every
+applied event so a replay skips it (X-4)."""
 from __future__ import annotations
 
 from typing import Optional

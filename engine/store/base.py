@@ -19,6 +19,9 @@ def wall_clock() -> datetime:
 
 
 _encode = msgspec.json.Encoder().encode
+# members whose states or rows a store keeps between transactions, at most (bounds its memory;
+# past it, what is kept is dropped and read again)
+KEPT_MEMBERS = 200_000
 
 
 def encode_body(body: Any) -> Optional[bytes]:

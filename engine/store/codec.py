@@ -1,5 +1,5 @@
-"""The stored form of a member's state: one JSON blob, decoded into a state whose running totals
-are present and exact.
+"""The stored form of a member's state: JSON (the head, engine/store/rows.py, or a whole state a
+store wrote before rows), decoded into a state whose running totals are present and exact.
 
 A state stored in the current layout (state.LAYOUT) decodes as it is. One stored before (no
 ``layout``: written by an engine that kept its totals as "not known" - None, -1 - or without them)

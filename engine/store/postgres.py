@@ -35,6 +35,14 @@ Either way an event is applied whole or not at all: a rejected event writes noth
 outcome, a database error, kill -9 or lost connection rolls back the transaction in flight (one
 event, or one chunk), and a rerun applies exactly the events whose ids are not recorded as applied.
 
+A member's state is stored as a head and rows (engine/store/rows.py): an event writes the rows it
+changed, not the member's history. Each members row carries ``rev``, raised by every write of its
+state; a process keeps the states it last read or wrote with their ``rev`` (``_held``), and the
+lock reads a member's head and rows only when its ``rev`` is not the one held, so a member with a
+long history costs a lookup of one number per transaction. The rows are read in a statement of
+their own after the lock is granted (a statement that waited for a lock sees the locked row's new
+version, but its subqueries would see the tables as they were before the wait).
+
 The schema is created and upgraded by the versioned migrations below (``schema_migrations``),
 applied on first use or by ``loyalty db upgrade --db URL``.
 
@@ -56,8 +64,8 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import Store, StoreError, encode_body, wall_clock
-from engine.store.codec import decode_state
+from engine.store.base import KEPT_MEMBERS, Store, StoreError, encode_body, wall_clock
+from engine.store.rows import Written, changes, state_of
 
 # (version, name, statements). Append only: a released migration is never edited.
 MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
@@ -127,7 +135,19 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
     (6, "ledger entries keep their booked time", (
         "ALTER TABLE ledger ADD COLUMN booked_at TIMESTAMPTZ",
     )),
+    # Issue 23: a member's state as a head (members.state) and rows, one an order or a lot
+    # (engine/store/rows.py), and a revision raised by each write of it. A state stored whole
+    # before stays readable as it is; its member's next write stores it in rows.
+    (7, "a member's state as a head and rows, with a revision", (
+        "ALTER TABLE members ADD COLUMN rev BIGINT NOT NULL DEFAULT 0",
+        """CREATE TABLE member_rows (
+             program TEXT NOT NULL, member TEXT NOT NULL, part SMALLINT NOT NULL, pos BIGINT NOT NULL,
+             body TEXT NOT NULL, PRIMARY KEY (program, member, part, pos))""",
+    )),
 ]
+_ROWS_AGGREGATE = ("(SELECT json_agg(json_build_array(r.part, r.pos, r.body) ORDER BY r.part, r.pos) "
+                   "FROM member_rows r WHERE r.program = m.program AND r.member = m.member)")
+_decode_rows = msgspec.json.Decoder(Optional[list[tuple[int, int, str]]]).decode
 LATEST = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_xact_lock key: one migrator at a time
 
@@ -256,6 +276,9 @@ class PostgresStore(Store):
         self._checked: Optional[tuple[str, bool]] = None  # (event id, applied?) looked up with the lock
         self._chunk: Optional[_Chunk] = None  # the replay chunk whose transaction is open (lock_chunk)
         self._note: Optional[tuple[str, Callable[[], str]]] = None   # written with the next chunk's COMMIT
+        # member -> (rev, state, rows) as this process last read or wrote them; dropped with any
+        # failure or rollback, so a held state is always one the ledger committed or is committing
+        self._held: dict[str, tuple[int, MemberState, Optional[Written]]] = {}
         self.booked_clock = wall_clock
         with self._guard():
             migrate(self.conn, self.name)
@@ -276,6 +299,7 @@ class PostgresStore(Store):
             yield
         except self._psycopg.Error as exc:
             self._queue.clear()
+            self._held.clear()
             self._reset()
             self._chunk = None
             self._note = None
@@ -353,7 +377,13 @@ class PostgresStore(Store):
         if self._locked and self._member == member and self._state is not _UNKNOWN and event_id is None:
             return self._state
         p = self.program
-        queries = [("SELECT state::text FROM members WHERE program = %s AND member = %s FOR UPDATE", (p, member))]
+        rev = self._held_rev(member)
+        queries = [("SELECT rev, CASE WHEN rev = %s THEN NULL ELSE state::text END FROM members "
+                    "WHERE program = %s AND member = %s FOR UPDATE", (rev, p, member)),
+                   # after the lock, in a statement of its own: the rows as the lock's last holder left them
+                   ("SELECT part, pos, body FROM member_rows WHERE program = %s AND member = %s AND NOT EXISTS "
+                    "(SELECT 1 FROM members WHERE program = %s AND member = %s AND rev = %s) ORDER BY part, pos",
+                    (p, member, p, member, rev))]
         if event_id is not None:
             queries.append(("SELECT EXISTS (SELECT 1 FROM event_ids WHERE program = %s AND id = %s)", (p, event_id)))
         with self._guard():
@@ -365,12 +395,31 @@ class PostgresStore(Store):
                 # processes doing so at once: the second INSERT waits for the first, then does nothing.
                 self._q("INSERT INTO members (program, member) VALUES (%s, %s) ON CONFLICT DO NOTHING", (p, member))
                 results = self._send(*queries)
-            text = results[0][0][0]
+            found_rev, text = results[0][0]
             self._member, self._locked = member, True
-            self._state = decode_state(text, self.zone) if text is not None else None
+            self._state = self._state_read(member, found_rev, text, results[1])
             if event_id is not None:
-                self._checked = (event_id, results[1][0][0])
+                self._checked = (event_id, results[2][0][0])
             return self._state
+
+    def _held_rev(self, member: str) -> int:
+        held = self._held.get(member)
+        return held[0] if held is not None else -1
+
+    def _state_read(self, member: str, rev: int, text: Optional[str], rows: list) -> Optional[MemberState]:
+        """The member's state from what a lock or a read found: its ``rev``, its head (``text``: None
+        when the ledger's rev is the held one, or the member has no state yet) and its rows."""
+        held = self._held.get(member)
+        if text is None:
+            if held is not None and held[0] == rev:
+                return held[1]
+            self._held.pop(member, None)
+            return None
+        state, written = state_of(text, rows, self.zone)
+        if len(self._held) >= KEPT_MEMBERS:
+            self._held.clear()
+        self._held[member] = (rev, state, written)
+        return state
 
     # -- replay chunks --------------------------------------------------------------------------
 
@@ -388,17 +437,25 @@ class PostgresStore(Store):
         members = sorted({e.member for e in events})
         keys = list(dict.fromkeys((e.member, e.id) for e in events))
         p = self.program
+        revs = [self._held_rev(m) for m in members]
+        held_rev = "coalesce((%b::bigint[])[array_position(%b::text[], {0})], -1)"
         with self._guard():
             self._end()
-            _, _, rows, known, applied_ids = self._pipeline([
+            _, _, rows, member_rows, known, applied_ids = self._pipeline([
                 ("BEGIN", None),
                 # New members first, in sorted order (ON CONFLICT DO NOTHING waits for a concurrent
                 # insert of the same member to end): then every member has a committed row or one of
                 # ours, and the SELECT … FOR UPDATE below locks them all, in the order it sorts them.
                 ("INSERT INTO members (program, member) SELECT %s, m FROM unnest(%b::text[]) AS m "
                  'ORDER BY m COLLATE "C" ON CONFLICT DO NOTHING', (p, members)),
-                ("SELECT member, state::text FROM members WHERE program = %s AND member = ANY(%b::text[]) "
-                 'ORDER BY member COLLATE "C" FOR UPDATE', (p, members)),
+                (f"SELECT member, rev, CASE WHEN rev = {held_rev.format('member')} THEN NULL ELSE state::text END "
+                 "FROM members WHERE program = %s AND member = ANY(%b::text[]) "
+                 'ORDER BY member COLLATE "C" FOR UPDATE', (revs, members, p, members)),
+                # after the locks, in a statement of its own: the rows of the members whose rev is not held
+                ("SELECT r.member, r.part, r.pos, r.body FROM member_rows r JOIN members m "
+                 "ON m.program = r.program AND m.member = r.member WHERE r.program = %s AND r.member = ANY(%b::text[]) "
+                 f"AND m.rev <> {held_rev.format('r.member')} ORDER BY r.member, r.part, r.pos",
+                 (p, members, revs, members)),
                 ("SELECT e.member, e.id, e.status, e.digest, e.reason "
                  "FROM unnest(%b::text[], %b::text[]) AS k(member, id) "
                  "JOIN events e ON e.program = %s AND e.member = k.member AND e.id = k.id",
@@ -408,7 +465,10 @@ class PostgresStore(Store):
             ])
         self._reset()
         self._member = ""  # a transaction is open: ``_end`` would commit it, ``rollback`` ends it
-        states = {m: (decode_state(text, self.zone) if text is not None else None) for m, text in rows}
+        rows_of: dict[str, list] = {}
+        for member, part, pos, body in member_rows:
+            rows_of.setdefault(member, []).append((part, pos, body))
+        states = {m: self._state_read(m, rev, text, rows_of.get(m, [])) for m, rev, text in rows}
         if len(states) != len(members):  # cannot happen: every member's row was created above
             self.rollback()
             raise StoreError(f"{self.name}: could not lock the members of a chunk")
@@ -452,13 +512,7 @@ class PostgresStore(Store):
             places_at = len(first)
             first.append(("SELECT nextval('events_seq') FROM generate_series(1, %s)", (len(chunk.event_rows),)))
         if chunk.dirty:
-            members = list(chunk.dirty)
-            states = [chunk.dirty[m] for m in members]
-            first.append((
-                "UPDATE members AS m SET state = r.state::json, clock = r.clock "
-                "FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) AS r(member, state, clock) "
-                "WHERE m.program = %s AND m.member = r.member",
-                (members, [_encode(st).decode() for st in states], [st.clock for st in states], p)))
+            self._chunk_states(chunk, first)
         answers = self._pipeline(first) if first else []
         cur = self.conn.cursor()
         if chunk.event_rows:
@@ -504,6 +558,47 @@ class PostgresStore(Store):
                 chunk.known.setdefault(key, ("rejected", digest, reason))
             chunk.applied, chunk.refused, chunk.unrefuse, chunk.event_rows = set(), {}, [], []
             chunk.dirty, chunk.ledger_rows, chunk.effect_rows = {}, [], []
+
+    def _chunk_states(self, chunk: _Chunk, statements: list[tuple[str, Optional[tuple]]]) -> None:
+        """Add to ``statements`` the writes of the chunk's members' new states: each head (its rev
+        raised), and the rows that changed since the chunk locked them (or since its last flush)."""
+        p = self.program
+        members, heads, clocks, wholes = [], [], [], []
+        deleted: list[list] = [[], [], []]       # columns: member, part, pos
+        put: list[list] = [[], [], [], []]       # columns: member, part, pos, body
+        for member, state in chunk.dirty.items():
+            held = self._held.get(member)
+            change, written = changes(state, held[2] if held is not None else None)
+            members.append(member)
+            heads.append(change.head.decode())
+            clocks.append(state.clock)
+            if change.whole:
+                wholes.append(member)
+            for row in change.deleted:
+                for column, value in zip(deleted, (member, *row)):
+                    column.append(value)
+            for part, pos, body in change.put:
+                for column, value in zip(put, (member, part, pos, body.decode())):
+                    column.append(value)
+            if held is not None:
+                self._held[member] = (held[0] + 1, state, written)
+            else:
+                self._held.pop(member, None)
+        statements.append((
+            "UPDATE members AS m SET state = r.state::json, clock = r.clock, rev = m.rev + 1 "
+            "FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) AS r(member, state, clock) "
+            "WHERE m.program = %s AND m.member = r.member", (members, heads, clocks, p)))
+        if wholes:
+            statements.append(("DELETE FROM member_rows WHERE program = %s AND member = ANY(%b::text[])", (p, wholes)))
+        if deleted[0]:
+            statements.append((
+                "DELETE FROM member_rows r USING unnest(%b::text[], %b::int2[], %b::int8[]) AS d(member, part, pos) "
+                "WHERE r.program = %s AND r.member = d.member AND r.part = d.part AND r.pos = d.pos", (*deleted, p)))
+        if put[0]:
+            statements.append((
+                "INSERT INTO member_rows (program, member, part, pos, body) "
+                "SELECT %s, d.* FROM unnest(%b::text[], %b::int2[], %b::int8[], %b::text[]) AS d "
+                "ON CONFLICT (program, member, part, pos) DO UPDATE SET body = excluded.body", (p, *put)))
 
     def _chunk_save(self, chunk: _Chunk, event_id, event_type, at, state, entries, effects, body=None) -> None:
         member = state.member
@@ -577,6 +672,7 @@ class PostgresStore(Store):
         """Drop what the open transaction wrote (queued or sent) and release the member's lock
         (or the chunk's locks)."""
         self._queue.clear()
+        self._held.clear()
         self._reset()
         self._chunk = None
         self._note = None
@@ -612,10 +708,16 @@ class PostgresStore(Store):
             return self._state
         if self._chunk is not None and member in self._chunk.states:
             return self._chunk.states[member]
+        rev = self._held_rev(member)
         with self._guard():
-            rows = self._send(("SELECT state::text FROM members WHERE program = %s AND member = %s",
-                               (self.program, member)))[0]
-        return decode_state(rows[0][0], self.zone) if rows and rows[0][0] is not None else None
+            # one statement, so one snapshot: the head and the rows of the same commit
+            rows = self._send((f"SELECT rev, CASE WHEN rev = %s THEN NULL ELSE state::text END, "
+                               f"CASE WHEN rev = %s OR state IS NULL THEN NULL ELSE {_ROWS_AGGREGATE}::text END "
+                               "FROM members m WHERE program = %s AND member = %s", (rev, rev, self.program, member)))[0]
+        if not rows:
+            return None
+        found_rev, text, aggregate = rows[0]
+        return self._state_read(member, found_rev, text, _decode_rows(aggregate) or [] if aggregate else [])
 
     def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
         """Queue the event's writes in the member's transaction; ``commit`` sends them with the
@@ -644,9 +746,27 @@ class PostgresStore(Store):
     def _queue_book(self, state, entries, effects, booked_at) -> None:
         """Queue the member's new state, its ledger rows (stamped ``booked_at``) and effects."""
         p, member = self.program, state.member
-        self._q("INSERT INTO members (program, member, state, clock) VALUES (%s, %s, %s::json, %s) "
-                "ON CONFLICT (program, member) DO UPDATE SET state = excluded.state, clock = excluded.clock",
-                (p, member, _encode(state).decode(), state.clock))
+        # the rows held are the ledger's only under the member's lock (taken by ``lock``)
+        held = self._held.get(member) if self._locked and self._member == member else None
+        change, written = changes(state, held[2] if held is not None else None)
+        self._q("INSERT INTO members (program, member, state, clock, rev) VALUES (%s, %s, %s::json, %s, 1) "
+                "ON CONFLICT (program, member) DO UPDATE SET state = excluded.state, clock = excluded.clock, "
+                "rev = members.rev + 1", (p, member, change.head.decode(), state.clock))
+        if change.whole:
+            self._q("DELETE FROM member_rows WHERE program = %s AND member = %s", (p, member))
+        if change.deleted:
+            pairs = ", ".join(self._batch.mogrify("(%s, %s)", pair) for pair in change.deleted)
+            self._q(f"DELETE FROM member_rows WHERE program = %s AND member = %s AND (part, pos) IN ({pairs})",
+                    (p, member))
+        if change.put:
+            rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s)", (p, member, part, pos, body.decode()))
+                             for part, pos, body in change.put)
+            self._queue.append(f"INSERT INTO member_rows (program, member, part, pos, body) VALUES {rows} "
+                               "ON CONFLICT (program, member, part, pos) DO UPDATE SET body = excluded.body")
+        if held is not None:
+            self._held[member] = (held[0] + 1, state, written)
+        else:
+            self._held.pop(member, None)
         if entries:  # one multi-row INSERT for all of the event's ledger rows
             rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", (
                 p, e.member, e.at, e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule,

@@ -17,16 +17,19 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from engine.model.state import Entry, MemberState
-from engine.store.base import Store, StoreError, encode_body, wall_clock
-from engine.store.codec import decode_state
+from engine.store.base import KEPT_MEMBERS, Store, StoreError, encode_body, wall_clock
+from engine.store.rows import Written, changes, nothing_written, state_of
 
-SCHEMA_VERSION = 2   # 2: ledger.booked_at and the closes table (issue 22)
+SCHEMA_VERSION = 3   # 2: ledger.booked_at and the closes table (issue 22); 3: member_rows (engine/store/rows.py)
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
   id TEXT PRIMARY KEY, member TEXT, type TEXT, at TEXT, status TEXT NOT NULL, reason TEXT, digest TEXT,
   body BLOB, seq INTEGER);
 CREATE TABLE IF NOT EXISTS members (member TEXT PRIMARY KEY, state BLOB NOT NULL, clock TEXT);
+CREATE TABLE IF NOT EXISTS member_rows (
+  member TEXT NOT NULL, part INTEGER NOT NULL, pos INTEGER NOT NULL, body BLOB NOT NULL,
+  PRIMARY KEY (member, part, pos)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger (
   seq INTEGER PRIMARY KEY, member TEXT NOT NULL, at TEXT NOT NULL, source TEXT NOT NULL,
   action TEXT NOT NULL, lot TEXT NOT NULL, amount INTEGER NOT NULL CHECK (amount > 0),
@@ -115,6 +118,11 @@ class SQLiteStore(Store):
                 self._keep_bodies()
             if "booked_at" not in {row[1] for row in self.db.execute("PRAGMA table_info(ledger)")}:
                 self._keep_booked_times()
+            found = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if found is not None and found[0] != str(SCHEMA_VERSION):
+                # version 3 only adds member_rows (made above): a state stored whole is read as it
+                # is and stored in rows when its member next changes (engine/store/rows.py)
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a usable SQLite ledger ({exc})") from None
         row = self.db.execute("SELECT value FROM meta WHERE key='program'").fetchone()
@@ -130,6 +138,10 @@ class SQLiteStore(Store):
         self._last: Optional[datetime] = None
         self._seq: Optional[int] = None   # the last applied event's place in the ledger (None: read it)
         self._checkpoints: Optional[tuple[threading.Thread, threading.Event]] = None
+        # each member's rows as last read or written here (engine/store/rows.py); dropped whenever
+        # the ledger may hold something else: another connection committed, a transaction failed
+        self._written: dict[str, Written] = {}
+        self._written_version: Optional[int] = None
         self._clear_buffers()
 
     def checkpoint_aside(self) -> None:
@@ -206,12 +218,19 @@ class SQLiteStore(Store):
         self._in_tx = True
         self._checked_in_tx = False
         self._booked = None
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._written_version or len(self._written) > KEPT_MEMBERS:
+            self._written.clear()   # another connection committed since: its rows are read again
+            self._written_version = version
         return True
 
     _begin = begin
 
     def _fetch_one(self, sql: str, params: tuple = ()) -> Optional[tuple]:
         return self.db.execute(sql, params).fetchone()
+
+    def _fetch_all(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self.db.execute(sql, params).fetchall()
 
     def changed_by_others(self) -> bool:
         """Whether another connection committed since we last asked (SQLite's data_version). Inside
@@ -254,7 +273,18 @@ class SQLiteStore(Store):
         if member in self._dirty:
             return self._dirty[member]
         row = self._fetch_one("SELECT state FROM members WHERE member=?", (member,))
-        return decode_state(row[0], self.zone) if row else None
+        # what is read here is what the ledger holds until another connection commits, which the
+        # next transaction's start finds (``_open``)
+        if row is None:
+            self._written[member] = nothing_written()
+            return None
+        state, written = state_of(row[0], self._fetch_all(
+            "SELECT part, pos, body FROM member_rows WHERE member=? ORDER BY part, pos", (member,)), self.zone)
+        if written is not None:
+            self._written[member] = written
+        else:
+            self._written.pop(member, None)
+        return state
 
     def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
         """Buffer one applied event inside the open transaction. A member's state is encoded once
@@ -297,8 +327,7 @@ class SQLiteStore(Store):
                            "VALUES (?,?,?,?, 'applied', NULL, NULL, ?, ?)", self._event_rows)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('event_seq', ?)", (str(self._seq),))
         if self._dirty:
-            db.executemany("INSERT OR REPLACE INTO members VALUES (?,?,?)",
-                           [(m, _encode(st), st.clock.isoformat() if st.clock else None) for m, st in self._dirty.items()])
+            self._write_members(db)
         if self._ledger_rows:
             db.executemany(
                 "INSERT INTO ledger (member, at, source, action, lot, amount, from_state, to_state, rule, version, "
@@ -306,6 +335,29 @@ class SQLiteStore(Store):
         if self._effect_rows:
             db.executemany("INSERT INTO effects (member, type, at, detail, rule) VALUES (?,?,?,?,?)", self._effect_rows)
         self._clear_buffers()
+
+    def _write_members(self, db: sqlite3.Connection) -> None:
+        """The batch's member states: each head, and only the rows that changed since the rows
+        were last read or written here (all of a member's rows where that is not known)."""
+        heads: list[tuple] = []
+        wholes: list[tuple[str]] = []
+        deleted: list[tuple[str, int, int]] = []
+        put: list[tuple[str, int, int, bytes]] = []
+        written = self._written
+        for member, state in self._dirty.items():
+            change, written[member] = changes(state, written.get(member))
+            heads.append((member, change.head, state.clock.isoformat() if state.clock else None))
+            if change.whole:
+                wholes.append((member,))
+            deleted.extend((member, part, pos) for part, pos in change.deleted)
+            put.extend((member, part, pos, body) for part, pos, body in change.put)
+        db.executemany("INSERT OR REPLACE INTO members VALUES (?,?,?)", heads)
+        if wholes:
+            db.executemany("DELETE FROM member_rows WHERE member=?", wholes)
+        if deleted:
+            db.executemany("DELETE FROM member_rows WHERE member=? AND part=? AND pos=?", deleted)
+        if put:
+            db.executemany("INSERT OR REPLACE INTO member_rows VALUES (?,?,?,?)", put)
 
     def _clear_buffers(self) -> None:
         self._known: dict[str, tuple] = {}     # prefetched rows of this transaction's events
@@ -386,6 +438,7 @@ class SQLiteStore(Store):
         """After an error SQLite may have rolled the transaction back itself (a full disk does):
         drop the batch's buffers, and end the transaction if it is still open."""
         self._clear_buffers()
+        self._written.clear()
         self._seq = None
         if getattr(self, "_in_tx", False):
             self._in_tx = False
@@ -407,6 +460,7 @@ class SQLiteStore(Store):
     def rollback(self) -> None:
         """Drop everything saved since the last commit (the service uses it when an event fails)."""
         self._clear_buffers()
+        self._written.clear()
         self._seq = None
         if self._in_tx:
             self.db.execute("ROLLBACK")
