@@ -271,7 +271,37 @@ def scale_lots(program, n_lots: int, reps: int) -> dict:
         if result.rejected:
             raise RuntimeError(f"long-history apply rejected: {result.rejected[0]}")
     return {"lots": n_lots, "orders": len(state.orders), "valid_balance": first["redeem"]["max"],
-            "quote": latency(samples), "apply": latency(apply_samples)}
+            "quote": latency(samples), "apply": latency(apply_samples),
+            "stored_apply": stored_apply(program, n_lots, reps, cart)}
+
+
+def stored_apply(program, n_lots: int, reps: int, cart: dict) -> dict:
+    """The same applies into a SQLite ledger, each committed on its own (as the HTTP service commits
+    a lone checkout): what writing the member costs as its history grows (engine/store/rows.py)."""
+    at = workloads.QUOTE_AT
+    tmp = Path(tempfile.mkdtemp(prefix="loyalty-lots-"))
+    try:
+        store = SQLiteStore(str(tmp / "ledger.db"), program.id, program.tz)
+        state = long_history(program, n_lots, at)
+        store.book(state, [], [], None)   # the member as the ledger holds it: written once, whole
+        store.commit()
+        runner = Runner(program, store)
+        samples = []
+        for i in range(-1, reps):   # the first (i = -1) reads the member from the ledger: not counted
+            event = decode_event(msgspec.json.encode(dict(cart, id=f"y{i}", order=f"y{i}", redeem={"points": 0},
+                                                          at=(at + timedelta(seconds=i + 1)).isoformat())))
+            result = RunResult()
+            t = _ns()
+            runner.apply_event(event, result)
+            runner.commit()
+            if i >= 0:
+                samples.append(_ns() - t)
+            if result.rejected:
+                raise RuntimeError(f"long-history stored apply rejected: {result.rejected[0]}")
+        store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return latency(samples)
 
 
 # --- (6) parallel replay by member shard ----------------------------------------------------------

@@ -103,6 +103,91 @@ def test_rows_read_back_as_the_state_saved_whatever_the_list_operations(ops, sav
         assert encode_state(back) == encode_state(state)
 
 
+_JOURNAL_OPS = st.lists(st.tuples(st.sampled_from(["append", "put", "remove", "set_new", "set_old", "pop", "close"]),
+                                  st.integers(0, 1000)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches=st.lists(_JOURNAL_OPS, min_size=1, max_size=5), refused=st.lists(st.booleans(), max_size=5))
+def test_rows_follow_the_journal_s_changes_in_place(batches, refused):
+    """The journal's path (engine/store/rows.py ``_replayed``): the changes an event makes in
+    place through its journal (engine/core/journal.py: append, put, remove_at on the lot lists;
+    set, pop on the orders), a batch of several events saved at once, refused events rolled back
+    (their changes never reach the store): the rows read back are the state, by value and order."""
+    from engine.core.journal import Journal
+    from engine.model.state import Order
+    from engine.store.rows import merged
+
+    def order(key: str, n: int) -> Order:
+        return Order(id=key, placed_at=T0, event=key, course="one_off", guest=False, payment_method="card",
+                     version=1, lines=(), kept_ex=n, kept_incl=n)
+
+    state = _empty_state()
+    rows = _Rows()
+    written = nothing_written()
+    made = 0
+    for b, batch in enumerate(batches):
+        touched = None
+        for e, event_ops in enumerate([batch[:len(batch) // 2], batch[len(batch) // 2:]]):
+            journal = Journal(state)
+            for op, k in event_ops:
+                lots, orders = state.lots, state.orders
+                made += 1
+                if op == "append" or (not lots and op in ("put", "remove", "close")):
+                    journal.append(lots, _lot(made))
+                elif op == "put":
+                    i = k % len(lots)
+                    journal.put(lots, i, msgspec.structs.replace(lots[i], amount=lots[i].amount + 1))
+                elif op == "remove":
+                    journal.remove_at(lots, k % len(lots))
+                elif op == "close":
+                    i = k % len(lots)
+                    closing = lots[i]
+                    journal.remove_at(lots, i)
+                    journal.append(state.closed, msgspec.structs.replace(closing, state="used"))
+                elif op == "set_old" and orders:
+                    key = list(orders)[k % len(orders)]
+                    journal.set(orders, key, order(key, made))
+                elif op == "pop" and orders:
+                    journal.pop(orders, list(orders)[k % len(orders)])
+                else:
+                    journal.set(orders, f"o{made}", order(f"o{made}", made))
+            if refused[(b + e) % len(refused)] if refused else False:
+                journal.rollback()       # refused: as if it never happened
+            else:
+                touched = merged(touched, journal.touched())
+        change, written = changes(state, written, touched)
+        rows.write(change)
+        back, _ = rows.read()
+        assert encode_state(back) == encode_state(state)
+        assert list(back.orders) == list(state.orders)
+
+
+def test_the_journal_tells_what_an_event_did_to_the_sequences():
+    """Journal.touched: an order placed sets its order and appends its pending lot; a refused
+    event (rolled back) has touched nothing; a sequence the core replaced is not known (None)."""
+    from engine.core.apply import apply
+    from engine.format.loader import load_program
+    from engine.model.events import decode_event
+
+    program = load_program(ANDEST)
+    rng = random.Random(1)
+    reg = apply(program, None, decode_event(msgspec.json.encode(
+        {"id": "r", "type": "member.registered", "at": T0.isoformat(), "member": "m1"})))
+    state = reg.state
+    outcome = apply(program, state, decode_event(msgspec.json.encode(_placed(1, "m1", rng))))
+    touched = outcome.touched()
+    n = len(state.lots) - 1
+    assert touched == {"orders": [("set", "om11")], "lots": [("append", n)]}
+    outcome.undo()
+    assert outcome.touched() is None
+    from engine.core.journal import Journal
+    journal = Journal(state)
+    state.closed = []                      # a sequence put in place of another: not followed
+    assert journal.touched() == {"closed": None}
+    journal.rollback()
+
+
 def _placed(n: int, member: str, rng: random.Random, redeem=None) -> dict:
     event = {"id": f"p{member}{n}", "type": "order.placed", "at": (T0 + timedelta(hours=n)).isoformat(),
              "member": member, "order": f"o{member}{n}", "course": rng.choice(["one_off", "subscription"]),
@@ -210,6 +295,16 @@ def test_an_event_writes_the_rows_it_changed_not_the_member_s_history(tmp_path):
     db.set_trace_callback(None)
     writes = [s for s in puts if "member_rows" in s and not s.lstrip().upper().startswith("SELECT")]
     assert len(writes) == 2 and all(s.startswith("INSERT OR REPLACE INTO member_rows") for s in writes)
+    # shipping the first order (AND-1: its pending points turn valid) rewrites that order's row and
+    # its lot's, nothing else of the 200
+    puts.clear()
+    db.set_trace_callback(puts.append)
+    e.apply({"id": "s1", "type": "order.shipped", "at": (T0 + timedelta(hours=300)).isoformat(), "member": "m1",
+             "order": "om11"})
+    db.set_trace_callback(None)
+    writes = [s for s in puts if "member_rows" in s and not s.lstrip().upper().startswith("SELECT")]
+    assert len(writes) == 2
+    assert "VALUES ('m1',0,1024," in writes[0] and "VALUES ('m1',1," in writes[1]   # the first order, one lot
     e.store.close()
 
 

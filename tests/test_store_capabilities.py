@@ -47,6 +47,8 @@ def test_issue19_stores_declare_their_capabilities(tmp_path):
     # memory: a private ledger (the protocol's defaults); SQLite: one writer, chunks, sees other writers
     assert (memory.shared, memory.chunks, memory.sees_writers) == (False, False, False)
     assert (sqlite.shared, sqlite.chunks, sqlite.sees_writers) == (False, True, True)
+    # issue 23: SQLite writes the rows an event changed, told by the event's journal; memory keeps states
+    assert (memory.writes_changes, sqlite.writes_changes) == (False, True)
     assert Store in MemoryStore.__mro__ and Store in SQLiteStore.__mro__   # they subclass the protocol
     # the no-op defaults: nothing to open, nobody else writes, nothing to lock, no schema
     assert memory.begin() is False and memory.changed_by_others() is False

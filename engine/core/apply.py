@@ -16,7 +16,7 @@ from engine.core import bonuses, ladder, orders, returns, subscriptions
 from engine.core.clock import advance
 from engine.core.earning import RowChoices
 from engine.core.expiry import on_acquire
-from engine.core.journal import Journal
+from engine.core.journal import Journal, Touched
 from engine.core.lots import Change
 from engine.format.messages import rejected
 from engine.format.program import Program
@@ -33,6 +33,11 @@ class Outcome:
     entries: list[Entry] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
     journal: Optional[Journal] = field(default=None, repr=False, compare=False)
+
+    def touched(self) -> Optional[Touched]:
+        """What the event did to the member's long sequences (``journal.Touched``), for a store that
+        writes only that; None if not known (the state came without a journal)."""
+        return self.journal.touched() if self.journal is not None else None
 
     def undo(self) -> None:
         """Take the event back: the state as it was before it (a caller that could not record it)."""

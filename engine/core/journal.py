@@ -12,6 +12,10 @@ What the journal restores:
   anew, scalar or container, comes back by this alone);
 - every change made in place to a list or dict the state holds (lots, closed lots, orders, the
   tier sums, timers, subscriptions ...), through the methods below.
+
+The journal also tells what an applied event changed in the member's three long sequences (its
+orders, open lots and closed lots: ``touched``), so that a store writes those changes rather than
+the member's history (engine/store/rows.py).
 """
 from __future__ import annotations
 
@@ -20,6 +24,14 @@ from typing import Any, Callable, Optional, TypeVar
 import msgspec
 
 from engine.model.state import MemberState
+
+# the state's sequences that grow with the member's history, whose in-place changes ``touched`` tells
+SEQUENCES = ("orders", "lots", "closed")
+# what an event did to each sequence it changed: its changes made in place, in order ((op, index or
+# key), op one of append, put, remove for a list; set, pop for a dict), or None where the event put
+# a new list or dict in the sequence's place. A sequence left alone is not named.
+Touched = dict[str, Optional[list[tuple[str, Any]]]]
+_SEQUENCE_FIELDS = tuple((name, MemberState.__struct_fields__.index(name)) for name in SEQUENCES)
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -36,12 +48,13 @@ _MISSING = _Missing()
 class Journal:
     """How to undo what one event did to one member's state, newest change last."""
 
-    __slots__ = ("state", "_fields", "_undo")
+    __slots__ = ("state", "_fields", "_undo", "_log")
 
     def __init__(self, state: MemberState):
         self.state = state
         self._fields: tuple[Any, ...] = msgspec.structs.astuple(state)   # each field's value (shallow)
         self._undo: list[Callable[[], None]] = []
+        self._log: list[tuple[Any, str, Any]] = []   # (container, op, index or key) of each change in place
 
     def own_ladder(self) -> None:
         """The ladder's place is changed field by field (engine/core/ladder.py): the state gets a
@@ -56,17 +69,20 @@ class Journal:
         n = len(items)
         items.append(item)
         self._undo.append(lambda: items.__delitem__(slice(n, None)))
+        self._log.append((items, "append", n))
 
     def put(self, items: list[T], i: int, item: T) -> None:
         """``items[i] = item``."""
         old = items[i]
         items[i] = item
         self._undo.append(lambda: items.__setitem__(i, old))
+        self._log.append((items, "put", i))
 
     def remove_at(self, items: list[T], i: int) -> None:
         """``del items[i]`` (callers removing several remove from the highest index down)."""
         old = items.pop(i)
         self._undo.append(lambda: items.insert(i, old))
+        self._log.append((items, "remove", i))
 
     def remove(self, items: list[T], item: T) -> None:
         self.remove_at(items, items.index(item))
@@ -78,6 +94,7 @@ class Journal:
         (in place: the dict keeps its order)."""
         old: Any = mapping.get(key, _MISSING)
         mapping[key] = value
+        self._log.append((mapping, "set", key))
         if old is _MISSING:
             self._undo.append(lambda: mapping.__delitem__(key))
         else:
@@ -89,6 +106,7 @@ class Journal:
             return None
         at = list(mapping).index(key)
         old = mapping.pop(key)
+        self._log.append((mapping, "pop", key))
 
         def back() -> None:
             items = list(mapping.items())
@@ -106,5 +124,27 @@ class Journal:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
+        self._log.clear()
         for name, value in zip(self.state.__struct_fields__, self._fields):
             setattr(self.state, name, value)
+
+    def touched(self) -> Touched:
+        """What the changes so far did to the state's long sequences (``Touched``)."""
+        state, fields = self.state, self._fields
+        out: Touched = {}
+        followed: list[tuple[Any, str]] = []    # (the sequence as the state holds it, its name)
+        for name, at in _SEQUENCE_FIELDS:
+            now = getattr(state, name)
+            if now is fields[at]:
+                followed.append((now, name))
+            else:
+                out[name] = None        # a new list or dict in its place: its changes are not followed
+        for container, op, where in self._log:
+            for sequence, name in followed:
+                if container is sequence:
+                    changes = out.get(name)
+                    if changes is None:
+                        changes = out[name] = []
+                    changes.append((op, where))
+                    break
+        return out

@@ -201,7 +201,7 @@ class _Recorder(RunStore):
     def refusal(self, event_id):
         return self.refused.get(event_id)
 
-    def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
+    def save(self, event_id, event_type, at, state, entries, effects, body=None, touched=None) -> None:
         self.applied.add(event_id)
         self.refused.pop(event_id, None)
         self.states[state.member] = self.touched[state.member] = state

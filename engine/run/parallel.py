@@ -291,7 +291,7 @@ class _Outcomes(RunStore):
     def refusal(self, event_id: str):
         return self.refused.get(event_id)
 
-    def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
+    def save(self, event_id, event_type, at, state, entries, effects, body=None, touched=None) -> None:
         self.applied.add(event_id)
         self.refused.pop(event_id, None)
         self.states[state.member] = self._dirty[state.member] = state

@@ -80,6 +80,7 @@ class Runner:
         self.batch = batch if batch is not None else (SHARED_BATCH if self.shared else BATCH)
         # a store that can tell whether another process wrote since we last looked (SQLite)
         self._sees_writers = store.sees_writers
+        self._writes_changes = store.writes_changes   # it wants each event's account of its changes
         self._chunked = False
         # told the member of every applied event: its state changed in place (engine/core/apply.py),
         # so whatever was made from it before (the shell's views of members) is out of date
@@ -155,7 +156,8 @@ class Runner:
             return
         try:
             self.store.save(event.id, type(event).__struct_config__.tag, event.at, outcome.state,
-                            outcome.entries, outcome.effects, event)
+                            outcome.entries, outcome.effects, event,
+                            touched=outcome.touched() if self._writes_changes else None)
         except BaseException:
             outcome.undo()   # not recorded: the member's state as the store still has it
             raise

@@ -9,6 +9,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, Optiona
 
 import msgspec
 
+from engine.core.journal import Touched
 from engine.model.state import Effect, Entry, MemberState
 
 
@@ -89,20 +90,27 @@ class RunStore(Protocol):
       chunk's event ids looked up at once (``begin``, ``prefetch``: SQLite).
     * ``sees_writers``: the store can tell whether another process wrote since it last looked
       (``changed_by_others``: SQLite's data_version), so cached states may outlive a commit.
+    * ``writes_changes``: the store writes only what an event changed in a member's long
+      sequences (engine/store/rows.py): ``save`` is given ``touched``, the event's journal's account
+      of it (engine/core/journal.py). Without it ``touched`` is not worked out.
     """
     shared: ClassVar[bool] = False
     chunks: bool = False
     sees_writers: ClassVar[bool] = False
+    writes_changes: ClassVar[bool] = False
 
     def is_applied(self, event_id: str) -> bool: ...
 
     def load(self, member: str) -> Optional[MemberState]: ...
 
     def save(self, event_id: str, event_type: str, at: str, state: MemberState,
-             entries: Iterable[Entry], effects: Iterable[Effect], body: Any = None) -> None:
+             entries: Iterable[Entry], effects: Iterable[Effect], body: Any = None,
+             touched: Optional[Touched] = None) -> None:
         """Record one applied event: its id, its body (the decoded event, or its bytes as
         ``encode_body`` makes them, for past views), the member's new state, its entries and
-        effects, all in the same transaction. A store keeps the body in the form it likes."""
+        effects, all in the same transaction. A store keeps the body in the form it likes.
+        ``touched``: what the event did to the state's long sequences (engine/core/journal.py; None:
+        not known), for a store that writes only what changed (engine/store/rows.py)."""
         ...
 
     def reject(self, event_id: Optional[str], member: Optional[str], reason: str,

@@ -33,7 +33,7 @@ class MemoryStore(Store):
     def load(self, member: str) -> Optional[MemberState]:
         return self.states.get(member)
 
-    def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
+    def save(self, event_id, event_type, at, state, entries, effects, body=None, touched=None) -> None:
         self.applied.add(event_id)
         self.bodies.setdefault(state.member, []).append(body)
         self.rejected.pop(event_id, None)

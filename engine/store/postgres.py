@@ -65,7 +65,8 @@ import msgspec
 
 from engine.model.state import Entry, MemberState
 from engine.store.base import KEPT_MEMBERS, Store, StoreError, encode_body, wall_clock
-from engine.store.rows import Written, changes, state_of
+from engine.core.journal import Touched
+from engine.store.rows import Written, changes, merged, state_of
 
 # (version, name, statements). Append only: a released migration is never edited.
 MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
@@ -237,6 +238,7 @@ class _Chunk:
         self.unrefuse: list[tuple[str, str]] = []                 # refusals on record that an applied event replaces
         self.event_rows: list[tuple] = []                         # (member, id, type, at, body) of the applied events
         self.dirty: dict[str, MemberState] = {}                   # members' new states
+        self.touched: dict[str, Touched] = {}                     # what the events did to their sequences
         self.ledger_rows: list[tuple] = []
         self.effect_rows: list[tuple] = []
 
@@ -253,6 +255,7 @@ class PostgresStore(Store):
     # Other processes write this ledger too: the runner locks and re-loads the members of each
     # transaction (``lock``, ``lock_chunk``) instead of trusting states cached across transactions.
     shared = True
+    writes_changes = True   # a member's head and the rows its events changed (engine/store/rows.py)
     # A replay may lock and commit a chunk of events at once (``lock_chunk``); False on Citus.
     chunks = True
 
@@ -557,7 +560,7 @@ class PostgresStore(Store):
             for key, (reason, digest) in chunk.refused.items():
                 chunk.known.setdefault(key, ("rejected", digest, reason))
             chunk.applied, chunk.refused, chunk.unrefuse, chunk.event_rows = set(), {}, [], []
-            chunk.dirty, chunk.ledger_rows, chunk.effect_rows = {}, [], []
+            chunk.dirty, chunk.touched, chunk.ledger_rows, chunk.effect_rows = {}, {}, [], []
 
     def _chunk_states(self, chunk: _Chunk, statements: list[tuple[str, Optional[tuple]]]) -> None:
         """Add to ``statements`` the writes of the chunk's members' new states: each head (its rev
@@ -568,7 +571,7 @@ class PostgresStore(Store):
         put: list[list] = [[], [], [], []]       # columns: member, part, pos, body
         for member, state in chunk.dirty.items():
             held = self._held.get(member)
-            change, written = changes(state, held[2] if held is not None else None)
+            change, written = changes(state, held[2] if held is not None else None, chunk.touched.get(member))
             members.append(member)
             heads.append(change.head.decode())
             clocks.append(state.clock)
@@ -600,7 +603,8 @@ class PostgresStore(Store):
                 "SELECT %s, d.* FROM unnest(%b::text[], %b::int2[], %b::int8[], %b::text[]) AS d "
                 "ON CONFLICT (program, member, part, pos) DO UPDATE SET body = excluded.body", (p, *put)))
 
-    def _chunk_save(self, chunk: _Chunk, event_id, event_type, at, state, entries, effects, body=None) -> None:
+    def _chunk_save(self, chunk: _Chunk, event_id, event_type, at, state, entries, effects, body=None,
+                    touched: Optional[Touched] = None) -> None:
         member = state.member
         key = (member, event_id)
         if member not in chunk.states:
@@ -619,6 +623,7 @@ class PostgresStore(Store):
         chunk.applied.add(key)
         chunk.applied_ids.add(event_id)
         chunk.event_rows.append((member, event_id, event_type, at, _text(body)))
+        chunk.touched[member] = merged(chunk.touched.get(member), touched)
         chunk.states[member] = chunk.dirty[member] = state
         chunk.ledger_rows.extend(ledger)
         chunk.effect_rows.extend(effect_rows)
@@ -719,13 +724,13 @@ class PostgresStore(Store):
         found_rev, text, aggregate = rows[0]
         return self._state_read(member, found_rev, text, _decode_rows(aggregate) or [] if aggregate else [])
 
-    def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
+    def save(self, event_id, event_type, at, state, entries, effects, body=None, touched=None) -> None:
         """Queue the event's writes in the member's transaction; ``commit`` sends them with the
         COMMIT, in one round trip. If the event is already applied (a caller that did not lock
         raced another process), the INSERT fails on the primary key and the whole event rolls back.
         Inside a replay chunk the writes are buffered until ``commit``."""
         if self._chunk is not None:
-            self._chunk_save(self._chunk, event_id, event_type, at, state, entries, effects, body)
+            self._chunk_save(self._chunk, event_id, event_type, at, state, entries, effects, body, touched)
             return
         p, member = self.program, state.member
         with self._guard():
@@ -738,45 +743,55 @@ class PostgresStore(Store):
                     "VALUES (%s, %s, %s, %s, %s, 'applied', %s)", (p, member, event_id, event_type, at, _text(body)))
             # the id's claim across members: an id applied for another member fails here, whole
             self._q("INSERT INTO event_ids (program, id, member) VALUES (%s, %s, %s)", (p, event_id, member))
-            self._queue_book(state, entries, effects, self.booked_clock() if entries else None)
+            self._queue_book(state, entries, effects, self.booked_clock() if entries else None, touched)
         self._state = state if self._locked else _UNKNOWN
         if self._checked is not None and self._checked[0] == event_id:
             self._checked = (event_id, True)
 
-    def _queue_book(self, state, entries, effects, booked_at) -> None:
-        """Queue the member's new state, its ledger rows (stamped ``booked_at``) and effects."""
+    def _queue_book(self, state, entries, effects, booked_at, touched: Optional[Touched] = None) -> None:
+        """Queue the member's new state (its head and the rows ``touched`` says changed; None: not
+        known), its ledger rows (stamped ``booked_at``) and effects. Every statement is made before
+        any is queued; if one cannot be, nothing is, and the member's held state is dropped."""
         p, member = self.program, state.member
         # the rows held are the ledger's only under the member's lock (taken by ``lock``)
         held = self._held.get(member) if self._locked and self._member == member else None
-        change, written = changes(state, held[2] if held is not None else None)
-        self._q("INSERT INTO members (program, member, state, clock, rev) VALUES (%s, %s, %s::json, %s, 1) "
+        try:
+            change, written = changes(state, held[2] if held is not None else None, touched)
+            statements = [self._batch.mogrify(
+                "INSERT INTO members (program, member, state, clock, rev) VALUES (%s, %s, %s::json, %s, 1) "
                 "ON CONFLICT (program, member) DO UPDATE SET state = excluded.state, clock = excluded.clock, "
-                "rev = members.rev + 1", (p, member, change.head.decode(), state.clock))
-        if change.whole:
-            self._q("DELETE FROM member_rows WHERE program = %s AND member = %s", (p, member))
-        if change.deleted:
-            pairs = ", ".join(self._batch.mogrify("(%s, %s)", pair) for pair in change.deleted)
-            self._q(f"DELETE FROM member_rows WHERE program = %s AND member = %s AND (part, pos) IN ({pairs})",
-                    (p, member))
-        if change.put:
-            rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s)", (p, member, part, pos, body.decode()))
-                             for part, pos, body in change.put)
-            self._queue.append(f"INSERT INTO member_rows (program, member, part, pos, body) VALUES {rows} "
-                               "ON CONFLICT (program, member, part, pos) DO UPDATE SET body = excluded.body")
+                "rev = members.rev + 1", (p, member, change.head.decode(), state.clock))]
+            if change.whole:
+                statements.append(self._batch.mogrify(
+                    "DELETE FROM member_rows WHERE program = %s AND member = %s", (p, member)))
+            if change.deleted:
+                pairs = ", ".join(self._batch.mogrify("(%s, %s)", pair) for pair in change.deleted)
+                statements.append(self._batch.mogrify(
+                    f"DELETE FROM member_rows WHERE program = %s AND member = %s AND (part, pos) IN ({pairs})",
+                    (p, member)))
+            if change.put:
+                rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s)", (p, member, part, pos, body.decode()))
+                                 for part, pos, body in change.put)
+                statements.append(f"INSERT INTO member_rows (program, member, part, pos, body) VALUES {rows} "
+                                  "ON CONFLICT (program, member, part, pos) DO UPDATE SET body = excluded.body")
+            if entries:  # one multi-row INSERT for all of the event's ledger rows
+                rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", (
+                    p, e.member, e.at, e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule,
+                    e.version, booked_at)) for e in entries)
+                statements.append("INSERT INTO ledger (program, member, at, source, action, lot, amount, "
+                                  f"from_state, to_state, rule, version, booked_at) VALUES {rows}")
+            if effects:
+                rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s::json, %s)", (
+                    p, f.member, f.type, f.at, _encode(f.detail).decode(), f.rule)) for f in effects)
+                statements.append(f"INSERT INTO effects (program, member, type, at, detail, rule) VALUES {rows}")
+        except BaseException:
+            self._held.pop(member, None)   # its rows may have moved on in memory (rows.changes)
+            raise
+        self._queue.extend(statements)
         if held is not None:
             self._held[member] = (held[0] + 1, state, written)
         else:
             self._held.pop(member, None)
-        if entries:  # one multi-row INSERT for all of the event's ledger rows
-            rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", (
-                p, e.member, e.at, e.source, e.action, e.lot, e.amount, e.from_state, e.to_state, e.rule,
-                e.version, booked_at)) for e in entries)
-            self._queue.append("INSERT INTO ledger (program, member, at, source, action, lot, amount, from_state, "
-                               f"to_state, rule, version, booked_at) VALUES {rows}")
-        if effects:
-            rows = ", ".join(self._batch.mogrify("(%s, %s, %s, %s, %s::json, %s)", (
-                p, f.member, f.type, f.at, _encode(f.detail).decode(), f.rule)) for f in effects)
-            self._queue.append(f"INSERT INTO effects (program, member, type, at, detail, rule) VALUES {rows}")
 
     def book(self, state, entries, effects, booked_at) -> None:
         """A close's writes for one member (no event row), in the member's transaction: the caller

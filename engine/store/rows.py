@@ -1,4 +1,4 @@
-"""A member's state stored as a head and rows, so that writing a member costs what its event
+"""A member's state stored as a head and rows, so that writing a member costs what its events
 changed, not its whole history.
 
 A member's history grows with every order: its orders, its open lots (an order's pending points)
@@ -7,14 +7,21 @@ orders: a megabyte an event). Here the state is stored as
 
 - a **head**: the state without those three sequences (a few hundred bytes, rewritten each time),
   encoded by the codec (engine/store/codec.py);
-- **rows**, one a lot or an order: (part, position, body), where part is one of ``PARTS`` and the
-  positions ascend in the sequence's order (a dict of orders keeps its order too).
+- **rows**, one a lot or an order: (part, position, body), where part is the sequence's index in
+  ``PARTS`` and the positions ascend in the sequence's order (the dict of orders keeps its order).
 
-The store remembers, per member, the rows as it last read or wrote them (``Written``); saving a
-state compares its sequences with them by identity (lots and orders are frozen and replaced when
-they change, engine/model/state.py) and writes only the rows that differ: the lots and orders an
-event added, changed or closed. A member the store has no memory of (first read by another
-process, after a failed transaction, or never read) is written whole: its rows deleted and
+The store remembers, per member, the rows as it last read or wrote them (``Written``: each
+sequence's positions). Saving a state then writes only the rows that changed, found one of two ways:
+
+- **from the events' journals** (``touched``, engine/core/journal.py): each event's changes made in
+  place (an item appended, replaced or removed; an order set) are replayed on the positions, so
+  the cost is what the events did, whatever the length of the history;
+- **by identity**, where no journal tells (a close, a state a worker sent): lots and orders are
+  frozen and replaced when they change (engine/model/state.py), so the sequences are compared
+  with the items last written, object by object, which C does at once for a whole list.
+
+A member the store has no memory of (first read by another process, after a failed transaction,
+or never read), or whose change neither way can place, is written whole: its rows deleted and
 written again. What the store remembers is never trusted beyond what it read or wrote itself;
 the stores drop it whenever the ledger may have changed under them (another writer, a rollback).
 
@@ -23,34 +30,41 @@ next save writes it in rows.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any, Iterable, Optional, cast
 from zoneinfo import ZoneInfo
 
 import msgspec
 
+from engine.core.journal import SEQUENCES, Touched
 from engine.model.state import Lot, MemberState, Order
 from engine.store.codec import decode_state, encode_state
 
-PARTS = ("orders", "lots", "closed")   # the part number of a row is its index here
-_ORDERS, _LOTS, _CLOSED = range(3)
-STRIDE = 1024    # the gap between the positions of neighbouring rows: a lot replaced or put between two keeps them
+PARTS = SEQUENCES      # ("orders", "lots", "closed"): the part number of a row is its index here
+_ORDERS = PARTS.index("orders")
+STRIDE = 1024    # the gap between neighbouring rows' positions: an item put between two takes one in the gap
+UNKNOWN: Touched = {name: None for name in PARTS}   # no journal: every sequence compared by identity
 _encode = msgspec.json.Encoder().encode
 _decode_order = msgspec.json.Decoder(Order).decode
 _decode_lot = msgspec.json.Decoder(Lot).decode
 
 
 class Sequence:
-    """One of a member's sequences as the store holds it: its items (kept, so their identities
-    stay theirs), their identities and row positions, and the position of each identity."""
+    """One of a member's sequences as the store holds it: the row position of each item, in the
+    sequence's order; the order id at each position (orders); and, when known, the items last
+    written themselves (kept, so their identities stay theirs), their identities and the position
+    of each identity (``items`` None: the journal's path wrote last; identities are not known)."""
 
-    __slots__ = ("items", "ids", "positions", "index", "next")
+    __slots__ = ("positions", "keys", "next", "items", "ids", "index")
 
-    def __init__(self, items: list[Any], positions: list[int], next_position: int):
-        self.items = items
-        self.ids = list(map(id, items))
+    def __init__(self, items: Optional[list[Any]], positions: list[int], next_position: int,
+                 keys: Optional[dict[str, int]] = None):
         self.positions = positions
-        self.index = dict(zip(self.ids, positions))
-        self.next = next_position     # the position an item appended after the last one takes
+        self.keys = keys               # order id -> position (the orders' sequence only)
+        self.next = next_position      # the position an item appended after the last one takes
+        self.items = items
+        self.ids: Optional[list[int]] = list(map(id, items)) if items is not None else None
+        self.index: Optional[dict[int, int]] = dict(zip(self.ids, positions)) if self.ids is not None else None
 
 
 class Written:
@@ -64,7 +78,8 @@ class Written:
 
 class RowChanges(msgspec.Struct, frozen=True):
     """What saving one member writes: its head, whether all its rows are deleted first (``whole``),
-    the rows deleted ((part, position), ...) and the rows put ((part, position, body), ...)."""
+    the rows deleted ((part, position), ...) and the rows put ((part, position, body), ...). The
+    deletes go before the puts (a position freed and taken again is written anew)."""
 
     head: bytes
     whole: bool
@@ -72,8 +87,9 @@ class RowChanges(msgspec.Struct, frozen=True):
     put: list[tuple[int, int, bytes]]
 
 
-def _sequences(state: MemberState) -> tuple[list[Any], list[Any], list[Any]]:
-    return list(state.orders.values()), state.lots, state.closed
+def _items(state: MemberState, part: int) -> list[Any]:
+    live = getattr(state, PARTS[part])
+    return list(live.values()) if part == _ORDERS else live
 
 
 def head_of(state: MemberState) -> bytes:
@@ -81,43 +97,129 @@ def head_of(state: MemberState) -> bytes:
     return encode_state(msgspec.structs.replace(state, orders={}, lots=[], closed=[]))
 
 
-def changes(state: MemberState, written: Optional[Written]) -> tuple[RowChanges, Written]:
+def merged(before: Optional[Touched], touched: Optional[Touched]) -> Touched:
+    """What a batch's events did to one member's sequences: ``before`` (None: nothing yet), then
+    ``touched`` (None: not known, so every sequence is compared by identity)."""
+    if touched is None:
+        return UNKNOWN
+    if before is None:
+        return touched
+    out = dict(before)
+    for name, ops in touched.items():
+        earlier = out.get(name, [])
+        out[name] = None if ops is None or earlier is None else earlier + ops
+    return out
+
+
+def changes(state: MemberState, written: Optional[Written], touched: Optional[Touched] = None
+            ) -> tuple[RowChanges, Written]:
     """The writes that turn the rows ``written`` (None: not known, written whole) into ``state``'s,
-    and the rows as they will then be."""
+    given what the events since did (``touched``; None: not known), and the rows as they will then be."""
     head = head_of(state)
     if written is not None:
-        parts = []
+        touched = touched if touched is not None else UNKNOWN
+        parts: list[Sequence] = []
         deleted: list[tuple[int, int]] = []
         put: list[tuple[int, int, bytes]] = []
-        for part, (items, held) in enumerate(zip(_sequences(state), written.parts)):
-            seq = _sequence_changes(part, held, items, deleted, put)
-            if seq is None:
+        for part, name in enumerate(PARTS):
+            held: Optional[Sequence] = written.parts[part]
+            if name in touched:
+                ops = touched[name]
+                if ops is not None:
+                    held = _replayed(part, cast(Sequence, held), ops, getattr(state, name), deleted, put)
+                else:
+                    held = _compared(part, cast(Sequence, held), _items(state, part), deleted, put)
+                    if held is not None and part == _ORDERS:
+                        held.keys = dict(zip(state.orders, held.positions))
+            if held is None:
                 break
-            parts.append(seq)
+            parts.append(held)
         else:
             return RowChanges(head, False, deleted, put), Written(parts)
     whole = []
     rows: list[tuple[int, int, bytes]] = []
-    for part, items in enumerate(_sequences(state)):
+    for part in range(len(PARTS)):
+        items = _items(state, part)
         positions = [STRIDE * (i + 1) for i in range(len(items))]
         rows.extend((part, p, _encode(item)) for p, item in zip(positions, items))
-        whole.append(Sequence(list(items), positions, STRIDE * (len(items) + 1)))
+        keys = dict(zip(state.orders, positions)) if part == _ORDERS else None
+        whole.append(Sequence(list(items), positions, STRIDE * (len(items) + 1), keys))
     return RowChanges(head, True, [], rows), Written(whole)
 
 
-def _sequence_changes(part: int, held: Sequence, items: list[Any], deleted: list[tuple[int, int]],
-                      put: list[tuple[int, int, bytes]]) -> Optional[Sequence]:
-    """The rows of one sequence that changed from ``held`` to ``items``, added to ``deleted`` and
-    ``put``; the sequence as it will be stored (``held`` itself, brought up to date), or None when
-    its order cannot be kept by positions (the sequence is then written whole). Items are matched
-    by identity, which C compares at once for the whole list: only the items added or gone are
-    looked at one by one."""
+def _replayed(part: int, held: Sequence, ops: list[tuple[str, Any]], live: Any,
+              deleted: list[tuple[int, int]], put: list[tuple[int, int, bytes]]) -> Optional[Sequence]:
+    """The journal's path: the events' changes in place (``ops``) replayed on the positions
+    ``held`` (changed in place: the caller drops it if None comes back); the rows of the items
+    added, replaced or removed go to ``deleted`` and ``put``. None where the changes do not fit
+    the rows held (the sequence is then written whole)."""
+    positions = held.positions
+    first_new = held.next     # positions from here on were made by these changes: no row to delete yet
+    try:
+        if part == _ORDERS:
+            keys = held.keys
+            if keys is None:
+                return None
+            dirty_keys = set()
+            for op, key in ops:
+                if op == "set":
+                    if key not in keys:
+                        keys[key] = held.next
+                        positions.append(held.next)
+                        held.next += STRIDE
+                    dirty_keys.add(key)
+                elif op == "pop":
+                    gone = keys.pop(key)
+                    positions.remove(gone)
+                    dirty_keys.discard(key)
+                    if gone < first_new:
+                        deleted.append((part, gone))
+                else:
+                    return None
+            if len(positions) != len(live):
+                return None
+            put.extend((part, keys[key], _encode(live[key])) for key in dirty_keys)
+        else:
+            dirty = set()
+            for op, i in ops:
+                if op == "append":
+                    if i != len(positions):
+                        return None
+                    positions.append(held.next)
+                    dirty.add(held.next)
+                    held.next += STRIDE
+                elif op == "put":
+                    dirty.add(positions[i])
+                elif op == "remove":
+                    gone = positions.pop(i)
+                    dirty.discard(gone)
+                    if gone < first_new:
+                        deleted.append((part, gone))
+                else:
+                    return None
+            if len(positions) != len(live):
+                return None
+            put.extend((part, p, _encode(live[bisect_left(positions, p)])) for p in dirty)
+    except (IndexError, KeyError, ValueError):
+        return None
+    held.items = held.ids = held.index = None   # identities not followed on this path
+    return held
+
+
+def _compared(part: int, held: Sequence, items: list[Any], deleted: list[tuple[int, int]],
+              put: list[tuple[int, int, bytes]]) -> Optional[Sequence]:
+    """The identity path: the rows of one sequence that changed from the items ``held`` last
+    wrote to ``items``, added to ``deleted`` and ``put``; ``held`` brought up to date, or None
+    when the items last written are not known or their new order cannot be kept by positions
+    (the sequence is then written whole). Items are matched by identity, which C compares at
+    once for the whole list: only the items added or gone are looked at one by one."""
+    old_ids, index = held.ids, held.index
+    if old_ids is None or index is None:
+        return None
     new_ids: list[int] = [*map(id, items)]
-    old_ids = held.ids
     if new_ids == old_ids:
         return held
     n = len(old_ids)
-    index = held.index
     added: Iterable[int]
     if new_ids[:n] == old_ids:     # only appended (an order placed, a lot granted)
         positions = held.positions + list(range(held.next, held.next + STRIDE * (len(items) - n), STRIDE))
@@ -163,25 +265,27 @@ def _placed(positions: list[Optional[int]], held: Sequence) -> Optional[list[int
     return added
 
 
-def state_of(head: bytes | str, rows: Iterable[tuple[int, int, bytes]], zone: Optional[ZoneInfo]
+def state_of(head: bytes | str, rows: Iterable[tuple[int, int, bytes | str]], zone: Optional[ZoneInfo]
              ) -> tuple[MemberState, Optional[Written]]:
     """A member's state from its head and its rows ((part, position, body), in part and position
     order), and the rows as read (None for a head stored before rows: it holds its sequences)."""
     state = decode_state(head, zone)
     if state.orders or state.lots or state.closed:
         return state, None
-    found: list[list[Any]] = [[], [], []]
-    positions: list[list[int]] = [[], [], []]
+    found: list[list[Any]] = [[] for _ in PARTS]
+    positions: list[list[int]] = [[] for _ in PARTS]
     for part, position, body in rows:
         found[part].append(_decode_order(body) if part == _ORDERS else _decode_lot(body))
         positions[part].append(position)
     state.orders = {order.id: order for order in found[_ORDERS]}
-    state.lots = found[_LOTS]
-    state.closed = found[_CLOSED]
-    return state, Written([Sequence(list(items), pos, (pos[-1] if pos else 0) + STRIDE)
-                           for items, pos in zip(_sequences(state), positions)])
+    state.lots = found[PARTS.index("lots")]
+    state.closed = found[PARTS.index("closed")]
+    return state, Written([
+        Sequence(list(_items(state, part)), positions[part], (positions[part][-1] if positions[part] else 0) + STRIDE,
+                 dict(zip(state.orders, positions[part])) if part == _ORDERS else None)
+        for part in range(len(PARTS))])
 
 
 def nothing_written() -> Written:
     """The rows of a member the ledger does not hold yet."""
-    return Written([Sequence([], [], STRIDE) for _ in PARTS])
+    return Written([Sequence([], [], STRIDE, {} if part == _ORDERS else None) for part in range(len(PARTS))])

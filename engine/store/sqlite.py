@@ -11,14 +11,15 @@ import functools
 import sqlite3
 import threading
 from datetime import datetime
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 from zoneinfo import ZoneInfo
 
 import msgspec
 
 from engine.model.state import Entry, MemberState
 from engine.store.base import KEPT_MEMBERS, Store, StoreError, encode_body, wall_clock
-from engine.store.rows import Written, changes, nothing_written, state_of
+from engine.core.journal import Touched
+from engine.store.rows import Written, changes, merged, nothing_written, state_of
 
 SCHEMA_VERSION = 3   # 2: ledger.booked_at and the closes table (issue 22); 3: member_rows (engine/store/rows.py)
 _DDL = """
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS effects (
   detail TEXT NOT NULL, rule TEXT NOT NULL);
 """
 
+_NOT_READ = object()   # a value of the ledger not read in this connection yet
 _MAX_VARIABLES = 999   # bound parameters a statement (SQLite's smallest default limit)
 CHECKPOINT_EVERY = 0.2     # seconds between the checkpoints of checkpoint_aside
 CHECKPOINT_BACKSTOP = 20000   # WAL pages (4 KiB) at which a commit checkpoints anyway (checkpoint_aside)
@@ -90,6 +92,7 @@ class SQLiteStore(Store):
     # at once (``begin``, ``prefetch``); data_version tells when another process wrote (``changed_by_others``).
     chunks = True
     sees_writers = True
+    writes_changes = True   # a member's head and the rows its events changed (engine/store/rows.py)
 
     def __init__(self, path: str, program_id: str, zone: Optional[ZoneInfo] = None, any_thread: bool = False):
         self.path = path
@@ -134,7 +137,7 @@ class SQLiteStore(Store):
         self._booked: Optional[str] = None    # the open transaction's booking time as written, once it books
         self._in_tx = False
         self._checked_in_tx = False
-        self._data_version = None
+        self._data_version: Optional[int] = None
         self._last: Optional[datetime] = None
         self._seq: Optional[int] = None   # the last applied event's place in the ledger (None: read it)
         self._checkpoints: Optional[tuple[threading.Thread, threading.Event]] = None
@@ -142,6 +145,8 @@ class SQLiteStore(Store):
         # the ledger may hold something else: another connection committed, a transaction failed
         self._written: dict[str, Written] = {}
         self._written_version: Optional[int] = None
+        self._tx_version: Optional[int] = None       # data_version as the open transaction began
+        self._last_stored: Any = _NOT_READ           # meta 'last_at' as we last read or wrote it
         self._clear_buffers()
 
     def checkpoint_aside(self) -> None:
@@ -218,9 +223,13 @@ class SQLiteStore(Store):
         self._in_tx = True
         self._checked_in_tx = False
         self._booked = None
-        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        version = self._tx_version = self.db.execute("PRAGMA data_version").fetchone()[0]
         if version != self._written_version or len(self._written) > KEPT_MEMBERS:
-            self._written.clear()   # another connection committed since: its rows are read again
+            # another connection committed since our last transaction: what we remember of the
+            # ledger (members' rows, the count of applied events, the last time) is read again
+            self._written.clear()
+            self._seq = None
+            self._last_stored = _NOT_READ
             self._written_version = version
         return True
 
@@ -239,6 +248,9 @@ class SQLiteStore(Store):
             if self._checked_in_tx:
                 return False
             self._checked_in_tx = True
+            changed = self._tx_version != self._data_version   # read as the transaction began
+            self._data_version = self._tx_version
+            return changed
         return self._version_moved()
 
     def _version_moved(self) -> bool:
@@ -286,42 +298,53 @@ class SQLiteStore(Store):
             self._written.pop(member, None)
         return state
 
-    def save(self, event_id, event_type, at, state, entries, effects, body=None) -> None:
+    def save(self, event_id, event_type, at, state, entries, effects, body=None, touched=None) -> None:
         """Buffer one applied event inside the open transaction. A member's state is encoded once
         a batch (at commit), not once an event; the batch's rows go in with one executemany each.
         All of it commits together or not at all, so no event is ever half-applied."""
         self._begin()
-        self._applied_now.add(event_id)
+        encoded = encode_body(body)
         if self._seq is None:   # the ledger's count of applied events, read once a transaction
             row = self._fetch_one("SELECT value FROM meta WHERE key='event_seq'")
             self._seq = int(row[0]) if row else 0
-        self._seq += 1
-        self._event_rows.append((event_id, state.member, event_type, at, encode_body(body), self._seq))
         if entries and self._booked is None:
             # the entries of one transaction are booked together: one time for all of them
             self._booked = self.booked_clock().isoformat()
-        self._book(state, entries, effects, self._booked if entries else None)
+        self._book(state, entries, effects, self._booked if entries else None, touched)
+        self._seq += 1
+        self._applied_now.add(event_id)
+        self._event_rows.append((event_id, state.member, event_type, at, encoded, self._seq))
 
     def book(self, state, entries, effects, booked_at) -> None:
         """A close's writes for one member (no event row), in the open transaction."""
         self._begin()
         self._book(state, entries, effects, booked_at.isoformat() if booked_at is not None else None)
 
-    def _book(self, state, entries, effects, booked: Optional[str]) -> None:
-        """``booked``: the entries' booking time as the ledger writes it."""
-        self._dirty[state.member] = state
+    def _book(self, state, entries, effects, booked: Optional[str], touched: Optional[Touched] = None) -> None:
+        """``booked``: the entries' booking time as the ledger writes it; ``touched``: what the event
+        did to the state's sequences (None: not known). Every row is made before any buffer
+        changes: an error on the way leaves the batch as it was."""
+        ledger_rows = []
         at_obj = at_text = None
         for e in entries:
             if e.at is not at_obj:   # an event's entries share one time: its text is made once
                 at_obj, at_text = e.at, e.at.isoformat()
-            self._ledger_rows.append((e.member, at_text, e.source, e.action, e.lot, e.amount, e.from_state,
-                                      e.to_state, e.rule, e.version, booked))
-        self._effect_rows.extend((f.member, f.type, f.at, _encode(f.detail).decode(), f.rule) for f in effects)
+            ledger_rows.append((e.member, at_text, e.source, e.action, e.lot, e.amount, e.from_state,
+                                e.to_state, e.rule, e.version, booked))
+        effect_rows = [(f.member, f.type, f.at, _encode(f.detail).decode(), f.rule) for f in effects]
+        member = state.member
+        self._touched[member] = merged(self._touched.get(member), touched)
+        self._dirty[member] = state
+        self._ledger_rows.extend(ledger_rows)
+        self._effect_rows.extend(effect_rows)
         if state.clock is not None and (self._last is None or state.clock > self._last):
             self._last = state.clock
 
     def _flush(self) -> None:
         db = self.db
+        if self._refusals:
+            db.executemany("INSERT INTO events (id, member, type, at, status, reason, digest) "
+                           "VALUES (?,?,NULL,NULL,'rejected',?,?) ON CONFLICT(id) DO NOTHING", list(self._refusals.values()))
         if self._event_rows:
             db.executemany("INSERT OR REPLACE INTO events (id, member, type, at, status, reason, digest, body, seq) "
                            "VALUES (?,?,?,?, 'applied', NULL, NULL, ?, ?)", self._event_rows)
@@ -345,7 +368,7 @@ class SQLiteStore(Store):
         put: list[tuple[str, int, int, bytes]] = []
         written = self._written
         for member, state in self._dirty.items():
-            change, written[member] = changes(state, written.get(member))
+            change, written[member] = changes(state, written.get(member), self._touched.get(member))
             heads.append((member, change.head, state.clock.isoformat() if state.clock else None))
             if change.whole:
                 wholes.append((member,))
@@ -362,30 +385,34 @@ class SQLiteStore(Store):
     def _clear_buffers(self) -> None:
         self._known: dict[str, tuple] = {}     # prefetched rows of this transaction's events
         self._looked_up: set[str] = set()
-        self._refused_now: set[str] = set()
+        self._refusals: dict[str, tuple] = {}      # (id, member, reason, digest) refused in this transaction
         self._applied_now: set[str] = set()
         self._event_rows: list[tuple] = []         # (id, member, type, at, body, seq) of the applied events
         self._dirty: dict[str, MemberState] = {}   # members' new states
+        self._touched: dict[str, Touched] = {}     # what the batch's events did to their sequences
         self._ledger_rows: list[tuple] = []
         self._effect_rows: list[tuple] = []
 
     def reject(self, event_id, member, reason, digest=None) -> None:
+        """Buffer a refusal in the open transaction (written at commit, before the applied events:
+        an event applied after its refusal replaces it). A refusal already on record, or earlier in
+        the batch, keeps its first reason and fingerprint (a corrected event under the same id that
+        is refused again keeps the first record too)."""
         if event_id is None:
             return
         self._begin()
-        self._refused_now.add(event_id)
-        # A refusal already on record keeps its first reason and fingerprint (a corrected event
-        # under the same id that is refused again keeps the first record too).
-        self.db.execute("INSERT INTO events (id, member, type, at, status, reason, digest) "
-                        "VALUES (?,?,NULL,NULL,'rejected',?,?) ON CONFLICT(id) DO NOTHING",
-                        (event_id, member, reason, digest))
+        self._refusals.setdefault(event_id, (event_id, member, reason, digest))
 
     def refusal(self, event_id):
-        if event_id in self._looked_up and event_id not in self._refused_now:
+        if event_id in self._looked_up:
             row = self._known.get(event_id)
-            return (row[1], row[2]) if row is not None and row[0] == "rejected" else None
-        row = self._fetch_one("SELECT digest, reason FROM events WHERE id=? AND status='rejected'", (event_id,))
-        return (row[0], row[1]) if row else None
+            found = (row[1], row[2]) if row is not None and row[0] == "rejected" else None
+        else:
+            found = self._fetch_one("SELECT digest, reason FROM events WHERE id=? AND status='rejected'", (event_id,))
+        if found is None and event_id in self._refusals:
+            _, _, reason, digest = self._refusals[event_id]
+            found = (digest, reason)
+        return found
 
     def members(self) -> Iterator[str]:
         self._flush()
@@ -422,24 +449,34 @@ class SQLiteStore(Store):
 
     def last_time(self) -> Optional[str]:
         if self._last is not None:
+            if not self._in_tx:
+                self._last_stored = _NOT_READ   # outside our transaction another process may have written it
             self._store_last()
         row = self.db.execute("SELECT value FROM meta WHERE key='last_at'").fetchone()
         return row[0] if row else None
 
     def _store_last(self) -> None:
+        """Raise meta 'last_at' to the latest clock applied, if it is later. What was last read or
+        written of it holds inside our transactions until another connection commits (``_open``)."""
         last = self._last
         if last is None:
             return
-        row = self.db.execute("SELECT value FROM meta WHERE key='last_at'").fetchone()
-        if row is None or datetime.fromisoformat(row[0]) < last:
+        stored = self._last_stored
+        if stored is _NOT_READ:
+            row = self.db.execute("SELECT value FROM meta WHERE key='last_at'").fetchone()
+            stored = datetime.fromisoformat(row[0]) if row else None
+        if stored is None or stored < last:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_at', ?)", (last.isoformat(),))
+            stored = last
+        self._last_stored = stored
 
     def _failed(self) -> None:
         """After an error SQLite may have rolled the transaction back itself (a full disk does):
         drop the batch's buffers, and end the transaction if it is still open."""
         self._clear_buffers()
-        self._written.clear()
+        self._written = {}     # (assigned: a failure while opening the store comes here too)
         self._seq = None
+        self._last_stored = _NOT_READ
         if getattr(self, "_in_tx", False):
             self._in_tx = False
             try:
@@ -454,14 +491,14 @@ class SQLiteStore(Store):
             if self._last is not None:
                 self._store_last()
             self.db.execute("COMMIT")
-            self._in_tx = False
-            self._seq = None   # another process may write before our next transaction
+            self._in_tx = False   # another process may write before our next one: ``_open`` sees it
 
     def rollback(self) -> None:
         """Drop everything saved since the last commit (the service uses it when an event fails)."""
         self._clear_buffers()
         self._written.clear()
         self._seq = None
+        self._last_stored = _NOT_READ
         if self._in_tx:
             self.db.execute("ROLLBACK")
             self._in_tx = False
