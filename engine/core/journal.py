@@ -48,13 +48,16 @@ _MISSING = _Missing()
 class Journal:
     """How to undo what one event did to one member's state, newest change last."""
 
-    __slots__ = ("state", "_fields", "_undo", "_log")
+    __slots__ = ("state", "_fields", "_undo", "_log", "_lots", "_closed", "_orders")
 
     def __init__(self, state: MemberState):
         self.state = state
         self._fields: tuple[Any, ...] = msgspec.structs.astuple(state)   # each field's value (shallow)
         self._undo: list[Callable[[], None]] = []
-        self._log: list[tuple[Any, str, Any]] = []   # (container, op, index or key) of each change in place
+        # (sequence, op, index or key) of each change made in place to one of the state's long
+        # sequences as the journal began (the only changes ``touched`` tells)
+        self._log: list[tuple[str, str, Any]] = []
+        self._lots, self._closed, self._orders = state.lots, state.closed, state.orders
 
     def own_ladder(self) -> None:
         """The ladder's place is changed field by field (engine/core/ladder.py): the state gets a
@@ -69,23 +72,29 @@ class Journal:
         n = len(items)
         items.append(item)
         self._undo.append(lambda: items.__delitem__(slice(n, None)))
-        self._log.append((items, "append", n))
+        self._note_list(items, "append", n)
 
     def put(self, items: list[T], i: int, item: T) -> None:
         """``items[i] = item``."""
         old = items[i]
         items[i] = item
         self._undo.append(lambda: items.__setitem__(i, old))
-        self._log.append((items, "put", i))
+        self._note_list(items, "put", i)
 
     def remove_at(self, items: list[T], i: int) -> None:
         """``del items[i]`` (callers removing several remove from the highest index down)."""
         old = items.pop(i)
         self._undo.append(lambda: items.insert(i, old))
-        self._log.append((items, "remove", i))
+        self._note_list(items, "remove", i)
 
     def remove(self, items: list[T], item: T) -> None:
         self.remove_at(items, items.index(item))
+
+    def _note_list(self, items: list[Any], op: str, where: int) -> None:
+        if items is self._lots:
+            self._log.append(("lots", op, where))
+        elif items is self._closed:
+            self._log.append(("closed", op, where))
 
     # --- dicts ------------------------------------------------------------------------------
 
@@ -94,7 +103,8 @@ class Journal:
         (in place: the dict keeps its order)."""
         old: Any = mapping.get(key, _MISSING)
         mapping[key] = value
-        self._log.append((mapping, "set", key))
+        if mapping is self._orders:
+            self._log.append(("orders", "set", key))
         if old is _MISSING:
             self._undo.append(lambda: mapping.__delitem__(key))
         else:
@@ -106,7 +116,8 @@ class Journal:
             return None
         at = list(mapping).index(key)
         old = mapping.pop(key)
-        self._log.append((mapping, "pop", key))
+        if mapping is self._orders:
+            self._log.append(("orders", "pop", key))
 
         def back() -> None:
             items = list(mapping.items())
@@ -132,19 +143,15 @@ class Journal:
         """What the changes so far did to the state's long sequences (``Touched``)."""
         state, fields = self.state, self._fields
         out: Touched = {}
-        followed: list[tuple[Any, str]] = []    # (the sequence as the state holds it, its name)
         for name, at in _SEQUENCE_FIELDS:
-            now = getattr(state, name)
-            if now is fields[at]:
-                followed.append((now, name))
-            else:
+            if getattr(state, name) is not fields[at]:
                 out[name] = None        # a new list or dict in its place: its changes are not followed
-        for container, op, where in self._log:
-            for sequence, name in followed:
-                if container is sequence:
-                    changes = out.get(name)
-                    if changes is None:
-                        changes = out[name] = []
-                    changes.append((op, where))
-                    break
+        for name, op, where in self._log:
+            if name in out:
+                changes = out[name]
+                if changes is None:
+                    continue
+            else:
+                changes = out[name] = []
+            changes.append((op, where))
         return out

@@ -122,13 +122,14 @@ def changes(state: MemberState, written: Optional[Written], touched: Optional[To
         deleted: list[tuple[int, int]] = []
         put: list[tuple[int, int, bytes]] = []
         for part, name in enumerate(PARTS):
-            held: Optional[Sequence] = written.parts[part]
+            seq = written.parts[part]
+            held: Optional[Sequence] = seq
             if name in touched:
                 ops = touched[name]
                 if ops is not None:
-                    held = _replayed(part, cast(Sequence, held), ops, getattr(state, name), deleted, put)
+                    held = _replayed(part, seq, ops, getattr(state, name), deleted, put)
                 else:
-                    held = _compared(part, cast(Sequence, held), _items(state, part), deleted, put)
+                    held = _compared(part, seq, _items(state, part), deleted, put)
                     if held is not None and part == _ORDERS:
                         held.keys = dict(zip(state.orders, held.positions))
             if held is None:

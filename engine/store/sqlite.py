@@ -331,7 +331,7 @@ class SQLiteStore(Store):
                 at_obj, at_text = e.at, e.at.isoformat()
             ledger_rows.append((e.member, at_text, e.source, e.action, e.lot, e.amount, e.from_state,
                                 e.to_state, e.rule, e.version, booked))
-        effect_rows = [(f.member, f.type, f.at, _encode(f.detail).decode(), f.rule) for f in effects]
+        effect_rows = [(f.member, f.type, f.at, _encode(f.detail).decode(), f.rule) for f in effects] if effects else ()
         member = state.member
         self._touched[member] = merged(self._touched.get(member), touched)
         self._dirty[member] = state
