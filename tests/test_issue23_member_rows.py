@@ -398,3 +398,20 @@ def test_postgresql_a_rolled_back_event_leaves_no_held_state_behind(pg_ledger):
     memory.apply(_placed(5, "m1", rng))
     assert {m: s for (_, m), s in pg_states(pg_ledger).items()} == {"m1": encode_state(memory.store.load("m1"))}
     store.close()
+
+
+def test_a_state_decoded_afresh_is_written_whole_not_matched_item_by_item():
+    """A state a --jobs or cluster worker sends back is decoded afresh: none of its lots is an
+    object the store wrote. It is written whole (every row deleted, then put), not placed item by
+    item between neighbours it no longer has; and it reads back as sent."""
+    state = _empty_state()
+    state.lots = [_lot(n) for n in range(1, 50)]
+    change, written = changes(state, nothing_written())
+    rows = _Rows()
+    rows.write(change)
+    again = msgspec.json.decode(msgspec.json.encode(state), type=MemberState)
+    again.lots.append(_lot(50))
+    change, written = changes(again, written)
+    assert change.whole and len(change.put) == 50
+    rows.write(change)
+    assert encode_state(rows.read()[0]) == encode_state(again)

@@ -247,10 +247,14 @@ def _compared(part: int, held: Sequence, items: list[Any], deleted: list[tuple[i
 
 def _placed(positions: list[Optional[int]], held: Sequence) -> Optional[list[int]]:
     """Give each new item (position None) a position between its neighbours'; the new items'
-    indexes, or None where two neighbours leave no position between them."""
+    indexes, or None where two neighbours leave no position between them, or where most items
+    are new (a state decoded afresh, as a worker sends it back: written whole, at once)."""
+    new = positions.count(None)
+    if 2 * new > len(positions):
+        return None
     added = []
     at = -1
-    for _ in range(positions.count(None)):
+    for _ in range(new):
         at = positions.index(None, at + 1)
         before = cast(int, positions[at - 1]) if at else 0   # given its position already
         after = next((p for p in positions[at + 1:] if p is not None), None)
