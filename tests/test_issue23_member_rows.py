@@ -225,9 +225,9 @@ def _states(engine: Engine) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_sqlite_rows_give_the_memory_store_s_states_event_by_event_and_after_reopening(tmp_path, seed):
-    """X-1 (the ledger is the record): a SQLite ledger committing after every event, reopened
-    halfway and at the end, holds exactly the states the memory store holds."""
+def test_X_4_sqlite_rows_give_the_memory_store_s_states_event_by_event_and_after_reopening(tmp_path, seed):
+    """X-4 (the same events always give the same ledger): a SQLite ledger committing after every
+    event, reopened halfway and at the end, holds exactly the states the memory store holds."""
     events = _life(seed)
     memory = Engine(ANDEST)
     path = str(tmp_path / "l.db")
@@ -328,10 +328,11 @@ def _pg_engines(url: str, n: int) -> list[Engine]:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_postgresql_two_processes_alternating_on_the_same_members_hold_no_stale_state(pg_ledger, seed):
-    """X-1: two engines on one PostgreSQL ledger apply one stream's events in turn (each keeps the
-    states it last read or wrote, by revision): every event sees what the other wrote before it,
-    and the ledger ends with the memory store's states; a quote from either gives the same balance."""
+def test_X_4_postgresql_two_processes_alternating_on_the_same_members_hold_no_stale_state(pg_ledger, seed):
+    """X-4 (the same events always give the same ledger): two engines on one PostgreSQL ledger
+    apply one stream's events in turn (each keeps the states it last read or wrote, by revision):
+    every event sees what the other wrote before it, and the ledger ends with the memory store's
+    states; a quote from either gives the same balance."""
     events = _life(seed, members=2, n=50)
     memory = Engine(ANDEST)
     engines = _pg_engines(pg_ledger, 2)
