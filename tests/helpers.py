@@ -36,20 +36,28 @@ def explode_on(monkeypatch, event_id: str) -> None:
     monkeypatch.setattr(runner, "apply", exploding)
 
 
+def _whole_states(heads, rows) -> dict:
+    """Each member's whole state, encoded (``b"null"``: a member row without a state yet), from its
+    head and its rows as the store reads them (engine/store/rows.py). ``heads``: (key, head);
+    ``rows``: (key, part, pos, body), in key, part and position order."""
+    from engine.store.codec import encode_state
+    from engine.store.rows import state_of
+
+    by_key: dict = {}
+    for key, part, pos, body in rows:
+        by_key.setdefault(key, []).append((part, pos, body))
+    return {key: encode_state(state_of(head, by_key.get(key, []), None)[0]) if head is not None else b"null"
+            for key, head in heads}
+
+
 def sqlite_states(con) -> dict[str, bytes]:
     """Each member's whole state in a SQLite ledger (``con``: a sqlite3 connection), as the store
     reads it: its head and its rows (engine/store/rows.py), encoded. Two ledgers that hold the
     same states give the same answer, however each wrote its rows."""
-    from engine.store.codec import encode_state
-    from engine.store.rows import state_of
-
     tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    rows: dict[str, list] = {}
-    if "member_rows" in tables:
-        for member, part, pos, body in con.execute("SELECT member, part, pos, body FROM member_rows ORDER BY member, part, pos"):
-            rows.setdefault(member, []).append((part, pos, body))
-    return {member: encode_state(state_of(head, rows.get(member, []), None)[0])
-            for member, head in con.execute("SELECT member, state FROM members ORDER BY member")}
+    rows = (con.execute("SELECT member, part, pos, body FROM member_rows ORDER BY member, part, pos").fetchall()
+            if "member_rows" in tables else [])
+    return _whole_states(con.execute("SELECT member, state FROM members ORDER BY member").fetchall(), rows)
 
 
 def pg_states(url: str) -> dict[tuple[str, str], bytes]:
@@ -58,14 +66,9 @@ def pg_states(url: str) -> dict[tuple[str, str], bytes]:
     a state yet)."""
     import psycopg
 
-    from engine.store.codec import encode_state
-    from engine.store.rows import state_of
-
     with psycopg.connect(url, autocommit=True) as conn:
-        rows: dict[tuple[str, str], list] = {}
-        for program, member, part, pos, body in conn.execute(
-                "SELECT program, member, part, pos, body FROM member_rows ORDER BY program, member, part, pos"):
-            rows.setdefault((program, member), []).append((part, pos, body))
-        heads = conn.execute("SELECT program, member, state::text FROM members").fetchall()
-    return {(program, member): encode_state(state_of(head, rows.get((program, member), []), None)[0])
-            if head is not None else b"null" for program, member, head in heads}
+        rows = [((program, member), part, pos, body) for program, member, part, pos, body in conn.execute(
+            "SELECT program, member, part, pos, body FROM member_rows ORDER BY program, member, part, pos")]
+        heads = [((program, member), head) for program, member, head in
+                 conn.execute("SELECT program, member, state::text FROM members")]
+    return _whole_states(heads, rows)

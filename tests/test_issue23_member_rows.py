@@ -21,7 +21,7 @@ from engine.store.codec import encode_state
 from engine.store import open_store
 from engine.store.rows import changes, nothing_written, state_of
 from tests.helpers import pg_states
-from tests.test_stores import NO_PG, PG_URL, another_schema, pg_rows
+from tests.test_stores import pg_rows, pg_url  # noqa: F401  (pg_url: the fixture pg_ledger asks for)
 
 ROOT = Path(__file__).resolve().parent.parent
 ANDEST = ROOT / "programs" / "andest.yaml"
@@ -313,12 +313,9 @@ def test_an_event_writes_the_rows_it_changed_not_the_member_s_history(tmp_path):
 
 
 @pytest.fixture
-def pg_ledger():
-    """A PostgreSQL URL whose search_path is a fresh schema (dropped afterwards)."""
-    if not PG_URL:
-        pytest.skip(NO_PG)
-    with another_schema() as url:
-        yield url
+def pg_ledger(request):
+    """A fresh PostgreSQL ledger (tests/test_stores.py's ``pg_url``: a schema of its own, dropped after)."""
+    return request.getfixturevalue("pg_url")
 
 
 def _pg_engines(url: str, n: int) -> list[Engine]:

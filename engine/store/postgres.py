@@ -148,7 +148,7 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
 ]
 _ROWS_AGGREGATE = ("(SELECT json_agg(json_build_array(r.part, r.pos, r.body) ORDER BY r.part, r.pos) "
                    "FROM member_rows r WHERE r.program = m.program AND r.member = m.member)")
-_decode_rows = msgspec.json.Decoder(Optional[list[tuple[int, int, str]]]).decode
+_decode_rows = msgspec.json.Decoder(list[tuple[int, int, str]]).decode
 LATEST = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_xact_lock key: one migrator at a time
 
@@ -583,10 +583,7 @@ class PostgresStore(Store):
             for part, pos, body in change.put:
                 for column, value in zip(put, (member, part, pos, body.decode())):
                     column.append(value)
-            if held is not None:
-                self._held[member] = (held[0] + 1, state, written)
-            else:
-                self._held.pop(member, None)
+            self._hold_written(member, held, state, written)
         statements.append((
             "UPDATE members AS m SET state = r.state::json, clock = r.clock, rev = m.rev + 1 "
             "FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) AS r(member, state, clock) "
@@ -722,7 +719,7 @@ class PostgresStore(Store):
         if not rows:
             return None
         found_rev, text, aggregate = rows[0]
-        return self._state_read(member, found_rev, text, _decode_rows(aggregate) or [] if aggregate else [])
+        return self._state_read(member, found_rev, text, _decode_rows(aggregate) if aggregate else [])
 
     def save(self, event_id, event_type, at, state, entries, effects, body=None, touched=None) -> None:
         """Queue the event's writes in the member's transaction; ``commit`` sends them with the
@@ -788,6 +785,12 @@ class PostgresStore(Store):
             self._held.pop(member, None)   # its rows may have moved on in memory (rows.changes)
             raise
         self._queue.extend(statements)
+        self._hold_written(member, held, state, written)
+
+    def _hold_written(self, member: str, held: Optional[tuple[int, MemberState, Optional[Written]]],
+                      state: MemberState, written: Written) -> None:
+        """After queueing a write of ``member``'s state (its rev raised by one): hold what was
+        written, where the rev before it was known (``held``); else hold nothing of the member."""
         if held is not None:
             self._held[member] = (held[0] + 1, state, written)
         else:

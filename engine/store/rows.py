@@ -92,6 +92,12 @@ def _items(state: MemberState, part: int) -> list[Any]:
     return list(live.values()) if part == _ORDERS else live
 
 
+def _sequence(part: int, items: list[Any], positions: list[int], orders: dict[str, Any]) -> Sequence:
+    """The rows of ``items`` at ``positions``, as written or read (the orders' ids from ``orders``)."""
+    return Sequence(list(items), positions, (positions[-1] if positions else 0) + STRIDE,
+                    dict(zip(orders, positions)) if part == _ORDERS else None)
+
+
 def head_of(state: MemberState) -> bytes:
     """The state without its sequences, as stored."""
     return encode_state(msgspec.structs.replace(state, orders={}, lots=[], closed=[]))
@@ -143,8 +149,7 @@ def changes(state: MemberState, written: Optional[Written], touched: Optional[To
         items = _items(state, part)
         positions = [STRIDE * (i + 1) for i in range(len(items))]
         rows.extend((part, p, _encode(item)) for p, item in zip(positions, items))
-        keys = dict(zip(state.orders, positions)) if part == _ORDERS else None
-        whole.append(Sequence(list(items), positions, STRIDE * (len(items) + 1), keys))
+        whole.append(_sequence(part, items, positions, state.orders))
     return RowChanges(head, True, [], rows), Written(whole)
 
 
@@ -156,6 +161,18 @@ def _replayed(part: int, held: Sequence, ops: list[tuple[str, Any]], live: Any,
     the rows held (the sequence is then written whole)."""
     positions = held.positions
     first_new = held.next     # positions from here on were made by these changes: no row to delete yet
+
+    def appended() -> int:
+        position = held.next
+        positions.append(position)
+        held.next += STRIDE
+        return position
+
+    def removed(position: int) -> None:
+        if position < first_new:
+            deleted.append((part, position))
+
+    changed: list[tuple[int, Any]]     # (position, item) of the rows to put
     try:
         if part == _ORDERS:
             keys = held.keys
@@ -165,44 +182,37 @@ def _replayed(part: int, held: Sequence, ops: list[tuple[str, Any]], live: Any,
             for op, key in ops:
                 if op == "set":
                     if key not in keys:
-                        keys[key] = held.next
-                        positions.append(held.next)
-                        held.next += STRIDE
+                        keys[key] = appended()
                     dirty_keys.add(key)
                 elif op == "pop":
                     gone = keys.pop(key)
                     positions.remove(gone)
                     dirty_keys.discard(key)
-                    if gone < first_new:
-                        deleted.append((part, gone))
+                    removed(gone)
                 else:
                     return None
-            if len(positions) != len(live):
-                return None
-            put.extend((part, keys[key], _encode(live[key])) for key in dirty_keys)
+            changed = [(keys[key], live[key]) for key in dirty_keys]
         else:
             dirty = set()
             for op, i in ops:
                 if op == "append":
                     if i != len(positions):
                         return None
-                    positions.append(held.next)
-                    dirty.add(held.next)
-                    held.next += STRIDE
+                    dirty.add(appended())
                 elif op == "put":
                     dirty.add(positions[i])
                 elif op == "remove":
                     gone = positions.pop(i)
                     dirty.discard(gone)
-                    if gone < first_new:
-                        deleted.append((part, gone))
+                    removed(gone)
                 else:
                     return None
-            if len(positions) != len(live):
-                return None
-            put.extend((part, p, _encode(live[bisect_left(positions, p)])) for p in dirty)
+            changed = [(p, live[bisect_left(positions, p)]) for p in dirty]
     except (IndexError, KeyError, ValueError):
         return None
+    if len(positions) != len(live):
+        return None
+    put.extend((part, p, _encode(item)) for p, item in changed)
     held.items = held.ids = held.index = None   # identities not followed on this path
     return held
 
@@ -285,12 +295,10 @@ def state_of(head: bytes | str, rows: Iterable[tuple[int, int, bytes | str]], zo
     state.orders = {order.id: order for order in found[_ORDERS]}
     state.lots = found[PARTS.index("lots")]
     state.closed = found[PARTS.index("closed")]
-    return state, Written([
-        Sequence(list(_items(state, part)), positions[part], (positions[part][-1] if positions[part] else 0) + STRIDE,
-                 dict(zip(state.orders, positions[part])) if part == _ORDERS else None)
-        for part in range(len(PARTS))])
+    return state, Written([_sequence(part, _items(state, part), positions[part], state.orders)
+                           for part in range(len(PARTS))])
 
 
 def nothing_written() -> Written:
     """The rows of a member the ledger does not hold yet."""
-    return Written([Sequence([], [], STRIDE, {} if part == _ORDERS else None) for part in range(len(PARTS))])
+    return Written([_sequence(part, [], [], {}) for part in range(len(PARTS))])

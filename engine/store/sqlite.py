@@ -225,13 +225,16 @@ class SQLiteStore(Store):
         self._booked = None
         version = self._tx_version = self.db.execute("PRAGMA data_version").fetchone()[0]
         if version != self._written_version or len(self._written) > KEPT_MEMBERS:
-            # another connection committed since our last transaction: what we remember of the
-            # ledger (members' rows, the count of applied events, the last time) is read again
-            self._written.clear()
-            self._seq = None
-            self._last_stored = _NOT_READ
+            self._forget()   # another connection committed since our last transaction
             self._written_version = version
         return True
+
+    def _forget(self) -> None:
+        """Read again what we remember of the ledger between our transactions: members' rows, the
+        count of applied events, the last time."""
+        self._written = {}     # (assigned: a failure while opening the store forgets too)
+        self._seq = None
+        self._last_stored = _NOT_READ
 
     _begin = begin
 
@@ -474,9 +477,7 @@ class SQLiteStore(Store):
         """After an error SQLite may have rolled the transaction back itself (a full disk does):
         drop the batch's buffers, and end the transaction if it is still open."""
         self._clear_buffers()
-        self._written = {}     # (assigned: a failure while opening the store comes here too)
-        self._seq = None
-        self._last_stored = _NOT_READ
+        self._forget()
         if getattr(self, "_in_tx", False):
             self._in_tx = False
             try:
@@ -496,9 +497,7 @@ class SQLiteStore(Store):
     def rollback(self) -> None:
         """Drop everything saved since the last commit (the service uses it when an event fails)."""
         self._clear_buffers()
-        self._written.clear()
-        self._seq = None
-        self._last_stored = _NOT_READ
+        self._forget()
         if self._in_tx:
             self.db.execute("ROLLBACK")
             self._in_tx = False
@@ -526,10 +525,11 @@ class SQLiteStore(Store):
 
 
 # Each event asks these; they answer from the transaction's buffers and reach SQLite only through
-# the guarded methods (``_open``, ``_fetch_one``, ``_version_moved``), so they need no guard of their own.
+# the guarded methods (``_open``, ``_fetch_one``, ``_fetch_all``, ``_version_moved``), so they need no
+# guard of their own.
 _PER_EVENT = {"begin", "_begin", "changed_by_others", "is_applied", "refusal", "load", "_book"}
 for _name, _method in list(vars(SQLiteStore).items()):
-    if (callable(_method) and (_name == "__init__" or not _name.startswith("__")) and _name != "_failed"
+    if (callable(_method) and (_name == "__init__" or not _name.startswith("__")) and _name not in ("_failed", "_forget")
             and _name not in _PER_EVENT):
         setattr(SQLiteStore, _name, _guarded(_method))
 
